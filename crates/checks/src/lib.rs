@@ -1,0 +1,1 @@
+pub const KINDS: &[&dyn nodecheck_core::kind::Kind] = &[];

@@ -1,0 +1,45 @@
+//! Reporters: turn the runner's events into terminal output, JUnit, JSON.
+//!
+//! The runner sends [`Event`]s over a channel to one reporter thread; each
+//! reporter writes to the `Write` it was given, never to stdout directly.
+
+mod atomic;
+mod json;
+mod junit;
+mod model;
+mod terminal;
+
+use std::io;
+use std::sync::Arc;
+
+pub use atomic::write_atomically;
+pub use json::JsonReporter;
+pub use junit::JunitReporter;
+pub use model::{
+    CheckResult, ControlResult, Counts, JSON_SCHEMA, ProfileInfo, Report, Summary, TargetInfo,
+};
+pub use terminal::{TerminalOptions, TerminalReporter};
+
+use crate::outcome::Status;
+
+/// What the runner tells reporters while it works.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The run begins: `checks` checks in `controls` controls.
+    Started { controls: usize, checks: usize },
+    /// A check began (for live progress only).
+    CheckStarted { control: String, check: String },
+    /// A check ended.
+    CheckFinished {
+        control: String,
+        check: String,
+        status: Status,
+    },
+    /// The run is over; the full report, in profile order.
+    Finished(Arc<Report>),
+}
+
+/// Something that consumes run events.
+pub trait Reporter: Send {
+    fn event(&mut self, event: &Event) -> io::Result<()>;
+}

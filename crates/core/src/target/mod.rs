@@ -1,0 +1,264 @@
+//! Targets: the only way a check touches the system it checks.
+//!
+//! A check never calls `std::fs` or spawns a process itself (clippy's
+//! `disallowed-methods` enforces that in the checks crate); it asks the
+//! [`Target`]. For a root filesystem every path the profile names is resolved
+//! *inside* the root — absolute symlinks, `..` and chains of links included —
+//! so nothing in an image can make nodecheck read the host.
+
+mod accounts;
+mod memory;
+mod resolve;
+mod rootfs;
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+pub use accounts::{Accounts, Group, User};
+pub use memory::MemoryTarget;
+pub use rootfs::RootFs;
+
+/// The kinds of target a control can be limited to with `targets = [...]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// An unpacked root filesystem, not booted.
+    Rootfs,
+    /// A running container, reached through its pid.
+    Container,
+    /// The booted node nodecheck runs on.
+    Live,
+    /// A packed image (cpio, squashfs, OCI) read without unpacking.
+    Image,
+}
+
+impl TargetKind {
+    pub const ALL: [TargetKind; 4] = [
+        TargetKind::Rootfs,
+        TargetKind::Container,
+        TargetKind::Live,
+        TargetKind::Image,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Rootfs => "rootfs",
+            TargetKind::Container => "container",
+            TargetKind::Live => "live",
+            TargetKind::Image => "image",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TargetKind> {
+        TargetKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something a check (or one of its properties) needs from the target.
+///
+/// Kinds declare these; the runner compares them with the target's
+/// [`Target::has`] and writes the skip reason itself, so no check ever
+/// invents its own "not applicable" message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Need {
+    /// A booted kernel and its /proc, /sys: loaded modules, processes, ports.
+    Live,
+    /// Running a program inside the target.
+    Exec,
+}
+
+impl Need {
+    /// The skip reason shown when the target lacks this capability.
+    pub fn skip_reason(self) -> &'static str {
+        match self {
+            Need::Live => "needs a live node",
+            Need::Exec => "needs command execution in the target",
+        }
+    }
+}
+
+/// File types as `stat` reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileType {
+    File,
+    Directory,
+    Symlink,
+    Socket,
+    Fifo,
+    Block,
+    Char,
+}
+
+impl FileType {
+    pub const ALL: [FileType; 7] = [
+        FileType::File,
+        FileType::Directory,
+        FileType::Symlink,
+        FileType::Socket,
+        FileType::Fifo,
+        FileType::Block,
+        FileType::Char,
+    ];
+
+    /// From the `S_IFMT` bits of `st_mode`.
+    pub fn from_mode(mode: u32) -> FileType {
+        match mode & libc::S_IFMT {
+            libc::S_IFDIR => FileType::Directory,
+            libc::S_IFLNK => FileType::Symlink,
+            libc::S_IFSOCK => FileType::Socket,
+            libc::S_IFIFO => FileType::Fifo,
+            libc::S_IFBLK => FileType::Block,
+            libc::S_IFCHR => FileType::Char,
+            _ => FileType::File,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileType::File => "file",
+            FileType::Directory => "directory",
+            FileType::Symlink => "symlink",
+            FileType::Socket => "socket",
+            FileType::Fifo => "fifo",
+            FileType::Block => "block",
+            FileType::Char => "char",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FileType> {
+        FileType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl fmt::Display for FileType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What `stat`/`lstat` says of a path inside the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    pub file_type: FileType,
+    /// Permission bits including setuid, setgid and sticky (`& 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime: Option<SystemTime>,
+    pub nlink: u64,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// One entry of a directory listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    /// The entry's own type (symlinks are not followed).
+    pub file_type: FileType,
+}
+
+/// One entry found by [`Target::walk`]: the path inside the target and the
+/// entry's own (not followed) metadata.
+#[derive(Clone, Debug)]
+pub struct WalkEntry {
+    /// Absolute path inside the target, e.g. `/usr/bin/ls`.
+    pub path: String,
+    /// Depth below the walk's start (the start itself is 0).
+    pub depth: usize,
+    pub metadata: Metadata,
+}
+
+/// How [`Target::walk`] descends.
+#[derive(Clone, Debug, Default)]
+pub struct WalkOptions {
+    /// Deepest level reported (0 = only the start). `None`: no limit.
+    pub max_depth: Option<usize>,
+    /// Stay on the start's filesystem (like `find -xdev`).
+    pub same_file_system: bool,
+}
+
+/// A system nodecheck can inspect: a root filesystem, a container, the node
+/// itself.
+///
+/// Paths are absolute paths *inside* the target (`/etc/passwd`). Every
+/// implementation must resolve them inside its root.
+pub trait Target: Send + Sync {
+    /// What sort of target this is (`targets = [...]` in a control matches
+    /// against it).
+    fn kind(&self) -> TargetKind;
+
+    /// Human description for reports: `rootfs:/srv/images/compute`.
+    fn describe(&self) -> String;
+
+    /// Whether the target offers a capability a check needs.
+    fn has(&self, need: Need) -> bool;
+
+    /// `stat` (`follow = true`) or `lstat` of a path inside the target.
+    fn metadata(&self, path: &str, follow: bool) -> io::Result<Metadata>;
+
+    /// The target of a symlink, as stored in the link.
+    fn read_link(&self, path: &str) -> io::Result<String>;
+
+    /// Where a path leads inside the target once every symlink is followed:
+    /// an absolute, normalised path. Fails like `realpath` when a component
+    /// is missing.
+    fn canonicalize(&self, path: &str) -> io::Result<String>;
+
+    /// At most `limit` bytes of a file (symlinks followed inside the
+    /// target). A larger file is an error naming the limit, never a
+    /// truncated read presented as whole.
+    fn read(&self, path: &str, limit: u64) -> io::Result<Vec<u8>>;
+
+    /// The entries of a directory, sorted by name.
+    fn read_dir(&self, path: &str) -> io::Result<Vec<DirEntry>>;
+
+    /// Visits every entry below `path` (the start included), without
+    /// following symlinks, in a stable order. The callback returns `false` to
+    /// prune a directory. Errors on single entries are reported through the
+    /// callback's `Err` and the walk goes on.
+    fn walk(
+        &self,
+        path: &str,
+        options: &WalkOptions,
+        visit: &mut dyn FnMut(io::Result<WalkEntry>) -> bool,
+    ) -> io::Result<()>;
+
+    /// Users and groups of the target, from its own /etc/passwd and
+    /// /etc/group, parsed once.
+    fn accounts(&self) -> &Accounts;
+}
+
+/// The default limit for reading a file whole (content matchers, config
+/// files): big enough for any text file in an image, small enough to keep a
+/// hostile file from eating the node's memory.
+pub const READ_LIMIT: u64 = 64 << 20;
+
+/// Joins `rel` onto the absolute in-target path `base` (no resolution).
+pub fn join(base: &str, rel: &str) -> String {
+    if rel.starts_with('/') {
+        return rel.to_string();
+    }
+    let mut s = base.trim_end_matches('/').to_string();
+    s.push('/');
+    s.push_str(rel);
+    s
+}
+
+/// The path nodecheck shows for an in-target path.
+pub fn display(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}

@@ -1,0 +1,2 @@
+//! Path resolution inside a root.
+// STUB
