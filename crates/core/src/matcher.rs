@@ -260,7 +260,9 @@ pub fn version_cmp(a: &str, b: &str) -> Ordering {
             }
             (Some(x), Some(y)) => {
                 if x != y {
-                    return x.cmp(y);
+                    // dpkg's order: letters before other characters.
+                    let rank = |c: u8| u16::from(c) + if c.is_ascii_alphabetic() { 0 } else { 256 };
+                    return rank(*x).cmp(&rank(*y));
                 }
                 a = &a[1..];
                 b = &b[1..];
