@@ -1,8 +1,23 @@
 //! Profiles: loading (raw TOML with spans), validation into checked types,
 //! includes, variables, matrix expansion.
+//!
+//! Loading runs in two stages, as cargo-deny reads its configuration: the
+//! file becomes a tree of values that remember their line and column
+//! (`raw`), then that tree is validated into [`Profile`]. Every problem is
+//! collected as a [`Diagnostic`] with a stable code, so one run of
+//! `nodecheck validate` shows them all.
 
+mod check;
 mod diag;
+mod load;
 mod model;
+mod raw;
+mod vars;
 
-pub use diag::{Diagnostic, Diagnostics};
+pub use diag::{Diagnostic, Diagnostics, Level};
+pub use load::{LoadOptions, load, load_all};
 pub use model::{Check, Control, Location, Profile, Prop, Severity, Value, Waiver};
+pub use vars::VarValue;
+
+#[cfg(test)]
+mod tests;
