@@ -70,7 +70,10 @@ pub enum Actual<'a> {
     List(&'a [String]),
     /// An amount; `total` is what a percentage is relative to (a
     /// filesystem's size for `free = "10%"`).
-    Amount { value: f64, total: Option<f64> },
+    Amount {
+        value: f64,
+        total: Option<f64>,
+    },
 }
 
 impl fmt::Display for Actual<'_> {
@@ -106,7 +109,9 @@ impl Matcher {
 
     /// Like [`Matcher::test`] with a caller's version order (dpkg's, rpm's).
     pub fn test_with(&self, actual: Actual<'_>, vcmp: &dyn Fn(&str, &str) -> Ordering) -> bool {
-        self.preds.iter().all(|p| p.test(actual, self.compare, vcmp))
+        self.preds
+            .iter()
+            .all(|p| p.test(actual, self.compare, vcmp))
     }
 
     /// The expectation in words: `0400`, `>= 2.34 and < 3`, `matches ^ID=`.
@@ -183,7 +188,10 @@ fn equals(actual: Actual<'_>, expected: &Scalar, compare: Compare) -> bool {
             parse_quantity(&e.to_string()).is_some_and(|q| (q.resolve(total) - value).abs() < 0.5)
         }
         (a, e) if compare != Compare::Version => {
-            match (parse_quantity(&a.to_string()), parse_quantity(&e.to_string())) {
+            match (
+                parse_quantity(&a.to_string()),
+                parse_quantity(&e.to_string()),
+            ) {
                 (Some(x), Some(y)) => (x.value - y.value).abs() < 1e-9 && x.percent == y.percent,
                 _ => a.to_string() == e.to_string(),
             }
@@ -424,7 +432,10 @@ mod tests {
 
     #[test]
     fn quantities_take_units() {
-        assert_eq!(parse_quantity("256GiB").unwrap().value, 256.0 * 1024f64.powi(3));
+        assert_eq!(
+            parse_quantity("256GiB").unwrap().value,
+            256.0 * 1024f64.powi(3)
+        );
         assert_eq!(parse_quantity("1.5G").unwrap().value, 1.5 * 1024f64.powi(3));
         assert!(parse_quantity("10%").unwrap().percent);
         assert_eq!(parse_quantity("30s").unwrap().value, 30.0);
@@ -486,7 +497,10 @@ mod tests {
         let re = Regex::new("(?m)^ID=debian$").unwrap();
         let r = m(vec![Pred::Matches(re)], Compare::Version);
         assert!(r.test(Actual::Str("NAME=x\nID=debian\n")));
-        let size = m(vec![Pred::Eq(Scalar::Str("1KiB".into()))], Compare::Quantity);
+        let size = m(
+            vec![Pred::Eq(Scalar::Str("1KiB".into()))],
+            Compare::Quantity,
+        );
         assert!(size.test(Actual::Int(1024)));
         let one = m(
             vec![Pred::OneOf(vec![Scalar::Int(0), Scalar::Int(1)])],

@@ -173,7 +173,10 @@ mod tests {
         assert_eq!(Status::combine([Status::Skip, Status::Skip]), Status::Skip);
         assert_eq!(Status::combine([Status::Skip, Status::Pass]), Status::Pass);
         assert_eq!(Status::combine([Status::Pass, Status::Fail]), Status::Fail);
-        assert_eq!(Status::combine([Status::Error, Status::Fail]), Status::Error);
+        assert_eq!(
+            Status::combine([Status::Error, Status::Fail]),
+            Status::Error
+        );
     }
 
     #[test]

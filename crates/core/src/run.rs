@@ -18,8 +18,8 @@ use rayon::prelude::*;
 use crate::outcome::{Evaluation, PropertyResult, Status};
 use crate::profile::{Check, Control, Profile};
 use crate::report::{
-    CheckResult, ControlResult, Event, ProfileInfo, Report, Reporter, Summary, TargetInfo,
-    JSON_SCHEMA,
+    CheckResult, ControlResult, Event, JSON_SCHEMA, ProfileInfo, Report, Reporter, Summary,
+    TargetInfo,
 };
 use crate::target::Target;
 
@@ -84,10 +84,10 @@ pub fn run(
             let mut errors = Vec::new();
             for event in rx {
                 for r in reporters.iter_mut() {
-                    if let Err(e) = r.event(&event) {
-                        if e.kind() != io::ErrorKind::BrokenPipe {
-                            errors.push(e);
-                        }
+                    if let Err(e) = r.event(&event)
+                        && e.kind() != io::ErrorKind::BrokenPipe
+                    {
+                        errors.push(e);
                     }
                 }
             }
@@ -170,11 +170,7 @@ fn evaluate(
                 continue;
             }
             if let Some(reason) = skip_reason(c, target, &index, &done) {
-                let checks = c
-                    .checks
-                    .iter()
-                    .map(|k| skipped(k, &reason))
-                    .collect();
+                let checks = c.checks.iter().map(|k| skipped(k, &reason)).collect();
                 done[i] = Some((Status::Skip, Some(reason), checks, Duration::ZERO));
                 continue;
             }
@@ -213,7 +209,8 @@ fn evaluate(
         };
         let mut results = results.into_iter();
         for &i in &wave {
-            let checks: Vec<CheckResult> = results.by_ref().take(controls[i].checks.len()).collect();
+            let checks: Vec<CheckResult> =
+                results.by_ref().take(controls[i].checks.len()).collect();
             let status = Status::combine(checks.iter().map(|c| c.status));
             let d = checks.iter().map(|c| c.duration).sum();
             done[i] = Some((status, None, checks, d));
@@ -243,15 +240,15 @@ fn skip_reason(
         let Some(&j) = index.get(dep.as_str()) else {
             continue;
         };
-        if let Some((status, _, _, _)) = &done[j] {
-            if *status != Status::Pass {
-                let what = match status {
-                    Status::Fail => "failed",
-                    Status::Error => "errored",
-                    _ => "was skipped",
-                };
-                return Some(format!("depends on `{dep}`, which {what}"));
-            }
+        if let Some((status, _, _, _)) = &done[j]
+            && *status != Status::Pass
+        {
+            let what = match status {
+                Status::Fail => "failed",
+                Status::Error => "errored",
+                _ => "was skipped",
+            };
+            return Some(format!("depends on `{dep}`, which {what}"));
         }
     }
     None
@@ -318,11 +315,10 @@ fn eval_supported(check: &Check, target: &dyn Target) -> Evaluation {
             _ => true,
         }
     });
-    let asserts = runnable.props.iter().any(|p| {
-        kind.keys()
-            .iter()
-            .any(|k| k.name == p.key && !k.modifier)
-    });
+    let asserts = runnable
+        .props
+        .iter()
+        .any(|p| kind.keys().iter().any(|k| k.name == p.key && !k.modifier));
     let mut evaluation = if !skipped.is_empty() && !asserts {
         Evaluation::default()
     } else {
@@ -411,7 +407,9 @@ fn select(profile: &Profile, options: &Options) -> Vec<bool> {
         .iter()
         .filter_map(|p| {
             let escaped = p.replace('[', "\\[").replace(']', "\\]");
-            globset::Glob::new(&escaped).ok().map(|g| g.compile_matcher())
+            globset::Glob::new(&escaped)
+                .ok()
+                .map(|g| g.compile_matcher())
         })
         .collect();
     let mut selected: Vec<bool> = profile
@@ -433,11 +431,11 @@ fn select(profile: &Profile, options: &Options) -> Vec<bool> {
     let mut stack: Vec<usize> = (0..selected.len()).filter(|&i| selected[i]).collect();
     while let Some(i) = stack.pop() {
         for d in &profile.controls[i].depends_on {
-            if let Some(&j) = index.get(d.as_str()) {
-                if !selected[j] {
-                    selected[j] = true;
-                    stack.push(j);
-                }
+            if let Some(&j) = index.get(d.as_str())
+                && !selected[j]
+            {
+                selected[j] = true;
+                stack.push(j);
             }
         }
     }
@@ -449,4 +447,275 @@ fn hostname() -> String {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::kind::{Key, Kind, Ty};
+    use crate::profile::{Location, Prop, Severity, Value};
+    use crate::target::{Accounts, DirEntry, Metadata, Need, TargetKind, WalkEntry, WalkOptions};
+
+    /// A target with nothing in it; `live` says whether it is a booted node.
+    struct Empty {
+        live: bool,
+        accounts: Accounts,
+    }
+
+    impl Target for Empty {
+        fn kind(&self) -> TargetKind {
+            if self.live {
+                TargetKind::Live
+            } else {
+                TargetKind::Rootfs
+            }
+        }
+        fn describe(&self) -> String {
+            "empty".into()
+        }
+        fn has(&self, need: Need) -> bool {
+            self.live && need == Need::Live
+        }
+        fn metadata(&self, _: &str, _: bool) -> io::Result<Metadata> {
+            Err(io::ErrorKind::NotFound.into())
+        }
+        fn read_link(&self, _: &str) -> io::Result<String> {
+            Err(io::ErrorKind::NotFound.into())
+        }
+        fn canonicalize(&self, _: &str) -> io::Result<String> {
+            Err(io::ErrorKind::NotFound.into())
+        }
+        fn read(&self, _: &str, _: u64) -> io::Result<Vec<u8>> {
+            Err(io::ErrorKind::NotFound.into())
+        }
+        fn read_dir(&self, _: &str) -> io::Result<Vec<DirEntry>> {
+            Err(io::ErrorKind::NotFound.into())
+        }
+        fn walk(
+            &self,
+            _: &str,
+            _: &WalkOptions,
+            _: &mut dyn FnMut(io::Result<WalkEntry>) -> bool,
+        ) -> io::Result<()> {
+            Ok(())
+        }
+        fn accounts(&self) -> &Accounts {
+            &self.accounts
+        }
+    }
+
+    /// Passes when its subject is "pass", fails on "fail", panics on "panic".
+    struct Probe;
+
+    const KEYS: &[Key] = &[
+        Key::new("ok", Ty::Bool, "asserted"),
+        Key::new("loaded", Ty::Bool, "live only").needs(Need::Live),
+    ];
+
+    impl Kind for Probe {
+        fn name(&self) -> &'static str {
+            "probe"
+        }
+        fn subject(&self) -> Key {
+            Key::new("name", Ty::Str, "what")
+        }
+        fn keys(&self) -> &'static [Key] {
+            KEYS
+        }
+        fn doc(&self) -> &'static str {
+            ""
+        }
+        fn eval(&self, check: &Check, _: &Context<'_>) -> Evaluation {
+            let mut out = Vec::new();
+            for p in &check.props {
+                match check.subject.as_str() {
+                    "panic" => panic!("probe exploded"),
+                    s => out.push(PropertyResult::verdict(p.key, s == "pass", s)),
+                }
+            }
+            out.into()
+        }
+    }
+
+    fn loc() -> Location {
+        Location {
+            file: Arc::new("t.toml".into()),
+            line: 1,
+            column: 1,
+        }
+    }
+
+    fn check(subject: &str, keys: &[&'static str]) -> Check {
+        Check {
+            kind: &Probe,
+            subject: subject.into(),
+            props: keys
+                .iter()
+                .map(|k| Prop {
+                    key: k,
+                    value: Value::Bool(true),
+                    location: loc(),
+                })
+                .collect(),
+            location: loc(),
+            timeout: None,
+        }
+    }
+
+    fn control(id: &str, deps: &[&str], checks: Vec<Check>) -> Control {
+        Control {
+            id: id.into(),
+            title: None,
+            severity: Severity::Medium,
+            tags: vec![],
+            desc: None,
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            targets: vec![],
+            timeout: None,
+            checks,
+            location: loc(),
+            waiver: None,
+        }
+    }
+
+    fn profile(controls: Vec<Control>) -> Profile {
+        Profile {
+            name: "t".into(),
+            title: None,
+            version: None,
+            file: "t.toml".into(),
+            controls,
+            warnings: vec![],
+        }
+    }
+
+    fn run_on(p: &Profile, live: bool) -> Arc<Report> {
+        let t = Empty {
+            live,
+            accounts: Accounts::default(),
+        };
+        run(p, &t, &Options::default(), Vec::new()).report
+    }
+
+    #[test]
+    fn dependents_of_a_failure_are_skipped_with_the_reason() {
+        let p = profile(vec![
+            control("b", &["a"], vec![check("pass", &["ok"])]),
+            control("a", &[], vec![check("fail", &["ok"])]),
+            control("c", &["b"], vec![check("pass", &["ok"])]),
+        ]);
+        let r = run_on(&p, false);
+        let status: Vec<Status> = r.controls.iter().map(|c| c.status).collect();
+        assert_eq!(status, vec![Status::Skip, Status::Fail, Status::Skip]);
+        assert_eq!(
+            r.controls[0].skip_reason.as_deref(),
+            Some("depends on `a`, which failed")
+        );
+        assert_eq!(
+            r.controls[2].skip_reason.as_deref(),
+            Some("depends on `b`, which was skipped")
+        );
+        assert_eq!(r.summary.checks.skipped, 2);
+    }
+
+    #[test]
+    fn a_panicking_check_is_an_error_and_the_run_goes_on() {
+        let p = profile(vec![control(
+            "a",
+            &[],
+            vec![check("panic", &["ok"]), check("pass", &["ok"])],
+        )]);
+        let r = run_on(&p, false);
+        let c = &r.controls[0];
+        assert_eq!(c.checks[0].status, Status::Error);
+        assert!(c.checks[0].properties[0].message.contains("probe exploded"));
+        assert_eq!(c.checks[1].status, Status::Pass);
+        assert_eq!(c.status, Status::Error);
+        assert!(r.failed(Severity::Low));
+    }
+
+    #[test]
+    fn live_only_properties_are_skipped_by_the_runner() {
+        let p = profile(vec![
+            control("a", &[], vec![check("pass", &["loaded"])]),
+            control("b", &[], vec![check("pass", &["ok", "loaded"])]),
+        ]);
+        let r = run_on(&p, false);
+        assert_eq!(r.controls[0].status, Status::Skip);
+        assert_eq!(
+            r.controls[0].checks[0].properties[0].message,
+            "needs a live node"
+        );
+        assert_eq!(r.controls[1].status, Status::Pass);
+        let r = run_on(&p, true);
+        assert_eq!(r.controls[0].status, Status::Pass);
+    }
+
+    #[test]
+    fn targets_limit_where_a_control_runs() {
+        let mut c = control("a", &[], vec![check("fail", &["ok"])]);
+        c.targets = vec![TargetKind::Live];
+        let r = run_on(&profile(vec![c]), false);
+        assert_eq!(r.controls[0].status, Status::Skip);
+        assert_eq!(
+            r.controls[0].skip_reason.as_deref(),
+            Some("runs only on live targets, this is a rootfs target")
+        );
+        assert!(!r.failed(Severity::Info));
+    }
+
+    #[test]
+    fn waived_failures_do_not_fail_the_run_and_fail_on_filters_severity() {
+        let mut a = control("a", &[], vec![check("fail", &["ok"])]);
+        a.severity = Severity::Low;
+        let r = run_on(&profile(vec![a.clone()]), false);
+        assert!(r.failed(Severity::Low));
+        assert!(!r.failed(Severity::High));
+        a.waiver = Some(crate::profile::Waiver {
+            control: "a".into(),
+            reason: "known".into(),
+            expires: None,
+            location: None,
+        });
+        let r = run_on(&profile(vec![a]), false);
+        assert!(!r.failed(Severity::Info));
+        assert_eq!(r.summary.checks.waived, 1);
+        assert_eq!(r.summary.checks.skipped, 1);
+    }
+
+    #[test]
+    fn selection_pulls_in_dependencies_and_names_are_unique() {
+        let mut a = control(
+            "a",
+            &[],
+            vec![check("pass", &["ok"]), check("pass", &["ok"])],
+        );
+        a.tags = vec!["x".into()];
+        let p = profile(vec![
+            a,
+            control("b", &["a"], vec![check("pass", &["ok"])]),
+            control("c", &[], vec![check("pass", &["ok"])]),
+        ]);
+        let t = Empty {
+            live: false,
+            accounts: Accounts::default(),
+        };
+        let o = Options {
+            controls: vec!["b".into()],
+            ..Default::default()
+        };
+        let r = run(&p, &t, &o, Vec::new()).report;
+        let ids: Vec<&str> = r.controls.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, vec!["a", "b"]);
+        assert_eq!(r.controls[0].checks[1].name, "probe pass #2");
+        let o = Options {
+            tags: vec!["x".into()],
+            jobs: Some(1),
+            ..Default::default()
+        };
+        let r = run(&p, &t, &o, Vec::new()).report;
+        assert_eq!(r.controls.len(), 1);
+    }
 }

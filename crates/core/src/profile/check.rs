@@ -63,7 +63,13 @@ pub(crate) fn checks(
                 format!(
                     "unknown key or resource `{}` in control{}; expected a control key ({}) or a resource table ({})",
                     name.key,
-                    suggest(&name.key, names.iter().copied().chain(super::load::CONTROL_KEYS.iter().copied())),
+                    suggest(
+                        &name.key,
+                        names
+                            .iter()
+                            .copied()
+                            .chain(super::load::CONTROL_KEYS.iter().copied())
+                    ),
                     super::load::CONTROL_KEYS.join(", "),
                     names.join(", ")
                 ),
@@ -93,7 +99,11 @@ pub(crate) fn checks(
         let Some(entries) = t.as_table() else {
             diags.push(t.diag(Diagnostic::error(
                 "wrong-type",
-                format!("a {} check must be a table, got {}", kind.name(), t.v.type_name()),
+                format!(
+                    "a {} check must be a table, got {}",
+                    kind.name(),
+                    t.v.type_name()
+                ),
             )));
             continue;
         };
@@ -155,11 +165,10 @@ fn one_table(
         }
         return Vec::new();
     };
-    if !props.iter().any(|p| {
-        kind.keys()
-            .iter()
-            .any(|k| k.name == p.key && !k.modifier)
-    }) && diags.len() == before
+    if !props
+        .iter()
+        .any(|p| kind.keys().iter().any(|k| k.name == p.key && !k.modifier))
+        && diags.len() == before
     {
         let asserting: Vec<&str> = kind
             .keys()
@@ -187,10 +196,10 @@ fn one_table(
             timeout,
         })
         .collect();
-    if diags.len() == before {
-        if let Some(first) = checks.first() {
-            diags.extend(kind.validate(first));
-        }
+    if diags.len() == before
+        && let Some(first) = checks.first()
+    {
+        diags.extend(kind.validate(first));
     }
     checks
 }
@@ -618,7 +627,10 @@ mod tests {
             suggest("ownr", keys.iter().copied()),
             " (did you mean `owner`?)"
         );
-        assert_eq!(suggest("mdoe", keys.iter().copied()), " (did you mean `mode`?)");
+        assert_eq!(
+            suggest("mdoe", keys.iter().copied()),
+            " (did you mean `mode`?)"
+        );
         assert_eq!(suggest("frobnicate", keys.iter().copied()), "");
     }
 }

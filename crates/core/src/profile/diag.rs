@@ -108,11 +108,7 @@ impl fmt::Display for Diagnostics {
         }
         let n = self.errors().count();
         if n > 0 {
-            write!(
-                f,
-                "\n{n} error{} in profile",
-                if n == 1 { "" } else { "s" }
-            )?;
+            write!(f, "\n{n} error{} in profile", if n == 1 { "" } else { "s" })?;
         }
         Ok(())
     }

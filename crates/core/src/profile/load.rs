@@ -299,7 +299,10 @@ impl Loader<'_> {
                     Some(n)
                         if !n.is_empty()
                             && n.bytes().all(|b| {
-                                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                                b.is_ascii_lowercase()
+                                    || b.is_ascii_digit()
+                                    || b == b'_'
+                                    || b == b'-'
                             }) =>
                     {
                         name = Some(n.to_string());
@@ -331,10 +334,10 @@ impl Loader<'_> {
             }
             None => {
                 if !entries.iter().any(|f| f.key == "name") {
-                    self.diags.push(e.key_at.diag(Diagnostic::error(
-                        "missing-key",
-                        "[profile] needs a `name`",
-                    )));
+                    self.diags.push(
+                        e.key_at
+                            .diag(Diagnostic::error("missing-key", "[profile] needs a `name`")),
+                    );
                 }
                 None
             }
@@ -383,10 +386,9 @@ impl Loader<'_> {
                     }),
                     _ => self.wrong_type(&f.value, "`id`", "a non-empty string"),
                 },
-                None => self.diags.push(t.diag(Diagnostic::error(
-                    "missing-key",
-                    "control needs an `id`",
-                ))),
+                None => self
+                    .diags
+                    .push(t.diag(Diagnostic::error("missing-key", "control needs an `id`"))),
             }
         }
     }
@@ -420,7 +422,11 @@ impl Loader<'_> {
                     VarValue::List(l)
                 }
                 V::Table(_) => {
-                    self.wrong_type(v, &format!("variable `{k}`"), "a string or a list of strings");
+                    self.wrong_type(
+                        v,
+                        &format!("variable `{k}`"),
+                        "a string or a list of strings",
+                    );
                     continue;
                 }
             };
@@ -460,22 +466,25 @@ impl Loader<'_> {
             };
             let mut changed = false;
             for (k, v) in out.iter_mut() {
-                if let VarValue::Str(s) = v {
-                    if s.contains("${") {
-                        match interpolate_str(s, &scope) {
-                            Ok(n) if n != *v => {
-                                *v = n;
-                                changed = true;
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                let d = Diagnostic::error("undefined-variable", format!("in variable `{k}`: {e}"));
-                                self.diags.push(match raw.get(k) {
-                                    Some(sv) => sv.diag(d),
-                                    None => d,
-                                });
-                                *v = VarValue::Str(String::new());
-                            }
+                if let VarValue::Str(s) = v
+                    && s.contains("${")
+                {
+                    match interpolate_str(s, &scope) {
+                        Ok(n) if n != *v => {
+                            *v = n;
+                            changed = true;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            let d = Diagnostic::error(
+                                "undefined-variable",
+                                format!("in variable `{k}`: {e}"),
+                            );
+                            self.diags.push(match raw.get(k) {
+                                Some(sv) => sv.diag(d),
+                                None => d,
+                            });
+                            *v = VarValue::Str(String::new());
                         }
                     }
                 }
@@ -503,11 +512,15 @@ impl Loader<'_> {
             match m.as_table() {
                 Some(t) => {
                     for axis in t {
-                        let values = self.string_list(&axis.value, &format!("`matrix.{}`", axis.key));
+                        let values =
+                            self.string_list(&axis.value, &format!("`matrix.{}`", axis.key));
                         if values.is_empty() {
                             self.diags.push(axis.value.diag(Diagnostic::error(
                                 "vacuous-check",
-                                format!("`matrix.{}` has no values: the control would never run", axis.key),
+                                format!(
+                                    "`matrix.{}` has no values: the control would never run",
+                                    axis.key
+                                ),
                             )));
                             return Vec::new();
                         }
@@ -519,7 +532,10 @@ impl Loader<'_> {
                         }
                         axes.push((
                             axis.key.clone(),
-                            values.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                            values
+                                .iter()
+                                .filter_map(|v| v.as_str().map(str::to_string))
+                                .collect(),
                         ));
                     }
                 }
@@ -603,7 +619,9 @@ impl Loader<'_> {
                         if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
                             self.diags.push(e.value.diag(Diagnostic::error(
                                 "bad-value",
-                                format!("control id {s:?} must be non-empty and hold no whitespace"),
+                                format!(
+                                    "control id {s:?} must be non-empty and hold no whitespace"
+                                ),
                             )));
                         }
                         id = s;
@@ -659,7 +677,9 @@ impl Loader<'_> {
         if c.checks.is_empty() && self.diags.len() == before {
             self.diags.push(table.diag(Diagnostic::error(
                 "vacuous-check",
-                format!("control `{id}` has no checks: add a resource table such as [[control.file]]"),
+                format!(
+                    "control `{id}` has no checks: add a resource table such as [[control.file]]"
+                ),
             )));
         }
         c.id = id;
@@ -687,12 +707,19 @@ impl Loader<'_> {
         }
     }
 
-    fn disable(&mut self, controls: &mut Vec<Expanded>, disables: &[Sv], vars: &BTreeMap<String, VarValue>) {
+    fn disable(
+        &mut self,
+        controls: &mut Vec<Expanded>,
+        disables: &[Sv],
+        vars: &BTreeMap<String, VarValue>,
+    ) {
         let scope = Scope { layers: vec![vars] };
         for d in disables {
             let d = interpolate(d, &scope, &mut self.diags);
             let Some(pattern) = d.as_str() else { continue };
-            let Some(m) = self.glob(&d, pattern) else { continue };
+            let Some(m) = self.glob(&d, pattern) else {
+                continue;
+            };
             let before = controls.len();
             controls.retain(|c| !(m.is_match(&c.control.id) || m.is_match(&c.base_id)));
             if controls.len() == before {
@@ -807,14 +834,21 @@ impl Loader<'_> {
             let mut expires = None;
             for e in entries {
                 match e.key.as_str() {
-                    "control" => control = self.string(&e.value, "`control`").map(|s| (s, e.value.clone())),
+                    "control" => {
+                        control = self
+                            .string(&e.value, "`control`")
+                            .map(|s| (s, e.value.clone()))
+                    }
                     "reason" => reason = self.string(&e.value, "`reason`"),
                     "expires" => {
                         let text = match &e.value.v {
                             V::Str(s) | V::Datetime(s) => Some(s.clone()),
                             _ => None,
                         };
-                        match text.as_deref().map(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")) {
+                        match text
+                            .as_deref()
+                            .map(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d"))
+                        {
                             Some(Ok(d)) => expires = Some((d, text.unwrap_or_default())),
                             _ => self.diags.push(e.value.diag(Diagnostic::error(
                                 "bad-date",
@@ -832,16 +866,18 @@ impl Loader<'_> {
                 )));
                 continue;
             };
-            if let Some((date, text)) = &expires {
-                if *date < today {
-                    self.diags.push(w.diag(Diagnostic::warning(
-                        "expired-waiver",
-                        format!("waiver for {pattern:?} expired on {text} and is ignored ({reason})"),
-                    )));
-                    continue;
-                }
+            if let Some((date, text)) = &expires
+                && *date < today
+            {
+                self.diags.push(w.diag(Diagnostic::warning(
+                    "expired-waiver",
+                    format!("waiver for {pattern:?} expired on {text} and is ignored ({reason})"),
+                )));
+                continue;
             }
-            let Some(m) = self.glob(&at, &pattern) else { continue };
+            let Some(m) = self.glob(&at, &pattern) else {
+                continue;
+            };
             let waiver = Waiver {
                 control: pattern.clone(),
                 reason,

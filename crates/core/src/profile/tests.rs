@@ -92,7 +92,13 @@ fn all_errors_are_collected() {
     let codes: Vec<&str> = e.iter().map(|e| e.0).collect();
     assert_eq!(
         codes,
-        vec!["bad-value", "bad-mode", "bad-regex", "unknown-resource", "vacuous-check"],
+        vec![
+            "bad-value",
+            "bad-mode",
+            "bad-regex",
+            "unknown-resource",
+            "vacuous-check"
+        ],
         "{e:?}"
     );
     assert!(e[3].3.contains("did you mean `file`"), "{}", e[3].3);
@@ -111,7 +117,11 @@ fn wrong_types_and_missing_keys() {
         "{HEAD}[[control]]\nid = \"a\"\n  [[control.file]]\n  exists = \"yes\"\n  [[control.file]]\n  path = 3.5\n  exists = true\n"
     ));
     let codes: Vec<&str> = e.iter().map(|e| e.0).collect();
-    assert_eq!(codes, vec!["missing-key", "wrong-type", "wrong-type"], "{e:?}");
+    assert_eq!(
+        codes,
+        vec!["missing-key", "wrong-type", "wrong-type"],
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -122,9 +132,12 @@ fn vacuous_checks_are_errors() {
         "path = \"/x\"\nowner = {}",
         "path = []\nexists = true",
     ] {
-        let e = errors(&format!("{HEAD}[[control]]\nid = \"a\"\n[[control.file]]\n{body}\n"));
+        let e = errors(&format!(
+            "{HEAD}[[control]]\nid = \"a\"\n[[control.file]]\n{body}\n"
+        ));
         assert!(
-            e.iter().any(|e| e.0 == "vacuous-check" || e.0 == "empty-matcher"),
+            e.iter()
+                .any(|e| e.0 == "vacuous-check" || e.0 == "empty-matcher"),
             "{body}: {e:?}"
         );
     }
@@ -241,8 +254,14 @@ fn includes_layer_override_and_disable() {
 #[test]
 fn include_cycles_and_missing_includes_are_errors() {
     let d = Dir::new();
-    d.write("a.toml", "[profile]\nname = \"a\"\ninclude = [\"b.toml\"]\n");
-    d.write("b.toml", "[profile]\nname = \"b\"\ninclude = [\"a.toml\", \"nope.toml\"]\n");
+    d.write(
+        "a.toml",
+        "[profile]\nname = \"a\"\ninclude = [\"b.toml\"]\n",
+    );
+    d.write(
+        "b.toml",
+        "[profile]\nname = \"b\"\ninclude = [\"a.toml\", \"nope.toml\"]\n",
+    );
     let e = load(d.0.path().join("a.toml"), KINDS, &LoadOptions::default()).unwrap_err();
     let codes: Vec<&str> = e.0.iter().map(|d| d.code).collect();
     assert_eq!(codes, vec!["include-cycle", "unreadable-profile"], "{e}");
@@ -258,7 +277,11 @@ fn dependencies_must_exist_and_not_cycle() {
          [[control]]\nid = \"b\"\ndepends_on = [\"a\", \"zz\"]\n[[control.file]]\npath = \"/x\"\nexists = true\n"
     ));
     let codes: Vec<&str> = e.iter().map(|e| e.0).collect();
-    assert_eq!(codes, vec!["dependency-cycle", "unknown-dependency"], "{e:?}");
+    assert_eq!(
+        codes,
+        vec!["dependency-cycle", "unknown-dependency"],
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -307,7 +330,11 @@ fn matchers_modes_and_timeouts_are_typed() {
         "{HEAD}[[control]]\nid = \"a\"\ntimeout = \"soon\"\n[[control.file]]\npath = \"/x\"\nsize = {{ gt = \"lots\" }}\nmode = 644\n"
     ));
     let codes: Vec<&str> = e.iter().map(|e| e.0).collect();
-    assert_eq!(codes, vec!["bad-duration", "bad-quantity", "bad-mode"], "{e:?}");
+    assert_eq!(
+        codes,
+        vec!["bad-duration", "bad-quantity", "bad-mode"],
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -317,7 +344,15 @@ fn diagnostics_render_with_a_caret() {
     ))
     .unwrap_err();
     let text = e.to_string();
-    let file = Path::new(&*e.0[0].location.as_ref().unwrap().file).display().to_string();
-    assert!(text.starts_with(&format!("{file}:7:1: error[unknown-key]")), "{text}");
-    assert!(text.contains("\n    | ownr = \"root\"\n    | ^^^^\n"), "{text}");
+    let file = Path::new(&*e.0[0].location.as_ref().unwrap().file)
+        .display()
+        .to_string();
+    assert!(
+        text.starts_with(&format!("{file}:7:1: error[unknown-key]")),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n    | ownr = \"root\"\n    | ^^^^\n"),
+        "{text}"
+    );
 }

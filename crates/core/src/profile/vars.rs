@@ -90,10 +90,7 @@ pub(crate) fn valid_name(name: &str) -> bool {
 /// reference to a list variable.
 pub(crate) fn interpolate_str(s: &str, scope: &Scope<'_>) -> Result<VarValue, String> {
     let ps = pieces(s)?;
-    let non_empty: Vec<&Piece<'_>> = ps
-        .iter()
-        .filter(|p| !matches!(p, Piece::Lit("")))
-        .collect();
+    let non_empty: Vec<&Piece<'_>> = ps.iter().filter(|p| !matches!(p, Piece::Lit(""))).collect();
     if let [Piece::Var(name)] = non_empty.as_slice() {
         return scope
             .get(name)
@@ -213,6 +210,10 @@ mod tests {
                 .unwrap_err()
                 .contains("can only stand alone")
         );
-        assert!(interpolate_str("${oops", &s).unwrap_err().contains("unterminated"));
+        assert!(
+            interpolate_str("${oops", &s)
+                .unwrap_err()
+                .contains("unterminated")
+        );
     }
 }

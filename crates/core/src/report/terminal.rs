@@ -1,2 +1,3 @@
 // STUB
-pub struct TerminalReporter; pub struct TerminalOptions;
+pub struct TerminalReporter;
+pub struct TerminalOptions;

@@ -97,7 +97,7 @@ impl Accounts {
             out.push(g.name.clone());
         }
         for g in &self.groups {
-            if g.members.iter().any(|m| *m == user.name) && !out.contains(&g.name) {
+            if g.members.contains(&user.name) && !out.contains(&g.name) {
                 out.push(g.name.clone());
             }
         }
@@ -181,7 +181,10 @@ mod tests {
     #[test]
     fn garbage_lines_are_errors_with_line_numbers() {
         let a = Accounts::parse(
-            Ok(b"root:x:0:0:root:/root:/bin/bash\n\xff\xfegarbage\nbad:x:zero:0::/:/bin/sh\n".to_vec()),
+            Ok(
+                b"root:x:0:0:root:/root:/bin/bash\n\xff\xfegarbage\nbad:x:zero:0::/:/bin/sh\n"
+                    .to_vec(),
+            ),
             Err(io::Error::from(io::ErrorKind::NotFound)),
         );
         assert_eq!(a.users.len(), 1);
