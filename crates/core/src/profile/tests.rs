@@ -356,3 +356,27 @@ fn diagnostics_render_with_a_caret() {
         "{text}"
     );
 }
+
+#[test]
+fn diagnostic_codes_are_documented() {
+    let sources = [
+        include_str!("check.rs"),
+        include_str!("load.rs"),
+        include_str!("raw.rs"),
+        include_str!("vars.rs"),
+    ];
+    let re = regex::Regex::new(r#"Diagnostic::(?:error|warning)\(\s*"([a-z0-9-]+)""#).unwrap();
+    let mut used: Vec<&str> = sources
+        .iter()
+        .flat_map(|s| re.captures_iter(s).map(|c| c.get(1).unwrap().as_str()))
+        .collect();
+    used.sort_unstable();
+    used.dedup();
+    let docs = include_str!("../../../../docs/diagnostics.md");
+    let row = regex::Regex::new(r"(?m)^\| `([a-z0-9-]+)` \|").unwrap();
+    let documented: Vec<&str> = row
+        .captures_iter(docs)
+        .map(|c| c.get(1).unwrap().as_str())
+        .collect();
+    assert_eq!(used, documented, "docs/diagnostics.md is out of date");
+}
