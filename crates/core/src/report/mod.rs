@@ -8,6 +8,8 @@ mod json;
 mod junit;
 mod model;
 mod terminal;
+#[cfg(test)]
+mod test_report;
 
 use std::io;
 use std::sync::Arc;
