@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub use atomic::write_atomically;
 pub use json::JsonReporter;
-pub use junit::JunitReporter;
+pub use junit::{JunitReporter, write_junit};
 pub use model::{
     CheckResult, ControlResult, Counts, JSON_SCHEMA, ProfileInfo, Report, Summary, TargetInfo,
 };
