@@ -15,7 +15,7 @@ use std::io;
 use std::sync::Arc;
 
 pub use atomic::write_atomically;
-pub use json::JsonReporter;
+pub use json::{JsonReporter, write_json};
 pub use junit::{JunitReporter, write_junit};
 pub use model::{
     CheckResult, ControlResult, Counts, JSON_SCHEMA, ProfileInfo, Report, Summary, TargetInfo,
