@@ -20,7 +20,7 @@ pub use junit::{JunitReporter, write_junit};
 pub use model::{
     CheckResult, ControlResult, Counts, JSON_SCHEMA, ProfileInfo, Report, Summary, TargetInfo,
 };
-pub use terminal::{TerminalOptions, TerminalReporter};
+pub use terminal::{TerminalOptions, TerminalReporter, write_terminal};
 
 use crate::outcome::Status;
 
