@@ -8,17 +8,19 @@ mod json;
 mod junit;
 mod model;
 mod terminal;
+#[cfg(test)]
+mod test_report;
 
 use std::io;
 use std::sync::Arc;
 
 pub use atomic::write_atomically;
-pub use json::JsonReporter;
-pub use junit::JunitReporter;
+pub use json::{JsonReporter, write_json};
+pub use junit::{JunitReporter, write_junit};
 pub use model::{
     CheckResult, ControlResult, Counts, JSON_SCHEMA, ProfileInfo, Report, Summary, TargetInfo,
 };
-pub use terminal::{TerminalOptions, TerminalReporter};
+pub use terminal::{TerminalOptions, TerminalReporter, write_terminal};
 
 use crate::outcome::Status;
 

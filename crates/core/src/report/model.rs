@@ -77,6 +77,44 @@ impl ControlResult {
     pub fn counts_as_failure(&self) -> bool {
         matches!(self.status, Status::Fail | Status::Error) && self.waived.is_none()
     }
+
+    /// The waiver's reason when a waiver turned this control's failure or
+    /// error into a skip (a waiver on a passing control changes nothing).
+    pub fn waived_failure(&self) -> Option<&str> {
+        match self.status {
+            Status::Fail | Status::Error => self.waived.as_deref(),
+            Status::Pass | Status::Skip => None,
+        }
+    }
+
+    /// Why `check` (one of this control's checks) was skipped: its own skip
+    /// reasons, else the control's, else a generic word, so that reports
+    /// never show an empty reason.
+    pub fn check_skip_message(&self, check: &CheckResult) -> String {
+        check
+            .skip_message()
+            .or_else(|| self.skip_reason.clone())
+            .unwrap_or_else(|| "skipped".to_owned())
+    }
+
+    /// Why the whole control was skipped: its own reason, else the distinct
+    /// reasons of its checks joined with `; `.
+    pub fn skip_message(&self) -> String {
+        if let Some(r) = &self.skip_reason {
+            return r.clone();
+        }
+        let mut reasons: Vec<String> = Vec::new();
+        for r in self.checks.iter().filter_map(CheckResult::skip_message) {
+            if !reasons.contains(&r) {
+                reasons.push(r);
+            }
+        }
+        if reasons.is_empty() {
+            "skipped".to_owned()
+        } else {
+            reasons.join("; ")
+        }
+    }
 }
 
 /// One check's result (one JUnit testcase).
@@ -114,6 +152,33 @@ impl CheckResult {
             .map(|p| p.message.as_str())
             .collect();
         lines.join("\n")
+    }
+
+    /// The properties that failed or errored, in profile order: what a
+    /// report shows under a failing or erroring check.
+    pub fn problems(&self) -> impl Iterator<Item = &PropertyResult> {
+        self.properties
+            .iter()
+            .filter(|p| matches!(p.status, Status::Fail | Status::Error))
+    }
+
+    /// The distinct skip reasons of a skipped check joined with `; `, or
+    /// `None` when the check was not skipped or gave no reason (a check
+    /// skipped as a whole, e.g. by its control's `targets`).
+    pub fn skip_message(&self) -> Option<String> {
+        if self.status != Status::Skip {
+            return None;
+        }
+        let mut reasons: Vec<&str> = Vec::new();
+        for p in &self.properties {
+            if p.status == Status::Skip
+                && !p.message.is_empty()
+                && !reasons.contains(&p.message.as_str())
+            {
+                reasons.push(&p.message);
+            }
+        }
+        (!reasons.is_empty()).then(|| reasons.join("; "))
     }
 }
 
@@ -180,4 +245,64 @@ impl Report {
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     let dt: chrono::DateTime<chrono::Utc> = (*t).into();
     s.serialize_str(&dt.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::PropertyResult;
+    use crate::report::test_report::{check, control};
+
+    #[test]
+    fn skip_messages_are_distinct_and_fall_back_to_the_control() {
+        let live = |key| PropertyResult::skip(key, "needs a live node");
+        let c = control(
+            "c",
+            None,
+            1,
+            vec![
+                check("service", "munge", 2, vec![live("active"), live("running")]),
+                check("command", "nvidia-smi", 3, vec![]),
+            ],
+        );
+        assert_eq!(
+            c.checks[0].skip_message().as_deref(),
+            Some("needs a live node")
+        );
+        assert_eq!(c.checks[1].skip_message(), None);
+        assert_eq!(c.check_skip_message(&c.checks[1]), "skipped");
+        assert_eq!(c.skip_message(), "needs a live node");
+
+        let mut c = c;
+        c.skip_reason = Some("targets = [live]".to_owned());
+        assert_eq!(c.check_skip_message(&c.checks[1]), "targets = [live]");
+        assert_eq!(c.skip_message(), "targets = [live]");
+    }
+
+    #[test]
+    fn waiver_turns_only_failures_into_skips() {
+        let failing = check(
+            "file",
+            "/x",
+            2,
+            vec![PropertyResult::compare("mode", false, "1", "2")],
+        );
+        let passing = check(
+            "file",
+            "/y",
+            3,
+            vec![PropertyResult::compare("mode", true, "1", "1")],
+        );
+        let mut bad = control("bad", None, 1, vec![failing]);
+        bad.waived = Some("later".to_owned());
+        let mut good = control("good", None, 4, vec![passing]);
+        good.waived = Some("later".to_owned());
+        assert_eq!(bad.waived_failure(), Some("later"));
+        assert_eq!(good.waived_failure(), None);
+        let s = Summary::of(&[bad, good]);
+        assert_eq!(
+            (s.controls.passed, s.controls.skipped, s.controls.waived),
+            (1, 1, 1)
+        );
+    }
 }
