@@ -20,7 +20,8 @@ use serde::Serialize;
 
 pub use accounts::{Accounts, Group, User};
 pub use memory::MemoryTarget;
-pub use rootfs::RootFs;
+pub use resolve::Resolver;
+pub use rootfs::{OpenError, RootFs};
 
 /// The kinds of target a control can be limited to with `targets = [...]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

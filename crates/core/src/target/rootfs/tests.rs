@@ -1,0 +1,420 @@
+//! Tests of [`RootFs`]: every escape attempt runs on both resolvers.
+
+use super::*;
+use std::fs;
+use std::os::unix::fs::symlink;
+
+const HOST: &str = "HOST SENTINEL";
+
+/// A tempdir holding `host/sentinel` (the host side, outside the root)
+/// and `root/`, an image whose links all try to reach the sentinel.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = dir.path();
+        let host = t.join("host");
+        let sentinel = host.join("sentinel");
+        let r = t.join("root");
+        for d in ["host", "root/etc", "root/usr/lib", "root/a/b", "root/host"] {
+            fs::create_dir_all(t.join(d)).expect("mkdir");
+        }
+        fs::write(&sentinel, HOST).expect("write");
+        fs::write(t.join("x"), HOST).expect("write");
+        fs::write(r.join("host/sentinel"), "image sentinel").expect("write");
+        fs::write(r.join("etc/shadow"), "image shadow").expect("write");
+        fs::write(r.join("x"), "image x").expect("write");
+        fs::write(r.join("usr/lib/x"), "image lib x").expect("write");
+        fs::write(
+            r.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nmunge:x:990:990::/nonexistent:/usr/sbin/nologin\n",
+        )
+        .expect("write");
+        fs::write(r.join("etc/group"), "root:x:0:\nmunge:x:990:\n").expect("write");
+        let sentinel = sentinel.to_str().expect("utf-8 tempdir");
+        let links = [
+            ("etc/evil", format!("/../../../../{sentinel}")),
+            ("etc/rel", "../../host/sentinel".to_string()),
+            ("etc/abs", "/etc/shadow".to_string()),
+            ("lib", "usr/lib".to_string()),
+            ("up", "../../..".to_string()),
+            ("hostdir", host.to_str().expect("utf-8").to_string()),
+            ("chain1", "chain2".to_string()),
+            ("chain2", "/etc/../chain3".to_string()),
+            ("chain3", "etc/abs".to_string()),
+            ("loop1", "loop2".to_string()),
+            ("loop2", "/loop1".to_string()),
+            ("dangling", "/nowhere/at/all".to_string()),
+        ];
+        for (link, to) in links {
+            symlink(to, r.join(link)).expect("symlink");
+        }
+        Fixture { dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// The fixture opened with each resolver this kernel supports.
+    fn targets(&self) -> Vec<RootFs> {
+        let mut out = Vec::new();
+        for resolver in [Resolver::Kernel, Resolver::Userspace] {
+            match RootFs::open_with(self.root(), resolver) {
+                Ok(fs) => out.push(fs),
+                Err(e) => println!("note: {resolver:?} resolver skipped: {e}"),
+            }
+        }
+        assert!(!out.is_empty(), "no resolver works");
+        out
+    }
+}
+
+fn read(fs: &RootFs, path: &str) -> io::Result<String> {
+    let bytes = fs.read(path, READ_LIMIT)?;
+    let text = String::from_utf8(bytes).expect("utf-8 fixture");
+    assert_ne!(
+        text,
+        HOST,
+        "{:?} read the host through {path}",
+        fs.resolver()
+    );
+    Ok(text)
+}
+
+#[test]
+fn escapes_read_the_image_or_fail_cleanly() {
+    let fx = Fixture::new();
+    for fs in fx.targets() {
+        let r = fs.resolver();
+        let cases = [
+            ("/etc/abs", Some("image shadow")),
+            ("/etc/rel", Some("image sentinel")),
+            ("/a/b/../../../../x", Some("image x")),
+            ("../../x", Some("image x")),
+            ("/lib/x", Some("image lib x")),
+            ("/lib/../../../x", Some("image x")),
+            ("/up/host/sentinel", Some("image sentinel")),
+            ("/up/up/up/x", Some("image x")),
+            ("/chain1", Some("image shadow")),
+            ("/etc/evil", None),
+            ("/hostdir/sentinel", None),
+        ];
+        for (path, want) in cases {
+            match (read(&fs, path), want) {
+                (Ok(got), Some(want)) => assert_eq!(got, want, "{r:?} {path}"),
+                (Err(e), None) => assert_eq!(e.kind(), io::ErrorKind::NotFound, "{r:?} {path}"),
+                (got, want) => panic!("{r:?} {path}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn loops_and_dangling_links_are_clean_errors() {
+    let fx = Fixture::new();
+    for fs in fx.targets() {
+        let r = fs.resolver();
+        let e = fs.read("/loop1", READ_LIMIT).expect_err("loop");
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{r:?}");
+        let e = fs.canonicalize("/loop2/x").expect_err("loop");
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{r:?}");
+        let e = fs.metadata("/dangling", true).expect_err("dangling");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{r:?}");
+        // The link itself is there.
+        let md = fs.metadata("/dangling", false).expect("lstat");
+        assert_eq!(md.file_type, FileType::Symlink, "{r:?}");
+        assert_eq!(md.mode, 0o777, "{r:?}");
+        assert_eq!(
+            fs.read_link("/dangling").expect("readlink"),
+            "/nowhere/at/all"
+        );
+    }
+}
+
+#[test]
+fn canonicalize_stays_in_the_image() {
+    let fx = Fixture::new();
+    for fs in fx.targets() {
+        let c = |p: &str| fs.canonicalize(p);
+        assert_eq!(c("/lib/x").expect("lib"), "/usr/lib/x");
+        assert_eq!(c("/chain1").expect("chain"), "/etc/shadow");
+        assert_eq!(c("/up/up").expect("up"), "/");
+        assert_eq!(c("/a/b/../../../../x").expect("dotdot"), "/x");
+        let e = c("/etc/evil").expect_err("escape");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        let e = c("/hostdir").expect_err("host dir");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+}
+
+#[test]
+fn metadata_read_dir_and_read_link_resolve_in_root() {
+    let fx = Fixture::new();
+    fs::set_permissions(
+        fx.root().join("etc/shadow"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o4640),
+    )
+    .expect("chmod");
+    for fs in fx.targets() {
+        let r = fs.resolver();
+        let md = fs.metadata("/etc/abs", true).expect("stat");
+        assert_eq!(md.file_type, FileType::File, "{r:?}");
+        assert_eq!(md.mode, 0o4640, "{r:?}");
+        assert_eq!(md.size, "image shadow".len() as u64, "{r:?}");
+        assert!(md.mtime.is_some() && md.nlink == 1 && md.ino != 0, "{r:?}");
+        let own = fs.metadata("/etc/abs", false).expect("lstat");
+        assert_eq!(own.file_type, FileType::Symlink, "{r:?}");
+        assert_eq!(fs.read_link("/etc/abs").expect("readlink"), "/etc/shadow");
+        let e = fs.read_link("/etc/shadow").expect_err("not a link");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{r:?}");
+        // `/up` is the image root, not the host's.
+        let names: Vec<_> = fs
+            .read_dir("/up")
+            .expect("read_dir")
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "{r:?}");
+        assert!(names.contains(&"loop1".to_string()), "{r:?} {names:?}");
+        let lib = fs.read_dir("/lib").expect("dir link");
+        assert_eq!(
+            lib,
+            vec![DirEntry {
+                name: "x".into(),
+                file_type: FileType::File
+            }]
+        );
+        let e = fs.read_dir("/etc/shadow").expect_err("not a dir");
+        assert_eq!(e.kind(), io::ErrorKind::NotADirectory, "{r:?}");
+        assert_eq!(
+            fs.metadata("/", true).expect("root").file_type,
+            FileType::Directory
+        );
+    }
+}
+
+#[test]
+fn read_refuses_files_over_the_limit() {
+    let fx = Fixture::new();
+    for fs in fx.targets() {
+        assert_eq!(fs.read("/x", 7).expect("exactly the limit"), b"image x");
+        let e = fs.read("/x", 6).expect_err("over the limit");
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert!(e.to_string().contains("limit of 6 bytes"), "{e}");
+        let e = fs.read("/etc", READ_LIMIT).expect_err("a directory");
+        assert_eq!(e.kind(), io::ErrorKind::IsADirectory);
+    }
+}
+
+#[test]
+fn read_never_blocks_on_a_fifo() {
+    let fx = Fixture::new();
+    nix::unistd::mkfifo(&fx.root().join("fifo"), Mode::from_bits_truncate(0o644)).expect("mkfifo");
+    for fs in fx.targets() {
+        let e = fs.read("/fifo", READ_LIMIT).expect_err("fifo");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+}
+
+fn walk_paths(fs: &RootFs, start: &str, options: &WalkOptions) -> Vec<(String, usize)> {
+    let mut seen = Vec::new();
+    fs.walk(start, options, &mut |e| {
+        let e = e.expect("walk entry");
+        let keep = e.path != "/a";
+        seen.push((e.path, e.depth));
+        keep
+    })
+    .expect("walk");
+    seen
+}
+
+#[test]
+fn walk_lists_the_image_in_order_and_prunes() {
+    let fx = Fixture::new();
+    for fs in fx.targets() {
+        let all = walk_paths(&fs, "/", &WalkOptions::default());
+        let paths: Vec<&str> = all.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths[0], "/");
+        assert!(paths.contains(&"/usr/lib/x") && paths.contains(&"/hostdir"));
+        // Pruned below /a, links not followed, nothing from the host.
+        assert!(paths.contains(&"/a") && !paths.contains(&"/a/b"));
+        assert!(
+            !paths
+                .iter()
+                .any(|p| p.starts_with("/lib/") || p.starts_with("/up/"))
+        );
+        assert!(!paths.iter().any(|p| p.starts_with("/hostdir/")));
+        assert!(all.iter().any(|(p, d)| p == "/usr/lib/x" && *d == 3));
+        // A link as the start: walked where it leads.
+        let lib = walk_paths(&fs, "/lib", &WalkOptions::default());
+        assert_eq!(lib, vec![("/usr/lib".into(), 0), ("/usr/lib/x".into(), 1)]);
+        let shallow = WalkOptions {
+            max_depth: Some(1),
+            same_file_system: true,
+        };
+        assert!(walk_paths(&fs, "/", &shallow).iter().all(|(_, d)| *d <= 1));
+        let mut n = 0;
+        let e = fs.walk("/etc/evil", &WalkOptions::default(), &mut |_| {
+            n += 1;
+            true
+        });
+        assert_eq!(e.expect_err("escape").kind(), io::ErrorKind::NotFound);
+        assert_eq!(n, 0);
+    }
+}
+
+#[test]
+fn walk_reports_entry_errors_and_goes_on() {
+    // Root can read any directory, so an unreadable one cannot be made
+    // here; a directory removed mid-walk gives entry errors instead.
+    let fx = Fixture::new();
+    let fs = RootFs::open(fx.root()).expect("open");
+    let (mut ok, mut errors) = (0, Vec::new());
+    fs.walk("/", &WalkOptions::default(), &mut |e| {
+        match e {
+            Ok(e) if e.path == "/a" => {
+                fs::remove_dir_all(fx.root().join("a")).expect("rm");
+                ok += 1;
+            }
+            Ok(_) => ok += 1,
+            Err(e) => errors.push(e),
+        }
+        true
+    })
+    .expect("walk");
+    // /a was listed before it went: its entry b fails to lstat, then to
+    // open; both are reported with in-target paths, and the walk goes on.
+    assert!(!errors.is_empty());
+    for e in &errors {
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().starts_with("/a/b: No such file"), "{e}");
+    }
+    assert!(ok > 10, "{ok}");
+}
+
+#[test]
+fn accounts_come_from_the_image() {
+    let fx = Fixture::new();
+    for fs in fx.targets() {
+        let a = fs.accounts();
+        assert!(a.errors.is_empty(), "{:?}", a.errors);
+        assert_eq!(a.user("munge").map(|u| u.uid), Some(990));
+        assert!(std::ptr::eq(a, fs.accounts()), "parsed once");
+    }
+}
+
+#[test]
+fn open_errors_and_kinds() {
+    let fx = Fixture::new();
+    let missing = fx.dir.path().join("missing");
+    let e = RootFs::open(&missing).expect_err("missing");
+    assert!(matches!(e, OpenError::NotFound { .. }), "{e:?}");
+    assert!(e.to_string().ends_with("does not exist"), "{e}");
+    let e = RootFs::open(fx.dir.path().join("x")).expect_err("a file");
+    assert!(matches!(e, OpenError::NotADirectory { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "target {} is not a directory",
+            fx.dir.path().join("x").display()
+        )
+    );
+
+    let fs = RootFs::open(fx.root()).expect("open");
+    assert_eq!(fs.kind(), TargetKind::Rootfs);
+    assert!(!fs.has(Need::Live) && !fs.has(Need::Exec));
+    let host = fx.root().canonicalize().expect("canonical");
+    assert_eq!(fs.describe(), format!("rootfs:{}", host.display()));
+
+    let live = RootFs::live().expect("live");
+    assert_eq!(live.kind(), TargetKind::Live);
+    assert!(live.has(Need::Live) && !live.has(Need::Exec));
+    assert_eq!(live.describe(), "live:/");
+    assert_eq!(live.canonicalize("/..").expect("root"), "/");
+}
+
+/// The reference Debian image from tests/rootfs/build.sh, if it builds.
+fn debian() -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/rootfs/build.sh");
+    let out = std::process::Command::new(&script).output();
+    match out {
+        Ok(out) if out.status.success() => {
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            Some(PathBuf::from(path))
+        }
+        Ok(out) => {
+            println!(
+                "note: skipped, {} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            println!("note: skipped, cannot run {}: {e}", script.display());
+            None
+        }
+    }
+}
+
+#[test]
+fn real_debian_rootfs_resolves_inside() {
+    let Some(path) = debian() else { return };
+    for resolver in [Resolver::Kernel, Resolver::Userspace] {
+        let fs = RootFs::open_with(&path, resolver).expect("open image");
+        // An absolute link to /lib/..., itself a link to usr/lib.
+        let ld = fs
+            .canonicalize("/lib64/ld-linux-x86-64.so.2")
+            .expect("ld.so");
+        assert!(ld.starts_with("/usr/lib"), "{resolver:?} {ld}");
+        let md = fs
+            .metadata("/lib64/ld-linux-x86-64.so.2", true)
+            .expect("stat ld.so");
+        assert_eq!(md.file_type, FileType::File);
+        let host_md = std::fs::metadata(path.join(ld.trim_start_matches('/'))).expect("host");
+        assert_eq!(
+            (md.dev, md.ino),
+            (host_md.dev(), host_md.ino()),
+            "{resolver:?}"
+        );
+        let sh = fs.canonicalize("/bin/sh").expect("sh");
+        assert!(sh.starts_with("/usr/bin/"), "{resolver:?} {sh}");
+        let root = fs.accounts().user("root").expect("root user");
+        assert_eq!(root.uid, 0);
+    }
+}
+
+#[test]
+fn real_debian_rootfs_resolvers_agree() {
+    let Some(path) = debian() else { return };
+    let kernel = match RootFs::open_with(&path, Resolver::Kernel) {
+        Ok(fs) => fs,
+        Err(e) => return println!("note: skipped, {e}"),
+    };
+    let user = RootFs::open_with(&path, Resolver::Userspace).expect("open image");
+    let key = |r: io::Result<Metadata>| r.map(|m| (m.dev, m.ino)).map_err(|e| e.kind());
+    let mut n = 0;
+    for dir in ["/etc", "/usr/bin", "/lib64", "/usr/lib/x86_64-linux-gnu"] {
+        kernel
+            .walk(dir, &WalkOptions::default(), &mut |e| {
+                let Ok(e) = e else { return true };
+                n += 1;
+                for follow in [true, false] {
+                    let (k, u) = (
+                        kernel.metadata(&e.path, follow),
+                        user.metadata(&e.path, follow),
+                    );
+                    assert_eq!(key(k), key(u), "{} follow={follow}", e.path);
+                }
+                true
+            })
+            .expect("walk");
+    }
+    assert!(n > 1000, "{n}");
+}
