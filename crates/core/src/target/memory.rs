@@ -163,8 +163,9 @@ impl MemoryTarget {
         self
     }
 
-    /// Makes an existing path unreadable: reading or listing it fails with
-    /// `EACCES` (as for an unprivileged run), while `stat` still works.
+    /// Makes an existing path inaccessible, as for an unprivileged run:
+    /// reading or listing it, or reaching anything below it, fails with
+    /// `EACCES`, while `stat` of the path itself still works.
     pub fn deny(mut self, path: &str) -> MemoryTarget {
         let key = normalize(path);
         self.nodes
@@ -246,6 +247,9 @@ impl MemoryTarget {
             let node = &self.nodes[&here];
             if !matches!(node.body, Body::Dir) {
                 return Err(errno(libc::ENOTDIR));
+            }
+            if node.denied {
+                return Err(errno(libc::EACCES));
             }
             let next = super::join(&here, &name);
             let Some(node) = self.nodes.get(&next) else {
@@ -568,6 +572,10 @@ mod tests {
             t.read("/usr", 10).unwrap_err().raw_os_error(),
             Some(libc::EISDIR)
         );
+        let t = t.deny("/usr/bin");
+        assert_eq!(t.metadata("/usr/bin", false).unwrap().mode, 0o755);
+        let e = t.metadata("/bin/ls", false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
     }
 
     #[test]
