@@ -69,11 +69,7 @@ impl Kind for Users {
     }
 
     fn subject(&self) -> Key {
-        Key::new(
-            "uid",
-            Ty::Str,
-            "The numeric uid, as a string (`\"0\"`); a list checks each uid.",
-        )
+        Key::new("uid", Ty::Str, "The numeric uid, as a string (`\"0\"`).")
     }
 
     fn keys(&self) -> &'static [Key] {

@@ -222,7 +222,7 @@ fn ty_name(ty: Ty) -> String {
         Ty::StrList => "list of strings".into(),
         Ty::StrMap => "table of strings".into(),
         Ty::Matcher(Compare::Version) => "matcher".into(),
-        Ty::Matcher(Compare::Quantity) => "matcher (numbers, units allowed)".into(),
+        Ty::Matcher(Compare::Quantity) => "matcher (numeric)".into(),
         Ty::Matcher(Compare::Amount) => "matcher (amount; plain value = at least)".into(),
         Ty::Mode => "mode (`\"0644\"` or `{ max = \"0755\" }`)".into(),
         Ty::Duration => "duration".into(),
