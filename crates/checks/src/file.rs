@@ -1011,6 +1011,17 @@ mod tests {
                 ),
             ]
         );
+        let e = eval(
+            "/etc/alternatives/editor",
+            vec![("link_target", eq("/usr/bin/nano"))],
+        );
+        assert_eq!(
+            result(&e, "link_target"),
+            (
+                Fail,
+                "link_target: expected /usr/bin/nano, got /usr/bin/vim".into()
+            )
+        );
         let e = eval("/etc/alternatives/editor", vec![("resolves", b(false))]);
         assert_eq!(result(&e, "resolves").0, Pass);
         let e = eval("/loop", vec![("resolves", b(true))]);

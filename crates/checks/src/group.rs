@@ -96,7 +96,8 @@ impl Kind for Group {
             Err(done) => return done.into(),
         };
         let Some(group) = group else {
-            unreachable!("existence() returns Err when the group is missing")
+            // existence() has already answered for a missing group.
+            return out.into();
         };
         for prop in eval::asserted(check, &["exists"]) {
             out.push(property(prop.key, &prop.value, group, accounts));
@@ -281,6 +282,35 @@ mod tests {
         );
         let e = run(&check(&Group, "root", vec![("gid", eq_int(0))]), &t);
         assert_eq!(result(&e, "gid").0, Pass);
+    }
+
+    #[test]
+    fn members_with_a_broken_passwd() {
+        let t = image().file(
+            "/etc/passwd",
+            0o644,
+            0,
+            0,
+            "root:x:0:0::/root:/bin/sh\nslurm:x:64030:64030\n",
+        );
+        let e = run(
+            &check(&Group, "users", vec![("members", list(&["slurm"]))]),
+            &t,
+        );
+        assert_eq!(
+            result(&e, "members"),
+            (
+                Error,
+                "members: [slurm] not found among the members of users, but /etc/passwd could not be \
+                 fully read: /etc/passwd:2: expected 7 colon-separated fields, got 4"
+                    .into()
+            )
+        );
+        let e = run(
+            &check(&Group, "users", vec![("members", list(&["bob"]))]),
+            &t,
+        );
+        assert_eq!(result(&e, "members").0, Pass);
     }
 
     #[test]

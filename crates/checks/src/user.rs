@@ -124,7 +124,8 @@ impl Kind for User {
             Err(done) => return done.into(),
         };
         let Some(user) = user else {
-            unreachable!("existence() returns Err when the user is missing")
+            // existence() has already answered for a missing user.
+            return out.into();
         };
         for prop in eval::asserted(check, &["exists"]) {
             out.push(property(prop.key, &prop.value, user, accounts));
