@@ -127,3 +127,161 @@ impl std::fmt::Debug for dyn Kind {
 pub fn find<'a>(kinds: &[&'a dyn Kind], name: &str) -> Option<&'a dyn Kind> {
     kinds.iter().copied().find(|k| k.name() == name)
 }
+
+/// Renders a kind's Markdown documentation page: a `# name` title, the
+/// kind's [`Kind::doc`], and, when the doc has no `## Keys` section of its
+/// own, a table generated from [`Kind::subject`] and [`Kind::keys`] placed
+/// right after `## What it checks` (or at the end when that is missing).
+///
+/// ```
+/// # use nodecheck_core::kind::{render_doc, Key, Kind, Ty};
+/// # use nodecheck_core::{outcome::Evaluation, profile::Check, run::Context};
+/// struct Motd;
+/// impl Kind for Motd {
+///     fn name(&self) -> &'static str { "motd" }
+///     fn subject(&self) -> Key { Key::new("path", Ty::Str, "The file.") }
+///     fn keys(&self) -> &'static [Key] {
+///         const KEYS: &[Key] = &[Key::new("empty", Ty::Bool, "The file is empty.")];
+///         KEYS
+///     }
+///     fn doc(&self) -> &'static str {
+///         "## What it checks\n\nThe message of the day.\n\n## Example\n\n...\n"
+///     }
+///     fn eval(&self, _: &Check, _: &Context<'_>) -> Evaluation { Evaluation::default() }
+/// }
+/// let page = render_doc(&Motd);
+/// assert!(page.starts_with("# `motd`\n"));
+/// assert!(page.contains("| `empty` | bool |  | The file is empty. |\n\n## Example"));
+/// ```
+pub fn render_doc(kind: &dyn Kind) -> String {
+    let doc = kind.doc().trim();
+    let mut page = format!("# `{}`\n\n", kind.name());
+    if doc.lines().any(|l| l.trim_end() == "## Keys") {
+        page.push_str(doc);
+        page.push('\n');
+        return page;
+    }
+    let table = keys_table(kind);
+    // The section after "What it checks" starts at the next `## ` heading.
+    let lines: Vec<&str> = doc.lines().collect();
+    let what = lines
+        .iter()
+        .position(|l| l.trim_end() == "## What it checks");
+    let insert_at = what.map_or(lines.len(), |w| {
+        lines[w + 1..]
+            .iter()
+            .position(|l| l.starts_with("## "))
+            .map_or(lines.len(), |i| w + 1 + i)
+    });
+    let before = lines[..insert_at].join("\n");
+    let after = lines[insert_at..].join("\n");
+    page.push_str(before.trim_end());
+    if !before.trim().is_empty() {
+        page.push_str("\n\n");
+    }
+    page.push_str(&table);
+    if !after.is_empty() {
+        page.push('\n');
+        page.push_str(&after);
+    }
+    page.push('\n');
+    page
+}
+
+fn keys_table(kind: &dyn Kind) -> String {
+    let mut t = String::from("## Keys\n\n| key | type | needs | meaning |\n|---|---|---|---|\n");
+    let subject = kind.subject();
+    let mut row = |key: &Key, note: &str| {
+        let needs = match key.needs {
+            None => "",
+            Some(Need::Live) => "live node",
+            Some(Need::Exec) => "command execution",
+        };
+        let doc = format!("{note}{}", key.doc).replace('|', "\\|");
+        t.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            key.name,
+            ty_name(key.ty).replace('|', "\\|"),
+            needs,
+            doc.trim()
+        ));
+    };
+    row(&subject, "**Subject** (a list checks each element). ");
+    for key in kind.keys() {
+        row(key, if key.modifier { "*Modifier.* " } else { "" });
+    }
+    t
+}
+
+/// How a key's type reads in the docs.
+fn ty_name(ty: Ty) -> String {
+    match ty {
+        Ty::Bool => "bool".into(),
+        Ty::Int => "integer".into(),
+        Ty::Str => "string".into(),
+        Ty::StrList => "list of strings".into(),
+        Ty::StrMap => "table of strings".into(),
+        Ty::Matcher(Compare::Version) => "matcher".into(),
+        Ty::Matcher(Compare::Quantity) => "matcher (numeric)".into(),
+        Ty::Matcher(Compare::Amount) => "matcher (amount; plain value = at least)".into(),
+        Ty::Mode => "mode (`\"0644\"` or `{ max = \"0755\" }`)".into(),
+        Ty::Duration => "duration".into(),
+        Ty::Enum(words) => {
+            let w: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
+            w.join(" | ")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Doc(&'static str);
+    impl Kind for Doc {
+        fn name(&self) -> &'static str {
+            "thing"
+        }
+        fn subject(&self) -> Key {
+            Key::new("name", Ty::Str, "What to look at.")
+        }
+        fn keys(&self) -> &'static [Key] {
+            const KEYS: &[Key] = &[
+                Key::new("state", Ty::Enum(&["on", "off"]), "Its state.").needs(Need::Live),
+                Key::new("follow", Ty::Bool, "Follow | links.").modifier(),
+            ];
+            KEYS
+        }
+        fn doc(&self) -> &'static str {
+            self.0
+        }
+        fn eval(&self, _: &Check, _: &Context<'_>) -> Evaluation {
+            Evaluation::default()
+        }
+    }
+
+    #[test]
+    fn generated_keys_go_after_what_it_checks() {
+        let page = render_doc(&Doc(
+            "## What it checks\n\nA thing.\n\n## Example\n\nx\n\n## Targets\n\nAll.\n",
+        ));
+        assert_eq!(
+            page,
+            "# `thing`\n\n## What it checks\n\nA thing.\n\n## Keys\n\n\
+             | key | type | needs | meaning |\n|---|---|---|---|\n\
+             | `name` | string |  | **Subject** (a list checks each element). What to look at. |\n\
+             | `state` | `on` \\| `off` | live node | Its state. |\n\
+             | `follow` | bool |  | *Modifier.* Follow \\| links. |\n\
+             \n## Example\n\nx\n\n## Targets\n\nAll.\n"
+        );
+    }
+
+    #[test]
+    fn a_written_keys_section_is_kept() {
+        let page = render_doc(&Doc("## What it checks\n\nA.\n\n## Keys\n\nmine\n"));
+        assert_eq!(
+            page,
+            "# `thing`\n\n## What it checks\n\nA.\n\n## Keys\n\nmine\n"
+        );
+    }
+}

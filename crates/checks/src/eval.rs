@@ -1,0 +1,497 @@
+//! Helpers the kinds share: turning expectations and what the target says
+//! into [`PropertyResult`]s with the canonical `key: expected X, got Y`
+//! messages, owner/group matching through the target's accounts, and the
+//! goss rule (once existence fails, every other property is skipped).
+
+use std::io;
+
+use nodecheck_core::matcher::{Actual, Matcher, Pred, Scalar};
+use nodecheck_core::outcome::PropertyResult;
+use nodecheck_core::profile::{Check, Diagnostic};
+use nodecheck_core::target::Accounts;
+
+/// Linux's `ELOOP` ("too many levels of symbolic links"); `io::ErrorKind`
+/// has no stable name for it and this crate does not link libc.
+const ELOOP: i32 = 40;
+
+/// How many offenders a one-line message names before "and N more".
+pub const MESSAGE_CAP: usize = 10;
+
+/// Whether an error means "there is nothing at this path": a missing
+/// component, a non-directory in the middle, or a symlink loop. Anything
+/// else (permission, I/O) means we could not tell.
+pub fn is_absent(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    ) || e.raw_os_error() == Some(ELOOP)
+}
+
+/// An io error as shown to the user; permission errors say why they
+/// happen, since that is the usual cause when nodecheck does not run as
+/// root.
+pub fn io_text(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        format!("{e} (nodecheck may need to run as root)")
+    } else {
+        e.to_string()
+    }
+}
+
+/// `key: expected <describe>, got <shown>` for a matcher.
+pub fn matched(
+    key: &str,
+    m: &Matcher,
+    actual: Actual<'_>,
+    shown: impl Into<String>,
+) -> PropertyResult {
+    PropertyResult::compare(key, m.test(actual), m.describe(), shown)
+}
+
+/// `key: expected true, got false` plus an optional explanation.
+pub fn boolean(key: &str, expected: bool, actual: bool, why: &str) -> PropertyResult {
+    let shown = if why.is_empty() {
+        actual.to_string()
+    } else {
+        format!("{actual} ({why})")
+    };
+    PropertyResult::compare(key, expected == actual, expected.to_string(), shown)
+}
+
+/// The properties of `check` that assert something, in the order written:
+/// modifiers (`follow`, `exclude`) and the keys in `except` left out.
+pub fn asserted<'c>(
+    check: &'c Check,
+    except: &[&str],
+) -> impl Iterator<Item = &'c nodecheck_core::profile::Prop> {
+    let kind = check.kind;
+    check.props.iter().filter(move |p| {
+        !except.contains(&p.key) && !kind.keys().iter().any(|k| k.name == p.key && k.modifier)
+    })
+}
+
+/// One skip per asserted property but those in `except`: the goss rule.
+pub fn skip_rest(check: &Check, except: &[&str], reason: &str) -> Vec<PropertyResult> {
+    asserted(check, except)
+        .map(|p| PropertyResult::skip(p.key, reason))
+        .collect()
+}
+
+/// `a, b, c, … and 4 more` for a one-line message.
+pub fn capped(items: &[String]) -> String {
+    let shown = items
+        .iter()
+        .take(MESSAGE_CAP)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > MESSAGE_CAP {
+        format!("{shown} and {} more", items.len() - MESSAGE_CAP)
+    } else {
+        shown
+    }
+}
+
+/// A short rendering of file text for a message: the text itself when it
+/// is one short line, else its first line and its size.
+pub fn summarize(text: &str) -> String {
+    const SHORT: usize = 60;
+    let first = text.lines().next().unwrap_or("");
+    let lines = text.lines().count();
+    if lines <= 1 && text.chars().count() <= SHORT && !text.contains('\n') {
+        return format!("{text:?}");
+    }
+    let mut head: String = first.chars().take(SHORT).collect();
+    if head.len() < first.len() || lines > 1 {
+        head.push('…');
+    }
+    format!(
+        "{head:?} ({lines} line{}, {} bytes)",
+        if lines == 1 { "" } else { "s" },
+        text.len()
+    )
+}
+
+/// The lines of the target's account file `file` (`/etc/passwd`) that
+/// could not be parsed, or the error reading it.
+pub fn account_errors<'a>(accounts: &'a Accounts, file: &str) -> Vec<&'a str> {
+    accounts
+        .errors
+        .iter()
+        .filter(|e| {
+            e.strip_prefix(file)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+/// `/etc/passwd could not be fully read: /etc/passwd:3: …; …`
+pub fn unreadable(file: &str, errors: &[&str]) -> String {
+    let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    format!("{file} could not be fully read: {}", capped(&errors))
+}
+
+/// The goss rule for a named subject looked up in the target's accounts
+/// (`what` = `user munge`): the `exists` result, if any, and whether the
+/// other properties may be evaluated (`Err` holds the finished results,
+/// the rest skipped with the reason). `found` describes the subject when
+/// it exists (`uid 101`); `broken` are the unparsable lines of `file`: a
+/// subject not found while some lines could not be read is an error, not
+/// a "does not exist".
+pub fn existence(
+    check: &Check,
+    what: &str,
+    found: Option<String>,
+    file: &str,
+    broken: &[&str],
+) -> Result<Vec<PropertyResult>, Vec<PropertyResult>> {
+    let exists = check.bool("exists");
+    let (first, reason) = match (found, exists) {
+        (Some(desc), Some(true)) => {
+            return Ok(vec![PropertyResult::verdict(
+                "exists",
+                true,
+                format!("exists: {what} exists ({desc})"),
+            )]);
+        }
+        (Some(_), None) => return Ok(Vec::new()),
+        (Some(desc), Some(false)) => (
+            PropertyResult::verdict(
+                "exists",
+                false,
+                format!("exists: expected false, but {what} exists ({desc})"),
+            )
+            .with_expected("false")
+            .with_actual("true"),
+            format!("{what} exists"),
+        ),
+        (None, _) if !broken.is_empty() => (
+            PropertyResult::error(
+                "exists",
+                format!("exists: {what} not found, and {}", unreadable(file, broken)),
+            ),
+            format!("{what} could not be looked up"),
+        ),
+        (None, Some(false)) => (
+            PropertyResult::verdict("exists", true, format!("exists: {what} does not exist")),
+            format!("{what} does not exist"),
+        ),
+        (None, _) => (
+            PropertyResult::verdict("exists", false, format!("exists: {what} does not exist"))
+                .with_expected("true")
+                .with_actual("false"),
+            format!("{what} does not exist"),
+        ),
+    };
+    let mut out = vec![first];
+    out.extend(skip_rest(check, &["exists"], &reason));
+    Err(out)
+}
+
+/// Validation shared by the account kinds: `exists = false` asserts the
+/// subject is absent, so nothing else about it can be checked.
+pub fn exists_false_conflicts(check: &Check, noun: &str) -> Vec<Diagnostic> {
+    if check.bool("exists") != Some(false) {
+        return Vec::new();
+    }
+    asserted(check, &["exists"])
+        .map(|p| {
+            diagnostic(
+                check,
+                p.key,
+                "conflicting-keys",
+                format!(
+                    "`{}` cannot be checked together with `exists = false`: a missing {noun} has no {}",
+                    p.key, p.key
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A diagnostic located at the property `key` (or the check's header).
+pub fn diagnostic(check: &Check, key: &str, code: &'static str, message: String) -> Diagnostic {
+    let location = check
+        .prop(key)
+        .map_or_else(|| check.location.clone(), |p| p.location.clone());
+    Diagnostic::error(code, message).at(location)
+}
+
+/// Users or groups: where an `owner`/`group`/`gid` name is looked up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdSpace {
+    User,
+    Group,
+}
+
+impl IdSpace {
+    fn id_word(self) -> &'static str {
+        match self {
+            IdSpace::User => "uid",
+            IdSpace::Group => "gid",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            IdSpace::User => "user",
+            IdSpace::Group => "group",
+        }
+    }
+
+    fn file(self) -> &'static str {
+        match self {
+            IdSpace::User => "/etc/passwd",
+            IdSpace::Group => "/etc/group",
+        }
+    }
+
+    fn id_of(self, accounts: &Accounts, name: &str) -> Option<u32> {
+        match self {
+            IdSpace::User => accounts.user(name).map(|u| u.uid),
+            IdSpace::Group => accounts.group(name).map(|g| g.gid),
+        }
+    }
+
+    fn name_of(self, accounts: &Accounts, id: u32) -> Option<&str> {
+        match self {
+            IdSpace::User => accounts.user_by_uid(id).map(|u| u.name.as_str()),
+            IdSpace::Group => accounts.group_by_gid(id).map(|g| g.name.as_str()),
+        }
+    }
+
+    /// `munge (uid 101)`, or the bare number when the target has no name
+    /// for it.
+    pub fn show(self, accounts: &Accounts, id: u32) -> String {
+        match self.name_of(accounts, id) {
+            Some(name) => format!("{name} ({} {id})", self.id_word()),
+            None => id.to_string(),
+        }
+    }
+}
+
+/// What an expected owner value denotes.
+enum Resolved {
+    Id(u32),
+    /// A name the target's accounts do not know.
+    Unknown(String),
+}
+
+fn resolve(space: IdSpace, accounts: &Accounts, s: &Scalar) -> Resolved {
+    match s {
+        Scalar::Int(i) => {
+            u32::try_from(*i).map_or_else(|_| Resolved::Unknown(i.to_string()), Resolved::Id)
+        }
+        Scalar::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
+            .parse()
+            .map_or_else(|_| Resolved::Unknown(s.clone()), Resolved::Id),
+        Scalar::Str(s) => space
+            .id_of(accounts, s)
+            .map_or_else(|| Resolved::Unknown(s.clone()), Resolved::Id),
+        Scalar::Bool(b) => Resolved::Unknown(b.to_string()),
+    }
+}
+
+/// Matches an owner, group or gid: equality (`eq`, `ne`, `one_of`) takes
+/// names or numbers, names resolved through the *target's* accounts;
+/// `matches`/`contains` look at the name (or the number when unmapped);
+/// `ge`/`lt`/… compare the number. A name the target does not know fails
+/// saying so, or errors when the account file has unparsable lines (the
+/// name may be on one of them).
+pub fn id_matched(
+    key: &str,
+    m: &Matcher,
+    space: IdSpace,
+    accounts: &Accounts,
+    actual: u32,
+) -> PropertyResult {
+    let shown = space.show(accounts, actual);
+    let name = space
+        .name_of(accounts, actual)
+        .map_or_else(|| actual.to_string(), str::to_string);
+    let mut unknown: Vec<String> = Vec::new();
+    let mut ok = true;
+    let mut expected: Vec<String> = Vec::new();
+    let single = |p: &Pred| Matcher {
+        preds: vec![p.clone()],
+        compare: m.compare,
+    };
+    let is = |s: &Scalar, unknown: &mut Vec<String>| match resolve(space, accounts, s) {
+        Resolved::Id(id) => Some(id == actual),
+        Resolved::Unknown(n) => {
+            unknown.push(n);
+            None
+        }
+    };
+    let describe = |s: &Scalar| match (s, resolve(space, accounts, s)) {
+        (Scalar::Str(n), Resolved::Id(id)) if n.parse::<u32>().is_err() => {
+            format!("{n} ({} {id})", space.id_word())
+        }
+        _ => s.to_string(),
+    };
+    for p in &m.preds {
+        match p {
+            Pred::Eq(s) => {
+                ok &= is(s, &mut unknown) == Some(true);
+                expected.push(describe(s));
+            }
+            Pred::Ne(s) => {
+                ok &= is(s, &mut unknown) != Some(true);
+                expected.push(format!("not {}", describe(s)));
+            }
+            Pred::OneOf(v) => {
+                let mut any = false;
+                for s in v {
+                    any |= is(s, &mut unknown) == Some(true);
+                }
+                ok &= any;
+                let v: Vec<String> = v.iter().map(describe).collect();
+                expected.push(format!("one of [{}]", v.join(", ")));
+            }
+            Pred::Matches(_) | Pred::NotMatches(_) | Pred::Contains(_) | Pred::NotContains(_) => {
+                let one = single(p);
+                ok &= one.test(Actual::Str(&name));
+                expected.push(one.describe());
+            }
+            Pred::Ge(_) | Pred::Gt(_) | Pred::Le(_) | Pred::Lt(_) => {
+                let one = single(p);
+                ok &= one.test(Actual::Int(i64::from(actual)));
+                expected.push(one.describe());
+            }
+        }
+    }
+    let expected = expected.join(" and ");
+    if !ok && !unknown.is_empty() {
+        let file = space.file();
+        let broken = account_errors(accounts, file);
+        let names = unknown.join(", ");
+        let noun = space.noun();
+        if !broken.is_empty() {
+            return PropertyResult::error(
+                key,
+                format!(
+                    "{key}: the target has no {noun} {names}, and {}",
+                    unreadable(file, &broken)
+                ),
+            )
+            .with_expected(expected)
+            .with_actual(shown);
+        }
+        return PropertyResult::verdict(
+            key,
+            false,
+            format!("{key}: expected {expected}, but the target has no {noun} {names} in {file} (got {shown})"),
+        )
+        .with_expected(expected)
+        .with_actual(shown);
+    }
+    PropertyResult::compare(key, ok, expected, shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nodecheck_core::kind::Compare;
+    use nodecheck_core::outcome::Status;
+    use regex::Regex;
+
+    fn accounts() -> Accounts {
+        Accounts::parse(
+            Ok(b"root:x:0:0::/root:/bin/sh\nmunge:x:101:102::/:/bin/false\n".to_vec()),
+            Ok(b"root:x:0:\nmunge:x:102:\n".to_vec()),
+        )
+    }
+
+    fn m(preds: Vec<Pred>) -> Matcher {
+        Matcher {
+            preds,
+            compare: Compare::Quantity,
+        }
+    }
+
+    fn eq(s: &str) -> Matcher {
+        m(vec![Pred::Eq(Scalar::Str(s.into()))])
+    }
+
+    #[test]
+    fn owner_names_resolve_through_the_target() {
+        let a = accounts();
+        let r = id_matched("owner", &eq("munge"), IdSpace::User, &a, 101);
+        assert_eq!(r.status, Status::Pass);
+        let r = id_matched("owner", &eq("munge"), IdSpace::User, &a, 0);
+        assert_eq!(
+            r.message,
+            "owner: expected munge (uid 101), got root (uid 0)"
+        );
+        let r = id_matched("owner", &eq("0"), IdSpace::User, &a, 4242);
+        assert_eq!(r.message, "owner: expected 0, got 4242");
+        let r = id_matched(
+            "owner",
+            &m(vec![Pred::Eq(Scalar::Int(0))]),
+            IdSpace::User,
+            &a,
+            0,
+        );
+        assert_eq!(r.status, Status::Pass);
+        let r = id_matched("group", &eq("munge"), IdSpace::Group, &a, 102);
+        assert_eq!(r.status, Status::Pass);
+    }
+
+    #[test]
+    fn unknown_names_fail_saying_so() {
+        let a = accounts();
+        let r = id_matched("owner", &eq("slurm"), IdSpace::User, &a, 0);
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(
+            r.message,
+            "owner: expected slurm, but the target has no user slurm in /etc/passwd (got root (uid 0))"
+        );
+        // one_of passes when a known name matches.
+        let one = m(vec![Pred::OneOf(vec![
+            Scalar::Str("slurm".into()),
+            Scalar::Str("root".into()),
+        ])]);
+        assert_eq!(
+            id_matched("owner", &one, IdSpace::User, &a, 0).status,
+            Status::Pass
+        );
+        let broken = Accounts::parse(
+            Ok(b"root:x:0:0::/root:/bin/sh\nslurm:x:\n".to_vec()),
+            Ok(Vec::new()),
+        );
+        let r = id_matched("owner", &eq("slurm"), IdSpace::User, &broken, 0);
+        assert_eq!(r.status, Status::Error);
+        assert!(
+            r.message.contains("/etc/passwd:2: expected 7"),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn regexes_see_names_and_orderings_see_numbers() {
+        let a = accounts();
+        let re = m(vec![Pred::Matches(Regex::new("^(root|munge)$").unwrap())]);
+        assert_eq!(
+            id_matched("owner", &re, IdSpace::User, &a, 101).status,
+            Status::Pass
+        );
+        let sys = m(vec![Pred::Lt("1000".into())]);
+        assert_eq!(
+            id_matched("owner", &sys, IdSpace::User, &a, 101).status,
+            Status::Pass
+        );
+        let r = id_matched("owner", &sys, IdSpace::User, &a, 1000);
+        assert_eq!(r.message, "owner: expected < 1000, got 1000");
+    }
+
+    #[test]
+    fn summaries_stay_short() {
+        assert_eq!(summarize("yes"), "\"yes\"");
+        assert_eq!(summarize("a\nb\n"), "\"a…\" (2 lines, 4 bytes)");
+        assert_eq!(capped(&["a".into(), "b".into()]), "a, b");
+        let many: Vec<String> = (0..12).map(|i| i.to_string()).collect();
+        assert_eq!(capped(&many), "0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more");
+    }
+}

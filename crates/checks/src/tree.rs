@@ -1,0 +1,668 @@
+//! `tree`: walks a directory of the target and looks for broken symlinks,
+//! world-writable files and unexpected setuid/setgid programs.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use nodecheck_core::kind::{Key, Kind, Ty};
+use nodecheck_core::matcher::format_mode;
+use nodecheck_core::outcome::{Evaluation, PropertyResult};
+use nodecheck_core::profile::{Check, Diagnostic, Value};
+use nodecheck_core::run::Context;
+use nodecheck_core::target::{FileType, Target, WalkEntry, WalkOptions};
+
+use crate::eval;
+
+pub struct Tree;
+
+const KEYS: &[Key] = &[
+    Key::new(
+        "broken_symlinks",
+        Ty::Bool,
+        "`false`: no symlink in the tree fails to resolve inside the root (dangling, or a loop). \
+         `true` asserts nothing and is refused.",
+    ),
+    Key::new(
+        "world_writable",
+        Ty::Bool,
+        "`false`: no world-writable regular file, and no world-writable directory without the \
+         sticky bit. Symlinks, devices, sockets and fifos are ignored. `true` is refused.",
+    ),
+    Key::new(
+        "setuid",
+        Ty::StrList,
+        "Allow-list of paths (globs): every setuid or setgid regular file found must match one. \
+         An empty list allows none.",
+    ),
+    Key::new(
+        "max_depth",
+        Ty::Int,
+        "Deepest level walked, like `find -maxdepth` (0 = the path itself). Default: no limit.",
+    )
+    .modifier(),
+    Key::new(
+        "exclude",
+        Ty::StrList,
+        "Globs over absolute paths in the target; a match is skipped, and so is everything \
+         below a matching directory. `*` also matches `/`.",
+    )
+    .modifier(),
+];
+
+const DOC: &str = r#"## What it checks
+
+Walks everything below `path` in the target, like `find PATH -xdev`, and
+reports what should not be there. Symlinks are never followed by the walk;
+each one is resolved *inside the root* to decide whether it is broken (a
+link into `/usr/lib` of the image is fine even if the host has no such
+file). The walk stays on the filesystem `path` is on (mount points are
+listed, not entered), which keeps a live `/` walk out of /proc and network
+filesystems.
+
+The start is resolved first, and paths are reported and matched under the
+resolved start: on a merged-/usr image `path = "/lib"` walks and reports
+`/usr/lib/...`, so write `exclude` and `setuid` globs with the real paths.
+Globs match whole absolute paths and `*` crosses `/` (`"*.pyc"` matches
+at any depth; `"/proc"` excludes /proc and everything below it).
+
+A failure names the first 10 offenders (with their modes where useful),
+says how many there are in all, and the full list goes into the check's
+output (JUnit system-out, JSON `output`). Entries that cannot be read
+(permission denied when nodecheck does not run as root) make a property an
+*error* when nothing else was found wrong, since the tree could not be
+checked whole. A `path` that does not exist fails the first property and
+skips the others.
+
+`setuid` regards regular files only: setgid *directories* (shared group
+directories) are normal. An empty list (`setuid = []`) allows no setuid or
+setgid file at all.
+
+## Example
+
+```toml
+[[control]]
+id = "image-hygiene"
+title = "No broken links, no world-writable files, known setuid programs"
+
+  [[control.tree]]
+  path            = "/"
+  exclude         = ["/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp"]
+  broken_symlinks = false
+  world_writable  = false
+  setuid          = ["/usr/bin/sudo", "/usr/bin/passwd", "/usr/bin/chsh", "/usr/bin/chfn",
+                     "/usr/bin/newgrp", "/usr/bin/gpasswd", "/usr/bin/su", "/usr/bin/mount",
+                     "/usr/bin/umount", "/usr/lib/openssh/ssh-keysign", "/usr/sbin/unix_chkpwd"]
+
+  [[control.tree]]
+  path            = "/opt/apps"
+  max_depth       = 4
+  broken_symlinks = false
+```
+
+## Targets
+
+Every target. Walking `/` of a large image takes a while; narrow `path` or
+use `exclude` and `max_depth`.
+"#;
+
+impl Kind for Tree {
+    fn name(&self) -> &'static str {
+        "tree"
+    }
+
+    fn subject(&self) -> Key {
+        Key::new(
+            "path",
+            Ty::Str,
+            "The directory to walk (absolute, inside the target).",
+        )
+    }
+
+    fn keys(&self) -> &'static [Key] {
+        KEYS
+    }
+
+    fn doc(&self) -> &'static str {
+        DOC
+    }
+
+    fn validate(&self, check: &Check) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for (key, what) in [
+            ("broken_symlinks", "broken symlinks"),
+            ("world_writable", "world-writable files"),
+        ] {
+            if check.bool(key) == Some(true) {
+                out.push(eval::diagnostic(
+                    check,
+                    key,
+                    "invalid-value",
+                    format!(
+                        "`{key} = true` asserts nothing; write `{key} = false` to forbid {what}"
+                    ),
+                ));
+            }
+        }
+        if check.int("max_depth").is_some_and(|d| d < 0) {
+            out.push(eval::diagnostic(
+                check,
+                "max_depth",
+                "invalid-value",
+                "`max_depth` must be 0 or more".to_string(),
+            ));
+        }
+        for key in ["exclude", "setuid"] {
+            for pattern in check.list(key).unwrap_or_default() {
+                if let Err(e) = Glob::new(pattern) {
+                    out.push(eval::diagnostic(
+                        check,
+                        key,
+                        "invalid-value",
+                        format!("`{key}`: {pattern:?} is not a valid glob: {}", e.kind()),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn eval(&self, check: &Check, cx: &Context<'_>) -> Evaluation {
+        let path = check.subject.as_str();
+        let mut out = Evaluation::default();
+        let globs = |key: &str| globs(check.list(key).unwrap_or_default());
+        let (exclude, allow) = match (globs("exclude"), globs("setuid")) {
+            (Ok(e), Ok(a)) => (e, a),
+            (Err(e), _) | (_, Err(e)) => {
+                // validate() refuses these; still never panic.
+                for p in eval::asserted(check, &[]) {
+                    out.push(PropertyResult::error(p.key, format!("{}: {e}", p.key)));
+                }
+                return out;
+            }
+        };
+        let options = WalkOptions {
+            max_depth: check
+                .int("max_depth")
+                .map(|d| usize::try_from(d).unwrap_or(0)),
+            same_file_system: true,
+        };
+        let want = Wanted {
+            broken: check.get("broken_symlinks").is_some(),
+            writable: check.get("world_writable").is_some(),
+            setuid: check.get("setuid").is_some(),
+        };
+        let mut found = Found::default();
+        let walked = cx.target.walk(path, &options, &mut |entry| match entry {
+            Err(e) => {
+                found.errors.push(e.to_string());
+                true
+            }
+            Ok(entry) => {
+                if entry.depth > 0 && exclude.is_match(&entry.path) {
+                    return false;
+                }
+                found.look_at(cx.target, &entry, &want, &allow);
+                true
+            }
+        });
+        if let Err(e) = walked {
+            // The goss rule: the first property says why, the rest skip.
+            let (error, reason) = if eval::is_absent(&e) {
+                (None, format!("{path} does not exist"))
+            } else {
+                let text = format!("cannot walk {path}: {}", eval::io_text(&e));
+                (Some(text), format!("cannot walk {path}"))
+            };
+            let mut props = eval::asserted(check, &[]);
+            if let Some(p) = props.next() {
+                let key = p.key;
+                out.push(match error {
+                    None => PropertyResult::verdict(key, false, format!("{key}: {reason}")),
+                    Some(text) => PropertyResult::error(key, format!("{key}: {text}")),
+                });
+            }
+            for p in props {
+                out.push(PropertyResult::skip(p.key, reason.clone()));
+            }
+            return out;
+        }
+        for prop in eval::asserted(check, &[]) {
+            let key = prop.key;
+            let r = match (key, &prop.value) {
+                ("broken_symlinks", Value::Bool(false)) => {
+                    found.verdict(key, path, "broken symlink", &found.broken, &mut out.output)
+                }
+                ("world_writable", Value::Bool(false)) => found.verdict(
+                    key,
+                    path,
+                    "world-writable entry",
+                    &found.writable,
+                    &mut out.output,
+                ),
+                ("setuid", Value::List(_)) => found.verdict(
+                    key,
+                    path,
+                    "setuid/setgid file outside the allow-list",
+                    &found.setuid,
+                    &mut out.output,
+                ),
+                (key, v) => PropertyResult::error(
+                    key,
+                    format!("{key}: tree cannot check {v:?} (the loader should have refused it)"),
+                ),
+            };
+            out.push(r);
+        }
+        if !found.errors.is_empty() {
+            section(
+                &mut out.output,
+                &format!("unreadable entries under {path}"),
+                &found.errors,
+            );
+        }
+        out
+    }
+}
+
+fn globs(patterns: &[String]) -> Result<GlobSet, String> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(Glob::new(p).map_err(|e| format!("{p:?} is not a valid glob: {}", e.kind()))?);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+/// Which properties the walk must collect for.
+struct Wanted {
+    broken: bool,
+    writable: bool,
+    setuid: bool,
+}
+
+#[derive(Default)]
+struct Found {
+    entries: usize,
+    broken: Vec<String>,
+    writable: Vec<String>,
+    setuid: Vec<String>,
+    allowed: usize,
+    errors: Vec<String>,
+}
+
+impl Found {
+    fn look_at(&mut self, t: &dyn Target, entry: &WalkEntry, want: &Wanted, allow: &GlobSet) {
+        self.entries += 1;
+        let md = &entry.metadata;
+        let path = &entry.path;
+        match md.file_type {
+            FileType::Symlink if want.broken => match t.metadata(path, true) {
+                Ok(_) => {}
+                Err(e) if eval::is_absent(&e) => {
+                    let to = t.read_link(path).unwrap_or_else(|_| "?".to_string());
+                    self.broken.push(format!("{path} -> {to}"));
+                }
+                Err(e) => self.errors.push(format!("{path}: {e}")),
+            },
+            FileType::File => {
+                if want.writable && md.mode & 0o002 != 0 {
+                    self.writable
+                        .push(format!("{path} ({})", format_mode(md.mode)));
+                }
+                if want.setuid && md.mode & 0o6000 != 0 {
+                    if allow.is_match(path) {
+                        self.allowed += 1;
+                    } else {
+                        self.setuid
+                            .push(format!("{path} ({})", format_mode(md.mode)));
+                    }
+                }
+            }
+            FileType::Directory
+                if want.writable && md.mode & 0o002 != 0 && md.mode & 0o1000 == 0 =>
+            {
+                self.writable.push(format!(
+                    "{path} (directory {}, no sticky bit)",
+                    format_mode(md.mode)
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    /// One property's result from what the walk found; the full list goes
+    /// into `output`.
+    fn verdict(
+        &self,
+        key: &str,
+        root: &str,
+        what: &str,
+        items: &[String],
+        output: &mut String,
+    ) -> PropertyResult {
+        let n = items.len();
+        let plural = |n: usize| {
+            if n == 1 {
+                what.to_string()
+            } else {
+                plural(what)
+            }
+        };
+        if n > 0 {
+            section(
+                output,
+                &format!("{key}: {n} {} under {root}", plural(n)),
+                items,
+            );
+            return PropertyResult::verdict(
+                key,
+                false,
+                format!(
+                    "{key}: {n} {} under {root}: {}",
+                    plural(n),
+                    eval::capped(items)
+                ),
+            )
+            .with_expected("none")
+            .with_actual(n.to_string());
+        }
+        if !self.errors.is_empty() {
+            let e = self.errors.len();
+            return PropertyResult::error(
+                key,
+                format!(
+                    "{key}: {e} entr{} under {root} could not be read: {}",
+                    if e == 1 { "y" } else { "ies" },
+                    eval::capped(&self.errors)
+                ),
+            );
+        }
+        let allowed = if key == "setuid" {
+            format!("{} allowed, ", self.allowed)
+        } else {
+            String::new()
+        };
+        PropertyResult::verdict(
+            key,
+            true,
+            format!(
+                "{key}: no {} under {root} ({allowed}{} entries checked)",
+                plural(2),
+                self.entries
+            ),
+        )
+        .with_expected("none")
+        .with_actual("0")
+    }
+}
+
+/// `broken symlink` → `broken symlinks`, `…entry` → `…entries`,
+/// `file outside the allow-list` → `files outside the allow-list`.
+fn plural(what: &str) -> String {
+    let (noun, rest) = match what.find(" outside") {
+        Some(i) => what.split_at(i),
+        None => (what, ""),
+    };
+    match noun.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies{rest}"),
+        None => format!("{noun}s{rest}"),
+    }
+}
+
+fn section(output: &mut String, title: &str, items: &[String]) {
+    if !output.is_empty() {
+        output.push('\n');
+    }
+    output.push_str(title);
+    output.push_str(":\n");
+    for i in items {
+        output.push_str("  ");
+        output.push_str(i);
+        output.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+    use nodecheck_core::outcome::Status::{Error, Fail, Pass, Skip};
+    use nodecheck_core::target::MemoryTarget;
+
+    fn image() -> MemoryTarget {
+        MemoryTarget::new()
+            .dir("/usr/bin", 0o755, 0, 0)
+            .file("/usr/bin/sudo", 0o4755, 0, 0, "")
+            .file("/usr/bin/wall", 0o2755, 0, 5, "")
+            .file("/usr/bin/ls", 0o755, 0, 0, "")
+            .symlink("/usr/bin/vi", "/etc/alternatives/vi")
+            .symlink("/etc/alternatives/vi", "/usr/bin/vim.basic")
+            .symlink("/usr/bin/editor", "nano")
+            .symlink("/bin", "usr/bin")
+            .dir("/tmp", 0o1777, 0, 0)
+            .dir("/var/mail", 0o2775, 0, 8)
+            .dir("/srv/drop", 0o777, 0, 0)
+            .file("/srv/drop/notes", 0o666, 1000, 1000, "")
+            .special("/dev/null", FileType::Char, 0o666, 0, 0)
+    }
+
+    fn eval(path: &str, props: Vec<(&str, Value)>) -> Evaluation {
+        run(&check(&Tree, path, props), &image())
+    }
+
+    #[test]
+    fn broken_symlinks_resolve_inside_the_root() {
+        let e = eval("/", vec![("broken_symlinks", b(false))]);
+        assert_eq!(
+            results(&e),
+            [(
+                "broken_symlinks".into(),
+                Fail,
+                "broken_symlinks: 3 broken symlinks under /: /etc/alternatives/vi -> /usr/bin/vim.basic, \
+                 /usr/bin/editor -> nano, /usr/bin/vi -> /etc/alternatives/vi"
+                    .into()
+            )]
+        );
+        assert_eq!(
+            e.output,
+            "broken_symlinks: 3 broken symlinks under /:\n  /etc/alternatives/vi -> /usr/bin/vim.basic\n  \
+             /usr/bin/editor -> nano\n  /usr/bin/vi -> /etc/alternatives/vi\n"
+        );
+        let e = eval(
+            "/",
+            vec![
+                ("broken_symlinks", b(false)),
+                ("exclude", list(&["/usr/bin/*", "/etc/alternatives"])),
+            ],
+        );
+        assert_eq!(result(&e, "broken_symlinks").0, Pass);
+        assert_eq!(e.properties.len(), 1);
+    }
+
+    #[test]
+    fn the_message_is_capped_and_the_output_complete() {
+        let mut t = MemoryTarget::new();
+        for i in 0..12 {
+            t = t.symlink(&format!("/l/{i:02}"), "/nowhere");
+        }
+        let e = run(&check(&Tree, "/l", vec![("broken_symlinks", b(false))]), &t);
+        let (status, msg) = result(&e, "broken_symlinks");
+        assert_eq!(status, Fail);
+        assert!(
+            msg.starts_with("broken_symlinks: 12 broken symlinks under /l: /l/00 -> /nowhere,")
+        );
+        assert!(msg.ends_with("/l/09 -> /nowhere and 2 more"), "{msg}");
+        assert_eq!(e.output.lines().count(), 13);
+        assert!(e.output.contains("  /l/11 -> /nowhere\n"));
+    }
+
+    #[test]
+    fn world_writable_files_and_unsticky_dirs() {
+        let e = eval("/", vec![("world_writable", b(false))]);
+        assert_eq!(
+            results(&e),
+            [(
+                "world_writable".into(),
+                Fail,
+                "world_writable: 2 world-writable entries under /: /srv/drop (directory 0777, no sticky bit), \
+                 /srv/drop/notes (0666)"
+                    .into()
+            )]
+        );
+        let e = eval("/usr", vec![("world_writable", b(false))]);
+        assert_eq!(
+            result(&e, "world_writable"),
+            (
+                Pass,
+                "world_writable: no world-writable entries under /usr (7 entries checked)".into()
+            )
+        );
+    }
+
+    #[test]
+    fn setuid_allow_list_takes_globs() {
+        let e = eval("/", vec![("setuid", list(&["/usr/bin/sudo"]))]);
+        assert_eq!(
+            result(&e, "setuid"),
+            (
+                Fail,
+                "setuid: 1 setuid/setgid file outside the allow-list under /: /usr/bin/wall (2755)"
+                    .into()
+            )
+        );
+        let e = eval("/", vec![("setuid", list(&["/usr/bin/{sudo,wall}"]))]);
+        assert_eq!(result(&e, "setuid").0, Pass);
+        let e = eval("/", vec![("setuid", list(&[]))]);
+        assert!(result(&e, "setuid").1.contains("2 setuid/setgid files"));
+        // setgid directories are not setuid programs.
+        let e = eval("/var", vec![("setuid", list(&[]))]);
+        assert_eq!(
+            result(&e, "setuid"),
+            (
+                Pass,
+                "setuid: no setuid/setgid files outside the allow-list under /var (0 allowed, 2 entries checked)"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn max_depth_limits_the_walk() {
+        let e = eval(
+            "/",
+            vec![("world_writable", b(false)), ("max_depth", int(1))],
+        );
+        assert_eq!(result(&e, "world_writable").0, Pass);
+        let e = eval(
+            "/",
+            vec![("world_writable", b(false)), ("max_depth", int(2))],
+        );
+        assert_eq!(result(&e, "world_writable").0, Fail);
+    }
+
+    #[test]
+    fn start_symlinks_are_resolved() {
+        let e = eval("/bin", vec![("setuid", list(&["/usr/bin/*"]))]);
+        assert_eq!(result(&e, "setuid").0, Pass);
+    }
+
+    #[test]
+    fn a_missing_tree_fails_once() {
+        let e = eval(
+            "/opt/apps",
+            vec![("broken_symlinks", b(false)), ("world_writable", b(false))],
+        );
+        assert_eq!(
+            results(&e),
+            [
+                (
+                    "broken_symlinks".into(),
+                    Fail,
+                    "broken_symlinks: /opt/apps does not exist".into()
+                ),
+                (
+                    "world_writable".into(),
+                    Skip,
+                    "/opt/apps does not exist".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn unreadable_dirs_make_an_otherwise_clean_tree_an_error() {
+        let t = image()
+            .dir("/root", 0o700, 0, 0)
+            .file("/root/x", 0o666, 0, 0, "")
+            .deny("/root");
+        let e = run(
+            &check(
+                &Tree,
+                "/",
+                vec![("broken_symlinks", b(false)), ("world_writable", b(false))],
+            ),
+            &t,
+        );
+        let (status, msg) = result(&e, "broken_symlinks");
+        assert_eq!(status, Fail, "{msg}");
+        assert_eq!(
+            result(&e, "world_writable").0,
+            Fail,
+            "offenders found elsewhere still fail"
+        );
+        let e = run(
+            &check(&Tree, "/root", vec![("world_writable", b(false))]),
+            &t,
+        );
+        assert_eq!(
+            result(&e, "world_writable"),
+            (
+                Error,
+                "world_writable: 1 entry under /root could not be read: /root: Permission denied (os error 13)"
+                    .into()
+            )
+        );
+        assert!(
+            e.output
+                .contains("unreadable entries under /root:\n  /root: Permission denied")
+        );
+    }
+
+    #[test]
+    fn validation() {
+        let c = check(
+            &Tree,
+            "/",
+            vec![
+                ("broken_symlinks", b(true)),
+                ("world_writable", b(true)),
+                ("max_depth", int(-1)),
+                ("exclude", list(&["/a/[b"])),
+            ],
+        );
+        assert_eq!(
+            messages(&Tree.validate(&c)),
+            [
+                "invalid-value: `broken_symlinks = true` asserts nothing; write `broken_symlinks = false` \
+                 to forbid broken symlinks",
+                "invalid-value: `world_writable = true` asserts nothing; write `world_writable = false` \
+                 to forbid world-writable files",
+                "invalid-value: `max_depth` must be 0 or more",
+                "invalid-value: `exclude`: \"/a/[b\" is not a valid glob: unclosed character class; missing ']'",
+            ]
+        );
+        let c = check(
+            &Tree,
+            "/",
+            vec![("broken_symlinks", b(false)), ("setuid", list(&["/usr/*"]))],
+        );
+        assert!(Tree.validate(&c).is_empty());
+    }
+
+    #[test]
+    fn plurals() {
+        assert_eq!(plural("broken symlink"), "broken symlinks");
+        assert_eq!(plural("world-writable entry"), "world-writable entries");
+        assert_eq!(
+            plural("setuid/setgid file outside the allow-list"),
+            "setuid/setgid files outside the allow-list"
+        );
+    }
+}
