@@ -198,7 +198,7 @@ impl Kind for File {
             out.push(eval::diagnostic(
                 check,
                 "sha256",
-                "invalid-value",
+                "bad-value",
                 format!("`sha256` must be 64 hexadecimal digits, got {hex:?}"),
             ));
         }
@@ -806,7 +806,7 @@ mod tests {
         let c = check(&File, "/x", vec![("sha256", s("abc"))]);
         assert_eq!(
             messages(&File.validate(&c)),
-            ["invalid-value: `sha256` must be 64 hexadecimal digits, got \"abc\""]
+            ["bad-value: `sha256` must be 64 hexadecimal digits, got \"abc\""]
         );
     }
 

@@ -134,7 +134,7 @@ impl Kind for Tree {
                 out.push(eval::diagnostic(
                     check,
                     key,
-                    "invalid-value",
+                    "bad-value",
                     format!(
                         "`{key} = true` asserts nothing; write `{key} = false` to forbid {what}"
                     ),
@@ -145,7 +145,7 @@ impl Kind for Tree {
             out.push(eval::diagnostic(
                 check,
                 "max_depth",
-                "invalid-value",
+                "bad-value",
                 "`max_depth` must be 0 or more".to_string(),
             ));
         }
@@ -155,7 +155,7 @@ impl Kind for Tree {
                     out.push(eval::diagnostic(
                         check,
                         key,
-                        "invalid-value",
+                        "bad-value",
                         format!("`{key}`: {pattern:?} is not a valid glob: {}", e.kind()),
                     ));
                 }
@@ -640,12 +640,12 @@ mod tests {
         assert_eq!(
             messages(&Tree.validate(&c)),
             [
-                "invalid-value: `broken_symlinks = true` asserts nothing; write `broken_symlinks = false` \
+                "bad-value: `broken_symlinks = true` asserts nothing; write `broken_symlinks = false` \
                  to forbid broken symlinks",
-                "invalid-value: `world_writable = true` asserts nothing; write `world_writable = false` \
+                "bad-value: `world_writable = true` asserts nothing; write `world_writable = false` \
                  to forbid world-writable files",
-                "invalid-value: `max_depth` must be 0 or more",
-                "invalid-value: `exclude`: \"/a/[b\" is not a valid glob: unclosed character class; missing ']'",
+                "bad-value: `max_depth` must be 0 or more",
+                "bad-value: `exclude`: \"/a/[b\" is not a valid glob: unclosed character class; missing ']'",
             ]
         );
         let c = check(

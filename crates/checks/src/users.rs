@@ -86,7 +86,7 @@ impl Kind for Users {
         }
         vec![
             Diagnostic::error(
-                "invalid-value",
+                "bad-value",
                 format!(
                     "`uid` must be a number from 0 to 4294967295, got {:?}",
                     check.subject
@@ -269,7 +269,7 @@ mod tests {
         let c = check(&Users, "root", vec![("names", list(&["root"]))]);
         assert_eq!(
             messages(&Users.validate(&c)),
-            ["invalid-value: `uid` must be a number from 0 to 4294967295, got \"root\""]
+            ["bad-value: `uid` must be a number from 0 to 4294967295, got \"root\""]
         );
         assert_eq!(result(&run(&c, &image(CLEAN)), "names").0, Error);
     }

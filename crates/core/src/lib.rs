@@ -1,12 +1,20 @@
 //! nodecheck's engine: load a profile, open a target, run, report.
 //!
-//! ```no_run
+//! ```
 //! use nodecheck_core::{profile, run, target::RootFs};
-//! # fn kinds() -> &'static [&'static dyn nodecheck_core::kind::Kind] { &[] }
-//! let profile = profile::load("profiles/base.toml", kinds(), &Default::default())?;
-//! let target = RootFs::open("/srv/images/compute")?;
-//! let report = run::run(&profile, &target, &run::Options::default(), &mut []);
-//! println!("{} checks failed", report.summary.checks.failed);
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let image = dir.path().join("rootfs");
+//! # std::fs::create_dir_all(image.join("etc"))?;
+//! # std::fs::write(image.join("etc/os-release"), "ID=debian\n")?;
+//! # let path = dir.path().join("p.toml");
+//! # std::fs::write(&path, "[profile]\nname = \"demo\"\n[[control]]\nid = \"release\"\n\
+//! #   [[control.file]]\npath = \"/etc/os-release\"\ncontent = { matches = \"^ID=\" }\n")?;
+//! let kinds = nodecheck_checks::KINDS; // the resource kinds
+//! let profile = profile::load(&path, kinds, &Default::default())?;
+//! let target = RootFs::open(&image)?;
+//! let outcome = run::run(&profile, &target, &run::Options::default(), Vec::new());
+//! assert_eq!(outcome.report.summary.checks.passed, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -252,7 +252,10 @@ mod tests {
         let skipped: usize = parsed.test_suites.iter().map(|s| s.skipped).sum();
         assert_eq!(skipped, c.skipped);
         let root = &xml[xml.find("<testsuites").unwrap()..];
-        assert!(!root[..root.find('>').unwrap()].contains(" skipped="), "{xml}");
+        assert!(
+            !root[..root.find('>').unwrap()].contains(" skipped="),
+            "{xml}"
+        );
         assert_eq!(parsed.test_suites.len(), report.controls.len());
         for (suite, control) in parsed.test_suites.iter().zip(&report.controls) {
             assert_eq!(suite.name.as_str(), control.id);

@@ -1,0 +1,11 @@
+//! Exit statuses of `nodecheck`, as the profile contract defines them.
+
+/// Nothing at or above `--fail-on` failed or errored.
+pub const OK: u8 = 0;
+/// Something at or above `--fail-on` failed or errored.
+pub const FAILED: u8 = 1;
+/// A usage or profile error (the message names file:line:col), including a
+/// report file that cannot be written.
+pub const USAGE: u8 = 2;
+/// The target itself cannot be used (missing, not a directory, no access).
+pub const TARGET: u8 = 3;

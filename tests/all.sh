@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install what the tests need, build the cached reference Debian rootfs, and
+# run the whole suite: formatting, lints, unit and end-to-end tests. As root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tests/deps.sh
+NODECHECK_TEST_ROOTFS=$(tests/rootfs/build.sh)
+export NODECHECK_TEST_ROOTFS
+echo "reference rootfs: $NODECHECK_TEST_ROOTFS"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

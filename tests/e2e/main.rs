@@ -1,0 +1,7 @@
+//! End-to-end tests: the built `nodecheck` binary against fixture trees and
+//! the cached reference Debian rootfs (tests/rootfs/build.sh).
+
+mod base;
+mod cli;
+mod escape;
+mod util;
