@@ -4,11 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::check::{bad_duration, checks, suggest};
 use super::raw::{self, Entry, Source, Sv, V};
-use super::vars::{Scope, VarValue, interpolate, interpolate_str, valid_name};
+use super::vars::{Scope, VarValue, interpolate, interpolate_mut, interpolate_str, valid_name};
 use super::{Control, Diagnostic, Diagnostics, Location, Profile, Severity, Waiver};
 use crate::kind::Kind;
 use crate::matcher::parse_duration;
@@ -86,7 +87,7 @@ pub fn load_all(
     }
     let vars = l.vars(&layers, &options.vars);
     let mut controls = Vec::new();
-    for rc in &layers.controls {
+    for rc in std::mem::take(&mut layers.controls) {
         controls.extend(l.control(rc, &vars));
     }
     l.unique_ids(&controls);
@@ -213,7 +214,7 @@ impl Loader<'_> {
                 return None;
             }
         };
-        let src = Source::new(path.to_path_buf(), text);
+        let src = Arc::new(Source::new(path.to_path_buf(), text));
         let root = raw::parse(&src, &mut self.diags)?;
         self.stack.push(canonical);
         let result = self.document(path, &root);
@@ -253,6 +254,12 @@ impl Loader<'_> {
         };
         // Own controls override included ones with the same id, in place.
         let mut seen: HashMap<String, Location> = HashMap::new();
+        let mut from_includes: HashMap<String, usize> = included
+            .controls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
         for c in own.controls.drain(..) {
             if let Some(first) = seen.get(&c.id) {
                 self.diags.push(c.table.diag(Diagnostic::error(
@@ -265,8 +272,8 @@ impl Loader<'_> {
                 continue;
             }
             seen.insert(c.id.clone(), c.table.loc.clone());
-            match included.controls.iter_mut().find(|i| i.id == c.id) {
-                Some(slot) => *slot = c,
+            match from_includes.remove(&c.id) {
+                Some(i) => included.controls[i] = c,
                 None => included.controls.push(c),
             }
         }
@@ -501,7 +508,7 @@ impl Loader<'_> {
     }
 
     /// Expands one control over its matrix and validates each instance.
-    fn control(&mut self, rc: &RawControl, vars: &BTreeMap<String, VarValue>) -> Vec<Expanded> {
+    fn control(&mut self, rc: RawControl, vars: &BTreeMap<String, VarValue>) -> Vec<Expanded> {
         let Some(entries) = rc.table.as_table() else {
             return Vec::new();
         };
@@ -561,12 +568,20 @@ impl Loader<'_> {
             suffixes = next_suffix;
         }
         let mut out = Vec::new();
-        for (combo, suffix) in combos.iter().zip(suffixes) {
+        let last = combos.len() - 1;
+        let mut raw_table = Some(rc.table);
+        for (i, (combo, suffix)) in combos.iter().zip(suffixes).enumerate() {
             let scope = Scope {
                 layers: vec![combo, vars],
             };
             let before = self.diags.len();
-            let table = interpolate(&rc.table, &scope, &mut self.diags);
+            // Every combination but the last interpolates its own copy.
+            let mut table = match (i == last, &raw_table) {
+                (true, _) => raw_table.take().expect("taken once, last"),
+                (false, Some(t)) => t.clone(),
+                (false, None) => unreachable!("the raw table is kept until the last combination"),
+            };
+            interpolate_mut(&mut table, &scope, &mut self.diags);
             if self.diags.len() > before && !out.is_empty() {
                 // The same error for every combination says nothing new.
                 self.diags.truncate(before);

@@ -68,13 +68,20 @@ impl Source {
 }
 
 /// A value with its place in the profile.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Sv {
     pub v: V,
     pub loc: Location,
-    /// The source line, for carets in diagnostics.
-    pub line: Option<Arc<str>>,
-    pub width: usize,
+    /// The file and byte span, to show the source line in diagnostics
+    /// (looked up only when a diagnostic is made).
+    pub src: Arc<Source>,
+    pub span: std::ops::Range<usize>,
+}
+
+impl std::fmt::Debug for Sv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} at {}", self.v, self.loc)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -114,10 +121,7 @@ impl V {
 impl Sv {
     /// A diagnostic pointing at this value.
     pub fn diag(&self, d: Diagnostic) -> Diagnostic {
-        let mut d = d.at(self.loc.clone());
-        d.source_line = self.line.as_deref().map(str::to_string);
-        d.width = self.width;
-        d
+        self.src.diag(d, self.span.clone())
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -137,7 +141,7 @@ impl Sv {
 
 /// Parses a profile file into a spanned value tree, collecting every
 /// syntax error.
-pub(crate) fn parse(src: &Source, diags: &mut Vec<Diagnostic>) -> Option<Sv> {
+pub(crate) fn parse(src: &Arc<Source>, diags: &mut Vec<Diagnostic>) -> Option<Sv> {
     let (doc, errors) = DeTable::parse_recoverable(&src.text);
     let failed = !errors.is_empty();
     for e in errors {
@@ -163,25 +167,16 @@ fn lowercase_first(s: &str) -> String {
     }
 }
 
-fn spanned(src: &Source, v: V, span: std::ops::Range<usize>) -> Sv {
-    let loc = src.location(span.start);
-    let line: Option<Arc<str>> = src.line(loc.line).map(Arc::from);
-    let line_len = line.as_ref().map_or(1, |l| l.chars().count());
-    let width = src
-        .text
-        .get(span.clone())
-        .and_then(|s| s.split('\n').next())
-        .map_or(1, |s| s.chars().count())
-        .clamp(1, line_len.saturating_sub(loc.column as usize - 1).max(1));
+fn spanned(src: &Arc<Source>, v: V, span: std::ops::Range<usize>) -> Sv {
     Sv {
         v,
-        loc,
-        line,
-        width,
+        loc: src.location(span.start),
+        src: src.clone(),
+        span,
     }
 }
 
-fn convert_table(src: &Source, t: DeTable<'_>, span: std::ops::Range<usize>) -> Sv {
+fn convert_table(src: &Arc<Source>, t: DeTable<'_>, span: std::ops::Range<usize>) -> Sv {
     let mut entries = Vec::new();
     for (k, v) in t {
         let kspan = k.span();
@@ -194,7 +189,7 @@ fn convert_table(src: &Source, t: DeTable<'_>, span: std::ops::Range<usize>) -> 
     spanned(src, V::Table(entries), span)
 }
 
-fn convert(src: &Source, v: DeValue<'_>, span: std::ops::Range<usize>) -> Sv {
+fn convert(src: &Arc<Source>, v: DeValue<'_>, span: std::ops::Range<usize>) -> Sv {
     let v = match v {
         DeValue::String(s) => V::Str(s.into_owned()),
         DeValue::Integer(i) => {
@@ -241,7 +236,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_all_collected() {
-        let src = Source::new("p.toml".into(), "a = \nb = [1,\n".into());
+        let src = Arc::new(Source::new("p.toml".into(), "a = \nb = [1,\n".into()));
         let mut d = Vec::new();
         assert!(parse(&src, &mut d).is_none());
         assert!(!d.is_empty());

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::Diagnostic;
-use super::raw::{Entry, Sv, V};
+use super::raw::{Sv, V};
 
 /// A variable's value.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,47 +117,63 @@ pub(crate) fn interpolate_str(s: &str, scope: &Scope<'_>) -> Result<VarValue, St
 
 /// Interpolates every string in a value tree (table keys excepted).
 pub(crate) fn interpolate(sv: &Sv, scope: &Scope<'_>, diags: &mut Vec<Diagnostic>) -> Sv {
-    let v = match &sv.v {
+    let mut out = sv.clone();
+    interpolate_mut(&mut out, scope, diags);
+    out
+}
+
+/// Interpolates a value tree in place: profiles are mostly literal text, so
+/// only strings holding a `$` are rebuilt.
+pub(crate) fn interpolate_mut(sv: &mut Sv, scope: &Scope<'_>, diags: &mut Vec<Diagnostic>) {
+    match &mut sv.v {
         V::Str(s) if s.contains('$') => match interpolate_str(s, scope) {
-            Ok(VarValue::Str(s)) => V::Str(s),
-            Ok(VarValue::List(l)) => V::Array(
-                l.into_iter()
+            Ok(VarValue::Str(n)) => *s = n,
+            Ok(VarValue::List(l)) => {
+                let items = l
+                    .into_iter()
                     .map(|e| Sv {
                         v: V::Str(e),
-                        ..sv.clone()
+                        loc: sv.loc.clone(),
+                        src: sv.src.clone(),
+                        span: sv.span.clone(),
                     })
-                    .collect(),
-            ),
-            Err(e) => {
-                diags.push(sv.diag(Diagnostic::error("undefined-variable", e)));
-                V::Str(s.clone())
+                    .collect();
+                sv.v = V::Array(items);
             }
+            Err(e) => diags.push(sv.diag(Diagnostic::error("undefined-variable", e))),
         },
         V::Array(items) => {
+            if !items.iter().any(holds_dollar) {
+                return;
+            }
             let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                let i = interpolate(item, scope, diags);
+            for mut item in std::mem::take(items) {
+                let was_str = matches!(item.v, V::Str(_));
+                interpolate_mut(&mut item, scope, diags);
                 // A list variable inside an array is spliced in.
-                match (&item.v, i.v) {
-                    (V::Str(_), V::Array(spliced)) => out.extend(spliced),
-                    (_, v) => out.push(Sv { v, ..i }),
+                match item.v {
+                    V::Array(spliced) if was_str => out.extend(spliced),
+                    _ => out.push(item),
                 }
             }
-            V::Array(out)
+            sv.v = V::Array(out);
         }
-        V::Table(entries) => V::Table(
-            entries
-                .iter()
-                .map(|e| Entry {
-                    key: e.key.clone(),
-                    key_at: e.key_at.clone(),
-                    value: interpolate(&e.value, scope, diags),
-                })
-                .collect(),
-        ),
-        other => other.clone(),
-    };
-    Sv { v, ..sv.clone() }
+        V::Table(entries) => {
+            for e in entries {
+                interpolate_mut(&mut e.value, scope, diags);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn holds_dollar(sv: &Sv) -> bool {
+    match &sv.v {
+        V::Str(s) => s.contains('$'),
+        V::Array(items) => items.iter().any(holds_dollar),
+        V::Table(entries) => entries.iter().any(|e| holds_dollar(&e.value)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
