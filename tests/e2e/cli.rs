@@ -147,5 +147,5 @@ fn severity_threshold_and_waivers_decide_the_exit_status() {
     );
     let o = nodecheck(&["run", &p, "--target", &root]);
     assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("expired-waiver"), "{}", stderr(&o));
+    assert!(stdout(&o).contains("expired-waiver"), "{}", stdout(&o));
 }

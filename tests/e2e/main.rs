@@ -2,6 +2,7 @@
 //! the cached reference Debian rootfs (tests/rootfs/build.sh).
 
 mod base;
+mod cases;
 mod cli;
 mod escape;
 mod util;

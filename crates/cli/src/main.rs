@@ -161,7 +161,7 @@ fn cmd_run(args: RunArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    print_warnings(&profile);
+    // Warnings are part of the report (terminal and JSON), not printed here.
     for path in [&args.junit, &args.json].into_iter().flatten() {
         if let Err(e) = check_writable(path) {
             eprintln!("nodecheck: {e:#}");

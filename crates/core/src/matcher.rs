@@ -135,8 +135,8 @@ impl Pred {
         match self {
             Pred::Eq(s) => s.to_string(),
             Pred::Ne(s) => format!("not {s}"),
-            Pred::Matches(r) => format!("matching /{}/", r.as_str()),
-            Pred::NotMatches(r) => format!("not matching /{}/", r.as_str()),
+            Pred::Matches(r) => format!("matching /{}/", pattern(r)),
+            Pred::NotMatches(r) => format!("not matching /{}/", pattern(r)),
             Pred::Contains(s) => format!("containing {s:?}"),
             Pred::NotContains(s) => format!("not containing {s:?}"),
             Pred::Ge(s) => format!(">= {s}"),
@@ -170,6 +170,11 @@ impl Pred {
             Pred::Lt(s) => order(actual, s, compare, vcmp) == Some(Ordering::Less),
         }
     }
+}
+
+/// The pattern as the profile wrote it (the loader adds multi-line mode).
+fn pattern(r: &Regex) -> &str {
+    r.as_str().strip_prefix("(?m)").unwrap_or(r.as_str())
 }
 
 fn text(actual: Actual<'_>) -> Option<String> {

@@ -219,10 +219,16 @@ impl Render<'_> {
 
         if !r.warnings.is_empty() {
             self.s.push('\n');
+            // Each warning is a whole diagnostic: `file:line:col:
+            // warning[code]: ...` and the source line with a caret.
             for w in &r.warnings {
-                self.styled(WARN, "warning");
-                self.s.push_str(": ");
-                self.lines(&clean(w), "         ");
+                let w = clean(w);
+                let (first, rest) = w.split_once('\n').unwrap_or((&w, ""));
+                self.styled(WARN, first);
+                if !rest.is_empty() {
+                    self.s.push('\n');
+                    self.lines(rest, "");
+                }
                 self.s.push('\n');
             }
         }
