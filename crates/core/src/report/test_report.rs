@@ -191,7 +191,7 @@ pub(crate) fn sample() -> Report {
 
     report(
         vec![munge, shadow, gpu, services, mpi, kmod],
-        vec!["waiver for \"old-*\" expired on 2026-01-31 and is ignored".to_owned()],
+        vec!["profiles/compute.toml:90:1: warning[expired-waiver]: waiver for \"old-*\" expired on 2026-01-31 and is ignored (old)".to_owned()],
     )
 }
 
