@@ -8,6 +8,7 @@
 mod eval;
 pub mod file;
 pub mod group;
+pub mod service;
 #[cfg(test)]
 mod testing;
 pub mod tree;
@@ -23,4 +24,5 @@ pub const KINDS: &[&dyn Kind] = &[
     &user::User,
     &group::Group,
     &users::Users,
+    &service::Service,
 ];

@@ -371,7 +371,9 @@ pub(crate) fn convert(key: &Key, v: &Sv, diags: &mut Vec<Diagnostic>) -> Option<
         (Ty::MatcherMap(_), _) => {
             return push(
                 diags,
-                wrong("a table of values or matchers such as { Name = \"x\", Other = { le = \"4\" } }"),
+                wrong(
+                    "a table of values or matchers such as { Name = \"x\", Other = { le = \"4\" } }",
+                ),
             );
         }
     };
