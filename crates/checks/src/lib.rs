@@ -8,6 +8,7 @@
 mod eval;
 pub mod file;
 pub mod group;
+pub mod package;
 pub mod service;
 #[cfg(test)]
 mod testing;
@@ -25,4 +26,5 @@ pub const KINDS: &[&dyn Kind] = &[
     &group::Group,
     &users::Users,
     &service::Service,
+    &package::Package,
 ];
