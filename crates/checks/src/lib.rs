@@ -5,6 +5,7 @@
 //! `disallowed-methods` in this crate's clippy.toml enforces it), so a
 //! check on a rootfs cannot read the host.
 
+pub mod config;
 mod eval;
 pub mod file;
 pub mod group;
@@ -27,4 +28,5 @@ pub const KINDS: &[&dyn Kind] = &[
     &users::Users,
     &service::Service,
     &package::Package,
+    &config::Config,
 ];
