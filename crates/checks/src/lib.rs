@@ -9,13 +9,16 @@ pub mod config;
 mod eval;
 pub mod file;
 pub mod group;
+pub mod mount;
 pub mod package;
 pub mod service;
+pub mod sysctl;
 #[cfg(test)]
 mod testing;
 pub mod tree;
 pub mod user;
 pub mod users;
+pub mod yum_repo;
 
 use nodecheck_core::kind::Kind;
 
@@ -29,4 +32,7 @@ pub const KINDS: &[&dyn Kind] = &[
     &service::Service,
     &package::Package,
     &config::Config,
+    &yum_repo::YumRepo,
+    &sysctl::Sysctl,
+    &mount::Mount,
 ];

@@ -121,7 +121,8 @@ id    = "hpc-packages"
 title = "The node's software is installed"
 
   [[control.package]]
-  name = "${packages}"
+  name      = "${packages}"
+  installed = true
 
   [[control.package]]
   name    = "openssl"
