@@ -317,7 +317,8 @@ fn enabled(t: &dyn Target, u: &Unit, depth: usize) -> Result<(bool, String), Str
             if !install.links_something() {
                 return also(t, &install, fragment, depth);
             }
-            Ok((false, disabled_reason(&install, &u.name)))
+            let real = if u.template.is_none() { id } else { &u.name };
+            Ok((false, disabled_reason(&install, real)))
         }
     }
 }

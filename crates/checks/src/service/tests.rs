@@ -124,6 +124,19 @@ fn a_disabled_unit_fails_naming_the_missing_link() {
 }
 
 #[test]
+fn an_alias_without_its_link_is_still_the_unit() {
+    // `systemctl disable ssh` removes both links; `sshd` still names ssh.service.
+    let t = MemoryTarget::new().file("/lib/systemd/system/ssh.service", 0o644, 0, 0, SSH);
+    let e = eval_on(&t, "sshd", vec![("exists", b(true)), ("enabled", b(true))]);
+    assert_eq!(result(&e, "exists").0, Pass, "{:?}", e.properties);
+    assert_eq!(
+        result(&e, "enabled").1,
+        "enabled: expected true, got false (disabled: WantedBy=multi-user.target, Alias=sshd.service, \
+         but no /etc/systemd/system/multi-user.target.wants/ssh.service link)"
+    );
+}
+
+#[test]
 fn vendor_wants_links_enable_too() {
     let t = MemoryTarget::new()
         .file("/usr/lib/systemd/system/munge.service", 0o644, 0, 0, MUNGE)

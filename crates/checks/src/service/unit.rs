@@ -279,6 +279,9 @@ pub fn find(t: &dyn Target, name: &str) -> io::Result<Unit> {
             break 'search;
         }
     }
+    if unit.found == Found::Missing {
+        unit.found = by_alias(t, &name)?;
+    }
     if unit.found == Found::Missing && name.ends_with(".service") {
         let base = name.trim_end_matches(".service");
         let script = format!("/etc/init.d/{base}");
@@ -293,6 +296,40 @@ pub fn find(t: &dyn Target, name: &str) -> io::Result<Unit> {
         unit.dropins = dropins(t, &name, id, unit.template.as_deref())?;
     }
     Ok(unit)
+}
+
+/// A unit whose `[Install] Alias=` names `name` although no alias link
+/// exists (`sshd.service` after `systemctl disable ssh` removed the
+/// link): the name is still that unit's, only disabled.
+fn by_alias(t: &dyn Target, name: &str) -> io::Result<Found> {
+    let suffix = name.rsplit('.').next().unwrap_or("service");
+    let mut seen = BTreeSet::new();
+    for dir in SEARCH_PATH {
+        let entries = match t.read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if is_absent(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        for e in entries {
+            if e.file_type != FileType::File
+                || !e.name.ends_with(&format!(".{suffix}"))
+                || !seen.insert(e.name.clone())
+            {
+                continue;
+            }
+            let path = format!("{dir}/{}", e.name);
+            // Unreadable or broken units cannot declare an alias.
+            if let Ok(install) = install(t, &path)
+                && install.alias.iter().any(|a| a == name)
+            {
+                return Ok(Found::File {
+                    id: e.name,
+                    fragment: path,
+                });
+            }
+        }
+    }
+    Ok(Found::Missing)
 }
 
 fn resolve(t: &dyn Target, path: &str, ty: FileType, size: u64, asked: &str) -> io::Result<Found> {
