@@ -9,6 +9,7 @@ packages=(
   libxml2-utils    # xmllint validates JUnit reports against the XSD
   pax-utils        # lddtree, a peer the ELF benchmark compares with
   hyperfine        # benchmarks
+  rpm              # rpmbuild and rpm --root: a real RPM database for the package kind
 )
 missing=()
 for p in "${packages[@]}"; do

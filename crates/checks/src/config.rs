@@ -75,7 +75,7 @@ impl Parsed {
         if self.first_wins {
             it.next()
         } else {
-            it.last()
+            it.next_back()
         }
     }
 

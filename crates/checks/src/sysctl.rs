@@ -230,12 +230,11 @@ fn configured(t: &dyn Target) -> Result<(Assignments, Vec<String>), String> {
 fn lookup(values: &Assignments, key: &str) -> Option<(String, String)> {
     values
         .iter()
-        .filter(|(k, _, _)| {
+        .rfind(|(k, _, _)| {
             k == key
                 || (k.contains(['*', '?'])
                     && globset::Glob::new(k).is_ok_and(|g| g.compile_matcher().is_match(key)))
         })
-        .last()
         .map(|(_, v, at)| (v.clone(), at.clone()))
 }
 

@@ -249,11 +249,11 @@ fn find(t: &dyn Target, name: &str) -> (Found, Vec<String>, Vec<String>) {
             }
             continue;
         };
+        let key = format!("{name}.enabled");
         let enabled = std::iter::once(first)
             .chain(section)
-            .filter(|e| e.key == format!("{name}.enabled"))
-            .last()
-            .cloned();
+            .filter(|e| e.key == key)
+            .fold(None, |_, e| Some(e.clone()));
         found = Some((first.clone(), enabled));
     }
     let mut looked: Vec<String> = REPO_DIRS.iter().map(|d| format!("{d}/*.repo")).collect();
