@@ -10,6 +10,7 @@ packages=(
   pax-utils        # lddtree, a peer the ELF benchmark compares with
   hyperfine        # benchmarks
   rpm              # rpmbuild and rpm --root: a real RPM database for the package kind
+  systemd          # systemctl --root: the reference the service kind is compared with
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -364,3 +364,68 @@ fn packages_in_a_real_rpm_database() {
         "{out}"
     );
 }
+
+/// `enabled` agrees with `systemctl --root=IMAGE list-unit-files` on every
+/// unit file of the reference image (systemctl's offline mode is the
+/// reference implementation of [Install] and its links). Alias names are
+/// left out: systemctl says `alias` whatever the unit's state, nodecheck
+/// reports the unit's own state (see the service kind's doc).
+#[test]
+fn enabled_agrees_with_systemctl_on_every_unit_of_the_image() {
+    let Some(rootfs) = reference_rootfs() else {
+        return;
+    };
+    let Ok(o) = Command::new("systemctl")
+        .arg(format!("--root={}", rootfs.display()))
+        .args(["list-unit-files", "--no-legend", "--no-pager"])
+        .output()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemctl is missing: tests/deps.sh installs systemd"
+        );
+        eprintln!("note: skipped, systemctl is not installed");
+        return;
+    };
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listing = String::from_utf8(o.stdout).unwrap();
+    let mut profile = String::from("[profile]\nname = \"systemctl\"\n");
+    let mut compared = 0;
+    for line in listing.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(unit), Some(state)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let want = match state {
+            "enabled" | "enabled-runtime" | "static" | "generated" => true,
+            "disabled" | "masked" => false,
+            _ => continue,
+        };
+        compared += 1;
+        profile.push_str(&format!(
+            "[[control]]\nid = \"unit-{compared}\"\ntitle = '{unit} is {state}'\n\
+             [[control.service]]\nname = '{unit}'\nenabled = {want}\n"
+        ));
+    }
+    assert!(compared > 100, "only {compared} units listed:\n{listing}");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("systemctl.toml");
+    fs::write(&p, profile).unwrap();
+    let o = nodecheck(&[
+        "run",
+        p.to_str().unwrap(),
+        "--target",
+        rootfs.to_str().unwrap(),
+    ]);
+    let out = stdout(&o);
+    assert_eq!(
+        code(&o),
+        0,
+        "nodecheck disagrees with systemctl:\n{out}\n{}",
+        stderr(&o)
+    );
+    assert!(
+        out.contains(&format!("Profile Summary: {compared} successful controls")),
+        "{out}"
+    );
+}

@@ -61,8 +61,9 @@ checked. The name may omit `.service` (`munge` is `munge.service`).
   - a `*.wants/`, `*.requires/` or `*.upholds/` link named after the unit
     (or one of its aliases, or for a template any instance) in
     `/etc/systemd/system` or `/run/systemd/system` (what `systemctl enable`
-    writes), or in a vendor directory (`/usr/lib/systemd/system/*.wants/`,
-    which a package ships): **enabled**;
+    writes): **enabled**. Links a package ships in
+    `/usr/lib/systemd/system/*.wants/` are not counted, as
+    `systemctl is-enabled` does not count them;
   - an `[Install]` section with only `Alias=` and an alias link in
     `/etc/systemd/system`: **enabled**;
   - no `WantedBy=`/`RequiredBy=`/`UpheldBy=`/`Alias=` at all: **static**
@@ -72,7 +73,13 @@ checked. The name may omit `.service` (`munge` is `munge.service`).
   - a unit generated under `/run/systemd/generator*`: enabled;
   - otherwise **disabled**, and the message says which link is missing.
 
-  `enabled = false` passes for a masked unit.
+  `enabled = false` passes for a masked unit. On the reference Debian
+  image this agrees with `systemctl --root=IMAGE is-enabled` (exit
+  status) for every unit file but two deliberate cases: an alias name
+  (`sshd.service`, `ctrl-alt-del.target`) reports the state of the unit it
+  names, where systemctl just says `alias`; and a unit with only `Also=`
+  is enabled when an `Also=` unit is, where systemctl always says
+  `indirect` (exit 0).
 - **SysV**: when no unit file exists but `/etc/init.d/NAME` does, the check
   reports the SysV script (systemd-sysv-generator makes a unit of it);
   it is enabled when an `/etc/rc[2-5].d/S??NAME` link exists.
@@ -136,7 +143,18 @@ impl Kind for Service {
     }
 
     fn validate(&self, check: &Check) -> Vec<Diagnostic> {
-        eval::exists_false_conflicts(check, "service")
+        let mut out = eval::exists_false_conflicts(check, "service");
+        let name = check.subject.as_str();
+        if name.contains('/') || name.starts_with('.') || name.chars().any(char::is_whitespace) {
+            out.push(
+                Diagnostic::error(
+                    "bad-value",
+                    format!("`{name}` is not a unit name (no `/`, blanks or leading `.`)"),
+                )
+                .at(check.location.clone()),
+            );
+        }
+        out
     }
 
     fn eval(&self, check: &Check, cx: &Context<'_>) -> Evaluation {
@@ -300,7 +318,7 @@ fn enabled(t: &dyn Target, u: &Unit, depth: usize) -> Result<(bool, String), Str
             }
             names.dedup();
             let links = unit::wants_links(t, &names).map_err(|e| io_text(&e))?;
-            if let Some(l) = links.iter().find(|l| !l.vendor).or(links.first()) {
+            if let Some(l) = links.first() {
                 return Ok((true, format!("enabled by {}", l.path)));
             }
             let aliases = unit::alias_links(t, fragment, id).map_err(|e| io_text(&e))?;

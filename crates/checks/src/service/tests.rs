@@ -137,15 +137,15 @@ fn an_alias_without_its_link_is_still_the_unit() {
 }
 
 #[test]
-fn vendor_wants_links_enable_too() {
+fn vendor_wants_links_do_not_enable_as_in_systemctl() {
     let t = MemoryTarget::new()
         .file("/usr/lib/systemd/system/munge.service", 0o644, 0, 0, MUNGE)
         .symlink(
-            "/usr/lib/systemd/system/multi-user.target.wants/munge.service",
+            "/usr/lib/systemd/system/initrd-root-device.target.wants/munge.service",
             "../munge.service",
         );
     let e = eval_on(&t, "munge", vec![("enabled", b(true))]);
-    assert_eq!(result(&e, "enabled").0, Pass, "{:?}", e.properties);
+    assert_eq!(result(&e, "enabled").0, Fail, "{:?}", e.properties);
 }
 
 #[test]
@@ -396,4 +396,13 @@ fn exists_false_conflicts_with_other_keys() {
         vec![("exists", b(false)), ("enabled", b(false))],
     );
     assert_eq!(Service.validate(&c).len(), 1);
+}
+
+#[test]
+fn unit_names_are_validated() {
+    let c = check(&Service, "../../etc/shadow", vec![("enabled", b(true))]);
+    assert_eq!(
+        messages(&Service.validate(&c)),
+        ["bad-value: `../../etc/shadow` is not a unit name (no `/`, blanks or leading `.`)"]
+    );
 }

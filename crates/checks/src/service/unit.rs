@@ -33,14 +33,6 @@ pub const SEARCH_PATH: &[&str] = &[
 /// are what `systemctl enable` writes: persistent, then runtime.
 const CONFIG_DIRS: &[&str] = &["/etc/systemd/system", "/run/systemd/system"];
 
-/// Vendor directories: links there (`multi-user.target.wants/x.service`
-/// shipped by a package) start a unit at boot too.
-const VENDOR_DIRS: &[&str] = &[
-    "/usr/local/lib/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
-];
-
 /// Unit file size limit: unit files are a few KiB; a larger one is garbage.
 const UNIT_LIMIT: u64 = 4 << 20;
 
@@ -427,23 +419,17 @@ pub fn install(t: &dyn Target, fragment: &str) -> Result<Install, ParseError> {
 pub struct Link {
     /// `/etc/systemd/system/multi-user.target.wants/munge.service`
     pub path: String,
-    /// Whether it lies in a vendor directory rather than the admin's.
-    pub vendor: bool,
 }
 
 /// Every `.wants/`, `.requires/`, `.upholds/` link named after one of
 /// `names` (an instance name matches itself; a template `x@.service` any
-/// of its instances), in the config and vendor directories.
+/// of its instances) in the directories `systemctl enable` writes to.
+/// Links a package ships in /usr/lib/systemd/system are not counted, as
+/// `systemctl is-enabled` does not count them.
 pub fn wants_links(t: &dyn Target, names: &[String]) -> io::Result<Vec<Link>> {
     let mut out = Vec::new();
-    let mut seen_dirs = BTreeSet::new();
-    for (dirs, vendor) in [(CONFIG_DIRS, false), (VENDOR_DIRS, true)] {
-        for dir in dirs {
-            // /lib and /usr/lib are one directory on merged-/usr systems.
-            let canon = t.canonicalize(dir).unwrap_or_else(|_| dir.to_string());
-            if !seen_dirs.insert(canon) {
-                continue;
-            }
+    {
+        for dir in CONFIG_DIRS {
             let entries = match t.read_dir(dir) {
                 Ok(e) => e,
                 Err(e) if is_absent(&e) => continue,
@@ -466,7 +452,6 @@ pub fn wants_links(t: &dyn Target, names: &[String]) -> io::Result<Vec<Link>> {
                     if names.iter().any(|n| link_names(n, &l.name)) {
                         out.push(Link {
                             path: format!("{sub}/{}", l.name),
-                            vendor,
                         });
                     }
                 }
@@ -505,10 +490,7 @@ pub fn alias_links(t: &dyn Target, fragment: &str, id: &str) -> io::Result<Vec<L
             }
             let path = format!("{dir}/{}", e.name);
             if t.canonicalize(&path).ok().as_deref() == Some(fragment) {
-                out.push(Link {
-                    path,
-                    vendor: false,
-                });
+                out.push(Link { path });
             }
         }
     }
