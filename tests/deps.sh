@@ -9,6 +9,8 @@ packages=(
   libxml2-utils    # xmllint validates JUnit reports against the XSD
   pax-utils        # lddtree, a peer the ELF benchmark compares with
   hyperfine        # benchmarks
+  rpm              # rpmbuild and rpm --root: a real RPM database for the package kind
+  systemd          # systemctl --root: the reference the service kind is compared with
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -5,4 +5,5 @@ mod base;
 mod cases;
 mod cli;
 mod escape;
+mod services;
 mod util;

@@ -5,14 +5,20 @@
 //! `disallowed-methods` in this crate's clippy.toml enforces it), so a
 //! check on a rootfs cannot read the host.
 
+pub mod config;
 mod eval;
 pub mod file;
 pub mod group;
+pub mod mount;
+pub mod package;
+pub mod service;
+pub mod sysctl;
 #[cfg(test)]
 mod testing;
 pub mod tree;
 pub mod user;
 pub mod users;
+pub mod yum_repo;
 
 use nodecheck_core::kind::Kind;
 
@@ -23,4 +29,10 @@ pub const KINDS: &[&dyn Kind] = &[
     &user::User,
     &group::Group,
     &users::Users,
+    &service::Service,
+    &package::Package,
+    &config::Config,
+    &yum_repo::YumRepo,
+    &sysctl::Sysctl,
+    &mount::Mount,
 ];

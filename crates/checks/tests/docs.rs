@@ -128,6 +128,7 @@ fn assert_check(kind: &dyn Kind, check: &toml::Table) {
             Ty::StrList => value.is_array() || value.is_str(),
             Ty::StrMap => value.is_table(),
             Ty::Matcher(_) => !value.is_array(),
+            Ty::MatcherMap(_) => value.is_table(),
             Ty::Mode => value.is_str() || value.as_table().is_some_and(|t| t.contains_key("max")),
             Ty::Duration => value.is_str(),
             Ty::Enum(words) => value.as_str().is_some_and(|v| words.contains(&v)),

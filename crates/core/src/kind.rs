@@ -26,6 +26,10 @@ pub enum Ty {
     StrMap,
     /// A value or matcher table; how comparisons read the values.
     Matcher(Compare),
+    /// A table of names to values or matcher tables, each a matcher of its
+    /// own (`settings = { PermitRootLogin = "no", MaxAuthTries = { le = "4" } }`).
+    /// The names are free: the kind decides what they mean.
+    MatcherMap(Compare),
     /// `"0644"` or `{ max = "0755" }`.
     Mode,
     /// A duration: `"30s"`, `"2m"`, `"500ms"`.
@@ -224,6 +228,7 @@ fn ty_name(ty: Ty) -> String {
         Ty::Matcher(Compare::Version) => "matcher".into(),
         Ty::Matcher(Compare::Quantity) => "matcher (numeric)".into(),
         Ty::Matcher(Compare::Amount) => "matcher (amount; plain value = at least)".into(),
+        Ty::MatcherMap(_) => "table of matchers".into(),
         Ty::Mode => "mode (`\"0644\"` or `{ max = \"0755\" }`)".into(),
         Ty::Duration => "duration".into(),
         Ty::Enum(words) => {

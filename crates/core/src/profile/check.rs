@@ -18,18 +18,12 @@ use crate::matcher::{
 const PLANNED: &[&str] = &[
     "kernel",
     "kernel_module",
-    "service",
-    "package",
-    "config",
-    "yum_repo",
     "elf",
     "library",
     "command",
     "compiler",
     "mpi",
     "module_system",
-    "sysctl",
-    "mount",
     "process",
     "port",
     "filesystem",
@@ -346,6 +340,42 @@ pub(crate) fn convert(key: &Key, v: &Sv, diags: &mut Vec<Diagnostic>) -> Option<
         (Ty::Duration, _) => return push(diags, bad_duration(key.name, v)),
         (Ty::Mode, _) => Value::Mode(mode(key.name, v, diags)?),
         (Ty::Matcher(compare), _) => Value::Matcher(matcher(key.name, compare, v, diags)?),
+        (Ty::MatcherMap(_), V::Table(entries)) if entries.is_empty() => {
+            return push(
+                diags,
+                v.diag(Diagnostic::error(
+                    "empty-matcher",
+                    format!("`{}` is an empty table: it asserts nothing", key.name),
+                )),
+            );
+        }
+        (Ty::MatcherMap(compare), V::Table(entries)) => {
+            let mut out = Vec::new();
+            let mut ok = true;
+            for e in entries {
+                let name = format!("{}.{}", key.name, e.key);
+                match matcher(&name, compare, &e.value, diags) {
+                    Some(m) => out.push(super::NamedMatcher {
+                        name: e.key.clone(),
+                        matcher: m,
+                        location: e.key_at.loc.clone(),
+                    }),
+                    None => ok = false,
+                }
+            }
+            if !ok {
+                return None;
+            }
+            Value::Matchers(out)
+        }
+        (Ty::MatcherMap(_), _) => {
+            return push(
+                diags,
+                wrong(
+                    "a table of values or matchers such as { Name = \"x\", Other = { le = \"4\" } }",
+                ),
+            );
+        }
     };
     Some(out)
 }

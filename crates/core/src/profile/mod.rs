@@ -16,7 +16,7 @@ mod vars;
 
 pub use diag::{Diagnostic, Diagnostics, Level};
 pub use load::{LoadOptions, load, load_all};
-pub use model::{Check, Control, Location, Profile, Prop, Severity, Value, Waiver};
+pub use model::{Check, Control, Location, NamedMatcher, Profile, Prop, Severity, Value, Waiver};
 pub use vars::VarValue;
 
 #[cfg(test)]

@@ -77,8 +77,20 @@ pub enum Value {
     List(Vec<String>),
     Map(BTreeMap<String, String>),
     Matcher(Matcher),
+    /// A table of named matchers, in the order written.
+    Matchers(Vec<NamedMatcher>),
     Mode(ModeSpec),
     Duration(Duration),
+}
+
+/// One entry of a [`crate::kind::Ty::MatcherMap`] table.
+#[derive(Clone, Debug)]
+pub struct NamedMatcher {
+    /// The name as written (`PermitRootLogin`).
+    pub name: String,
+    pub matcher: Matcher,
+    /// Where the name was written.
+    pub location: Location,
 }
 
 /// One key = value of a check, with where it was written.
@@ -151,6 +163,13 @@ impl Check {
     pub fn matcher(&self, key: &str) -> Option<&Matcher> {
         match self.get(key)? {
             Value::Matcher(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn matchers(&self, key: &str) -> Option<&[NamedMatcher]> {
+        match self.get(key)? {
+            Value::Matchers(m) => Some(m),
             _ => None,
         }
     }

@@ -18,6 +18,7 @@ const KEYS: &[Key] = &[
     Key::new("content", Ty::Matcher(Compare::Version), "content"),
     Key::new("size", Ty::Matcher(Compare::Quantity), "size"),
     Key::new("type", Ty::Enum(&["file", "directory"]), "type"),
+    Key::new("settings", Ty::MatcherMap(Compare::Version), "settings"),
 ];
 
 impl Kind for FakeFile {
@@ -335,6 +336,38 @@ fn matchers_modes_and_timeouts_are_typed() {
         vec!["bad-duration", "bad-quantity", "bad-mode"],
         "{e:?}"
     );
+}
+
+#[test]
+fn matcher_maps_keep_each_name_its_matcher_and_place() {
+    let p = load_str(&format!(
+        "{HEAD}[[control]]\nid = \"a\"\n[[control.file]]\npath = \"/x\"\n\
+         settings = {{ PermitRootLogin = \"no\", MaxAuthTries = {{ le = \"4\" }} }}\n"
+    ))
+    .unwrap();
+    let m = p.controls[0].checks[0].matchers("settings").unwrap();
+    let got: Vec<(&str, String, u32)> = m
+        .iter()
+        .map(|n| (n.name.as_str(), n.matcher.describe(), n.location.line))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("PermitRootLogin", "no".to_string(), 7),
+            ("MaxAuthTries", "<= 4".to_string(), 7)
+        ]
+    );
+    let e = errors(&format!(
+        "{HEAD}[[control]]\nid = \"a\"\n[[control.file]]\npath = \"/x\"\nsettings = {{ A = {{ lq = \"4\" }}, B = [1] }}\n\
+         [[control.file]]\npath = \"/y\"\nsettings = {{}}\n[[control.file]]\npath = \"/z\"\nsettings = \"no\"\n"
+    ));
+    let codes: Vec<&str> = e.iter().map(|e| e.0).collect();
+    assert_eq!(
+        codes,
+        vec!["unknown-key", "wrong-type", "empty-matcher", "wrong-type"],
+        "{e:?}"
+    );
+    assert!(e[0].3.contains("`settings.A`"), "{}", e[0].3);
 }
 
 #[test]

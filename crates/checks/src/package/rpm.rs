@@ -1,0 +1,351 @@
+//! The RPM database: `rpmdb.sqlite` (RHEL 9, Rocky, Alma, Fedora), the
+//! header blobs it stores, and rpm's version order (`rpmvercmp`).
+//!
+//! The database is never opened in place. Its bytes are read through the
+//! target (so the image's file is only ever read, and a symlink in the
+//! image cannot lead outside it), a committed `-wal` is applied to that
+//! copy in memory, and SQLite opens the copy with `sqlite3_deserialize`,
+//! read-only. Nothing is written anywhere, not even a temporary file.
+
+use std::cmp::Ordering;
+
+use rusqlite::{Connection, MAIN_DB};
+
+use super::Pkg;
+
+/// Header tags (rpmtag.h).
+const TAG_NAME: u32 = 1000;
+const TAG_VERSION: u32 = 1001;
+const TAG_RELEASE: u32 = 1002;
+const TAG_EPOCH: u32 = 1003;
+const TAG_ARCH: u32 = 1022;
+
+const TYPE_INT32: u32 = 4;
+const TYPE_STRING: u32 = 6;
+const TYPE_I18NSTRING: u32 = 9;
+
+/// rpm's own limits on a header (header_internal.h).
+const MAX_INDEX: usize = 0xffff;
+const MAX_DATA: usize = 256 << 20;
+
+/// Name, epoch, version, release and arch from a header blob as rpmdb
+/// stores it (no lead magic): `u32 il, u32 dl`, `il` index entries of 16
+/// bytes, then `dl` bytes of data, all big-endian.
+pub fn header(blob: &[u8]) -> Result<Pkg, String> {
+    let be = |at: usize| -> Option<u32> {
+        blob.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let il = be(0).ok_or("header shorter than 8 bytes")? as usize;
+    let dl = be(4).ok_or("header shorter than 8 bytes")? as usize;
+    if il == 0 || il > MAX_INDEX || dl > MAX_DATA {
+        return Err(format!(
+            "header with {il} entries and {dl} data bytes is not plausible"
+        ));
+    }
+    let data_start = 8 + 16 * il;
+    if blob.len() < data_start + dl {
+        return Err(format!(
+            "header truncated: {} bytes, needs {}",
+            blob.len(),
+            data_start + dl
+        ));
+    }
+    let data = &blob[data_start..data_start + dl];
+    let mut name = None;
+    let mut version = None;
+    let mut release = None;
+    let mut epoch = None;
+    let mut arch = None;
+    for i in 0..il {
+        let e = 8 + 16 * i;
+        let (Some(tag), Some(ty), Some(off), Some(count)) =
+            (be(e), be(e + 4), be(e + 8), be(e + 12))
+        else {
+            return Err("index entry out of bounds".into());
+        };
+        let off = off as usize;
+        let slot = match tag {
+            TAG_NAME => &mut name,
+            TAG_VERSION => &mut version,
+            TAG_RELEASE => &mut release,
+            TAG_ARCH => &mut arch,
+            TAG_EPOCH => {
+                if ty != TYPE_INT32 || count < 1 {
+                    return Err(format!("EPOCH has type {ty}, expected INT32"));
+                }
+                let b = data
+                    .get(off..off + 4)
+                    .ok_or("EPOCH points outside the header")?;
+                epoch = Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                continue;
+            }
+            _ => continue,
+        };
+        if ty != TYPE_STRING && ty != TYPE_I18NSTRING {
+            return Err(format!("tag {tag} has type {ty}, expected a string"));
+        }
+        let rest = data
+            .get(off..)
+            .ok_or(format!("tag {tag} points outside the header"))?;
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(format!("tag {tag}: unterminated string"))?;
+        *slot = Some(String::from_utf8_lossy(&rest[..end]).into_owned());
+    }
+    let name = name.ok_or("header without NAME")?;
+    let version = version.ok_or_else(|| format!("{name}: header without VERSION"))?;
+    let release = release.unwrap_or_default();
+    let mut evr = String::new();
+    if let Some(e) = epoch.filter(|&e| e != 0) {
+        evr.push_str(&format!("{e}:"));
+    }
+    evr.push_str(&version);
+    if !release.is_empty() {
+        evr.push('-');
+        evr.push_str(&release);
+    }
+    Ok(Pkg {
+        name,
+        version: evr,
+        arch: arch.unwrap_or_default(),
+        installed: true,
+        state: "installed".into(),
+    })
+}
+
+/// Reads every package of an rpmdb.sqlite given its bytes (and those of
+/// its `-wal`, if any).
+pub fn sqlite(path: &str, mut db: Vec<u8>, wal: Option<&[u8]>) -> Result<Vec<Pkg>, String> {
+    if !db.starts_with(b"SQLite format 3\0") || db.len() < 100 {
+        return Err(format!("{path}: not an SQLite database"));
+    }
+    if let Some(wal) = wal {
+        apply_wal(&mut db, wal);
+    }
+    // Bytes 18 and 19 say "WAL mode" (2); the in-memory copy has no WAL,
+    // and SQLite's memory VFS only opens rollback-journal databases.
+    db[18] = 1;
+    db[19] = 1;
+    let fail = |e: rusqlite::Error| format!("{path}: {e}");
+    let mut conn = Connection::open_in_memory().map_err(fail)?;
+    let len = db.len();
+    conn.deserialize_read_exact(MAIN_DB, &db[..], len, true)
+        .map_err(fail)?;
+    drop(db);
+    let mut stmt = conn
+        .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
+        .map_err(|e| format!("{path}: not an rpm database: {e}"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .map_err(fail)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (hnum, blob) = row.map_err(fail)?;
+        let p = header(&blob).map_err(|e| format!("{path}: package #{hnum}: {e}"))?;
+        if p.name != "gpg-pubkey" {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Applies the committed transactions of a SQLite write-ahead log to the
+/// database image (sqlite.org/fileformat2.html#walformat): frames are
+/// valid while their salts match the WAL header and the running checksum
+/// holds; pages of frames up to the last valid commit frame replace the
+/// database's. A WAL with a bad header is ignored, as SQLite ignores it.
+pub fn apply_wal(db: &mut Vec<u8>, wal: &[u8]) -> usize {
+    let be = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    if wal.len() < 32 {
+        return 0;
+    }
+    let magic = be(wal, 0);
+    if magic & !1 != 0x377f_0682 {
+        return 0;
+    }
+    let big = magic & 1 == 1;
+    let page_size = be(wal, 8) as usize;
+    if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
+        return 0;
+    }
+    let header_sum = checksum(big, &wal[..24], (0, 0));
+    if header_sum != (be(wal, 24), be(wal, 28)) {
+        return 0;
+    }
+    let salts = &wal[16..24];
+    let mut sum = header_sum;
+    let mut pending = Vec::new();
+    let mut committed = Vec::new();
+    let mut pages = None;
+    let mut off = 32;
+    while off + 24 + page_size <= wal.len() {
+        let frame = &wal[off..off + 24];
+        if &frame[8..16] != salts {
+            break;
+        }
+        let s = checksum(big, &frame[..8], sum);
+        let s = checksum(big, &wal[off + 24..off + 24 + page_size], s);
+        if s != (be(frame, 16), be(frame, 20)) {
+            break;
+        }
+        sum = s;
+        pending.push((be(frame, 0) as usize, off + 24));
+        let commit = be(frame, 4) as usize;
+        if commit != 0 {
+            committed.append(&mut pending);
+            pages = Some(commit);
+        }
+        off += 24 + page_size;
+    }
+    let Some(pages) = pages else {
+        return 0;
+    };
+    for &(pgno, at) in &committed {
+        if pgno == 0 || pgno > pages {
+            continue;
+        }
+        let start = (pgno - 1) * page_size;
+        if db.len() < start + page_size {
+            db.resize(start + page_size, 0);
+        }
+        db[start..start + page_size].copy_from_slice(&wal[at..at + page_size]);
+    }
+    db.resize(pages * page_size, 0);
+    committed.len()
+}
+
+fn checksum(big: bool, data: &[u8], (mut s0, mut s1): (u32, u32)) -> (u32, u32) {
+    for w in data.chunks_exact(8) {
+        let word = |b: &[u8]| {
+            let a = [b[0], b[1], b[2], b[3]];
+            if big {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
+        };
+        s0 = s0.wrapping_add(word(&w[..4])).wrapping_add(s1);
+        s1 = s1.wrapping_add(word(&w[4..])).wrapping_add(s0);
+    }
+    (s0, s1)
+}
+
+/// rpm's order of two `[epoch:]version[-release]`: epochs numerically,
+/// then versions with `rpmvercmp`, then releases when both sides have one
+/// (so `ge = "5.14.0"` holds for `5.14.0-427.el9`, as `rpm -q
+/// --whatprovides 'x >= 5.14.0'` would say).
+pub fn compare(a: &str, b: &str) -> Ordering {
+    let (ea, va, ra) = split(a);
+    let (eb, vb, rb) = split(b);
+    ea.cmp(&eb)
+        .then_with(|| rpmvercmp(va, vb))
+        .then_with(|| match (ra, rb) {
+            (Some(x), Some(y)) => rpmvercmp(x, y),
+            _ => Ordering::Equal,
+        })
+}
+
+fn split(v: &str) -> (u64, &str, Option<&str>) {
+    let v = v.trim();
+    let (epoch, rest) = match v.split_once(':') {
+        Some((e, r)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
+            (e.parse().unwrap_or(u64::MAX), r)
+        }
+        _ => (0, v),
+    };
+    match rest.rsplit_once('-') {
+        Some((ver, rel)) => (epoch, ver, Some(rel)),
+        None => (epoch, rest, None),
+    }
+}
+
+/// rpmvercmp (rpmio/rpmvercmp.c): alternating runs of digits and letters,
+/// separators ignored; a digit run beats a letter run; `~` sorts before
+/// everything, `^` after the end but before anything else.
+pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    let sep = |c: u8| !c.is_ascii_alphanumeric() && c != b'~' && c != b'^';
+    loop {
+        while a.first().is_some_and(|&c| sep(c)) {
+            a = &a[1..];
+        }
+        while b.first().is_some_and(|&c| sep(c)) {
+            b = &b[1..];
+        }
+        if a.first() == Some(&b'~') || b.first() == Some(&b'~') {
+            if a.first() != Some(&b'~') {
+                return Ordering::Greater;
+            }
+            if b.first() != Some(&b'~') {
+                return Ordering::Less;
+            }
+            a = &a[1..];
+            b = &b[1..];
+            continue;
+        }
+        if a.first() == Some(&b'^') || b.first() == Some(&b'^') {
+            if a.is_empty() {
+                return Ordering::Less;
+            }
+            if b.is_empty() {
+                return Ordering::Greater;
+            }
+            if a.first() != Some(&b'^') {
+                return Ordering::Greater;
+            }
+            if b.first() != Some(&b'^') {
+                return Ordering::Less;
+            }
+            a = &a[1..];
+            b = &b[1..];
+            continue;
+        }
+        if a.is_empty() || b.is_empty() {
+            break;
+        }
+        let numeric = a[0].is_ascii_digit();
+        let class = |c: &u8| {
+            if numeric {
+                c.is_ascii_digit()
+            } else {
+                c.is_ascii_alphabetic()
+            }
+        };
+        let na = a.iter().take_while(|c| class(c)).count();
+        let nb = b.iter().take_while(|c| class(c)).count();
+        let (sa, sb) = (&a[..na], &b[..nb]);
+        if sb.is_empty() {
+            // Segments of different kinds: a number is newer than letters.
+            return if numeric {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            };
+        }
+        let o = if numeric {
+            let ta = &sa[sa.iter().take_while(|&&c| c == b'0').count()..];
+            let tb = &sb[sb.iter().take_while(|&&c| c == b'0').count()..];
+            ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb))
+        } else {
+            sa.cmp(sb)
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+        a = &a[na..];
+        b = &b[nb..];
+    }
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Less,
+        _ => Ordering::Greater,
+    }
+}
+
+#[cfg(test)]
+pub mod tests;
