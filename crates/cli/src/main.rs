@@ -195,6 +195,7 @@ fn cmd_run(args: RunArgs) -> u8 {
         jobs: args.jobs,
         tags: args.tags,
         controls: args.controls,
+        budget: None,
     };
     let outcome = run::run(&profile, target.as_ref(), &options, reporters);
     if !outcome.reporter_errors.is_empty() {

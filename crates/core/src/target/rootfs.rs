@@ -20,8 +20,8 @@ use walkdir::WalkDir;
 
 use super::resolve::{self, Resolver, lossy, path_flags};
 use super::{
-    Accounts, DirEntry, FileType, Metadata, Need, READ_LIMIT, Target, TargetKind, WalkEntry,
-    WalkOptions,
+    Accounts, DirEntry, FileType, FsStats, Metadata, Need, READ_LIMIT, Target, TargetKind,
+    WalkEntry, WalkOptions,
 };
 
 /// Why a target could not be opened (the CLI exits with 3).
@@ -346,6 +346,21 @@ impl Target for RootFs {
             }
         }
         Ok(())
+    }
+
+    fn fs_stats(&self, path: &str) -> io::Result<FsStats> {
+        let fd = self.open_fd(path, path_flags(true))?;
+        let st = nix::sys::statvfs::fstatvfs(&fd)?;
+        let unit = u64::from(st.fragment_size());
+        Ok(FsStats {
+            size: u64::from(st.blocks()).saturating_mul(unit),
+            available: u64::from(st.blocks_available()).saturating_mul(unit),
+            inodes: u64::from(st.files()),
+            inodes_available: u64::from(st.files_available()),
+            read_only: st
+                .flags()
+                .contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        })
     }
 
     fn accounts(&self) -> &Accounts {
