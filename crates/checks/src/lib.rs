@@ -7,7 +7,14 @@
 
 mod eval;
 pub mod file;
+pub mod filesystem;
 pub mod group;
+pub mod hardware;
+pub mod infiniband;
+pub mod interface;
+pub mod live;
+pub mod port;
+pub mod process;
 #[cfg(test)]
 mod testing;
 pub mod tree;
@@ -23,4 +30,10 @@ pub const KINDS: &[&dyn Kind] = &[
     &user::User,
     &group::Group,
     &users::Users,
+    &process::Process,
+    &port::Port,
+    &filesystem::Filesystem,
+    &hardware::Hardware,
+    &interface::Interface,
+    &infiniband::Infiniband,
 ];

@@ -924,7 +924,11 @@ mod tests {
         let clock = Instant::now();
         let r = run_shared(&p, t, &o, Vec::new()).report;
         // Returned at the deadline, with the stuck thread still blocked.
-        assert!(clock.elapsed() < Duration::from_secs(5), "{:?}", clock.elapsed());
+        assert!(
+            clock.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            clock.elapsed()
+        );
         let status: Vec<Status> = r.controls.iter().map(|c| c.status).collect();
         assert_eq!(status, vec![Status::Pass, Status::Error, Status::Skip]);
         let stuck = &r.controls[1].checks[0];

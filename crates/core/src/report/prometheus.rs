@@ -103,7 +103,10 @@ pub fn write_prometheus(report: &Report, fail_on: Severity, w: &mut dyn Write) -
             ("skip", counts.skipped),
             ("waived", counts.waived),
         ] {
-            let _ = writeln!(out, "{name}{{profile=\"{profile}\",status=\"{status}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "{name}{{profile=\"{profile}\",status=\"{status}\"}} {n}"
+            );
         }
     }
 
@@ -203,9 +206,9 @@ impl PrometheusReporter {
 impl Reporter for PrometheusReporter {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         match event {
-            Event::Finished(report) => write_atomically(&self.path, |w| {
-                write_prometheus(report, self.fail_on, w)
-            }),
+            Event::Finished(report) => {
+                write_atomically(&self.path, |w| write_prometheus(report, self.fail_on, w))
+            }
             Event::Started { .. } | Event::CheckStarted { .. } | Event::CheckFinished { .. } => {
                 Ok(())
             }
@@ -282,7 +285,11 @@ mod tests {
         assert_eq!(total as usize, report.summary.checks.total);
         assert_eq!(
             s["nodecheck_healthy{profile=\"compute\"}"],
-            if report.failed(Severity::Low) { 0.0 } else { 1.0 }
+            if report.failed(Severity::Low) {
+                0.0
+            } else {
+                1.0
+            }
         );
     }
 

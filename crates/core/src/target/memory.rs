@@ -419,9 +419,7 @@ impl Target for MemoryTarget {
         let mount = self
             .filesystems
             .iter()
-            .filter(|(m, _)| {
-                m.as_str() == "/" || at == **m || at.starts_with(&format!("{m}/"))
-            })
+            .filter(|(m, _)| m.as_str() == "/" || at == **m || at.starts_with(&format!("{m}/")))
             .max_by_key(|(m, _)| m.len());
         match mount {
             Some((_, stats)) => Ok(*stats),

@@ -351,15 +351,14 @@ impl Target for RootFs {
     fn fs_stats(&self, path: &str) -> io::Result<FsStats> {
         let fd = self.open_fd(path, path_flags(true))?;
         let st = nix::sys::statvfs::fstatvfs(&fd)?;
-        let unit = u64::from(st.fragment_size());
+        // The libc types are u64 on 64-bit Linux and u32 on some 32-bit ones.
+        let unit = st.fragment_size() as u64;
         Ok(FsStats {
-            size: u64::from(st.blocks()).saturating_mul(unit),
-            available: u64::from(st.blocks_available()).saturating_mul(unit),
-            inodes: u64::from(st.files()),
-            inodes_available: u64::from(st.files_available()),
-            read_only: st
-                .flags()
-                .contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+            size: (st.blocks() as u64).saturating_mul(unit),
+            available: (st.blocks_available() as u64).saturating_mul(unit),
+            inodes: st.files() as u64,
+            inodes_available: st.files_available() as u64,
+            read_only: st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
         })
     }
 
