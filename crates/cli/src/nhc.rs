@@ -50,6 +50,10 @@ pub struct NhcArgs {
     /// instead of running it.
     #[arg(long)]
     dry_run: bool,
+    /// Only report: never ask Slurm about the node or change it (for runs
+    /// outside Slurm, from cron or by hand).
+    #[arg(long, conflicts_with = "dry_run")]
+    no_slurm: bool,
     /// This node's name in Slurm (default: $SLURMD_NODENAME, which slurmd
     /// sets for its HealthCheckProgram, else the short hostname).
     #[arg(long, value_name = "NAME")]
@@ -124,7 +128,9 @@ pub fn cmd_nhc(args: NhcArgs) -> u8 {
         })
         .unwrap_or_else(|| short_hostname(&report.hostname));
     let reason = (!healthy).then(|| drain_reason(report, args.fail_on));
-    slurm(&mut out, &node, reason.as_deref(), args.dry_run);
+    if !args.no_slurm {
+        slurm(&mut out, &node, reason.as_deref(), args.dry_run);
+    }
     let _ = out.flush();
     if healthy { exit::OK } else { exit::FAILED }
 }
