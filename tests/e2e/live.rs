@@ -875,3 +875,58 @@ fn slurm_drains_on_failure_resumes_on_recovery_and_leaves_admin_drains() {
         slurm.log()
     );
 }
+
+#[test]
+fn the_gpu_probe_child_names_what_is_missing() {
+    // `nodecheck __gpu-probe` is the child process that loads NVML and the
+    // CUDA driver; its output is read back with ProbeReport::parse.
+    let o = Command::new(bin()).arg("__gpu-probe").output().unwrap();
+    let report = nodecheck_checks::live::gpu::ProbeReport::parse(&stdout(&o))
+        .unwrap_or_else(|e| panic!("{e}\n{}", stderr(&o)));
+    match (&report.nvml, &report.cuda) {
+        (Ok(n), Ok(c)) => {
+            assert_eq!(code(&o), 0);
+            assert!(!n.driver_version.is_empty() && c.version > 0, "{report:?}");
+        }
+        _ => {
+            // No NVIDIA driver here: a clear message, exit 1, no crash.
+            assert_eq!(code(&o), 1, "{report:?}");
+            if let Err(e) = &report.nvml {
+                assert!(
+                    e.contains("libnvidia-ml.so.1") || e.starts_with("nvml"),
+                    "{e}"
+                );
+            }
+            if let Err(e) = &report.cuda {
+                assert!(e.contains("libcuda.so.1") || e.starts_with("cu"), "{e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bare_nhc_uses_the_bundled_profile_when_none_is_installed() {
+    if Path::new("/etc/nodecheck/nhc.toml").exists() {
+        eprintln!("note: bare_nhc skipped: this node has /etc/nodecheck/nhc.toml");
+        return;
+    }
+    let (o, _) = nhc(&["--no-slurm"]);
+    let out = stdout(&o);
+    assert!(matches!(code(&o), 0 | 1), "{out}\n{}", stderr(&o));
+    for id in [
+        "root-fs",
+        "tmp",
+        "sshd",
+        "munge",
+        "slurmd",
+        "cpus-memory",
+        "ib",
+        "gpus",
+    ] {
+        assert!(
+            out.contains(&format!("  {id}\n")) || out.contains(&format!("  {id}:  ")),
+            "{id}:\n{out}"
+        );
+    }
+    assert!(out.contains("nodecheck:  8 controls: "), "{out}");
+}

@@ -38,9 +38,10 @@ const REASON_MAX: usize = 200;
 
 #[derive(Args)]
 pub struct NhcArgs {
-    /// The health profile.
-    #[arg(long, default_value = "/etc/nodecheck/nhc.toml", value_name = "FILE")]
-    profile: PathBuf,
+    /// The health profile [default: /etc/nodecheck/nhc.toml, or the bundled
+    /// profiles/nhc.toml when that file does not exist].
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
     /// The most the checks may take together; a check still running then is
     /// reported by name and the node counts as unhealthy. Keep it below
     /// slurmd's own limit of 60 s.
@@ -72,6 +73,39 @@ pub struct NhcArgs {
     vars: VarArgs,
 }
 
+/// Where `nodecheck nhc` looks for its profile.
+const DEFAULT_PROFILE: &str = "/etc/nodecheck/nhc.toml";
+
+/// profiles/nhc.toml, built in, so that `nodecheck nhc` works on a node
+/// before any profile was installed.
+const BUNDLED: &str = include_str!("../../../profiles/nhc.toml");
+
+/// Loads the built-in profile. The loader reads files (includes are
+/// relative to them), so the text goes through a private temporary file.
+fn load_bundled(
+    vars: &[(String, String)],
+) -> Result<Result<nodecheck_core::profile::Profile, nodecheck_core::profile::Diagnostics>, String>
+{
+    let path = std::env::temp_dir().join(format!("nodecheck-nhc-{}.toml", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| {
+            format!(
+                "cannot write the bundled profile to {}: {e}",
+                path.display()
+            )
+        })?;
+    let written = f.write_all(BUNDLED.as_bytes());
+    drop(f);
+    let loaded = written
+        .map_err(|e| format!("cannot write the bundled profile: {e}"))
+        .map(|()| load(std::slice::from_ref(&path), vars));
+    let _ = std::fs::remove_file(&path);
+    loaded
+}
+
 fn parse_budget(s: &str) -> Result<Duration, String> {
     match parse_duration(s) {
         Some(d) if !d.is_zero() => Ok(d),
@@ -82,7 +116,20 @@ fn parse_budget(s: &str) -> Result<Duration, String> {
 }
 
 pub fn cmd_nhc(args: NhcArgs) -> u8 {
-    let profile = match load(std::slice::from_ref(&args.profile), &args.vars.vars) {
+    let loaded = match &args.profile {
+        Some(p) => load(std::slice::from_ref(p), &args.vars.vars),
+        None if Path::new(DEFAULT_PROFILE).exists() => {
+            load(&[PathBuf::from(DEFAULT_PROFILE)], &args.vars.vars)
+        }
+        None => match load_bundled(&args.vars.vars) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("nodecheck: {e}");
+                return exit::USAGE;
+            }
+        },
+    };
+    let profile = match loaded {
         Ok(p) => p,
         Err(d) => {
             // A broken profile is the admin's problem, not the node's:
