@@ -11,6 +11,14 @@ packages=(
   hyperfine        # benchmarks
   rpm              # rpmbuild and rpm --root: a real RPM database for the package kind
   systemd          # systemctl --root: the reference the service kind is compared with
+  # Booted-node tests (tests/e2e/live.rs) start these themselves, on
+  # loopback, and stop them: a real Slurm with munge for drain and resume,
+  # a private sshd, a FUSE mount frozen to play a hung NFS server, and
+  # Prometheus's parsers for the textfile report.
+  slurmctld slurmd slurm-client munge
+  openssh-server openssh-client
+  bindfs           # (pulls in fuse and its fusermount)
+  python3-prometheus-client prometheus-node-exporter
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -18,6 +26,12 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
+  # The daemons are started by the tests, never as services.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi

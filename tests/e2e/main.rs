@@ -5,5 +5,6 @@ mod base;
 mod cases;
 mod cli;
 mod escape;
+mod live;
 mod services;
 mod util;

@@ -819,7 +819,8 @@ mod tests {
             result(&e, "content"),
             (
                 Fail,
-                "content: expected matching /^ID=rocky$/, got \"NAME=Debian…\" (2 lines, 22 bytes)".into()
+                "content: expected matching /^ID=rocky$/, got \"NAME=Debian…\" (2 lines, 22 bytes)"
+                    .into()
             )
         );
         let e = eval(

@@ -8,9 +8,16 @@
 pub mod config;
 mod eval;
 pub mod file;
+pub mod filesystem;
 pub mod group;
+pub mod hardware;
+pub mod infiniband;
+pub mod interface;
+pub mod live;
 pub mod mount;
 pub mod package;
+pub mod port;
+pub mod process;
 pub mod service;
 pub mod sysctl;
 #[cfg(test)]
@@ -35,4 +42,10 @@ pub const KINDS: &[&dyn Kind] = &[
     &yum_repo::YumRepo,
     &sysctl::Sysctl,
     &mount::Mount,
+    &process::Process,
+    &port::Port,
+    &filesystem::Filesystem,
+    &hardware::Hardware,
+    &interface::Interface,
+    &infiniband::Infiniband,
 ];

@@ -3,6 +3,7 @@
 //! to an exit status.
 
 mod exit;
+mod nhc;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use nodecheck_checks::KINDS;
 use nodecheck_core::kind::{self, Kind};
 use nodecheck_core::profile::{self, Diagnostics, LoadOptions, Profile, Severity};
 use nodecheck_core::report::{
-    JsonReporter, JunitReporter, Reporter, TerminalOptions, TerminalReporter,
+    JsonReporter, JunitReporter, PrometheusReporter, Reporter, TerminalOptions, TerminalReporter,
 };
 use nodecheck_core::run;
 use nodecheck_core::target::{RootFs, Target};
@@ -52,6 +53,13 @@ enum Command {
         /// A resource kind such as `file` or `kernel_module`.
         kind: Option<String>,
     },
+    /// Check this node's health for Slurm (HealthCheckProgram): drain it
+    /// when unhealthy, resume it when nodecheck drained it and it recovered.
+    Nhc(nhc::NhcArgs),
+    /// Load the GPU driver's NVML and CUDA libraries in this process and
+    /// report what they say (run by nodecheck as a child process).
+    #[command(name = "__gpu-probe", hide = true)]
+    GpuProbe,
 }
 
 #[derive(Args)]
@@ -79,6 +87,10 @@ struct RunArgs {
     /// Write a JSON report (atomically) to FILE; see docs/json-report.md.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write a Prometheus textfile-collector report (atomically) to FILE;
+    /// see docs/nhc.md.
+    #[arg(long, value_name = "FILE")]
+    prometheus: Option<PathBuf>,
     /// Exit 1 only when a control at or above this severity fails or errors.
     #[arg(long, default_value = "low", value_parser = parse_severity)]
     fail_on: Severity,
@@ -120,6 +132,8 @@ fn main() -> ExitCode {
         Command::Validate { profiles, vars } => cmd_validate(&profiles, &vars.vars),
         Command::List { profiles, vars } => cmd_list(&profiles, &vars.vars),
         Command::Explain { kind } => cmd_explain(kind.as_deref()),
+        Command::Nhc(args) => nhc::cmd_nhc(args),
+        Command::GpuProbe => cmd_gpu_probe(),
     };
     ExitCode::from(code)
 }
@@ -162,7 +176,10 @@ fn cmd_run(args: RunArgs) -> u8 {
         }
     };
     // Warnings are part of the report (terminal and JSON), not printed here.
-    for path in [&args.junit, &args.json].into_iter().flatten() {
+    for path in [&args.junit, &args.json, &args.prometheus]
+        .into_iter()
+        .flatten()
+    {
         if let Err(e) = check_writable(path) {
             eprintln!("nodecheck: {e:#}");
             return exit::USAGE;
@@ -191,10 +208,14 @@ fn cmd_run(args: RunArgs) -> u8 {
     if let Some(p) = &args.json {
         reporters.push(Box::new(JsonReporter::new(p.clone())));
     }
+    if let Some(p) = &args.prometheus {
+        reporters.push(Box::new(PrometheusReporter::new(p.clone(), args.fail_on)));
+    }
     let options = run::Options {
         jobs: args.jobs,
         tags: args.tags,
         controls: args.controls,
+        budget: None,
     };
     let outcome = run::run(&profile, target.as_ref(), &options, reporters);
     if !outcome.reporter_errors.is_empty() {
@@ -307,6 +328,18 @@ fn cmd_explain(name: Option<&str>) -> u8 {
             );
             exit::USAGE
         }
+    }
+}
+
+/// The child side of the GPU probe: what NVML and CUDA say, in the line
+/// protocol of `ProbeReport::to_text`; exit 1 when either failed.
+fn cmd_gpu_probe() -> u8 {
+    let report = nodecheck_checks::live::gpu::ProbeReport::run();
+    let _ = io::stdout().write_all(report.to_text().as_bytes());
+    if report.nvml.is_ok() && report.cuda.is_ok() {
+        exit::OK
+    } else {
+        exit::FAILED
     }
 }
 

@@ -97,6 +97,13 @@ pub trait Kind: Sync + Send {
     /// value expands into one check per element.
     fn subject(&self) -> Key;
 
+    /// The subject of a check that does not name one, for kinds about the
+    /// node as a whole (`hardware`): the subject key may then be left out.
+    /// `None` (the default): the subject key is required.
+    fn default_subject(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Every other key, in documentation order.
     fn keys(&self) -> &'static [Key];
 

@@ -38,6 +38,13 @@ pub struct Options {
     /// Run only controls whose id (or id before the matrix suffix) matches
     /// one of these ids or `*` globs (and what they depend on).
     pub controls: Vec<String>,
+    /// The time the whole run may take. A check still running when it is
+    /// up, or not started by then, ends as an `error` "did not finish
+    /// within the 30s budget". [`run_shared`] returns at the deadline even
+    /// when a check is stuck in the kernel (a hung NFS mount) and abandons
+    /// its thread; [`run`], which only borrows the target, reports the same
+    /// but has to wait for such a thread before it returns.
+    pub budget: Option<Duration>,
 }
 
 /// A run's report, and any reporter that could not write.
@@ -64,8 +71,72 @@ pub fn run(
     profile: &Profile,
     target: &dyn Target,
     options: &Options,
+    reporters: Vec<Box<dyn Reporter + '_>>,
+) -> Outcome {
+    run_on(profile, &Shared::Borrowed(target), options, reporters)
+}
+
+/// Like [`run`], on a target the runner may share with threads that outlive
+/// the call: with [`Options::budget`], this returns at the deadline even
+/// when a check is stuck in an uninterruptible system call. Such a thread
+/// is abandoned (it ends with the process); nothing it finishes later is
+/// reported.
+///
+/// ```no_run
+/// # use std::{sync::Arc, time::Duration};
+/// # use nodecheck_core::{profile, run, target::{RootFs, Target}};
+/// # let kinds: &[&'static dyn nodecheck_core::kind::Kind] = &[];
+/// let profile = profile::load("/etc/nodecheck/nhc.toml", kinds, &Default::default())?;
+/// let node: Arc<dyn Target> = Arc::new(RootFs::live()?);
+/// let options = run::Options { budget: Some(Duration::from_secs(30)), ..Default::default() };
+/// let outcome = run::run_shared(&profile, node, &options, Vec::new());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn run_shared(
+    profile: &Profile,
+    target: Arc<dyn Target>,
+    options: &Options,
+    reporters: Vec<Box<dyn Reporter + '_>>,
+) -> Outcome {
+    run_on(profile, &Shared::Owned(target), options, reporters)
+}
+
+/// The target as the runner holds it: borrowed for the length of the run,
+/// or shared with worker threads that may outlive it.
+enum Shared<'a> {
+    Borrowed(&'a dyn Target),
+    Owned(Arc<dyn Target>),
+}
+
+impl Shared<'_> {
+    fn get(&self) -> &dyn Target {
+        match self {
+            Shared::Borrowed(t) => *t,
+            Shared::Owned(t) => t.as_ref(),
+        }
+    }
+}
+
+/// When the run's budget is up, and how it reads in messages.
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+}
+
+fn run_on(
+    profile: &Profile,
+    shared: &Shared<'_>,
+    options: &Options,
     mut reporters: Vec<Box<dyn Reporter + '_>>,
 ) -> Outcome {
+    let target = shared.get();
     quiet_worker_panics();
     let selected = select(profile, options);
     let controls: Vec<&Control> = profile
@@ -77,6 +148,10 @@ pub fn run(
         .collect();
     let started = SystemTime::now();
     let clock = Instant::now();
+    let deadline = options.budget.map(|budget| Deadline {
+        at: clock + budget,
+        budget,
+    });
     let (tx, rx) = mpsc::channel::<Event>();
     let mut reporter_errors = Vec::new();
     let report = std::thread::scope(|s| {
@@ -98,7 +173,7 @@ pub fn run(
             controls: controls.len(),
             checks,
         });
-        let results = evaluate(&controls, target, options.jobs, &tx);
+        let results = evaluate(&controls, shared, options.jobs, deadline, &tx);
         let controls: Vec<ControlResult> = controls
             .iter()
             .zip(results)
@@ -140,10 +215,12 @@ type ControlOutcome = (Status, Option<String>, Vec<CheckResult>, Duration);
 /// dependencies are settled, and all their checks run in parallel.
 fn evaluate(
     controls: &[&Control],
-    target: &dyn Target,
+    shared: &Shared<'_>,
     jobs: Option<usize>,
+    deadline: Option<Deadline>,
     tx: &mpsc::Sender<Event>,
 ) -> Vec<ControlOutcome> {
+    let target = shared.get();
     let index: HashMap<&str, usize> = controls
         .iter()
         .enumerate()
@@ -188,12 +265,18 @@ fn evaluate(
                 .map_with(tx.clone(), |tx, &(i, j)| {
                     let c = controls[i];
                     let check = &c.checks[j];
+                    if let Some(d) = deadline.filter(Deadline::passed) {
+                        return timed_out(check, d.budget, Duration::ZERO);
+                    }
                     let name = check.name();
                     let _ = tx.send(Event::CheckStarted {
                         control: c.id.clone(),
                         check: name.clone(),
                     });
-                    let r = eval_check(check, target);
+                    let mut r = eval_check(check, target);
+                    if let Some(d) = deadline.filter(Deadline::passed) {
+                        r = timed_out(check, d.budget, r.duration);
+                    }
                     let _ = tx.send(Event::CheckFinished {
                         control: c.id.clone(),
                         check: name,
@@ -203,9 +286,14 @@ fn evaluate(
                 })
                 .collect::<Vec<CheckResult>>()
         };
-        let results = match &pool {
-            Ok(pool) => pool.install(eval_all),
-            Err(_) => eval_all(),
+        let results = match (deadline, shared) {
+            (Some(d), Shared::Owned(t)) => {
+                eval_detached(controls, &work, t, d, pool.as_ref().ok(), tx)
+            }
+            _ => match &pool {
+                Ok(pool) => pool.install(eval_all),
+                Err(_) => eval_all(),
+            },
         };
         let mut results = results.into_iter();
         for &i in &wave {
@@ -219,6 +307,121 @@ fn evaluate(
     done.into_iter()
         .map(|d| d.unwrap_or((Status::Skip, None, Vec::new(), Duration::ZERO)))
         .collect()
+}
+
+/// What a detached worker tells the waiting runner.
+enum Progress {
+    Started(usize),
+    Done(usize, CheckResult),
+}
+
+/// Runs one wave's checks on threads that may outlive the run, and waits
+/// for them no longer than the deadline: what has not finished by then is
+/// reported as timed out and its thread abandoned (it only holds clones of
+/// the check and the target, and a channel nobody reads any more).
+fn eval_detached(
+    controls: &[&Control],
+    work: &[(usize, usize)],
+    target: &Arc<dyn Target>,
+    deadline: Deadline,
+    pool: Option<&rayon::ThreadPool>,
+    tx: &mpsc::Sender<Event>,
+) -> Vec<CheckResult> {
+    let (done_tx, done_rx) = mpsc::channel::<Progress>();
+    if !deadline.passed() {
+        for (n, &(i, j)) in work.iter().enumerate() {
+            let check = controls[i].checks[j].clone();
+            let target = Arc::clone(target);
+            let done_tx = done_tx.clone();
+            let job = move || {
+                if deadline.passed() {
+                    return;
+                }
+                let _ = done_tx.send(Progress::Started(n));
+                let r = eval_check(&check, target.as_ref());
+                let _ = done_tx.send(Progress::Done(n, r));
+            };
+            match pool {
+                Some(pool) => pool.spawn(job),
+                None => rayon::spawn(job),
+            }
+        }
+    }
+    drop(done_tx);
+    let mut results: Vec<Option<CheckResult>> = vec![None; work.len()];
+    let mut started: Vec<Option<Instant>> = vec![None; work.len()];
+    let mut left = work.len();
+    while left > 0 {
+        let wait = deadline.at.saturating_duration_since(Instant::now());
+        let (n, r) = match done_rx.recv_timeout(wait) {
+            Ok(Progress::Started(n)) => {
+                started[n] = Some(Instant::now());
+                let (i, j) = work[n];
+                let _ = tx.send(Event::CheckStarted {
+                    control: controls[i].id.clone(),
+                    check: controls[i].checks[j].name(),
+                });
+                continue;
+            }
+            Ok(Progress::Done(n, r)) => (n, r),
+            Err(_) => break,
+        };
+        let i = work[n].0;
+        let _ = tx.send(Event::CheckFinished {
+            control: controls[i].id.clone(),
+            check: r.name.clone(),
+            status: r.status,
+        });
+        results[n] = Some(r);
+        left -= 1;
+    }
+    results
+        .into_iter()
+        .zip(work)
+        .zip(started)
+        .map(|((r, &(i, j)), started)| {
+            r.unwrap_or_else(|| {
+                let check = &controls[i].checks[j];
+                let ran = started.map_or(Duration::ZERO, |s| s.elapsed());
+                let r = timed_out(check, deadline.budget, ran);
+                let _ = tx.send(Event::CheckFinished {
+                    control: controls[i].id.clone(),
+                    check: r.name.clone(),
+                    status: r.status,
+                });
+                r
+            })
+        })
+        .collect()
+}
+
+/// The result of a check cut by the run's budget.
+fn timed_out(check: &Check, budget: Duration, ran: Duration) -> CheckResult {
+    let kind = check.kind.name();
+    CheckResult {
+        kind: kind.to_string(),
+        subject: check.subject.clone(),
+        name: check.name(),
+        status: Status::Error,
+        location: check.location.clone(),
+        duration: ran,
+        properties: vec![PropertyResult::error(
+            kind,
+            format!("did not finish within the {} budget", show_duration(budget)),
+        )],
+        output: String::new(),
+    }
+}
+
+/// `30s`, `1.5s`, `250ms`: a budget as people write it.
+pub fn show_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 /// Why a whole control does not run here, if it does not.
@@ -506,8 +709,11 @@ mod tests {
         }
     }
 
-    /// Passes when its subject is "pass", fails on "fail", panics on "panic".
+    /// Passes when its subject is "pass", fails on "fail", panics on
+    /// "panic", takes 300 ms on "slow" and blocks on "hang".
     struct Probe;
+
+    static RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
     const KEYS: &[Key] = &[
         Key::new("ok", Ty::Bool, "asserted"),
@@ -532,6 +738,21 @@ mod tests {
             for p in &check.props {
                 match check.subject.as_str() {
                     "panic" => panic!("probe exploded"),
+                    "slow" => {
+                        std::thread::sleep(Duration::from_millis(300));
+                        out.push(PropertyResult::verdict(p.key, true, "slow"));
+                    }
+                    // Stuck like a stat on a hung NFS mount, until released
+                    // (or, so no test leaks it for long, ten seconds).
+                    "hang" => {
+                        let start = Instant::now();
+                        while !RELEASE.load(std::sync::atomic::Ordering::Relaxed)
+                            && start.elapsed() < Duration::from_secs(10)
+                        {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        out.push(PropertyResult::verdict(p.key, true, "released"));
+                    }
                     s => out.push(PropertyResult::verdict(p.key, s == "pass", s)),
                 }
             }
@@ -683,6 +904,77 @@ mod tests {
         assert!(!r.failed(Severity::Info));
         assert_eq!(r.summary.checks.waived, 1);
         assert_eq!(r.summary.checks.skipped, 1);
+    }
+
+    #[test]
+    fn a_stuck_check_is_cut_at_the_budget_and_named() {
+        let p = profile(vec![
+            control("a", &[], vec![check("pass", &["ok"])]),
+            control("b", &[], vec![check("hang", &["ok"])]),
+            control("c", &["b"], vec![check("pass", &["ok"])]),
+        ]);
+        let t: Arc<dyn Target> = Arc::new(Empty {
+            live: true,
+            accounts: Accounts::default(),
+        });
+        let o = Options {
+            budget: Some(Duration::from_millis(200)),
+            ..Default::default()
+        };
+        let clock = Instant::now();
+        let r = run_shared(&p, t, &o, Vec::new()).report;
+        // Returned at the deadline, with the stuck thread still blocked.
+        assert!(
+            clock.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            clock.elapsed()
+        );
+        let status: Vec<Status> = r.controls.iter().map(|c| c.status).collect();
+        assert_eq!(status, vec![Status::Pass, Status::Error, Status::Skip]);
+        let stuck = &r.controls[1].checks[0];
+        assert_eq!(stuck.name, "probe hang");
+        assert_eq!(
+            stuck.properties[0].message,
+            "did not finish within the 200ms budget"
+        );
+        assert_eq!(
+            r.controls[2].skip_reason.as_deref(),
+            Some("depends on `b`, which errored")
+        );
+        RELEASE.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_borrowed_target_reports_late_checks_as_over_budget() {
+        let p = profile(vec![
+            control("a", &[], vec![check("pass", &["ok"])]),
+            control("b", &[], vec![check("slow", &["ok"])]),
+        ]);
+        let t = Empty {
+            live: false,
+            accounts: Accounts::default(),
+        };
+        let o = Options {
+            budget: Some(Duration::from_millis(100)),
+            ..Default::default()
+        };
+        let r = run(&p, &t, &o, Vec::new()).report;
+        assert_eq!(r.controls[0].status, Status::Pass);
+        assert_eq!(r.controls[1].status, Status::Error);
+        assert_eq!(
+            r.controls[1].checks[0].properties[0].message,
+            "did not finish within the 100ms budget"
+        );
+        // Without a budget the same check passes.
+        let r = run(&p, &t, &Options::default(), Vec::new()).report;
+        assert_eq!(r.controls[1].status, Status::Pass);
+    }
+
+    #[test]
+    fn budgets_read_as_written() {
+        assert_eq!(show_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(show_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(show_duration(Duration::from_millis(1500)), "1.5s");
     }
 
     #[test]

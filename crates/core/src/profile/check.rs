@@ -24,12 +24,6 @@ const PLANNED: &[&str] = &[
     "compiler",
     "mpi",
     "module_system",
-    "process",
-    "port",
-    "filesystem",
-    "hardware",
-    "interface",
-    "infiniband",
     "gpu",
 ];
 
@@ -145,6 +139,13 @@ fn one_table(
             });
         }
     }
+    let subjects = match (subjects, kind.default_subject()) {
+        (Some(s), _) => Some(s),
+        (None, Some(default)) if !entries.iter().any(|e| e.key == subject_key.name) => {
+            Some(vec![default.to_string()])
+        }
+        (None, _) => None,
+    };
     let Some(subjects) = subjects else {
         if diags.len() == before || !entries.iter().any(|e| e.key == subject_key.name) {
             diags.push(table.diag(Diagnostic::error(

@@ -7,6 +7,7 @@ mod atomic;
 mod json;
 mod junit;
 mod model;
+mod prometheus;
 mod terminal;
 #[cfg(test)]
 mod test_report;
@@ -20,6 +21,7 @@ pub use junit::{JunitReporter, write_junit};
 pub use model::{
     CheckResult, ControlResult, Counts, JSON_SCHEMA, ProfileInfo, Report, Summary, TargetInfo,
 };
+pub use prometheus::{PrometheusReporter, write_prometheus};
 pub use terminal::{TerminalOptions, TerminalReporter, write_terminal};
 
 use crate::outcome::Status;

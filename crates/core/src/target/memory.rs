@@ -24,8 +24,8 @@ use std::io;
 use std::sync::OnceLock;
 
 use super::{
-    Accounts, DirEntry, FileType, Metadata, Need, READ_LIMIT, Target, TargetKind, WalkEntry,
-    WalkOptions,
+    Accounts, DirEntry, FileType, FsStats, Metadata, Need, READ_LIMIT, Target, TargetKind,
+    WalkEntry, WalkOptions,
 };
 
 /// How many symlinks one resolution may follow, as the kernel's
@@ -66,6 +66,8 @@ pub struct MemoryTarget {
     needs: BTreeSet<NeedKey>,
     next_ino: u64,
     accounts: OnceLock<Accounts>,
+    /// Mounted filesystems for [`Target::fs_stats`], by mount point.
+    filesystems: BTreeMap<String, FsStats>,
 }
 
 /// `Need` is not `Ord`; keep the set ordered by a stable key.
@@ -99,6 +101,7 @@ impl MemoryTarget {
             needs: BTreeSet::new(),
             next_ino: 1,
             accounts: OnceLock::new(),
+            filesystems: BTreeMap::new(),
         };
         t.put("/", Body::Dir, FileType::Directory, 0o755, 0, 0);
         t
@@ -172,6 +175,19 @@ impl MemoryTarget {
             .get_mut(&key)
             .unwrap_or_else(|| panic!("deny: {key} was not added"))
             .denied = true;
+        self
+    }
+
+    /// Mounts a filesystem with these statistics at the existing directory
+    /// `path`: [`Target::fs_stats`] of any path below it answers them
+    /// (the deepest mount wins). Without one, `fs_stats` is `Unsupported`.
+    pub fn filesystem(mut self, path: &str, stats: FsStats) -> MemoryTarget {
+        let key = normalize(path);
+        assert!(
+            self.nodes.contains_key(&key),
+            "filesystem: {key} was not added"
+        );
+        self.filesystems.insert(key, stats);
         self
     }
 
@@ -396,6 +412,22 @@ impl Target for MemoryTarget {
         let start_dev = self.nodes[&start].dev;
         self.walk_from(&start, 0, start_dev, options, visit);
         Ok(())
+    }
+
+    fn fs_stats(&self, path: &str) -> io::Result<FsStats> {
+        let at = self.resolve(path, true)?;
+        let mount = self
+            .filesystems
+            .iter()
+            .filter(|(m, _)| m.as_str() == "/" || at == **m || at.starts_with(&format!("{m}/")))
+            .max_by_key(|(m, _)| m.len());
+        match mount {
+            Some((_, stats)) => Ok(*stats),
+            None => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no filesystem is mounted in this memory target",
+            )),
+        }
     }
 
     fn accounts(&self) -> &Accounts {

@@ -241,6 +241,32 @@ pub trait Target: Send + Sync {
     /// Users and groups of the target, from its own /etc/passwd and
     /// /etc/group, parsed once.
     fn accounts(&self) -> &Accounts;
+
+    /// Space, inodes and read-only flag of the filesystem holding `path`
+    /// (`statvfs`), for live checks such as `filesystem`. Targets without a
+    /// mounted filesystem to ask answer `Unsupported`.
+    fn fs_stats(&self, path: &str) -> io::Result<FsStats> {
+        let _ = path;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{} targets have no filesystem statistics", self.kind()),
+        ))
+    }
+}
+
+/// What `statvfs` says of a mounted filesystem, in bytes and inodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsStats {
+    /// Size of the filesystem in bytes.
+    pub size: u64,
+    /// Bytes available to unprivileged users (`df`'s *Avail*).
+    pub available: u64,
+    /// Inodes in total (0 on filesystems without a fixed inode table).
+    pub inodes: u64,
+    /// Inodes available to unprivileged users.
+    pub inodes_available: u64,
+    /// Mounted read-only.
+    pub read_only: bool,
 }
 
 /// The default limit for reading a file whole (content matchers, config

@@ -20,8 +20,8 @@ use walkdir::WalkDir;
 
 use super::resolve::{self, Resolver, lossy, path_flags};
 use super::{
-    Accounts, DirEntry, FileType, Metadata, Need, READ_LIMIT, Target, TargetKind, WalkEntry,
-    WalkOptions,
+    Accounts, DirEntry, FileType, FsStats, Metadata, Need, READ_LIMIT, Target, TargetKind,
+    WalkEntry, WalkOptions,
 };
 
 /// Why a target could not be opened (the CLI exits with 3).
@@ -346,6 +346,20 @@ impl Target for RootFs {
             }
         }
         Ok(())
+    }
+
+    fn fs_stats(&self, path: &str) -> io::Result<FsStats> {
+        let fd = self.open_fd(path, path_flags(true))?;
+        let st = nix::sys::statvfs::fstatvfs(&fd)?;
+        // The libc types are u64 on 64-bit Linux and u32 on some 32-bit ones.
+        let unit = st.fragment_size() as u64;
+        Ok(FsStats {
+            size: (st.blocks() as u64).saturating_mul(unit),
+            available: (st.blocks_available() as u64).saturating_mul(unit),
+            inodes: st.files() as u64,
+            inodes_available: st.files_available() as u64,
+            read_only: st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        })
     }
 
     fn accounts(&self) -> &Accounts {

@@ -1,0 +1,579 @@
+//! `nodecheck nhc`: the node health check Slurm runs as its
+//! HealthCheckProgram.
+//!
+//! Live checks under one time budget (a check stuck on a hung mount is cut
+//! and named, never blocks past it), NHC-style lines on stdout, exit 0
+//! healthy / 1 unhealthy. With Slurm at hand, an unhealthy node is drained
+//! with a `nodecheck: <control>: <message>` reason, and a healthy node that
+//! nodecheck drained is resumed; a drain with any other reason (an
+//! admin's) is never touched.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use nodecheck_core::matcher::parse_duration;
+use nodecheck_core::outcome::Status;
+use nodecheck_core::profile::Severity;
+use nodecheck_core::report::{PrometheusReporter, Report, Reporter};
+use nodecheck_core::run::{self, show_duration};
+use nodecheck_core::target::{RootFs, Target};
+
+use crate::{VarArgs, exit, load, parse_severity, print_diagnostics, print_warnings};
+
+/// Every drain reason nodecheck writes starts with this; only such drains
+/// are ever resumed.
+pub const REASON_PREFIX: &str = "nodecheck:";
+
+/// How long one `scontrol` may take: with the default 30 s budget, two
+/// calls stay under slurmd's 60 s limit for the whole health check.
+const SCONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest drain reason written: enough for the control and its first
+/// message, short enough for `sinfo -R`.
+const REASON_MAX: usize = 200;
+
+#[derive(Args)]
+pub struct NhcArgs {
+    /// The health profile [default: /etc/nodecheck/nhc.toml, or the bundled
+    /// profiles/nhc.toml when that file does not exist].
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// The most the checks may take together; a check still running then is
+    /// reported by name and the node counts as unhealthy. Keep it below
+    /// slurmd's own limit of 60 s.
+    #[arg(long, default_value = "30s", value_parser = parse_budget)]
+    budget: Duration,
+    /// Print the scontrol command that would drain or resume the node
+    /// instead of running it.
+    #[arg(long)]
+    dry_run: bool,
+    /// Only report: never ask Slurm about the node or change it (for runs
+    /// outside Slurm, from cron or by hand).
+    #[arg(long, conflicts_with = "dry_run")]
+    no_slurm: bool,
+    /// This node's name in Slurm (default: $SLURMD_NODENAME, which slurmd
+    /// sets for its HealthCheckProgram, else the short hostname).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// Write a Prometheus textfile-collector report (atomically) to FILE.
+    #[arg(long, value_name = "FILE")]
+    prometheus: Option<PathBuf>,
+    /// The node is unhealthy when a control at or above this severity fails
+    /// or errors.
+    #[arg(long, default_value = "low", value_parser = parse_severity)]
+    fail_on: Severity,
+    /// Checks evaluated at once (default: the number of CPUs).
+    #[arg(long, short)]
+    jobs: Option<usize>,
+    #[command(flatten)]
+    vars: VarArgs,
+}
+
+/// Where `nodecheck nhc` looks for its profile.
+const DEFAULT_PROFILE: &str = "/etc/nodecheck/nhc.toml";
+
+/// profiles/nhc.toml, built in, so that `nodecheck nhc` works on a node
+/// before any profile was installed.
+const BUNDLED: &str = include_str!("../../../profiles/nhc.toml");
+
+/// Loads the built-in profile. The loader reads files (includes are
+/// relative to them), so the text goes through a private temporary file.
+fn load_bundled(
+    vars: &[(String, String)],
+) -> Result<Result<nodecheck_core::profile::Profile, nodecheck_core::profile::Diagnostics>, String>
+{
+    let path = std::env::temp_dir().join(format!("nodecheck-nhc-{}.toml", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| {
+            format!(
+                "cannot write the bundled profile to {}: {e}",
+                path.display()
+            )
+        })?;
+    let written = f.write_all(BUNDLED.as_bytes());
+    drop(f);
+    let loaded = written
+        .map_err(|e| format!("cannot write the bundled profile: {e}"))
+        .map(|()| load(std::slice::from_ref(&path), vars));
+    let _ = std::fs::remove_file(&path);
+    loaded
+}
+
+fn parse_budget(s: &str) -> Result<Duration, String> {
+    match parse_duration(s) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "expected a duration such as 30s or 500ms, got {s:?}"
+        )),
+    }
+}
+
+pub fn cmd_nhc(args: NhcArgs) -> u8 {
+    let loaded = match &args.profile {
+        Some(p) => load(std::slice::from_ref(p), &args.vars.vars),
+        None if Path::new(DEFAULT_PROFILE).exists() => {
+            load(&[PathBuf::from(DEFAULT_PROFILE)], &args.vars.vars)
+        }
+        None => match load_bundled(&args.vars.vars) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("nodecheck: {e}");
+                return exit::USAGE;
+            }
+        },
+    };
+    let profile = match loaded {
+        Ok(p) => p,
+        Err(d) => {
+            // A broken profile is the admin's problem, not the node's:
+            // never drain a whole cluster over a typo.
+            print_diagnostics(&d);
+            return exit::USAGE;
+        }
+    };
+    print_warnings(&profile);
+    let target: Arc<dyn Target> = match RootFs::live() {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            eprintln!("nodecheck: {e}");
+            return exit::TARGET;
+        }
+    };
+    let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
+    if let Some(p) = &args.prometheus {
+        reporters.push(Box::new(PrometheusReporter::new(p.clone(), args.fail_on)));
+    }
+    let options = run::Options {
+        jobs: args.jobs,
+        budget: Some(args.budget),
+        ..Default::default()
+    };
+    let outcome = run::run_shared(&profile, target, &options, reporters);
+    let report = &outcome.report;
+    let healthy = !report.failed(args.fail_on);
+
+    let mut out = io::stdout().lock();
+    let _ = write_lines(&mut out, report, args.fail_on, args.budget);
+    for e in &outcome.reporter_errors {
+        eprintln!("nodecheck: failed to write the Prometheus report: {e}");
+    }
+
+    let node = args
+        .node
+        .clone()
+        .or_else(|| {
+            std::env::var("SLURMD_NODENAME")
+                .ok()
+                .filter(|n| !n.is_empty())
+        })
+        .unwrap_or_else(|| short_hostname(&report.hostname));
+    let reason = (!healthy).then(|| drain_reason(report, args.fail_on));
+    if !args.no_slurm {
+        slurm(&mut out, &node, reason.as_deref(), args.dry_run);
+    }
+    let _ = out.flush();
+    if healthy { exit::OK } else { exit::FAILED }
+}
+
+fn short_hostname(h: &str) -> String {
+    h.split('.').next().unwrap_or(h).to_string()
+}
+
+/// One line per control, NHC's way: `ERROR:  nodecheck:  Health check
+/// failed:  <control>:  <message>` for each problem, `OK`/`SKIP` lines
+/// for the rest, then a summary.
+fn write_lines(
+    w: &mut dyn Write,
+    report: &Report,
+    fail_on: Severity,
+    budget: Duration,
+) -> io::Result<()> {
+    for c in &report.controls {
+        let counts = c.counts_as_failure() && c.severity >= fail_on;
+        match c.status {
+            Status::Pass => writeln!(w, "OK:     nodecheck:  {}", c.id)?,
+            Status::Skip => writeln!(w, "SKIP:   nodecheck:  {}:  {}", c.id, c.skip_message())?,
+            Status::Fail | Status::Error => {
+                let tag = match (counts, c.waived.is_some()) {
+                    (true, _) => "ERROR:  nodecheck:  Health check failed:  ",
+                    (false, true) => "WAIVED: nodecheck:  ",
+                    (false, false) => "NOTE:   nodecheck:  below --fail-on:  ",
+                };
+                for k in c
+                    .checks
+                    .iter()
+                    .filter(|k| matches!(k.status, Status::Fail | Status::Error))
+                {
+                    for p in k.problems() {
+                        writeln!(w, "{tag}{}:  {}: {}", c.id, k.name, p.message)?;
+                    }
+                }
+            }
+        }
+    }
+    let s = &report.summary.controls;
+    writeln!(
+        w,
+        "nodecheck:  {} controls: {} passed, {} failed, {} errors, {} skipped in {:.1} ms (budget {})",
+        s.total,
+        s.passed,
+        s.failed,
+        s.errored,
+        s.skipped,
+        report.duration.as_secs_f64() * 1000.0,
+        show_duration(budget)
+    )
+}
+
+/// `nodecheck: <control>: <first problem>` plus how many more controls
+/// failed, at most [`REASON_MAX`] characters, on one line.
+pub fn drain_reason(report: &Report, fail_on: Severity) -> String {
+    let failing: Vec<_> = report
+        .controls
+        .iter()
+        .filter(|c| c.severity >= fail_on && c.counts_as_failure())
+        .collect();
+    let Some(first) = failing.first() else {
+        return format!("{REASON_PREFIX} unhealthy");
+    };
+    let message = first
+        .checks
+        .iter()
+        .flat_map(|k| {
+            k.problems()
+                .map(move |p| format!("{}: {}", k.name, p.message))
+        })
+        .next()
+        .unwrap_or_else(|| first.status.as_str().to_string());
+    let mut reason = format!("{REASON_PREFIX} {}: {message}", first.id);
+    if failing.len() > 1 {
+        reason.push_str(&format!(" (+{} more)", failing.len() - 1));
+    }
+    let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    if reason.chars().count() > REASON_MAX {
+        let mut cut: String = reason.chars().take(REASON_MAX - 1).collect();
+        cut.push('…');
+        cut
+    } else {
+        reason
+    }
+}
+
+/// What Slurm says of this node: its state flags and drain reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeState {
+    /// `IDLE`, `DRAIN`, `DOWN`, `NOT_RESPONDING`, … (`State=IDLE+DRAIN`).
+    pub flags: Vec<String>,
+    /// The reason without Slurm's ` [user@time]` suffix.
+    pub reason: Option<String>,
+}
+
+impl NodeState {
+    /// Parses one node of `scontrol -o show node NAME`.
+    pub fn parse(text: &str) -> Option<NodeState> {
+        let line = text.lines().find(|l| l.starts_with("NodeName="))?;
+        let state = line
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("State="))?;
+        let flags = state
+            .split('+')
+            .map(|f| f.trim_end_matches('*').to_string())
+            .collect();
+        // Reason= holds spaces and comes last but for Slurm's suffix.
+        let reason = line.find(" Reason=").map(|i| {
+            let r = &line[i + " Reason=".len()..];
+            let r = match r.rfind(" [") {
+                Some(j) if r.ends_with(']') && r[j..].contains('@') => &r[..j],
+                _ => r,
+            };
+            r.trim().to_string()
+        });
+        Some(NodeState {
+            flags,
+            reason: reason.filter(|r| !r.is_empty() && r != "(null)"),
+        })
+    }
+
+    fn drained(&self) -> bool {
+        self.flags
+            .iter()
+            .any(|f| f.starts_with("DRAIN") || f == "DOWN" || f == "FAIL")
+    }
+
+    fn ours(&self) -> bool {
+        self.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(REASON_PREFIX))
+    }
+}
+
+/// What to do with the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Drain(String),
+    Resume,
+    /// Nothing, and why (for the log line).
+    Leave(String),
+}
+
+/// Drains an unhealthy node unless someone else already drained it (their
+/// reason stays), updates nodecheck's own reason when the problem changed,
+/// and resumes a healthy node only when the drain is nodecheck's.
+pub fn decide(state: &NodeState, reason: Option<&str>) -> Action {
+    match (reason, state.drained(), state.ours()) {
+        (Some(r), false, _) => Action::Drain(r.to_string()),
+        (Some(r), true, true) if state.reason.as_deref() != Some(r) => Action::Drain(r.to_string()),
+        (Some(_), true, true) => Action::Leave("already drained with this reason".into()),
+        (Some(_), true, false) => Action::Leave(format!(
+            "already drained by someone else ({}); leaving their reason",
+            state.reason.as_deref().unwrap_or("no reason")
+        )),
+        (None, true, true) => Action::Resume,
+        (None, true, false) => Action::Leave(format!(
+            "drained by someone else ({}); not resuming",
+            state.reason.as_deref().unwrap_or("no reason")
+        )),
+        (None, false, _) => Action::Leave("healthy".into()),
+    }
+}
+
+/// `scontrol` from $PATH, else where Slurm packages put it (slurmd runs
+/// its HealthCheckProgram with an empty environment).
+fn find_scontrol() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(
+            ["/usr/bin", "/usr/local/bin", "/opt/slurm/bin", "/usr/sbin"]
+                .iter()
+                .map(PathBuf::from),
+        )
+        .map(|d| d.join("scontrol"))
+        .find(|p| p.is_file())
+}
+
+fn action_args(node: &str, action: &Action) -> Vec<String> {
+    let mut a = vec!["update".to_string(), format!("nodename={node}")];
+    match action {
+        Action::Drain(r) => {
+            a.push("state=drain".into());
+            a.push(format!("reason={r}"));
+        }
+        Action::Resume => a.push("state=resume".into()),
+        Action::Leave(_) => {}
+    }
+    a
+}
+
+/// The command as a shell would take it: `reason="..."` quoted.
+fn shown(args: &[String]) -> String {
+    let mut s = String::from("scontrol");
+    for a in args {
+        s.push(' ');
+        match a.strip_prefix("reason=") {
+            Some(r) => {
+                let esc: String = r
+                    .chars()
+                    .flat_map(|c| match c {
+                        '"' | '\\' | '$' | '`' => vec!['\\', c],
+                        c => vec![c],
+                    })
+                    .collect();
+                s.push_str(&format!("reason=\"{esc}\""));
+            }
+            None => s.push_str(a),
+        }
+    }
+    s
+}
+
+fn slurm(w: &mut dyn Write, node: &str, reason: Option<&str>, dry_run: bool) {
+    let Some(scontrol) = find_scontrol() else {
+        if let (Some(r), true) = (reason, dry_run) {
+            let _ = writeln!(
+                w,
+                "nodecheck:  dry run (no scontrol here):  {}",
+                shown(&action_args(node, &Action::Drain(r.to_string())))
+            );
+        }
+        return;
+    };
+    let state = match scontrol_run(&scontrol, &["-o", "show", "node", node]) {
+        Ok(text) => match NodeState::parse(&text) {
+            Some(s) => s,
+            None => {
+                let _ = writeln!(
+                    w,
+                    "nodecheck:  slurm:  cannot read the state of node {node} from scontrol: {:?}",
+                    text.trim()
+                );
+                return;
+            }
+        },
+        Err(e) => {
+            // No Slurm controller configured or reachable, or this node is
+            // not one of its nodes: report only.
+            if let (Some(r), true) = (reason, dry_run) {
+                let _ = writeln!(
+                    w,
+                    "nodecheck:  dry run (Slurm did not answer: {e}):  {}",
+                    shown(&action_args(node, &Action::Drain(r.to_string())))
+                );
+            } else {
+                let _ = writeln!(w, "nodecheck:  slurm:  not draining or resuming: {e}");
+            }
+            return;
+        }
+    };
+    let action = decide(&state, reason);
+    if let Action::Leave(why) = &action {
+        if reason.is_some() || state.drained() {
+            let _ = writeln!(w, "nodecheck:  slurm:  node {node} {why}");
+        }
+        return;
+    }
+    let args = action_args(node, &action);
+    if dry_run {
+        let _ = writeln!(w, "nodecheck:  dry run:  {}", shown(&args));
+        return;
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    match scontrol_run(&scontrol, &argv) {
+        Ok(_) => {
+            let _ = match &action {
+                Action::Drain(r) => writeln!(w, "nodecheck:  slurm:  drained node {node}: {r}"),
+                _ => writeln!(w, "nodecheck:  slurm:  resumed node {node}"),
+            };
+        }
+        Err(e) => {
+            let _ = writeln!(w, "nodecheck:  slurm:  {} failed: {e}", shown(&args));
+        }
+    }
+}
+
+/// Runs scontrol with a timeout; its stdout, or why it failed.
+fn scontrol_run(scontrol: &Path, args: &[&str]) -> Result<String, String> {
+    let mut child = Command::new(scontrol)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", scontrol.display()))?;
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() < SCONTROL_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "scontrol took more than {}s",
+                    SCONTROL_TIMEOUT.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("cannot wait for scontrol: {e}")),
+        }
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    if status.success() {
+        Ok(stdout)
+    } else {
+        let msg = stderr.trim().lines().last().unwrap_or("").to_string();
+        let msg = if msg.is_empty() {
+            stdout.trim().to_string()
+        } else {
+            msg
+        };
+        Err(format!(
+            "scontrol {} exited with {status}: {msg}",
+            args.join(" ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DRAINED: &str = "NodeName=vm Arch=x86_64 CoresPerSocket=1  CPUAlloc=0 State=IDLE+DRAIN ThreadsPerCore=1 Partitions=debug  CurrentWatts=0 AveWatts=0 Reason=nodecheck: sshd: process sshd: running: expected true, got false [root@2026-11-21T14:32:05]\n";
+    const ADMIN: &str = "NodeName=vm Arch=x86_64 State=IDLE+DRAIN+NOT_RESPONDING Reason=bad dimm [admin@2026-11-21T14:32:05]\n";
+    const IDLE: &str = "NodeName=vm Arch=x86_64 State=IDLE ThreadsPerCore=1\n";
+
+    #[test]
+    fn parses_state_and_reason() {
+        let s = NodeState::parse(DRAINED).unwrap();
+        assert_eq!(s.flags, vec!["IDLE", "DRAIN"]);
+        assert_eq!(
+            s.reason.as_deref(),
+            Some("nodecheck: sshd: process sshd: running: expected true, got false")
+        );
+        assert!(s.drained() && s.ours());
+        let s = NodeState::parse(ADMIN).unwrap();
+        assert_eq!(s.reason.as_deref(), Some("bad dimm"));
+        assert!(s.drained() && !s.ours());
+        let s =
+            NodeState::parse("NodeName=vm State=DOWN* Reason=Not responding [slurm@x]").unwrap();
+        assert_eq!(s.flags, vec!["DOWN"]);
+        assert!(NodeState::parse(IDLE).unwrap().reason.is_none());
+        assert!(NodeState::parse("Node nosuch not found").is_none());
+    }
+
+    #[test]
+    fn drains_resumes_and_leaves_admins_alone() {
+        let idle = NodeState::parse(IDLE).unwrap();
+        let ours = NodeState::parse(DRAINED).unwrap();
+        let admin = NodeState::parse(ADMIN).unwrap();
+        let r = "nodecheck: sshd: process sshd: running: expected true, got false";
+        assert_eq!(decide(&idle, Some(r)), Action::Drain(r.into()));
+        assert!(matches!(decide(&ours, Some(r)), Action::Leave(_)));
+        assert_eq!(
+            decide(&ours, Some("nodecheck: tmp: full")),
+            Action::Drain("nodecheck: tmp: full".into())
+        );
+        assert!(matches!(decide(&admin, Some(r)), Action::Leave(w) if w.contains("bad dimm")));
+        assert_eq!(decide(&ours, None), Action::Resume);
+        assert!(matches!(decide(&admin, None), Action::Leave(_)));
+        assert!(matches!(decide(&idle, None), Action::Leave(_)));
+    }
+
+    #[test]
+    fn commands_are_shown_quoted() {
+        let a = action_args(
+            "vm",
+            &Action::Drain("nodecheck: x: say \"hi\" $HOME".into()),
+        );
+        assert_eq!(
+            shown(&a),
+            "scontrol update nodename=vm state=drain reason=\"nodecheck: x: say \\\"hi\\\" \\$HOME\""
+        );
+        assert_eq!(
+            shown(&action_args("vm", &Action::Resume)),
+            "scontrol update nodename=vm state=resume"
+        );
+    }
+
+    #[test]
+    fn budgets_parse() {
+        assert_eq!(parse_budget("30s"), Ok(Duration::from_secs(30)));
+        assert!(parse_budget("0s").is_err());
+        assert!(parse_budget("soon").is_err());
+        assert_eq!(short_hostname("node1.cluster.example"), "node1");
+    }
+}
