@@ -7,14 +7,12 @@
 //! [`MemoryTarget`](nodecheck_core::target::MemoryTarget).
 //!
 //! Besides what the live kinds of this crate use, this module holds the
-//! live halves of kinds whose offline halves live elsewhere: [`mounts`]
-//! (`mount`'s `mounted`, `rw`), [`sysctl`] and [`gpu`].
+//! live half of `gpu` ([`gpu`]); `mount` and `sysctl` read their live
+//! state in their own modules.
 
 pub mod gpu;
-pub mod mounts;
 pub mod procs;
 pub mod sockets;
-pub mod sysctl;
 
 use std::io;
 
