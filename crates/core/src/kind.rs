@@ -96,6 +96,16 @@ pub trait Kind: Sync + Send {
     /// Every other key, in documentation order.
     fn keys(&self) -> &'static [Key];
 
+    /// Whether a check may leave the subject out. Some resources have one
+    /// natural default the kind finds itself (`kernel`: the image's only
+    /// kernel; `gpu`: whichever driver is installed), and the profile
+    /// contract lists no required key for them. A check without the
+    /// subject then gets one check whose subject is empty (a written
+    /// subject is never empty: the loader rejects `""`).
+    fn subject_optional(&self) -> bool {
+        false
+    }
+
     /// What the whole kind needs from a target (`process` needs a live node).
     fn needs(&self) -> Option<Need> {
         None
@@ -206,7 +216,12 @@ fn keys_table(kind: &dyn Kind) -> String {
             doc.trim()
         ));
     };
-    row(&subject, "**Subject** (a list checks each element). ");
+    let note = if kind.subject_optional() {
+        "**Subject**, optional (a list checks each element). "
+    } else {
+        "**Subject** (a list checks each element). "
+    };
+    row(&subject, note);
     for key in kind.keys() {
         row(key, if key.modifier { "*Modifier.* " } else { "" });
     }

@@ -151,8 +151,13 @@ fn one_table(
             });
         }
     }
+    let written = entries.iter().any(|e| e.key == subject_key.name);
+    let subjects = match subjects {
+        None if !written && kind.subject_optional() => Some(vec![String::new()]),
+        s => s,
+    };
     let Some(subjects) = subjects else {
-        if diags.len() == before || !entries.iter().any(|e| e.key == subject_key.name) {
+        if diags.len() == before || !written {
             diags.push(table.diag(Diagnostic::error(
                 "missing-key",
                 format!(
