@@ -8,6 +8,8 @@
 mod eval;
 pub mod file;
 pub mod group;
+pub mod kernel_module;
+mod kmod;
 #[cfg(test)]
 mod testing;
 pub mod tree;
@@ -23,4 +25,5 @@ pub const KINDS: &[&dyn Kind] = &[
     &user::User,
     &group::Group,
     &users::Users,
+    &kernel_module::KernelModule,
 ];

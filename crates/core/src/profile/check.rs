@@ -17,7 +17,6 @@ use crate::matcher::{
 /// yet: a clear error instead of "unknown resource".
 const PLANNED: &[&str] = &[
     "kernel",
-    "kernel_module",
     "service",
     "package",
     "config",
