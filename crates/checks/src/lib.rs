@@ -8,6 +8,7 @@
 mod eval;
 pub mod file;
 pub mod group;
+pub mod kernel;
 pub mod kernel_module;
 mod kmod;
 #[cfg(test)]
@@ -25,5 +26,6 @@ pub const KINDS: &[&dyn Kind] = &[
     &user::User,
     &group::Group,
     &users::Users,
+    &kernel::Kernel,
     &kernel_module::KernelModule,
 ];

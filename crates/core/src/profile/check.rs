@@ -16,7 +16,6 @@ use crate::matcher::{
 /// Resource tables the contract names that this build does not implement
 /// yet: a clear error instead of "unknown resource".
 const PLANNED: &[&str] = &[
-    "kernel",
     "service",
     "package",
     "config",
