@@ -7,6 +7,7 @@
 
 mod eval;
 pub mod file;
+pub mod gpu;
 pub mod group;
 pub mod kernel;
 pub mod kernel_module;
@@ -28,4 +29,5 @@ pub const KINDS: &[&dyn Kind] = &[
     &users::Users,
     &kernel::Kernel,
     &kernel_module::KernelModule,
+    &gpu::Gpu,
 ];

@@ -34,7 +34,6 @@ const PLANNED: &[&str] = &[
     "hardware",
     "interface",
     "infiniband",
-    "gpu",
 ];
 
 /// Turns the value of `control.KIND` (a table or an array of tables) into
