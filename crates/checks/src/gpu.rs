@@ -11,7 +11,7 @@ use nodecheck_core::target::{FileType, READ_LIMIT, Target, TargetKind};
 
 use crate::eval;
 use crate::kmod::index::Index;
-use crate::kmod::{self, Ready, in_dir};
+use crate::kmod::{self, Ready};
 
 pub struct Gpu;
 
@@ -21,8 +21,8 @@ const KEYS: &[Key] = &[
     Key::new(
         "kernel",
         Ty::Str,
-        "The kernel release whose driver module is checked. Default: the target's only kernel, \
-         the running one on a live node.",
+        "The kernel release whose driver module is checked. Default (also when empty): the \
+         target's only kernel, the running one on a live node.",
     )
     .modifier(),
     Key::new(
@@ -142,7 +142,7 @@ impl Kind for Gpu {
 
     fn eval(&self, check: &Check, cx: &Context<'_>) -> Evaluation {
         let t = cx.target;
-        let ready = kmod::open(t, check.str("kernel"), "kernel");
+        let ready = kmod::open(t, kmod::wanted(check), "kernel");
         let nvidia = Nvidia::look(t, &ready);
         let vendor = match check.subject.as_str() {
             "" if nvidia.any() => "nvidia",
@@ -351,7 +351,7 @@ fn nvidia_module(
     name: &str,
 ) -> Option<(String, Result<Option<String>, String>)> {
     let id = index.by_name(name)?;
-    let file = in_dir(&index.dir, &index.module(id).path);
+    let file = index.file(id);
     let version = match index.info(t, id) {
         Ok(Some(info)) => match info.as_ref() {
             Ok(i) => Ok(i.version.clone()),
@@ -359,7 +359,7 @@ fn nvidia_module(
         },
         // Listed in modules.dep, file gone: not installed.
         Ok(None) => return None,
-        Err(e) => Err(format!("cannot stat {file}: {}", eval::io_text(&e))),
+        Err(why) => Err(why),
     };
     Some((file, version))
 }
@@ -476,7 +476,7 @@ fn amdgpu(t: &dyn Target, ready: &Ready) -> Result<String, (bool, String)> {
         Ready::Absent(why) => Err((false, why.clone())),
         Ready::Index(i) => match i.by_name("amdgpu") {
             Some(id) => {
-                let file = in_dir(&i.dir, &i.module(id).path);
+                let file = i.file(id);
                 match t.metadata(&file, true) {
                     Ok(_) => Ok(file),
                     Err(e) if eval::is_absent(&e) => {

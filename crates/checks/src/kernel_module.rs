@@ -11,7 +11,7 @@ use nodecheck_core::target::{Need, READ_LIMIT, Target};
 use crate::eval;
 use crate::kmod::index::{Hit, Index};
 use crate::kmod::modfile::Info;
-use crate::kmod::{self, Ready, closure, in_dir, normalize};
+use crate::kmod::{self, Ready, closure, normalize};
 
 pub struct KernelModule;
 
@@ -20,7 +20,8 @@ const KEYS: &[Key] = &[
         "kernel",
         Ty::Str,
         "The kernel release whose modules are checked (`6.1.0-28-amd64`). Default: the \
-         target's only kernel on a rootfs, the running one on a live node.",
+         target's only kernel on a rootfs, the running one on a live node (also when empty, so \
+         `kernel = \"${kernel}\"` can default to it).",
     )
     .modifier(),
     Key::new(
@@ -92,8 +93,10 @@ out-of-tree drivers (nvidia, mlx5 from MLNX_OFED, lustre) do.
 running kernel counts as loaded. On a kernel without module support (no
 `/proc/modules`) only built-ins are loaded.
 
-Not considered: `/etc/modprobe.d` (aliases, `install` and `blacklist`
-lines), module signatures and symbol CRCs.
+The image's own `modprobe.d` aliases (`/etc/modprobe.d`, `/lib/modprobe.d`,
+…; Debian's `alias nvidia nvidia-current`) are used for names that are not
+a module or built-in themselves. Not considered: `install`, `blacklist` and
+`options` lines, module signatures and symbol CRCs.
 
 Corrupt input is an *error* naming the file, never a crash: a truncated or
 non-ELF `.ko`, corrupt or oversized compressed data (a module may unpack to
@@ -186,7 +189,7 @@ impl Kind for KernelModule {
             image_properties(check, t, name, &mut out);
         }
         if let Some(expected) = check.bool("loaded") {
-            out.push(loaded(t, name, expected, check.str("kernel")));
+            out.push(loaded(t, name, expected, kmod::wanted(check)));
         }
         out
     }
@@ -194,7 +197,7 @@ impl Kind for KernelModule {
 
 /// `present`, `loadable` and `version`: what the image's files say.
 fn image_properties(check: &Check, t: &dyn Target, name: &str, out: &mut Evaluation) {
-    let index = match kmod::open(t, check.str("kernel"), "kernel") {
+    let index = match kmod::open(t, kmod::wanted(check), "kernel") {
         Ready::Index(i) => i,
         Ready::Absent(why) => return absent(check, name, &why, out),
         Ready::Error(why) => {
@@ -251,17 +254,12 @@ fn image_properties(check: &Check, t: &dyn Target, name: &str, out: &mut Evaluat
                 Ok(None) => {
                     let why = format!(
                         "{} is listed in modules.dep but its file {} is missing",
-                        index.module(*id).name,
-                        in_dir(&index.dir, &index.module(*id).path)
+                        index.name(*id),
+                        index.file(*id)
                     );
                     return absent(check, name, &why, out);
                 }
-                Err(e) => {
-                    let why = format!(
-                        "cannot stat {}: {}",
-                        in_dir(&index.dir, &index.module(*id).path),
-                        eval::io_text(&e)
-                    );
+                Err(why) => {
                     for p in eval::asserted(check, &["loaded"]) {
                         out.push(PropertyResult::error(p.key, format!("{}: {why}", p.key)));
                     }
@@ -290,7 +288,7 @@ fn image_properties(check: &Check, t: &dyn Target, name: &str, out: &mut Evaluat
                 );
             }
             "loadable" => out_loadable(check, t, &index, &found.hits, out),
-            "version" => out.push(version(check, &index, &infos)),
+            "version" => out.push(version(check, t, &index, &infos)),
             _ => {}
         }
     }
@@ -320,11 +318,7 @@ fn absent(check: &Check, name: &str, why: &str, out: &mut Evaluation) {
 /// `fs-nfs4 is an alias of nfsv4 (…)`.
 fn describe_hits(index: &Index, name: &str, hits: &[Hit], alias: Option<&str>) -> String {
     let one = |h: &Hit| match h {
-        Hit::Module(id) => format!(
-            "{} ({})",
-            index.module(*id).name,
-            in_dir(&index.dir, &index.module(*id).path)
-        ),
+        Hit::Module(id) => format!("{} ({})", index.name(*id), index.file(*id)),
         Hit::Builtin(n) => format!("{n} (built into kernel {})", index.release),
     };
     let all: Vec<String> = hits.iter().map(one).collect();
@@ -356,14 +350,8 @@ fn out_loadable(check: &Check, t: &dyn Target, index: &Index, hits: &[Hit], out:
                     out.output.push_str(&c.details(index));
                 }
             }
-            Err(e) => {
-                error.get_or_insert_with(|| {
-                    format!(
-                        "cannot read the module directory {}: {}",
-                        index.dir,
-                        eval::io_text(&e)
-                    )
-                });
+            Err(why) => {
+                error.get_or_insert(why);
             }
         }
     }
@@ -377,7 +365,7 @@ fn out_loadable(check: &Check, t: &dyn Target, index: &Index, hits: &[Hit], out:
                 let roots: Vec<&str> = hits
                     .iter()
                     .filter_map(|h| match h {
-                        Hit::Module(id) => Some(index.module(*id).name.as_str()),
+                        Hit::Module(id) => Some(index.name(*id)),
                         Hit::Builtin(_) => None,
                     })
                     .collect();
@@ -401,7 +389,12 @@ fn out_loadable(check: &Check, t: &dyn Target, index: &Index, hits: &[Hit], out:
     out.push(r);
 }
 
-fn version(check: &Check, index: &Index, infos: &[(Hit, Option<Info>)]) -> PropertyResult {
+fn version(
+    check: &Check,
+    t: &dyn Target,
+    index: &Index,
+    infos: &[(Hit, Option<Info>)],
+) -> PropertyResult {
     let Some(m) = check.matcher("version") else {
         return PropertyResult::error("version", "version: not a matcher (a bug in nodecheck)");
     };
@@ -409,23 +402,12 @@ fn version(check: &Check, index: &Index, infos: &[(Hit, Option<Info>)]) -> Prope
         return PropertyResult::error("version", "version: nothing found (a bug in nodecheck)");
     };
     let (version, whose) = match (hit, info) {
-        (Hit::Builtin(n), _) => {
-            if !index.builtin_info_problems.is_empty() {
-                return PropertyResult::error(
-                    "version",
-                    format!("version: {}", index.builtin_info_problems.join("; ")),
-                );
-            }
-            (
-                index
-                    .builtin_info(n, "version")
-                    .first()
-                    .map(|v| v.to_string()),
-                format!("built-in {n}"),
-            )
-        }
+        (Hit::Builtin(n), _) => match index.builtin_values(t, n, "version") {
+            Ok(v) => (v.into_iter().next(), format!("built-in {n}")),
+            Err(why) => return PropertyResult::error("version", format!("version: {why}")),
+        },
         (Hit::Module(id), Some(info)) => match info.as_ref() {
-            Ok(i) => (i.version.clone(), index.module(*id).name.clone()),
+            Ok(i) => (i.version.clone(), index.name(*id).to_string()),
             Err(why) => return PropertyResult::error("version", format!("version: {why}")),
         },
         (Hit::Module(_), None) => {
@@ -472,7 +454,7 @@ fn loaded(t: &dyn Target, name: &str, expected: bool, wanted: Option<&str>) -> P
     {
         for h in found.hits {
             names.push(match h {
-                Hit::Module(id) => i.module(id).name.clone(),
+                Hit::Module(id) => i.name(id).to_string(),
                 Hit::Builtin(n) => n,
             });
         }

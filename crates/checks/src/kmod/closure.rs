@@ -10,11 +10,10 @@
 //! `depends=`: `mlx5_ib → ib_uverbs → ib_core: … is missing`.
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
 
 use nodecheck_core::target::Target;
 
-use super::in_dir;
+use super::dep::Dep;
 use super::index::Index;
 
 /// One problem in a closure.
@@ -34,6 +33,8 @@ pub enum Problem {
     /// A module's `depends=` names a module modules.dep does not list for
     /// the module being loaded: modules.dep is stale.
     StaleDep { from: usize, dep: String },
+    /// modules.dep names a dependency that has no line of its own.
+    Unlisted { from: usize, path: String },
 }
 
 impl Problem {
@@ -45,7 +46,8 @@ impl Problem {
             | Problem::Vermagic { id, .. }
             | Problem::NoVermagic(id)
             | Problem::UnknownDep { from: id, .. }
-            | Problem::StaleDep { from: id, .. } => *id,
+            | Problem::StaleDep { from: id, .. }
+            | Problem::Unlisted { from: id, .. } => *id,
         }
     }
 
@@ -56,8 +58,8 @@ impl Problem {
     }
 
     fn describe(&self, index: &Index) -> String {
-        let file = |id: usize| in_dir(&index.dir, &index.module(id).path);
-        let name = |id: usize| index.module(id).name.clone();
+        let file = |id: usize| index.file(id);
+        let name = |id: usize| index.name(id).to_string();
         match self {
             Problem::Missing(id) => {
                 format!("its file {} is missing (modules.dep lists it)", file(*id))
@@ -76,6 +78,11 @@ impl Problem {
             Problem::UnknownDep { from, dep } => format!(
                 "{} needs {dep}, which is not in the image (neither in modules.dep nor built in)",
                 name(*from)
+            ),
+            Problem::Unlisted { from, path } => format!(
+                "modules.dep lists {path} as a dependency of {} but has no line for it: modules.dep is truncated or stale, run `depmod {}`",
+                name(*from),
+                index.release
             ),
             Problem::StaleDep { from, dep } => format!(
                 "{} needs {dep}, but modules.dep does not list it: modules.dep is stale, run `depmod {}`",
@@ -128,18 +135,20 @@ impl Closure {
 }
 
 /// Checks module `root` (an id of `index`) and everything modules.dep
-/// says it needs. `Err` only for an I/O error that is not "missing"
-/// (permission on the module directory).
-pub fn check(target: &dyn Target, index: &Index, root: usize) -> io::Result<Closure> {
-    let module = index.module(root);
+/// says it needs. `Err` only when a module file cannot be looked at
+/// (permission on the module directory): why, naming it.
+pub fn check(target: &dyn Target, index: &Index, root: usize) -> Result<Closure, String> {
     let mut members = vec![root];
-    members.extend(module.deps.iter().copied().filter(|&d| d != root));
-    let in_closure: HashMap<&str, usize> = members
-        .iter()
-        .map(|&id| (index.module(id).name.as_str(), id))
-        .collect();
     // Problems per member, and the `depends=` edges of each readable one.
     let mut problems: Vec<Problem> = Vec::new();
+    for dep in index.deps(root) {
+        match dep {
+            Dep::Listed(d) if d != root && !members.contains(&d) => members.push(d),
+            Dep::Listed(_) => {}
+            Dep::Unlisted(path) => problems.push(Problem::Unlisted { from: root, path }),
+        }
+    }
+    let in_closure: HashMap<&str, usize> = members.iter().map(|&id| (index.name(id), id)).collect();
     let mut edges: HashMap<usize, Vec<usize>> = HashMap::new();
     for &id in &members {
         let info = match index.info(target, id)? {
@@ -198,16 +207,16 @@ pub fn check(target: &dyn Target, index: &Index, root: usize) -> io::Result<Clos
         }
     }
     let chain = |id: usize| {
-        let mut c = vec![index.module(id).name.clone()];
+        let mut c = vec![index.name(id).to_string()];
         let mut at = id;
         while let Some(&p) = parent.get(&at) {
-            c.push(index.module(p).name.clone());
+            c.push(index.name(p).to_string());
             at = p;
         }
         if at != root {
             // Not reached through `depends=` (a member in between is
             // missing or unreadable): modules.dep alone says it is needed.
-            c.push(index.module(root).name.clone());
+            c.push(index.name(root).to_string());
         }
         c.reverse();
         c

@@ -1,41 +1,28 @@
 //! One kernel's module indexes, as depmod writes them into
 //! `/lib/modules/RELEASE/`: `modules.dep` (module → file and its whole
-//! dependency list), `modules.builtin` and `modules.builtin.modinfo`
-//! (modules compiled into the kernel), and `modules.alias`. The text files
-//! are enough; the `.bin` tries depmod writes beside them say the same.
+//! dependency list, see [`super::dep`]), `modules.builtin` and
+//! `modules.builtin.modinfo` (modules compiled into the kernel), and
+//! `modules.alias`. The text files are enough; the `.bin` tries depmod
+//! writes beside them say the same.
 //!
 //! Lines nodecheck cannot read are kept as problems (`file:line: why`):
 //! a check that relies on a corrupt index reports an error naming them
-//! instead of guessing.
+//! instead of guessing. Only modules.dep and modules.builtin are read up
+//! front; the rest when a lookup needs them.
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use nodecheck_core::target::{READ_LIMIT, Target};
 
+use super::dep::{Dep, DepTable, shorten};
 use super::glob;
-use super::modfile::{self, Info, Stamp};
+use super::modfile::{self, Info};
 use super::{module_name, normalize};
 
 /// How many bad lines of one file are named before "and N more".
 const PROBLEMS_SHOWN: usize = 5;
-
-/// A module that has a line in modules.dep (or is named as a dependency in
-/// one).
-#[derive(Debug)]
-pub struct Module {
-    /// Normalised name (`pci_hyperv_intf`).
-    pub name: String,
-    /// The path as modules.dep has it (`kernel/fs/xfs/xfs.ko`).
-    pub path: String,
-    /// Its dependencies in modules.dep order (depmod lists the whole
-    /// closure, nearest last), as ids into [`Index::module`].
-    pub deps: Vec<usize>,
-    /// Whether the module has its own line (a path that appears only as a
-    /// dependency is listed by no line: a truncated modules.dep).
-    pub listed: bool,
-}
 
 /// Where a name was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,26 +47,31 @@ pub struct Index {
     pub release: String,
     /// The module directory inside the target (`/lib/modules/6.1.0-28-amd64`).
     pub dir: String,
-    modules: Vec<Module>,
-    by_name: HashMap<String, usize>,
+    dep: DepTable,
     builtin: HashMap<String, String>,
     /// Whether modules.builtin exists (kernels before 3.x and some custom
     /// builds have none: built-ins cannot be told then).
     pub has_builtin: bool,
-    builtin_info: HashMap<String, Vec<(String, String)>>,
     /// Bad lines of modules.dep and modules.builtin: every answer of this
     /// index is in doubt.
     pub problems: Vec<String>,
-    /// Bad records of modules.builtin.modinfo: in doubt are the versions
-    /// and aliases of built-in modules only.
-    pub builtin_info_problems: Vec<String>,
+    builtin_info: OnceLock<BuiltinInfo>,
     aliases: OnceLock<Aliases>,
     /// Module files found by walking the directory, by name (only when a
     /// name is not in modules.dep).
     files: OnceLock<HashMap<String, Vec<String>>>,
-    /// The modinfo of each module file, kept with the stamp of the file it
-    /// was read from (see [`super::cache`]).
-    infos: Vec<Mutex<Option<(Stamp, Info)>>>,
+    /// The modinfo of each module file, read on first use.
+    infos: Vec<OnceLock<Result<Option<Info>, String>>>,
+}
+
+/// `modules.builtin.modinfo`: what `modinfo` shows for built-in modules.
+#[derive(Debug, Default)]
+struct BuiltinInfo {
+    /// Normalised module name → its `key=value` records.
+    records: HashMap<String, Vec<(String, String)>>,
+    /// Bad records, or why the file could not be read: in doubt are the
+    /// versions and aliases of built-in modules.
+    problems: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -101,7 +93,8 @@ pub enum LoadError {
 }
 
 impl Index {
-    /// Reads and parses the indexes of `dir` for kernel `release`.
+    /// Reads and parses modules.dep and modules.builtin of `dir` for
+    /// kernel `release`.
     pub fn load(target: &dyn Target, release: &str, dir: &str) -> Result<Index, LoadError> {
         let dep_path = format!("{dir}/modules.dep");
         let dep = match target.read(&dep_path, READ_LIMIT) {
@@ -115,158 +108,42 @@ impl Index {
             Err(e) if crate::eval::is_absent(&e) => (Vec::new(), false),
             Err(e) => return Err(LoadError::Io(builtin_path, e)),
         };
-        let info_path = format!("{dir}/modules.builtin.modinfo");
-        let (info, info_error) = match target.read(&info_path, READ_LIMIT) {
-            Ok(b) => (b, None),
-            Err(e) if crate::eval::is_absent(&e) => (Vec::new(), None),
-            Err(e) => (Vec::new(), Some(format!("{info_path}: {e}"))),
-        };
-        let mut index = Index {
+        let (dep, bad) = DepTable::parse(&dep_path, dep);
+        let mut problems = cap(bad);
+        let (builtin, bad) = parse_builtin(&builtin_path, &builtin);
+        problems.extend(cap(bad));
+        Ok(Index {
             release: release.to_string(),
             dir: dir.to_string(),
-            modules: Vec::new(),
-            by_name: HashMap::new(),
-            builtin: HashMap::new(),
+            infos: (0..dep.len()).map(|_| OnceLock::new()).collect(),
+            dep,
+            builtin,
             has_builtin,
-            builtin_info: HashMap::new(),
-            problems: Vec::new(),
-            builtin_info_problems: info_error.into_iter().collect(),
+            problems,
+            builtin_info: OnceLock::new(),
             aliases: OnceLock::new(),
             files: OnceLock::new(),
-            infos: Vec::new(),
-        };
-        index.parse_dep(&dep_path, &dep);
-        index.parse_builtin(&builtin_path, &builtin);
-        index.parse_builtin_info(&info_path, &info);
-        index.infos = (0..index.modules.len()).map(|_| Mutex::new(None)).collect();
-        Ok(index)
+        })
     }
 
-    fn parse_dep(&mut self, file: &str, bytes: &[u8]) {
-        let mut by_path: HashMap<String, usize> = HashMap::new();
-        let mut bad = Vec::new();
-        for (n, line) in lines(bytes) {
-            let Ok(line) = std::str::from_utf8(line) else {
-                bad.push(format!("{file}:{n}: not text"));
-                continue;
-            };
-            let line = line.trim_end_matches('\r');
-            if line.trim().is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let Some((left, right)) = line.split_once(':') else {
-                bad.push(format!("{file}:{n}: no `:` in {}", shorten(line)));
-                continue;
-            };
-            let left = left.trim();
-            if module_name(left).is_none() || left.contains(char::is_whitespace) {
-                bad.push(format!(
-                    "{file}:{n}: {} is not a module file",
-                    shorten(left)
-                ));
-                continue;
-            }
-            let deps: Vec<&str> = right.split_whitespace().collect();
-            if let Some(d) = deps.iter().find(|d| module_name(d).is_none()) {
-                bad.push(format!(
-                    "{file}:{n}: dependency {} is not a module file",
-                    shorten(d)
-                ));
-                continue;
-            }
-            let id = self.intern(&mut by_path, left);
-            if self.modules[id].listed {
-                // A second line for the same file: depmod never writes one.
-                bad.push(format!("{file}:{n}: {left} is listed twice"));
-                continue;
-            }
-            let dep_ids = deps.iter().map(|d| self.intern(&mut by_path, d)).collect();
-            let m = &mut self.modules[id];
-            m.listed = true;
-            m.deps = dep_ids;
-            // depmod writes one line per name, the file that wins by its
-            // search order (updates/ before kernel/); keep the first.
-            self.by_name.entry(m.name.clone()).or_insert(id);
-        }
-        self.problems.extend(cap(bad));
+    /// The normalised name of module `id`.
+    pub fn name(&self, id: usize) -> &str {
+        self.dep.name(id)
     }
 
-    fn intern(&mut self, by_path: &mut HashMap<String, usize>, path: &str) -> usize {
-        if let Some(&id) = by_path.get(path) {
-            return id;
-        }
-        let id = self.modules.len();
-        self.modules.push(Module {
-            name: module_name(path).unwrap_or_default(),
-            path: path.to_string(),
-            deps: Vec::new(),
-            listed: false,
-        });
-        by_path.insert(path.to_string(), id);
-        id
+    /// The module's file inside the target.
+    pub fn file(&self, id: usize) -> String {
+        super::in_dir(&self.dir, self.dep.path(id))
     }
 
-    fn parse_builtin(&mut self, file: &str, bytes: &[u8]) {
-        let mut bad = Vec::new();
-        for (n, line) in lines(bytes) {
-            let Ok(line) = std::str::from_utf8(line) else {
-                bad.push(format!("{file}:{n}: not text"));
-                continue;
-            };
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            match module_name(line) {
-                Some(name) if !line.contains(char::is_whitespace) => {
-                    self.builtin.insert(name, line.to_string());
-                }
-                _ => bad.push(format!(
-                    "{file}:{n}: {} is not a module path",
-                    shorten(line)
-                )),
-            }
-        }
-        self.problems.extend(cap(bad));
-    }
-
-    /// `modules.builtin.modinfo`: NUL-separated `module.key=value` records
-    /// (kernel ≥ 5.2), what `modinfo` shows for a built-in module.
-    fn parse_builtin_info(&mut self, file: &str, bytes: &[u8]) {
-        let mut bad = Vec::new();
-        for (i, rec) in bytes.split(|&b| b == 0).enumerate() {
-            if rec.is_empty() {
-                continue;
-            }
-            let parsed = std::str::from_utf8(rec).ok().and_then(|r| {
-                let (k, v) = r.split_once('=')?;
-                let (m, key) = k.split_once('.')?;
-                (!m.is_empty() && !key.is_empty()).then_some((m, key, v))
-            });
-            match parsed {
-                Some((m, key, v)) => self
-                    .builtin_info
-                    .entry(normalize(m))
-                    .or_default()
-                    .push((key.to_string(), v.to_string())),
-                None => bad.push(format!(
-                    "{file}: record {} is not `module.key=value`: {}",
-                    i + 1,
-                    shorten(&String::from_utf8_lossy(rec))
-                )),
-            }
-        }
-        self.builtin_info_problems.extend(cap(bad));
-    }
-
-    /// The module with id `id`.
-    pub fn module(&self, id: usize) -> &Module {
-        &self.modules[id]
+    /// The dependencies modules.dep gives module `id`.
+    pub fn deps(&self, id: usize) -> Vec<Dep> {
+        self.dep.deps(id)
     }
 
     /// The module file of a normalised name, from modules.dep.
     pub fn by_name(&self, name: &str) -> Option<usize> {
-        self.by_name.get(name).copied()
+        self.dep.by_name(name)
     }
 
     /// Whether a normalised name is compiled into the kernel.
@@ -274,20 +151,46 @@ impl Index {
         self.builtin.contains_key(name)
     }
 
-    /// The modinfo values of a built-in module for `key` (`version`).
-    pub fn builtin_info(&self, name: &str, key: &str) -> Vec<&str> {
-        self.builtin_info
+    fn builtin_info(&self, target: &dyn Target) -> &BuiltinInfo {
+        self.builtin_info.get_or_init(|| {
+            let file = format!("{}/modules.builtin.modinfo", self.dir);
+            match target.read(&file, READ_LIMIT) {
+                Ok(b) => parse_builtin_info(&file, &b),
+                Err(e) if crate::eval::is_absent(&e) => BuiltinInfo::default(),
+                Err(e) => BuiltinInfo {
+                    problems: vec![format!("cannot read {file}: {}", crate::eval::io_text(&e))],
+                    ..BuiltinInfo::default()
+                },
+            }
+        })
+    }
+
+    /// The modinfo values of a built-in module for `key` (`version`), or
+    /// why they cannot be told.
+    pub fn builtin_values(
+        &self,
+        target: &dyn Target,
+        name: &str,
+        key: &str,
+    ) -> Result<Vec<String>, String> {
+        let info = self.builtin_info(target);
+        if !info.problems.is_empty() {
+            return Err(info.problems.join("; "));
+        }
+        Ok(info
+            .records
             .get(name)
             .into_iter()
             .flatten()
             .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
+            .map(|(_, v)| v.clone())
+            .collect())
     }
 
     /// Looks a name up as modprobe does: a module of modules.dep, a
-    /// built-in, then an alias (modules.alias, and the aliases of built-in
-    /// modules from modules.builtin.modinfo). Names compare with `-` = `_`.
+    /// built-in, then an alias (the image's modprobe.d, modules.alias, and
+    /// the aliases of built-in modules from modules.builtin.modinfo).
+    /// Names compare with `-` = `_`.
     pub fn find(&self, target: &dyn Target, name: &str) -> Result<Found, String> {
         let n = normalize(name);
         if let Some(id) = self.by_name(&n) {
@@ -304,7 +207,10 @@ impl Index {
         }
         let aliases = self.aliases.get_or_init(|| self.load_aliases(target));
         let mut found = Found::default();
-        for (pattern, module) in &aliases.entries {
+        // The image's own modprobe.d aliases first (Debian's `alias nvidia
+        // nvidia-current`), then those depmod extracted from the modules.
+        let config = config_aliases(target);
+        for (pattern, module) in config.iter().chain(&aliases.entries) {
             if !glob::matches(pattern, &n) {
                 continue;
             }
@@ -324,12 +230,10 @@ impl Index {
             if let Some(e) = &aliases.error {
                 return Err(e.clone());
             }
-            if !aliases.problems.is_empty() || !self.builtin_info_problems.is_empty() {
-                let mut p = aliases.problems.clone();
-                p.extend(self.builtin_info_problems.iter().cloned());
+            if !aliases.problems.is_empty() {
                 return Err(format!(
                     "{name} is not in modules.dep, and the alias files are corrupt: {}",
-                    p.join("; ")
+                    aliases.problems.join("; ")
                 ));
             }
         }
@@ -370,14 +274,18 @@ impl Index {
                 )),
             }
         }
-        out.problems = cap(bad);
         // Built-in modules have aliases too (`ext4` answers to `fs-ext4`),
-        // kept only in modules.builtin.modinfo.
-        for (module, kv) in &self.builtin_info {
+        // kept only in modules.builtin.modinfo; in a stable order.
+        let info = self.builtin_info(target);
+        bad.extend(info.problems.iter().cloned());
+        let mut builtin: Vec<(&String, &Vec<(String, String)>)> = info.records.iter().collect();
+        builtin.sort();
+        for (module, kv) in builtin {
             for (_, v) in kv.iter().filter(|(k, _)| k == "alias") {
                 out.entries.push((normalize_alias(v), module.clone()));
             }
         }
+        out.problems = cap(bad);
         out
     }
 
@@ -395,7 +303,7 @@ impl Index {
                     .strip_prefix(&self.dir)
                     .unwrap_or(f)
                     .trim_start_matches('/');
-                !self.modules.iter().any(|m| m.listed && m.path == rel)
+                !self.dep.lists(rel)
             })
             .cloned()
             .collect()
@@ -429,34 +337,115 @@ impl Index {
         found
     }
 
-    /// The modinfo of module `id`, read once per file version: the cached
-    /// answer is reused while the file's stamp (device, inode, size, mtime)
-    /// is unchanged. `Ok(None)`: the file does not exist.
-    pub fn info(&self, target: &dyn Target, id: usize) -> io::Result<Option<Info>> {
-        let path = super::in_dir(&self.dir, &self.modules[id].path);
-        let meta = match target.metadata(&path, true) {
-            Ok(m) => m,
-            Err(e) if crate::eval::is_absent(&e) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let stamp = Stamp::of(&meta);
-        let mut slot = self.infos[id]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let (Some(s), Some((cached, info))) = (stamp, slot.as_ref())
-            && s == *cached
-        {
-            return Ok(Some(info.clone()));
-        }
-        let info = Arc::new(modfile::read_modinfo(target, &path));
-        match stamp {
-            Some(s) => *slot = Some((s, info.clone())),
-            // No mtime (an in-memory target): nothing to tell a changed
-            // file by, so nothing is kept.
-            None => *slot = None,
-        }
-        Ok(Some(info))
+    /// The modinfo of module `id`, read once: `Ok(None)` when its file
+    /// does not exist, `Err` when it cannot be looked at (permission).
+    pub fn info(&self, target: &dyn Target, id: usize) -> Result<Option<Info>, String> {
+        self.infos[id]
+            .get_or_init(|| Ok(modfile::read_modinfo(target, &self.file(id))?.map(Arc::new)))
+            .clone()
     }
+}
+
+/// `modules.builtin`: one path per built-in module.
+fn parse_builtin(file: &str, bytes: &[u8]) -> (HashMap<String, String>, Vec<String>) {
+    let mut out = HashMap::new();
+    let mut bad = Vec::new();
+    for (n, line) in lines(bytes) {
+        let Ok(line) = std::str::from_utf8(line) else {
+            bad.push(format!("{file}:{n}: not text"));
+            continue;
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match module_name(line) {
+            Some(name) if !line.contains(char::is_whitespace) => {
+                out.insert(name, line.to_string());
+            }
+            _ => bad.push(format!(
+                "{file}:{n}: {} is not a module path",
+                shorten(line)
+            )),
+        }
+    }
+    (out, bad)
+}
+
+/// `modules.builtin.modinfo`: NUL-separated `module.key=value` records
+/// (kernel ≥ 5.2).
+fn parse_builtin_info(file: &str, bytes: &[u8]) -> BuiltinInfo {
+    let mut out = BuiltinInfo::default();
+    let mut bad = Vec::new();
+    for (i, rec) in bytes.split(|&b| b == 0).enumerate() {
+        if rec.is_empty() {
+            continue;
+        }
+        let parsed = std::str::from_utf8(rec).ok().and_then(|r| {
+            let (k, v) = r.split_once('=')?;
+            let (m, key) = k.split_once('.')?;
+            (!m.is_empty() && !key.is_empty()).then_some((m, key, v))
+        });
+        match parsed {
+            Some((m, key, v)) => out
+                .records
+                .entry(normalize(m))
+                .or_default()
+                .push((key.to_string(), v.to_string())),
+            None => bad.push(format!(
+                "{file}: record {} is not `module.key=value`: {}",
+                i + 1,
+                shorten(&String::from_utf8_lossy(rec))
+            )),
+        }
+    }
+    out.problems = cap(bad);
+    out
+}
+
+/// Where modprobe reads its configuration, in priority order: a file name
+/// found in an earlier directory hides the same name in later ones.
+const MODPROBE_D: &[&str] = &[
+    "/etc/modprobe.d",
+    "/run/modprobe.d",
+    "/usr/local/lib/modprobe.d",
+    "/lib/modprobe.d",
+    "/usr/lib/modprobe.d",
+];
+
+/// The `alias PATTERN MODULE` lines of the target's modprobe
+/// configuration, normalised. Read on each lookup that misses modules.dep
+/// (rare, and never cached, so an edited file is always seen). Only
+/// aliases are taken: `install`, `blacklist` and `options` lines do not
+/// change which module a name is.
+fn config_aliases(target: &dyn Target) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = Vec::new();
+    for dir in MODPROBE_D {
+        let Ok(entries) = target.read_dir(dir) else {
+            continue;
+        };
+        for e in entries {
+            if e.name.ends_with(".conf") && !files.iter().any(|(n, _)| *n == e.name) {
+                files.push((e.name.clone(), format!("{dir}/{}", e.name)));
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for (_, path) in files {
+        let Ok(bytes) = target.read(&path, READ_LIMIT) else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            let mut words = line.split_whitespace();
+            if let (Some("alias"), Some(pattern), Some(module)) =
+                (words.next(), words.next(), words.next())
+            {
+                out.push((normalize_alias(pattern), normalize(module)));
+            }
+        }
+    }
+    out
 }
 
 /// kmod's alias normalisation: `-` becomes `_` outside `[...]` classes.
@@ -490,16 +479,6 @@ fn cap(mut bad: Vec<String>) -> Vec<String> {
         bad.push(format!("and {more} more bad lines"));
     }
     bad
-}
-
-/// A line or word for a message: at most 60 characters, quoted.
-fn shorten(s: &str) -> String {
-    let t: String = s.chars().take(60).collect();
-    if t.len() < s.len() {
-        format!("{t:?}…")
-    } else {
-        format!("{t:?}")
-    }
 }
 
 #[cfg(test)]
@@ -543,13 +522,14 @@ mod tests {
         let i = Index::load(&t, "6.1.0-t", DIR).unwrap();
         assert!(i.problems.is_empty(), "{:?}", i.problems);
         let v4 = i.by_name("nfsv4").unwrap();
-        let deps: Vec<&str> = i
-            .module(v4)
-            .deps
-            .iter()
-            .map(|&d| i.module(d).name.as_str())
-            .collect();
-        assert_eq!(deps, vec!["nfs", "sunrpc"]);
+        let deps: Vec<Dep> = i.deps(v4);
+        assert_eq!(
+            deps,
+            vec![
+                Dep::Listed(i.by_name("nfs").unwrap()),
+                Dep::Listed(i.by_name("sunrpc").unwrap())
+            ]
+        );
         let f = i.find(&t, "mlx5-core").unwrap();
         assert_eq!(f.hits, vec![Hit::Module(i.by_name("mlx5_core").unwrap())]);
         assert_eq!(
@@ -570,7 +550,10 @@ mod tests {
             vec![Hit::Builtin("ext4".into())]
         );
         assert!(i.find(&t, "nvidia").unwrap().hits.is_empty());
-        assert_eq!(i.builtin_info("ext4", "version"), vec!["1.2"]);
+        assert_eq!(
+            i.builtin_values(&t, "ext4", "version"),
+            Ok(vec!["1.2".to_string()])
+        );
     }
 
     #[test]
@@ -614,6 +597,39 @@ mod tests {
         let t = MemoryTarget::new().dir(DIR, 0o755, 0, 0);
         assert!(
             matches!(Index::load(&t, "6.1.0-t", DIR), Err(LoadError::NoDep(p)) if p.ends_with("modules.dep"))
+        );
+    }
+
+    #[test]
+    fn modprobe_d_aliases_come_first() {
+        let t = target(DEP)
+            .file(
+                "/etc/modprobe.d/nvidia.conf",
+                0o644,
+                0,
+                0,
+                "# Debian\nalias nvidia nvidia-current\nblacklist nouveau\n",
+            )
+            .file(
+                "/usr/lib/modprobe.d/nvidia.conf",
+                0o644,
+                0,
+                0,
+                "alias nvidia sunrpc\n",
+            )
+            .file(&format!("{DIR}/kernel/nvidia-current.ko"), 0o644, 0, 0, "")
+            .file(
+                &format!("{DIR}/modules.dep"),
+                0o644,
+                0,
+                0,
+                format!("{DEP}kernel/nvidia-current.ko:\n"),
+            );
+        let i = Index::load(&t, "6.1.0-t", DIR).unwrap();
+        let f = i.find(&t, "nvidia").unwrap();
+        assert_eq!(
+            f.hits,
+            vec![Hit::Module(i.by_name("nvidia_current").unwrap())]
         );
     }
 

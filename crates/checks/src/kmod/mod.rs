@@ -11,6 +11,7 @@
 
 pub mod cache;
 pub mod closure;
+pub mod dep;
 #[cfg(test)]
 pub mod fixture;
 mod glob;
@@ -43,7 +44,14 @@ pub fn in_dir(dir: &str, path: &str) -> String {
     nodecheck_core::target::join(dir, path)
 }
 
+/// The `kernel` key of a check: `None` when absent or empty, so a profile
+/// can write `kernel = "${kernel}"` with an empty default.
+pub fn wanted(check: &nodecheck_core::profile::Check) -> Option<&str> {
+    check.str("kernel").filter(|k| !k.is_empty())
+}
+
 /// The index a check on kernel modules works with, or why there is none.
+#[derive(Clone)]
 pub enum Ready {
     Index(std::sync::Arc<index::Index>),
     /// No module of this kernel can be found (no kernel, no module
@@ -56,8 +64,20 @@ pub enum Ready {
 
 /// Chooses the kernel (`wanted`, else the target's default; `key` is how
 /// the check names it, for the message listing several) and loads its
-/// index.
-pub fn open(target: &dyn nodecheck_core::target::Target, wanted: Option<&str>, key: &str) -> Ready {
+/// index, once per target (see [`cache`]).
+pub fn open(
+    target: &dyn nodecheck_core::target::Target,
+    wanted: Option<&str>,
+    key: &'static str,
+) -> Ready {
+    cache::open(target, wanted, key)
+}
+
+fn open_uncached(
+    target: &dyn nodecheck_core::target::Target,
+    wanted: Option<&str>,
+    key: &str,
+) -> Ready {
     use kernels::Choice;
     let found = kernels::Kernels::scan(target);
     let release = match found.choose(target, wanted) {
@@ -81,7 +101,7 @@ pub fn open(target: &dyn nodecheck_core::target::Target, wanted: Option<&str>, k
             "kernel {release} has no module directory: /lib/modules/{release} is missing{hint}"
         ));
     };
-    match cache::index(target, &release, dir) {
+    match index::Index::load(target, &release, dir).map(std::sync::Arc::new) {
         Ok(i) if !i.problems.is_empty() => Ready::Error(format!(
             "the module index of kernel {release} is corrupt: {}",
             i.problems.join("; ")

@@ -8,14 +8,14 @@
 //! window), every offset is checked, and a panic inside a decoder becomes
 //! an error naming the file.
 
-use std::io::Read;
+use std::borrow::Cow;
+use std::io::{self, Read};
 use std::panic::{self, AssertUnwindSafe};
-use std::time::SystemTime;
 
 use goblin::container::Ctx;
-use goblin::elf::header::{ET_REL, Header};
+use goblin::elf::header::ET_REL;
 use goblin::elf::section_header::{SHN_XINDEX, SHT_NOBITS, SectionHeader};
-use nodecheck_core::target::Metadata;
+use nodecheck_core::target::{FileAt, Target};
 
 use super::normalize;
 
@@ -32,27 +32,8 @@ const XZ_MEM_LIMIT_KIB: u32 = 128 << 10;
 /// The largest zstd window accepted (`zstd --long` goes to 128 MiB).
 const ZSTD_MAX_WINDOW: u64 = 128 << 20;
 
-/// What tells one version of a file from another without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: SystemTime,
-}
-
-impl Stamp {
-    /// `None` when the target gives no mtime (an in-memory target): such
-    /// a file cannot be told from a changed one, so it is never cached.
-    pub fn of(m: &Metadata) -> Option<Stamp> {
-        Some(Stamp {
-            dev: m.dev,
-            ino: m.ino,
-            size: m.size,
-            mtime: m.mtime?,
-        })
-    }
-}
+/// The magic of an ELF file.
+const ELF: &[u8] = b"\x7fELF";
 
 /// A module file's modinfo as read, or why it could not be (a sentence
 /// naming the file), shared between the checks that need it.
@@ -79,34 +60,67 @@ impl ModInfo {
 }
 
 /// Reads the module file at `path` (inside the target) and its modinfo.
-/// Errors are whole sentences naming the file.
+/// An uncompressed module is read by its headers (a few KiB, not the
+/// whole file); a compressed one is read whole and unpacked in memory.
+/// `Ok(None)`: there is no file at `path`; `Err`: it cannot be looked at
+/// (permission); `Ok(Some(Err))`: it is no readable module. Every message
+/// is a sentence naming the file.
 pub fn read_modinfo(
-    target: &dyn nodecheck_core::target::Target,
+    target: &dyn Target,
     path: &str,
-) -> Result<ModInfo, String> {
-    let bytes = target
-        .read(path, SIZE_LIMIT)
-        .map_err(|e| format!("cannot read {path}: {}", crate::eval::io_text(&e)))?;
+) -> Result<Option<Result<ModInfo, String>>, String> {
+    let file = match target.open(path) {
+        Ok(f) => f,
+        Err(e) if crate::eval::is_absent(&e) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(format!("cannot read {path}: {}", crate::eval::io_text(&e)));
+        }
+        Err(e) => return Ok(Some(Err(format!("cannot read {path}: {e}")))),
+    };
+    Ok(Some(
+        modinfo_of_file(&*file).map_err(|e| format!("{path}: {e}")),
+    ))
+}
+
+fn modinfo_of_file(file: &dyn FileAt) -> Result<ModInfo, String> {
+    let size = file.size();
+    if size > SIZE_LIMIT {
+        return Err(format!(
+            "the file is larger than {} MiB: not a kernel module",
+            SIZE_LIMIT >> 20
+        ));
+    }
+    let head = file
+        .read_exact_at(0, size.min(64) as usize)
+        .map_err(|e| format!("cannot read: {e}"))?;
     // The decoders and the ELF parser are third-party code fed with
     // whatever the image holds; a panic in them is this file's fault, so
     // say which file instead of failing the whole check anonymously.
-    match panic::catch_unwind(AssertUnwindSafe(|| modinfo_of_bytes(&bytes))) {
-        Ok(r) => r.map_err(|e| format!("{path}: {e}")),
-        Err(_) => Err(format!(
-            "{path}: the module file is corrupt (its decoder gave up)"
-        )),
-    }
+    let parsed = panic::catch_unwind(AssertUnwindSafe(|| {
+        if head.starts_with(ELF) {
+            records(&Disk { file, head: &head }).map(|r| modinfo_of_records(&r))
+        } else {
+            let bytes = file
+                .read_exact_at(0, size as usize)
+                .map_err(|e| format!("cannot read: {e}"))?;
+            modinfo_of_bytes(&bytes)
+        }
+    }));
+    parsed.unwrap_or_else(|_| Err("the module file is corrupt (its decoder gave up)".into()))
 }
 
 /// The modinfo of a module file's bytes, compressed or not.
 pub fn modinfo_of_bytes(bytes: &[u8]) -> Result<ModInfo, String> {
     let elf = unpack(bytes)?;
-    let records = modinfo_records(&elf)?;
+    Ok(modinfo_of_records(&records(&Mem(&elf))?))
+}
+
+fn modinfo_of_records(records: &[(String, String)]) -> ModInfo {
     let mut info = ModInfo::default();
     for (k, v) in records {
-        match k {
-            "vermagic" if info.vermagic.is_none() => info.vermagic = Some(v.to_string()),
-            "version" if info.version.is_none() => info.version = Some(v.to_string()),
+        match k.as_str() {
+            "vermagic" if info.vermagic.is_none() => info.vermagic = Some(v.clone()),
+            "version" if info.version.is_none() => info.version = Some(v.clone()),
             "name" if info.name.is_none() => info.name = Some(normalize(v)),
             "depends" => info.depends.extend(
                 v.split(',')
@@ -117,18 +131,17 @@ pub fn modinfo_of_bytes(bytes: &[u8]) -> Result<ModInfo, String> {
             _ => {}
         }
     }
-    Ok(info)
+    info
 }
 
 /// The ELF image inside a module file: the bytes themselves, or what they
 /// decompress to (at most [`SIZE_LIMIT`] bytes).
-pub fn unpack(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+pub fn unpack(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     const XZ: &[u8] = b"\xfd7zXZ\x00";
     const ZSTD: &[u8] = b"\x28\xb5\x2f\xfd";
     const GZIP: &[u8] = b"\x1f\x8b";
-    const ELF: &[u8] = b"\x7fELF";
     if bytes.starts_with(ELF) {
-        return Ok(std::borrow::Cow::Borrowed(bytes));
+        return Ok(Cow::Borrowed(bytes));
     }
     let out = if bytes.starts_with(XZ) {
         let r = lzma_rust2::XzReader::new_mem_limit(bytes, true, XZ_MEM_LIMIT_KIB);
@@ -152,7 +165,7 @@ pub fn unpack(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
     if !out.starts_with(ELF) {
         return Err("the decompressed data is not an ELF file".into());
     }
-    Ok(std::borrow::Cow::Owned(out))
+    Ok(Cow::Owned(out))
 }
 
 /// Reads a decoder to its end, failing past [`SIZE_LIMIT`].
@@ -170,40 +183,82 @@ fn capped(r: impl Read, what: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Where ELF bytes come from: a buffer, or a file read at offsets.
+trait Bytes {
+    fn size(&self) -> u64;
+    /// `len` bytes at `offset`, or why not (past the end).
+    fn at(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, String>;
+}
+
+fn past_end(what: &str) -> String {
+    format!("truncated ELF: the file ends before its {what}")
+}
+
+/// ELF bytes in memory.
+struct Mem<'a>(&'a [u8]);
+
+/// ELF bytes in a file of the target, whose first bytes are already read.
+struct Disk<'a> {
+    file: &'a dyn FileAt,
+    head: &'a [u8],
+}
+
+impl Bytes for Mem<'_> {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn at(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, String> {
+        let start = usize::try_from(offset).map_err(|_| past_end(what))?;
+        let len = usize::try_from(len).map_err(|_| past_end(what))?;
+        let end = start.checked_add(len).ok_or_else(|| past_end(what))?;
+        self.0
+            .get(start..end)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| past_end(what))
+    }
+}
+
+impl<'a> Bytes for Disk<'a> {
+    fn size(&self) -> u64 {
+        self.file.size()
+    }
+
+    fn at(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, String> {
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > self.file.size())
+        {
+            return Err(past_end(what));
+        }
+        let len = usize::try_from(len).map_err(|_| past_end(what))?;
+        let head: &'a [u8] = self.head;
+        if let Some(bytes) = usize::try_from(offset)
+            .ok()
+            .and_then(|start| head.get(start..start.checked_add(len)?))
+        {
+            return Ok(Cow::Borrowed(bytes));
+        }
+        self.file
+            .read_exact_at(offset, len)
+            .map(Cow::Owned)
+            .map_err(|e| format!("cannot read the {what}: {e}"))
+    }
+}
+
 /// The `key=value` records of the `.modinfo` section of a relocatable ELF
-/// object (what a `.ko` is).
-pub fn modinfo_records(elf: &[u8]) -> Result<Vec<(&str, &str)>, String> {
+/// object (what a `.ko` is), reading only the ELF header, the section
+/// table, the section names and `.modinfo` itself.
+fn records(elf: &dyn Bytes) -> Result<Vec<(String, String)>, String> {
+    let head = elf.at(0, elf.size().min(64), "ELF header")?;
     let header =
-        goblin::elf::Elf::parse_header(elf).map_err(|e| format!("not an ELF file: {e}"))?;
+        goblin::elf::Elf::parse_header(&head).map_err(|e| format!("not an ELF file: {e}"))?;
     if header.e_type != ET_REL {
         return Err(format!(
             "an ELF file but not a kernel module (type {}, a module is a relocatable object)",
             goblin::elf::header::et_to_str(header.e_type)
         ));
     }
-    let sections = section_headers(elf, &header)?;
-    let names_at = if header.e_shstrndx == SHN_XINDEX as u16 {
-        sections.first().map_or(0, |s| s.sh_link as usize)
-    } else {
-        usize::from(header.e_shstrndx)
-    };
-    let names = sections
-        .get(names_at)
-        .and_then(|s| section_data(elf, s))
-        .ok_or("truncated ELF: the section name table is missing or past the end of the file")?;
-    let modinfo = sections
-        .iter()
-        .find(|s| name_at(names, s.sh_name) == Some(b".modinfo".as_slice()))
-        .ok_or("no .modinfo section: not a kernel module")?;
-    let data = section_data(elf, modinfo)
-        .ok_or("truncated ELF: the .modinfo section runs past the end of the file")?;
-    Ok(data
-        .split(|&b| b == 0)
-        .filter_map(|r| std::str::from_utf8(r).ok()?.split_once('='))
-        .collect())
-}
-
-fn section_headers(elf: &[u8], header: &Header) -> Result<Vec<SectionHeader>, String> {
     let container = header
         .container()
         .map_err(|e| format!("corrupt ELF header: {e}"))?;
@@ -211,32 +266,54 @@ fn section_headers(elf: &[u8], header: &Header) -> Result<Vec<SectionHeader>, St
         .endianness()
         .map_err(|e| format!("corrupt ELF header: {e}"))?;
     let ctx = Ctx::new(container, endian);
-    let offset = usize::try_from(header.e_shoff)
-        .map_err(|_| "truncated ELF: section headers out of range")?;
-    let count = usize::from(header.e_shnum);
-    let entry = SectionHeader::size(ctx);
-    if offset == 0 {
+    let entry = SectionHeader::size(ctx) as u64;
+    if header.e_shoff == 0 {
         return Err("no section headers: not a kernel module".into());
     }
-    let end = if count == 0 {
-        offset.checked_add(entry)
-    } else {
-        count.checked_mul(entry).and_then(|n| n.checked_add(offset))
-    };
-    if end.is_none_or(|e| e > elf.len()) {
-        return Err("truncated ELF: the section headers run past the end of the file".into());
+    let mut count = u64::from(header.e_shnum);
+    if count == 0 {
+        // More than 0xff00 sections: the count is in the first header.
+        let first = elf.at(header.e_shoff, entry, "section headers")?;
+        count = SectionHeader::parse_from(&first, 0, 1, ctx)
+            .map_err(|e| format!("corrupt ELF section headers: {e}"))?
+            .first()
+            .map_or(0, |s| s.sh_size);
     }
-    SectionHeader::parse(elf, offset, count, ctx)
-        .map_err(|e| format!("corrupt ELF section headers: {e}"))
+    // Each header takes `entry` bytes of the file, so a count the file
+    // cannot hold is a lie, not an allocation to make.
+    let table_len = count
+        .checked_mul(entry)
+        .filter(|&n| n <= elf.size())
+        .ok_or_else(|| past_end("section headers"))?;
+    let table = elf.at(header.e_shoff, table_len, "section headers")?;
+    let sections = SectionHeader::parse_from(&table, 0, count as usize, ctx)
+        .map_err(|e| format!("corrupt ELF section headers: {e}"))?;
+    let names_at = if header.e_shstrndx == SHN_XINDEX as u16 {
+        sections.first().map_or(0, |s| s.sh_link as usize)
+    } else {
+        usize::from(header.e_shstrndx)
+    };
+    let names_section = sections
+        .get(names_at)
+        .ok_or("corrupt ELF: the section name table is missing")?;
+    let names = section(elf, names_section, "section name table")?;
+    let modinfo = sections
+        .iter()
+        .find(|s| name_at(&names, s.sh_name) == Some(b".modinfo".as_slice()))
+        .ok_or("no .modinfo section: not a kernel module")?;
+    let data = section(elf, modinfo, ".modinfo section")?;
+    Ok(data
+        .split(|&b| b == 0)
+        .filter_map(|r| std::str::from_utf8(r).ok()?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
 }
 
-fn section_data<'a>(elf: &'a [u8], s: &SectionHeader) -> Option<&'a [u8]> {
+fn section<'a>(elf: &'a dyn Bytes, s: &SectionHeader, what: &str) -> Result<Cow<'a, [u8]>, String> {
     if s.sh_type == SHT_NOBITS {
-        return Some(&[]);
+        return Ok(Cow::Borrowed(&[]));
     }
-    let start = usize::try_from(s.sh_offset).ok()?;
-    let len = usize::try_from(s.sh_size).ok()?;
-    elf.get(start..start.checked_add(len)?)
+    elf.at(s.sh_offset, s.sh_size, what)
 }
 
 fn name_at(names: &[u8], at: usize) -> Option<&[u8]> {
