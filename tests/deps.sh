@@ -9,6 +9,8 @@ packages=(
   libxml2-utils    # xmllint validates JUnit reports against the XSD
   pax-utils        # lddtree, a peer the ELF benchmark compares with
   hyperfine        # benchmarks
+  kmod             # modinfo, the peer the kernel-module benchmark compares with
+  xz-utils zstd    # the kernel-module tests compress real modules as RHEL and Ubuntu ship them
 )
 missing=()
 for p in "${packages[@]}"; do
