@@ -90,8 +90,11 @@ from `modules.builtin.modinfo`). In-tree modules rarely have one;
 out-of-tree drivers (nvidia, mlx5 from MLNX_OFED, lustre) do.
 
 `loaded` (live node only) reads `/proc/modules`; a built-in module of the
-running kernel counts as loaded. On a kernel without module support (no
-`/proc/modules`) only built-ins are loaded.
+running kernel counts as loaded (from its `modules.builtin`, or
+`/sys/module/NAME`, which exists for built-ins with parameters). On a
+kernel without module support (no `/proc/modules`) only built-ins are
+loaded; without its module directory either, a module not in
+`/sys/module` cannot be told and is an *error*.
 
 The image's own `modprobe.d` aliases (`/etc/modprobe.d`, `/lib/modprobe.d`,
 …; Debian's `alias nvidia nvidia-current`) are used for names that are not
@@ -469,8 +472,24 @@ fn loaded(t: &dyn Target, name: &str, expected: bool, wanted: Option<&str>) -> P
             &format!("{n} is built into the running kernel {running}"),
         );
     }
+    // /sys/module/NAME exists for every loaded module and for the
+    // built-ins that have parameters or a version: positive evidence even
+    // where modules.builtin is missing.
+    let in_sys = names.iter().find(|n| {
+        t.metadata(&format!("/sys/module/{n}"), true)
+            .is_ok_and(|m| m.file_type == nodecheck_core::target::FileType::Directory)
+    });
     let modules = match t.read("/proc/modules", READ_LIMIT) {
         Ok(b) => b,
+        Err(e) if eval::is_absent(&e) && in_sys.is_some() => {
+            let n = in_sys.map_or("", String::as_str);
+            return eval::boolean(
+                "loaded",
+                expected,
+                true,
+                &format!("{n} is built into the running kernel {running} (/sys/module/{n})"),
+            );
+        }
         Err(e) if eval::is_absent(&e) => {
             let why = if index.is_some() {
                 format!(
@@ -513,12 +532,20 @@ fn loaded(t: &dyn Target, name: &str, expected: bool, wanted: Option<&str>) -> P
             true,
             &format!("{} is loaded ({})", m.name, m.state),
         ),
-        None => eval::boolean(
-            "loaded",
-            expected,
-            false,
-            &format!("{name} is not in /proc/modules"),
-        ),
+        None => match in_sys {
+            Some(n) => eval::boolean(
+                "loaded",
+                expected,
+                true,
+                &format!("{n} is built into the running kernel {running} (/sys/module/{n})"),
+            ),
+            None => eval::boolean(
+                "loaded",
+                expected,
+                false,
+                &format!("{name} is not in /proc/modules"),
+            ),
+        },
     }
 }
 

@@ -584,6 +584,22 @@ fn loaded_reads_proc_modules_and_counts_built_ins() {
             )
         )
     );
+    // Positive evidence from /sys/module without any module index.
+    let t = MemoryTarget::new()
+        .kind(TargetKind::Live)
+        .with(Need::Live)
+        .file("/proc/sys/kernel/osrelease", 0o444, 0, 0, "6.18.44\n")
+        .dir("/sys/module/fuse", 0o755, 0, 0);
+    let e = run(&km("fuse", vec![("loaded", b(true))]), &t);
+    assert_eq!(
+        result(&e, "loaded"),
+        (
+            Status::Pass,
+            "loaded: expected true, got true (fuse is built into the running kernel 6.18.44 (/sys/module/fuse))".into()
+        )
+    );
+    let e = run(&km("xfs", vec![("loaded", b(true))]), &t);
+    assert_eq!(result(&e, "loaded").0, Status::Error);
     let t = live(Some("garbage\n"));
     let e = run(&km("mlx5_core", vec![("loaded", b(true))]), &t);
     assert_eq!(result(&e, "loaded").0, Status::Error);

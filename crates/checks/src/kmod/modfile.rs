@@ -309,9 +309,19 @@ fn records(elf: &dyn Bytes) -> Result<Vec<(String, String)>, String> {
         .collect())
 }
 
+/// The largest section name table or `.modinfo` read. Real ones are a few
+/// KiB (NVIDIA's, with its hundreds of PCI aliases, tens of KiB).
+const SECTION_LIMIT: u64 = 16 << 20;
+
 fn section<'a>(elf: &'a dyn Bytes, s: &SectionHeader, what: &str) -> Result<Cow<'a, [u8]>, String> {
     if s.sh_type == SHT_NOBITS {
         return Ok(Cow::Borrowed(&[]));
+    }
+    if s.sh_size > SECTION_LIMIT {
+        return Err(format!(
+            "corrupt ELF: its {what} claims {} bytes",
+            s.sh_size
+        ));
     }
     elf.at(s.sh_offset, s.sh_size, what)
 }
@@ -320,4 +330,65 @@ fn name_at(names: &[u8], at: usize) -> Option<&[u8]> {
     let rest = names.get(at..)?;
     let end = rest.iter().position(|&b| b == 0)?;
     Some(&rest[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kmod::fixture::ko;
+
+    /// Sets field `at` (8 bytes, little-endian) of section header `n`.
+    fn patch_section(elf: &mut [u8], n: usize, at: usize, value: u64) {
+        let shoff = u64::from_le_bytes(elf[40..48].try_into().unwrap()) as usize;
+        let base = shoff + n * 64 + at;
+        elf[base..base + 8].copy_from_slice(&value.to_le_bytes());
+    }
+
+    #[test]
+    fn records_and_lies_in_the_section_table() {
+        let elf = ko(&[
+            "vermagic=6.1.0-t SMP",
+            "depends=a-b,c",
+            "version=1.0",
+            "junk",
+        ]);
+        let info = modinfo_of_bytes(&elf).unwrap();
+        assert_eq!(info.built_for(), Some("6.1.0-t"));
+        assert_eq!(info.depends, vec!["a_b", "c"]);
+        assert_eq!(info.version.as_deref(), Some("1.0"));
+        // .modinfo (section 1) claiming to be huge, or to lie past the end.
+        let mut huge = elf.clone();
+        patch_section(&mut huge, 1, 32, 1 << 40);
+        let e = modinfo_of_bytes(&huge).unwrap_err();
+        assert!(e.contains("claims 1099511627776 bytes"), "{e}");
+        let mut past = elf.clone();
+        patch_section(&mut past, 1, 24, 1 << 20);
+        let e = modinfo_of_bytes(&past).unwrap_err();
+        assert_eq!(
+            e,
+            "truncated ELF: the file ends before its .modinfo section"
+        );
+        // A section count the file cannot hold.
+        let mut count = elf.clone();
+        count[60..62].copy_from_slice(&u16::MAX.to_le_bytes());
+        let e = modinfo_of_bytes(&count).unwrap_err();
+        assert_eq!(e, "truncated ELF: the file ends before its section headers");
+        // A name table index out of range.
+        let mut names = elf.clone();
+        names[62..64].copy_from_slice(&9u16.to_le_bytes());
+        assert!(modinfo_of_bytes(&names).is_err());
+    }
+
+    #[test]
+    fn no_prefix_or_bit_flip_panics() {
+        let elf = ko(&["vermagic=6.1.0-t SMP", "name=x"]);
+        for n in 0..elf.len() {
+            let _ = modinfo_of_bytes(&elf[..n]);
+            for bit in [0x01u8, 0x80] {
+                let mut flipped = elf.clone();
+                flipped[n] ^= bit;
+                let _ = modinfo_of_bytes(&flipped);
+            }
+        }
+    }
 }
