@@ -33,7 +33,8 @@ const DOC: &str = r#"## What it checks
 
 The kernel of the target. On a root filesystem the kernels are the images
 in `/boot` (`vmlinuz-RELEASE`, `vmlinux-RELEASE`, `Image-RELEASE`; RHEL's
-`vmlinuz-0-rescue-*` is not a kernel of its own) and in the module
+`vmlinuz-0-rescue-*` is not a kernel of its own, nor is a name that is not
+a release, like Arch's `vmlinuz-linux`) and in the module
 directories (`/lib/modules/RELEASE/vmlinuz`, where RHEL, Fedora, SUSE and
 Arch install it), and the module directories `/lib/modules/RELEASE` (or
 `/usr/lib/modules/RELEASE`). On a live node the kernel is the running one

@@ -80,7 +80,11 @@ when the check did not ask for it, and its other properties are skipped.
 dependency `modules.dep` gives it. Each must exist, be a relocatable ELF
 object with a `.modinfo` section, and carry a `vermagic` whose first word is
 the kernel release; each module's own `depends=` must be covered by
-`modules.dep` (otherwise depmod is stale). The message names the first
+`modules.dep` (otherwise depmod is stale). RHEL's `weak-updates/` links
+(modules of an earlier kernel of the same ABI, installed by weak-modules
+for kmod packages) may carry another release when they were built with
+modversions, as the kernel then accepts them; their symbol CRCs are not
+checked. The message names the first
 broken link of the chain, nearest first, along the modules' `depends=`:
 `mlx5_ib → ib_core: /lib/modules/…/ib_core.ko is missing (modules.dep lists
 it)`. Every problem is listed in the check's output.

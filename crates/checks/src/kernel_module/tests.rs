@@ -289,6 +289,31 @@ fn vermagic_of_another_kernel_fails_loadable() {
             .1
             .ends_with("has no vermagic: the kernel refuses to load it)")
     );
+    // RHEL's weak-updates: another release of the same ABI, with
+    // modversions, is what the kernel accepts.
+    let weak = |vermagic: &str| {
+        fixture::image(&[], &[])
+            .file(
+                &format!("{FILES}/modules.dep"),
+                0o644,
+                0,
+                0,
+                "weak-updates/x.ko:\n",
+            )
+            .file(
+                &format!("{FILES}/weak-updates/x.ko"),
+                0o644,
+                0,
+                0,
+                ko(&[vermagic]),
+            )
+    };
+    let t = weak("vermagic=6.1.0-s SMP mod_unload modversions ");
+    let e = run(&km("x", vec![("loadable", b(true))]), &t);
+    assert_eq!(result(&e, "loadable").0, Status::Pass);
+    let t = weak("vermagic=6.1.0-s SMP mod_unload ");
+    let e = run(&km("x", vec![("loadable", b(true))]), &t);
+    assert_eq!(result(&e, "loadable").0, Status::Fail);
 }
 
 #[test]

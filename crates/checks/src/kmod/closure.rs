@@ -134,6 +134,21 @@ impl Closure {
     }
 }
 
+/// Whether module `id` is a RHEL-style weak update: a module built for an
+/// earlier kernel of the same ABI, linked into `weak-updates/` by
+/// weak-modules. Built with modversions, the kernel compares only the rest
+/// of its vermagic and its symbol CRCs (not checked here), so its release
+/// may differ.
+fn weak_update(index: &Index, id: usize, info: &super::modfile::ModInfo) -> bool {
+    index
+        .file(id)
+        .starts_with(&format!("{}/weak-updates/", index.dir))
+        && info
+            .vermagic
+            .as_deref()
+            .is_some_and(|v| v.split_whitespace().skip(1).any(|w| w == "modversions"))
+}
+
 /// Checks module `root` (an id of `index`) and everything modules.dep
 /// says it needs. `Err` only when a module file cannot be looked at
 /// (permission on the module directory): why, naming it.
@@ -167,10 +182,12 @@ pub fn check(target: &dyn Target, index: &Index, root: usize) -> Result<Closure,
         };
         match info.built_for() {
             None => problems.push(Problem::NoVermagic(id)),
-            Some(r) if r != index.release => problems.push(Problem::Vermagic {
-                id,
-                vermagic: info.vermagic.clone().unwrap_or_default(),
-            }),
+            Some(r) if r != index.release && !weak_update(index, id, info) => {
+                problems.push(Problem::Vermagic {
+                    id,
+                    vermagic: info.vermagic.clone().unwrap_or_default(),
+                });
+            }
             Some(_) => {}
         }
         for dep in &info.depends {

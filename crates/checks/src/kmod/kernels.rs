@@ -83,8 +83,11 @@ impl Kernels {
                         continue;
                     };
                     // RHEL's rescue image (vmlinuz-0-rescue-MACHINEID) has no
-                    // modules of its own; .old/.bak are backups.
-                    if release.is_empty()
+                    // modules of its own; .old/.bak are backups; Arch names
+                    // its image by package (vmlinuz-linux) and keeps the
+                    // release's copy in /usr/lib/modules/RELEASE/vmlinuz. A
+                    // release starts with a digit.
+                    if !release.starts_with(|c: char| c.is_ascii_digit())
                         || release.contains("-rescue-")
                         || release.ends_with(".old")
                         || release.ends_with(".bak")
@@ -225,7 +228,8 @@ mod tests {
             "6.1.0-28-amd64",
         )
         .symlink("/lib", "usr/lib")
-        .file("/boot/vmlinuz-0-rescue-abc", 0o644, 0, 0, "MZ");
+        .file("/boot/vmlinuz-0-rescue-abc", 0o644, 0, 0, "MZ")
+        .file("/boot/vmlinuz-linux", 0o644, 0, 0, "MZ");
         let k = Kernels::scan(&t);
         assert_eq!(k.choose(&t, None), Ok("6.1.0-28-amd64".to_string()));
         assert_eq!(k.dirs["6.1.0-28-amd64"], "/lib/modules/6.1.0-28-amd64");
