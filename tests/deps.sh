@@ -19,6 +19,8 @@ packages=(
   openssh-server openssh-client
   bindfs           # (pulls in fuse and its fusermount)
   python3-prometheus-client prometheus-node-exporter
+  kmod             # modinfo, the peer the kernel-module benchmark compares with
+  xz-utils zstd    # the kernel-module tests compress real modules as RHEL and Ubuntu ship them
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -9,10 +9,14 @@ pub mod config;
 mod eval;
 pub mod file;
 pub mod filesystem;
+pub mod gpu;
 pub mod group;
 pub mod hardware;
 pub mod infiniband;
 pub mod interface;
+pub mod kernel;
+pub mod kernel_module;
+mod kmod;
 pub mod live;
 pub mod mount;
 pub mod package;
@@ -48,4 +52,7 @@ pub const KINDS: &[&dyn Kind] = &[
     &hardware::Hardware,
     &interface::Interface,
     &infiniband::Infiniband,
+    &kernel::Kernel,
+    &kernel_module::KernelModule,
+    &gpu::Gpu,
 ];

@@ -97,9 +97,12 @@ pub trait Kind: Sync + Send {
     /// value expands into one check per element.
     fn subject(&self) -> Key;
 
-    /// The subject of a check that does not name one, for kinds about the
-    /// node as a whole (`hardware`): the subject key may then be left out.
-    /// `None` (the default): the subject key is required.
+    /// The subject of a check that does not name one, for kinds with one
+    /// natural default (`hardware`: the node; `kernel`: the image's only
+    /// kernel, written as an empty subject; `gpu`: whichever driver is
+    /// installed): the subject key may then be left out. `None` (the
+    /// default): the subject key is required. A subject the profile writes
+    /// is never empty (the loader rejects `""`).
     fn default_subject(&self) -> Option<&'static str> {
         None
     }
@@ -217,7 +220,12 @@ fn keys_table(kind: &dyn Kind) -> String {
             doc.trim()
         ));
     };
-    row(&subject, "**Subject** (a list checks each element). ");
+    let note = if kind.default_subject().is_some() {
+        "**Subject**, optional (a list checks each element). "
+    } else {
+        "**Subject** (a list checks each element). "
+    };
+    row(&subject, note);
     for key in kind.keys() {
         row(key, if key.modifier { "*Modifier.* " } else { "" });
     }

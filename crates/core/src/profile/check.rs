@@ -16,15 +16,12 @@ use crate::matcher::{
 /// Resource tables the contract names that this build does not implement
 /// yet: a clear error instead of "unknown resource".
 const PLANNED: &[&str] = &[
-    "kernel",
-    "kernel_module",
     "elf",
     "library",
     "command",
     "compiler",
     "mpi",
     "module_system",
-    "gpu",
 ];
 
 /// Turns the value of `control.KIND` (a table or an array of tables) into
@@ -139,15 +136,14 @@ fn one_table(
             });
         }
     }
+    let written = entries.iter().any(|e| e.key == subject_key.name);
     let subjects = match (subjects, kind.default_subject()) {
         (Some(s), _) => Some(s),
-        (None, Some(default)) if !entries.iter().any(|e| e.key == subject_key.name) => {
-            Some(vec![default.to_string()])
-        }
+        (None, Some(default)) if !written => Some(vec![default.to_string()]),
         (None, _) => None,
     };
     let Some(subjects) = subjects else {
-        if diags.len() == before || !entries.iter().any(|e| e.key == subject_key.name) {
+        if diags.len() == before || !written {
             diags.push(table.diag(Diagnostic::error(
                 "missing-key",
                 format!(

@@ -188,8 +188,12 @@ impl Check {
         }
     }
 
-    /// `kind subject`, e.g. `file /etc/passwd`: the check's name in reports.
+    /// `kind subject`, e.g. `file /etc/passwd`: the check's name in reports;
+    /// just `kind` when an optional subject was left out.
     pub fn name(&self) -> String {
+        if self.subject.is_empty() {
+            return self.kind.name().to_string();
+        }
         format!("{} {}", self.kind.name(), self.subject)
     }
 }

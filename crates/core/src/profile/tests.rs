@@ -39,7 +39,37 @@ impl Kind for FakeFile {
     }
 }
 
-const KINDS: &[&dyn Kind] = &[&FakeFile];
+/// A kind whose subject may be left out (like `kernel`).
+struct FakeKernel;
+
+const KERNEL_KEYS: &[Key] = &[Key::new(
+    "version",
+    Ty::Matcher(Compare::Version),
+    "version",
+)];
+
+impl Kind for FakeKernel {
+    fn name(&self) -> &'static str {
+        "kernel"
+    }
+    fn subject(&self) -> Key {
+        Key::new("release", Ty::Str, "the release")
+    }
+    fn default_subject(&self) -> Option<&'static str> {
+        Some("")
+    }
+    fn keys(&self) -> &'static [Key] {
+        KERNEL_KEYS
+    }
+    fn doc(&self) -> &'static str {
+        ""
+    }
+    fn eval(&self, _check: &Check, _cx: &Context<'_>) -> Evaluation {
+        Evaluation::default()
+    }
+}
+
+const KINDS: &[&dyn Kind] = &[&FakeFile, &FakeKernel];
 
 struct Dir(tempfile::TempDir);
 
@@ -142,6 +172,27 @@ fn vacuous_checks_are_errors() {
             "{body}: {e:?}"
         );
     }
+}
+
+#[test]
+fn an_optional_subject_may_be_left_out_but_not_empty() {
+    let p = load_str(&format!(
+        "{HEAD}[[control]]\nid = \"a\"\n[[control.kernel]]\nversion = {{ ge = \"6.1\" }}\n[[control.kernel]]\nrelease = \"6.1.0-28-amd64\"\nversion = \"6.1.0-28-amd64\"\n"
+    ))
+    .unwrap();
+    let names: Vec<String> = p.controls[0].checks.iter().map(Check::name).collect();
+    assert_eq!(names, vec!["kernel", "kernel 6.1.0-28-amd64"]);
+    let e = load_str(&format!(
+        "{HEAD}[[control]]\nid = \"a\"\n[[control.kernel]]\nrelease = \"\"\nversion = \"1\"\n"
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("`release` must not be empty"), "{e}");
+    // A required subject is still required.
+    let e = load_str(&format!(
+        "{HEAD}[[control]]\nid = \"a\"\n[[control.file]]\nexists = true\n"
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("file check needs `path`"), "{e}");
 }
 
 #[test]

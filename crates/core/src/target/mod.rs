@@ -7,6 +7,7 @@
 //! so nothing in an image can make nodecheck read the host.
 
 mod accounts;
+mod memo;
 mod memory;
 mod resolve;
 mod rootfs;
@@ -19,6 +20,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 pub use accounts::{Accounts, Group, User};
+pub use memo::Memo;
 pub use memory::MemoryTarget;
 pub use resolve::Resolver;
 pub use rootfs::{OpenError, RootFs};
@@ -252,6 +254,93 @@ pub trait Target: Send + Sync {
             format!("{} targets have no filesystem statistics", self.kind()),
         ))
     }
+
+    /// What the checks of a run share through this target (parsed indexes
+    /// that many checks need), kept as long as the target object, like
+    /// [`Target::accounts`]. `None` (the default): nothing is kept, and
+    /// every check reads afresh.
+    fn memo(&self) -> Option<&Memo> {
+        None
+    }
+
+    /// Opens a regular file (symlinks followed inside the target) for
+    /// reads at any offset, for formats read by their headers (an ELF
+    /// section, a kernel module's `.modinfo`) without reading the whole
+    /// file. Anything but a regular file is an error.
+    ///
+    /// The default reads the whole file (at most [`READ_LIMIT`]) and
+    /// serves the reads from memory; [`RootFs`] reads only what is asked.
+    fn open(&self, path: &str) -> io::Result<Box<dyn FileAt>> {
+        let meta = self.metadata(path, true)?;
+        if meta.file_type != FileType::File {
+            return Err(not_regular(meta.file_type));
+        }
+        Ok(Box::new(self.read(path, READ_LIMIT)?))
+    }
+}
+
+/// A regular file of a target opened by [`Target::open`].
+pub trait FileAt: Send {
+    /// The file's size when it was opened.
+    fn size(&self) -> u64;
+
+    /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of
+    /// the file (0 past it).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+}
+
+impl dyn FileAt + '_ {
+    /// Exactly `len` bytes at `offset`: an `UnexpectedEof` error when the
+    /// file ends before (a truncated file), never a short buffer.
+    pub fn read_exact_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let end = offset.checked_add(len as u64);
+        if end.is_none_or(|e| e > self.size()) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{len} bytes at offset {offset} are past the end of the file ({} bytes)",
+                    self.size()
+                ),
+            ));
+        }
+        let mut buf = vec![0; len];
+        let mut done = 0;
+        while done < len {
+            let n = self.read_at(&mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file shrank while it was read",
+                ));
+            }
+            done += n;
+        }
+        Ok(buf)
+    }
+}
+
+/// File contents already in memory.
+impl FileAt for Vec<u8> {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
+/// The error of [`Target::open`] on something that is not a regular file.
+pub(crate) fn not_regular(t: FileType) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("not a regular file but a {t}"),
+    )
 }
 
 /// What `statvfs` says of a mounted filesystem, in bytes and inodes.

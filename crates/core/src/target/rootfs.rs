@@ -20,8 +20,8 @@ use walkdir::WalkDir;
 
 use super::resolve::{self, Resolver, lossy, path_flags};
 use super::{
-    Accounts, DirEntry, FileType, FsStats, Metadata, Need, READ_LIMIT, Target, TargetKind,
-    WalkEntry, WalkOptions,
+    Accounts, DirEntry, FileAt, FileType, FsStats, Memo, Metadata, Need, READ_LIMIT, Target,
+    TargetKind, WalkEntry, WalkOptions,
 };
 
 /// Why a target could not be opened (the CLI exits with 3).
@@ -61,6 +61,7 @@ pub struct RootFs {
     /// `Kernel` or `Userspace`, never `Auto` once opened.
     resolver: Resolver,
     accounts: OnceLock<Accounts>,
+    memo: Memo,
 }
 
 impl RootFs {
@@ -125,6 +126,7 @@ impl RootFs {
             kind,
             resolver,
             accounts: OnceLock::new(),
+            memo: Memo::default(),
         })
     }
 
@@ -172,6 +174,22 @@ fn mtime(secs: i64, nsec: i64) -> Option<SystemTime> {
         SystemTime::UNIX_EPOCH
             .checked_sub(Duration::from_secs(secs.unsigned_abs()))?
             .checked_add(Duration::from_nanos(u64::from(nsec)))
+    }
+}
+
+/// A regular file inside the root, read with `pread`.
+struct OpenFile {
+    file: File,
+    size: u64,
+}
+
+impl FileAt for OpenFile {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(&self.file, buf, offset)
     }
 }
 
@@ -244,6 +262,23 @@ impl Target for RootFs {
             return Err(too_large(limit));
         }
         Ok(buf)
+    }
+
+    fn memo(&self) -> Option<&Memo> {
+        Some(&self.memo)
+    }
+
+    fn open(&self, path: &str) -> io::Result<Box<dyn FileAt>> {
+        let fd = self.open_fd(path, content_flags())?;
+        let st = fstat(&fd)?;
+        match FileType::from_mode(st.st_mode) {
+            FileType::File => {}
+            t => return Err(super::not_regular(t)),
+        }
+        Ok(Box::new(OpenFile {
+            file: File::from(fd),
+            size: u64::try_from(st.st_size).unwrap_or(0),
+        }))
     }
 
     fn read_dir(&self, path: &str) -> io::Result<Vec<DirEntry>> {

@@ -418,3 +418,27 @@ fn real_debian_rootfs_resolvers_agree() {
     }
     assert!(n > 1000, "{n}");
 }
+
+#[test]
+fn open_reads_at_offsets_inside_the_image_only() {
+    let fx = Fixture::new();
+    for fs in fx.targets() {
+        let r = fs.resolver();
+        // Through an absolute link: the image's file, never the host's.
+        let f = fs.open("/etc/abs").expect("open");
+        assert_eq!(f.size(), 12, "{r:?}");
+        assert_eq!(f.read_exact_at(6, 6).expect("read"), b"shadow", "{r:?}");
+        let e = f.read_exact_at(6, 7).expect_err("past the end");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{r:?}");
+        let e = fs.open("/etc/evil").err().expect("escape");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{r:?}");
+        let e = fs.open("/etc").err().expect("a directory");
+        assert_eq!(e.to_string(), "not a regular file but a directory", "{r:?}");
+    }
+    // The default (in memory) behaves the same.
+    let m = super::super::MemoryTarget::new().file("/x", 0o644, 0, 0, "image x");
+    let f = m.open("/x").expect("open");
+    assert_eq!(f.read_exact_at(6, 1).expect("read"), b"x");
+    assert!(f.read_exact_at(u64::MAX, 1).is_err());
+    assert!(m.open("/").is_err());
+}

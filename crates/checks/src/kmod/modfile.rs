@@ -1,0 +1,394 @@
+//! One module file: read through the target, decompressed in memory when it
+//! is `.ko.xz`, `.ko.zst` or `.ko.gz` (told by magic bytes, as kmod does,
+//! not by the name), and its `.modinfo` ELF section split into
+//! `key=value` records: `vermagic`, `version`, `depends`, `name`, ….
+//!
+//! Module files come from the image and may be hostile: every size is
+//! capped (the file, the decompressed data, the xz dictionary, the zstd
+//! window), every offset is checked, and a panic inside a decoder becomes
+//! an error naming the file.
+
+use std::borrow::Cow;
+use std::io::{self, Read};
+use std::panic::{self, AssertUnwindSafe};
+
+use goblin::container::Ctx;
+use goblin::elf::header::ET_REL;
+use goblin::elf::section_header::{SHN_XINDEX, SHT_NOBITS, SectionHeader};
+use nodecheck_core::target::{FileAt, Target};
+
+use super::normalize;
+
+/// The largest module file read, and the most a compressed one may unpack
+/// to. The biggest real modules are NVIDIA's (tens of MiB; Debian's largest
+/// in-tree module is under 20 MiB), so this leaves room while keeping a
+/// decompression bomb from taking more than this per worker thread.
+pub const SIZE_LIMIT: u64 = 256 << 20;
+
+/// The most memory the xz decoder may use (its dictionary). Kernels
+/// compress modules with a 1 MiB dictionary, `xz -9` uses 64 MiB.
+const XZ_MEM_LIMIT_KIB: u32 = 128 << 10;
+
+/// The largest zstd window accepted (`zstd --long` goes to 128 MiB).
+const ZSTD_MAX_WINDOW: u64 = 128 << 20;
+
+/// The magic of an ELF file.
+const ELF: &[u8] = b"\x7fELF";
+
+/// A module file's modinfo as read, or why it could not be (a sentence
+/// naming the file), shared between the checks that need it.
+pub type Info = std::sync::Arc<Result<ModInfo, String>>;
+
+/// What nodecheck keeps of a module's `.modinfo`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModInfo {
+    /// `6.1.0-28-amd64 SMP preempt mod_unload modversions`
+    pub vermagic: Option<String>,
+    pub version: Option<String>,
+    /// Direct dependencies, normalised (`depends=ib_core,mlx5_core`).
+    pub depends: Vec<String>,
+    /// The module's own name (`name=`), normalised, when it has one.
+    pub name: Option<String>,
+}
+
+impl ModInfo {
+    /// The kernel release a module was built for: the first word of its
+    /// vermagic.
+    pub fn built_for(&self) -> Option<&str> {
+        self.vermagic.as_deref()?.split_whitespace().next()
+    }
+}
+
+/// Reads the module file at `path` (inside the target) and its modinfo.
+/// An uncompressed module is read by its headers (a few KiB, not the
+/// whole file); a compressed one is read whole and unpacked in memory.
+/// `Ok(None)`: there is no file at `path`; `Err`: it cannot be looked at
+/// (permission); `Ok(Some(Err))`: it is no readable module. Every message
+/// is a sentence naming the file.
+pub fn read_modinfo(
+    target: &dyn Target,
+    path: &str,
+) -> Result<Option<Result<ModInfo, String>>, String> {
+    let file = match target.open(path) {
+        Ok(f) => f,
+        Err(e) if crate::eval::is_absent(&e) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(format!("cannot read {path}: {}", crate::eval::io_text(&e)));
+        }
+        Err(e) => return Ok(Some(Err(format!("cannot read {path}: {e}")))),
+    };
+    Ok(Some(
+        modinfo_of_file(&*file).map_err(|e| format!("{path}: {e}")),
+    ))
+}
+
+fn modinfo_of_file(file: &dyn FileAt) -> Result<ModInfo, String> {
+    let size = file.size();
+    if size > SIZE_LIMIT {
+        return Err(format!(
+            "the file is larger than {} MiB: not a kernel module",
+            SIZE_LIMIT >> 20
+        ));
+    }
+    let head = file
+        .read_exact_at(0, size.min(64) as usize)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    // The decoders and the ELF parser are third-party code fed with
+    // whatever the image holds; a panic in them is this file's fault, so
+    // say which file instead of failing the whole check anonymously.
+    let parsed = panic::catch_unwind(AssertUnwindSafe(|| {
+        if head.starts_with(ELF) {
+            records(&Disk { file, head: &head }).map(|r| modinfo_of_records(&r))
+        } else {
+            let bytes = file
+                .read_exact_at(0, size as usize)
+                .map_err(|e| format!("cannot read: {e}"))?;
+            modinfo_of_bytes(&bytes)
+        }
+    }));
+    parsed.unwrap_or_else(|_| Err("the module file is corrupt (its decoder gave up)".into()))
+}
+
+/// The modinfo of a module file's bytes, compressed or not.
+pub fn modinfo_of_bytes(bytes: &[u8]) -> Result<ModInfo, String> {
+    let elf = unpack(bytes)?;
+    Ok(modinfo_of_records(&records(&Mem(&elf))?))
+}
+
+fn modinfo_of_records(records: &[(String, String)]) -> ModInfo {
+    let mut info = ModInfo::default();
+    for (k, v) in records {
+        match k.as_str() {
+            "vermagic" if info.vermagic.is_none() => info.vermagic = Some(v.clone()),
+            "version" if info.version.is_none() => info.version = Some(v.clone()),
+            "name" if info.name.is_none() => info.name = Some(normalize(v)),
+            "depends" => info.depends.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(normalize),
+            ),
+            _ => {}
+        }
+    }
+    info
+}
+
+/// The ELF image inside a module file: the bytes themselves, or what they
+/// decompress to (at most [`SIZE_LIMIT`] bytes).
+pub fn unpack(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+    const XZ: &[u8] = b"\xfd7zXZ\x00";
+    const ZSTD: &[u8] = b"\x28\xb5\x2f\xfd";
+    const GZIP: &[u8] = b"\x1f\x8b";
+    if bytes.starts_with(ELF) {
+        return Ok(Cow::Borrowed(bytes));
+    }
+    let out = if bytes.starts_with(XZ) {
+        let r = lzma_rust2::XzReader::new_mem_limit(bytes, true, XZ_MEM_LIMIT_KIB);
+        capped(r, "xz")?
+    } else if bytes.starts_with(ZSTD) {
+        let r =
+            ruzstd::decoding::StreamingDecoder::new_with_max_window_size(bytes, ZSTD_MAX_WINDOW)
+                .map_err(|e| format!("zstd data is corrupt: {e}"))?;
+        capped(r, "zstd")?
+    } else if bytes.starts_with(GZIP) {
+        capped(flate2::read::MultiGzDecoder::new(bytes), "gzip")?
+    } else if bytes.is_empty() {
+        return Err("the module file is empty".into());
+    } else {
+        let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        return Err(format!(
+            "not a kernel module: neither ELF nor xz, zstd or gzip data (starts with {})",
+            head.join(" ")
+        ));
+    };
+    if !out.starts_with(ELF) {
+        return Err("the decompressed data is not an ELF file".into());
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// Reads a decoder to its end, failing past [`SIZE_LIMIT`].
+fn capped(r: impl Read, what: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    r.take(SIZE_LIMIT + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("{what} data is corrupt: {e}"))?;
+    if out.len() as u64 > SIZE_LIMIT {
+        return Err(format!(
+            "{what} data unpacks to more than {} MiB (a decompression bomb?)",
+            SIZE_LIMIT >> 20
+        ));
+    }
+    Ok(out)
+}
+
+/// Where ELF bytes come from: a buffer, or a file read at offsets.
+trait Bytes {
+    fn size(&self) -> u64;
+    /// `len` bytes at `offset`, or why not (past the end).
+    fn at(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, String>;
+}
+
+fn past_end(what: &str) -> String {
+    format!("truncated ELF: the file ends before its {what}")
+}
+
+/// ELF bytes in memory.
+struct Mem<'a>(&'a [u8]);
+
+/// ELF bytes in a file of the target, whose first bytes are already read.
+struct Disk<'a> {
+    file: &'a dyn FileAt,
+    head: &'a [u8],
+}
+
+impl Bytes for Mem<'_> {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn at(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, String> {
+        let start = usize::try_from(offset).map_err(|_| past_end(what))?;
+        let len = usize::try_from(len).map_err(|_| past_end(what))?;
+        let end = start.checked_add(len).ok_or_else(|| past_end(what))?;
+        self.0
+            .get(start..end)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| past_end(what))
+    }
+}
+
+impl<'a> Bytes for Disk<'a> {
+    fn size(&self) -> u64 {
+        self.file.size()
+    }
+
+    fn at(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, String> {
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > self.file.size())
+        {
+            return Err(past_end(what));
+        }
+        let len = usize::try_from(len).map_err(|_| past_end(what))?;
+        let head: &'a [u8] = self.head;
+        if let Some(bytes) = usize::try_from(offset)
+            .ok()
+            .and_then(|start| head.get(start..start.checked_add(len)?))
+        {
+            return Ok(Cow::Borrowed(bytes));
+        }
+        self.file
+            .read_exact_at(offset, len)
+            .map(Cow::Owned)
+            .map_err(|e| format!("cannot read the {what}: {e}"))
+    }
+}
+
+/// The `key=value` records of the `.modinfo` section of a relocatable ELF
+/// object (what a `.ko` is), reading only the ELF header, the section
+/// table, the section names and `.modinfo` itself.
+fn records(elf: &dyn Bytes) -> Result<Vec<(String, String)>, String> {
+    let head = elf.at(0, elf.size().min(64), "ELF header")?;
+    let header =
+        goblin::elf::Elf::parse_header(&head).map_err(|e| format!("not an ELF file: {e}"))?;
+    if header.e_type != ET_REL {
+        return Err(format!(
+            "an ELF file but not a kernel module (type {}, a module is a relocatable object)",
+            goblin::elf::header::et_to_str(header.e_type)
+        ));
+    }
+    let container = header
+        .container()
+        .map_err(|e| format!("corrupt ELF header: {e}"))?;
+    let endian = header
+        .endianness()
+        .map_err(|e| format!("corrupt ELF header: {e}"))?;
+    let ctx = Ctx::new(container, endian);
+    let entry = SectionHeader::size(ctx) as u64;
+    if header.e_shoff == 0 {
+        return Err("no section headers: not a kernel module".into());
+    }
+    let mut count = u64::from(header.e_shnum);
+    if count == 0 {
+        // More than 0xff00 sections: the count is in the first header.
+        let first = elf.at(header.e_shoff, entry, "section headers")?;
+        count = SectionHeader::parse_from(&first, 0, 1, ctx)
+            .map_err(|e| format!("corrupt ELF section headers: {e}"))?
+            .first()
+            .map_or(0, |s| s.sh_size);
+    }
+    // Each header takes `entry` bytes of the file, so a count the file
+    // cannot hold is a lie, not an allocation to make.
+    let table_len = count
+        .checked_mul(entry)
+        .filter(|&n| n <= elf.size())
+        .ok_or_else(|| past_end("section headers"))?;
+    let table = elf.at(header.e_shoff, table_len, "section headers")?;
+    let sections = SectionHeader::parse_from(&table, 0, count as usize, ctx)
+        .map_err(|e| format!("corrupt ELF section headers: {e}"))?;
+    let names_at = if header.e_shstrndx == SHN_XINDEX as u16 {
+        sections.first().map_or(0, |s| s.sh_link as usize)
+    } else {
+        usize::from(header.e_shstrndx)
+    };
+    let names_section = sections
+        .get(names_at)
+        .ok_or("corrupt ELF: the section name table is missing")?;
+    let names = section(elf, names_section, "section name table")?;
+    let modinfo = sections
+        .iter()
+        .find(|s| name_at(&names, s.sh_name) == Some(b".modinfo".as_slice()))
+        .ok_or("no .modinfo section: not a kernel module")?;
+    let data = section(elf, modinfo, ".modinfo section")?;
+    Ok(data
+        .split(|&b| b == 0)
+        .filter_map(|r| std::str::from_utf8(r).ok()?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+/// The largest section name table or `.modinfo` read. Real ones are a few
+/// KiB (NVIDIA's, with its hundreds of PCI aliases, tens of KiB).
+const SECTION_LIMIT: u64 = 16 << 20;
+
+fn section<'a>(elf: &'a dyn Bytes, s: &SectionHeader, what: &str) -> Result<Cow<'a, [u8]>, String> {
+    if s.sh_type == SHT_NOBITS {
+        return Ok(Cow::Borrowed(&[]));
+    }
+    if s.sh_size > SECTION_LIMIT {
+        return Err(format!(
+            "corrupt ELF: its {what} claims {} bytes",
+            s.sh_size
+        ));
+    }
+    elf.at(s.sh_offset, s.sh_size, what)
+}
+
+fn name_at(names: &[u8], at: usize) -> Option<&[u8]> {
+    let rest = names.get(at..)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    Some(&rest[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kmod::fixture::ko;
+
+    /// Sets field `at` (8 bytes, little-endian) of section header `n`.
+    fn patch_section(elf: &mut [u8], n: usize, at: usize, value: u64) {
+        let shoff = u64::from_le_bytes(elf[40..48].try_into().unwrap()) as usize;
+        let base = shoff + n * 64 + at;
+        elf[base..base + 8].copy_from_slice(&value.to_le_bytes());
+    }
+
+    #[test]
+    fn records_and_lies_in_the_section_table() {
+        let elf = ko(&[
+            "vermagic=6.1.0-t SMP",
+            "depends=a-b,c",
+            "version=1.0",
+            "junk",
+        ]);
+        let info = modinfo_of_bytes(&elf).unwrap();
+        assert_eq!(info.built_for(), Some("6.1.0-t"));
+        assert_eq!(info.depends, vec!["a_b", "c"]);
+        assert_eq!(info.version.as_deref(), Some("1.0"));
+        // .modinfo (section 1) claiming to be huge, or to lie past the end.
+        let mut huge = elf.clone();
+        patch_section(&mut huge, 1, 32, 1 << 40);
+        let e = modinfo_of_bytes(&huge).unwrap_err();
+        assert!(e.contains("claims 1099511627776 bytes"), "{e}");
+        let mut past = elf.clone();
+        patch_section(&mut past, 1, 24, 1 << 20);
+        let e = modinfo_of_bytes(&past).unwrap_err();
+        assert_eq!(
+            e,
+            "truncated ELF: the file ends before its .modinfo section"
+        );
+        // A section count the file cannot hold.
+        let mut count = elf.clone();
+        count[60..62].copy_from_slice(&u16::MAX.to_le_bytes());
+        let e = modinfo_of_bytes(&count).unwrap_err();
+        assert_eq!(e, "truncated ELF: the file ends before its section headers");
+        // A name table index out of range.
+        let mut names = elf.clone();
+        names[62..64].copy_from_slice(&9u16.to_le_bytes());
+        assert!(modinfo_of_bytes(&names).is_err());
+    }
+
+    #[test]
+    fn no_prefix_or_bit_flip_panics() {
+        let elf = ko(&["vermagic=6.1.0-t SMP", "name=x"]);
+        for n in 0..elf.len() {
+            let _ = modinfo_of_bytes(&elf[..n]);
+            for bit in [0x01u8, 0x80] {
+                let mut flipped = elf.clone();
+                flipped[n] ^= bit;
+                let _ = modinfo_of_bytes(&flipped);
+            }
+        }
+    }
+}
