@@ -3,15 +3,17 @@
 
 use std::collections::BTreeSet;
 
-use nodecheck_core::kind::{Key, Kind, Ty};
+use nodecheck_core::kind::{Compare, Key, Kind, Ty};
+use nodecheck_core::matcher::Actual;
 use nodecheck_core::outcome::{Evaluation, PropertyResult};
 use nodecheck_core::profile::{Check, Diagnostic};
 use nodecheck_core::run::Context;
-use nodecheck_core::target::{FileType, READ_LIMIT, Target, TargetKind};
+use nodecheck_core::target::{FileType, Need, READ_LIMIT, Target, TargetKind};
 
 use crate::eval;
 use crate::kmod::index::Index;
 use crate::kmod::{self, Ready};
+use crate::live::gpu::{nvidia_driver_version, pci_gpus};
 
 pub struct Gpu;
 
@@ -39,6 +41,20 @@ const KEYS: &[Key] = &[
          module. AMD: the ROCm user space and the amdgpu module are both installed. Skipped when \
          the target has no GPU driver at all.",
     ),
+    Key::new(
+        "count",
+        Ty::Matcher(Compare::Quantity),
+        "Live: GPUs of the vendor (any vendor without `vendor`) on the PCI bus with a kernel \
+         driver bound to them; a GPU the driver did not take is listed in the message.",
+    )
+    .needs(Need::Live),
+    Key::new(
+        "driver_version",
+        Ty::Matcher(Compare::Version),
+        "Live: the loaded NVIDIA driver's version (`/proc/driver/nvidia/version`), e.g. \
+         `{ ge = \"535\" }`; for `amd`, the amdgpu module's version when it reports one.",
+    )
+    .needs(Need::Live),
 ];
 
 const DOC: &str = r#"## What it checks
@@ -77,8 +93,9 @@ AMD publishes no version equality between the `amdgpu` module and ROCm, so
 for `amd` `driver_consistent` checks that both are installed: the ROCm user
 space (`/opt/rocm*`, `libamdhip64.so*`) and the `amdgpu` module.
 
-The live properties (`count`, `driver_version` through NVML, `init`) are
-not part of this kind yet.
+On a live node `count` counts the GPUs on the PCI bus (display controllers
+of NVIDIA or AMD) that have a kernel driver bound, and `driver_version` reads
+the loaded driver's version from /proc, with no NVIDIA tool needed.
 
 ## Example
 
@@ -168,11 +185,79 @@ impl Kind for Gpu {
                     p.key,
                     "no GPU driver in the target: no nvidia kernel module or library, no ROCm",
                 ),
+                ("count", _) => match check.matcher("count") {
+                    Some(m) => live_count(t, &check.subject, m),
+                    None => continue,
+                },
+                ("driver_version", _) => match check.matcher("driver_version") {
+                    Some(m) => live_driver_version(t, vendor, m),
+                    None => continue,
+                },
                 _ => continue,
             };
             out.push(r);
         }
         out
+    }
+}
+
+/// `count`: GPUs on the PCI bus with a driver bound (those without one are
+/// on the bus but unusable, and named).
+fn live_count(
+    t: &dyn Target,
+    vendor: &str,
+    m: &nodecheck_core::matcher::Matcher,
+) -> PropertyResult {
+    let gpus = match pci_gpus(t) {
+        Ok(g) => g,
+        Err(e) => return PropertyResult::error("count", format!("cannot list PCI devices: {e}")),
+    };
+    let of_vendor: Vec<_> = gpus
+        .iter()
+        .filter(|g| vendor.is_empty() || g.vendor == vendor)
+        .collect();
+    let usable = of_vendor.iter().filter(|g| g.driver.is_some()).count();
+    let idle: Vec<&str> = of_vendor
+        .iter()
+        .filter(|g| g.driver.is_none())
+        .map(|g| g.address.as_str())
+        .collect();
+    let shown = if idle.is_empty() {
+        usable.to_string()
+    } else {
+        format!(
+            "{usable} ({} without a driver: {})",
+            idle.len(),
+            idle.join(", ")
+        )
+    };
+    eval::matched("count", m, Actual::Int(usable as i64), shown)
+}
+
+/// `driver_version`: what the loaded driver says it is.
+fn live_driver_version(
+    t: &dyn Target,
+    vendor: &str,
+    m: &nodecheck_core::matcher::Matcher,
+) -> PropertyResult {
+    let found = if vendor == "amd" {
+        match t.read("/sys/module/amdgpu/version", 4096) {
+            Ok(v) => Ok(Some(String::from_utf8_lossy(&v).trim().to_string())),
+            Err(e) if eval::is_absent(&e) => Ok(None),
+            Err(e) => Err(format!("/sys/module/amdgpu/version: {}", eval::io_text(&e))),
+        }
+    } else {
+        nvidia_driver_version(t).map_err(|e| e.to_string())
+    };
+    match found {
+        Ok(Some(v)) => eval::matched("driver_version", m, Actual::Str(&v), v.clone()),
+        Ok(None) => PropertyResult::compare(
+            "driver_version",
+            false,
+            m.describe(),
+            "no loaded GPU driver reports a version",
+        ),
+        Err(e) => PropertyResult::error("driver_version", e),
     }
 }
 

@@ -1,3 +1,4 @@
+use nodecheck_core::matcher::Pred;
 use nodecheck_core::outcome::Status;
 use nodecheck_core::target::{MemoryTarget, Need, TargetKind};
 
@@ -265,4 +266,68 @@ fn driver_library_names() {
     assert_eq!(driver_lib_version("libcuda.so"), None);
     assert_eq!(driver_lib_version("libcudart.so.12.4.99"), None);
     assert_eq!(driver_lib_version("libnvidia-ml.so.550.x"), None);
+}
+
+/// A live node's PCI bus: two NVIDIA GPUs, one without a driver, an AMD
+/// one, and BMC graphics.
+fn live_node(nvidia_version: Option<&str>) -> MemoryTarget {
+    use crate::live::gpu::tests::dev;
+    let mut t = MemoryTarget::new()
+        .kind(TargetKind::Live)
+        .with(Need::Live)
+        .dir("/sys/bus/pci/devices", 0o755, 0, 0);
+    t = dev(t, "0000:3b:00.0", "0x030200", "0x10de", Some("nvidia"));
+    t = dev(t, "0000:5e:00.0", "0x030200", "0x10de", None);
+    t = dev(t, "0000:c1:00.0", "0x038000", "0x1002", Some("amdgpu"));
+    t = dev(t, "0000:03:00.0", "0x030000", "0x1a03", Some("ast"));
+    if let Some(v) = nvidia_version {
+        t = t.file(
+            "/proc/driver/nvidia/version",
+            0o444,
+            0,
+            0,
+            &format!("NVRM version: NVIDIA UNIX x86_64 Kernel Module  {v}  Sat Aug 19 01:15:15 UTC 2023\n"),
+        );
+    }
+    t
+}
+
+#[test]
+fn live_count_counts_gpus_with_a_driver_and_names_the_others() {
+    let t = live_node(Some("535.104.05"));
+    let c = check(&Gpu, "nvidia", vec![("count", eq_int(2))]);
+    assert_eq!(
+        result(&run(&c, &t), "count"),
+        (
+            Status::Fail,
+            "count: expected 2, got 1 (1 without a driver: 0000:5e:00.0)".into()
+        )
+    );
+    let c = check(&Gpu, "", vec![("count", eq_int(2))]);
+    assert_eq!(result(&run(&c, &t), "count").0, Status::Pass);
+}
+
+#[test]
+fn live_driver_version_reads_proc() {
+    let t = live_node(Some("535.104.05"));
+    let c = check(
+        &Gpu,
+        "nvidia",
+        vec![("driver_version", preds(vec![Pred::Ge("535".into())]))],
+    );
+    assert_eq!(
+        result(&run(&c, &t), "driver_version"),
+        (
+            Status::Pass,
+            "driver_version: expected >= 535, got 535.104.05".into()
+        )
+    );
+    let t = live_node(None);
+    assert_eq!(
+        result(&run(&c, &t), "driver_version"),
+        (
+            Status::Fail,
+            "driver_version: expected >= 535, got no loaded GPU driver reports a version".into()
+        )
+    );
 }

@@ -419,12 +419,12 @@ pub fn probe_cuda() -> Result<CudaInfo, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use nodecheck_core::target::MemoryTarget;
 
     use super::*;
 
-    fn dev(
+    pub(crate) fn dev(
         t: MemoryTarget,
         addr: &str,
         class: &str,
