@@ -286,7 +286,7 @@ fn live_node(nvidia_version: Option<&str>) -> MemoryTarget {
             0o444,
             0,
             0,
-            &format!("NVRM version: NVIDIA UNIX x86_64 Kernel Module  {v}  Sat Aug 19 01:15:15 UTC 2023\n"),
+            format!("NVRM version: NVIDIA UNIX x86_64 Kernel Module  {v}  Sat Aug 19 01:15:15 UTC 2023\n"),
         );
     }
     t
