@@ -196,6 +196,7 @@ fn keys_table(kind: &dyn Kind) -> String {
             None => "",
             Some(Need::Live) => "live node",
             Some(Need::Exec) => "command execution",
+            Some(Need::Root) => "root",
         };
         let doc = format!("{note}{}", key.doc).replace('|', "\\|");
         t.push_str(&format!(
