@@ -24,10 +24,6 @@ const PLANNED: &[&str] = &[
     "yum_repo",
     "elf",
     "library",
-    "command",
-    "compiler",
-    "mpi",
-    "module_system",
     "sysctl",
     "mount",
     "process",
@@ -165,9 +161,10 @@ fn one_table(
         }
         return Vec::new();
     };
-    if !props
-        .iter()
-        .any(|p| kind.keys().iter().any(|k| k.name == p.key && !k.modifier))
+    if !kind.subject_asserts()
+        && !props
+            .iter()
+            .any(|p| kind.keys().iter().any(|k| k.name == p.key && !k.modifier))
         && diags.len() == before
     {
         let asserting: Vec<&str> = kind
