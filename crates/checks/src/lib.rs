@@ -5,7 +5,10 @@
 //! `disallowed-methods` in this crate's clippy.toml enforces it), so a
 //! check on a rootfs cannot read the host.
 
+pub mod command;
+pub mod compiler;
 mod eval;
+mod exec;
 pub mod file;
 pub mod group;
 #[cfg(test)]
@@ -23,4 +26,6 @@ pub const KINDS: &[&dyn Kind] = &[
     &user::User,
     &group::Group,
     &users::Users,
+    &command::Command,
+    &compiler::Compiler,
 ];
