@@ -11,6 +11,7 @@ mod eval;
 mod exec;
 pub mod file;
 pub mod group;
+pub mod mpi;
 #[cfg(test)]
 mod testing;
 pub mod tree;
@@ -28,4 +29,5 @@ pub const KINDS: &[&dyn Kind] = &[
     &users::Users,
     &command::Command,
     &compiler::Compiler,
+    &mpi::Mpi,
 ];
