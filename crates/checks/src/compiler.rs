@@ -393,7 +393,9 @@ impl Lang {
         // Versioned names: g++-12, gfortran-12, clang++-16 (but mpif90
         // keeps its digits: both forms are tried).
         let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
-        let forms = [name, base];
+        // Debian's alternatives: mpif90.openmpi, mpicc.mpich.
+        let stem = name.split('.').next().unwrap_or(name);
+        let forms = [name, base, stem];
         let cxx = |n: &str| {
             n.ends_with("++")
                 || n.ends_with("cxx")
@@ -510,6 +512,9 @@ mod tests {
             ("ifx", Lang::Fortran),
             ("flang-new", Lang::Fortran),
             ("mpicc", Lang::C),
+            ("mpicc.openmpi", Lang::C),
+            ("mpif90.openmpi", Lang::Fortran),
+            ("mpicxx.mpich", Lang::Cxx),
         ] {
             assert_eq!(Lang::of(None, cc), lang, "{cc}");
         }

@@ -11,6 +11,7 @@ mod eval;
 mod exec;
 pub mod file;
 pub mod group;
+pub mod module_system;
 pub mod mpi;
 #[cfg(test)]
 mod testing;
@@ -30,4 +31,5 @@ pub const KINDS: &[&dyn Kind] = &[
     &command::Command,
     &compiler::Compiler,
     &mpi::Mpi,
+    &module_system::ModuleSystem,
 ];

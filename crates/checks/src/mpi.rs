@@ -39,6 +39,12 @@ const KEYS: &[Key] = &[
     )
     .modifier(),
     Key::new(
+        "compiler",
+        Ty::Str,
+        "The compiler the wrapper must drive, for a compiler × MPI matrix: sets `OMPI_CC`,          `MPICH_CC` and `I_MPI_CC` (or the C++ / Fortran equivalents) to it.",
+    )
+    .modifier(),
+    Key::new(
         "flags",
         Ty::StrList,
         "Extra flags for the wrapper compiler.",
@@ -172,6 +178,11 @@ impl Kind for Mpi {
             .file(source.clone(), hello(lang))
             .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
             .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+        if let Some(cc) = check.str("compiler") {
+            for var in compiler_vars(lang) {
+                req = req.env(*var, cc);
+            }
+        }
         req.env.extend(exec::env_of(check));
         let out = match exec::run(check, cx, req, "compile") {
             Ok(out) => out,
@@ -193,6 +204,16 @@ impl Kind for Mpi {
             properties: properties(check, mpicc, mpirun, ranks, &out),
             output: exec::transcript(&what, &out, check),
         }
+    }
+}
+
+/// The variables through which Open MPI's, MPICH's and Intel MPI's
+/// wrappers take another compiler, by language.
+fn compiler_vars(lang: Lang) -> &'static [&'static str] {
+    match lang {
+        Lang::C => &["OMPI_CC", "MPICH_CC", "I_MPI_CC"],
+        Lang::Cxx => &["OMPI_CXX", "MPICH_CXX", "I_MPI_CXX"],
+        Lang::Fortran => &["OMPI_FC", "MPICH_FC", "MPICH_F90", "I_MPI_FC", "I_MPI_F90"],
     }
 }
 
@@ -516,7 +537,7 @@ mod tests {
             "nodecheck-mpi rank 1 of 2 sum 1\nnodecheck-mpi rank 0 of 2 sum 1\n",
             RAN,
         ));
-        let e = run(&check(&Mpi, "mpicc", vec![]), &t);
+        let e = run(&check(&Mpi, "mpicc", vec![("compiler", s("clang"))]), &t);
         assert_eq!(
             results(&e),
             vec![
