@@ -9,6 +9,8 @@ packages=(
   libxml2-utils    # xmllint validates JUnit reports against the XSD
   pax-utils        # lddtree, a peer the ELF benchmark compares with
   hyperfine        # benchmarks
+  podman runc      # a real container target for the exec tests (runc: crun
+                   # refuses hybrid cgroup hierarchies)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -18,6 +20,14 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The exec tests replace Lmod by environment-modules in a copy of the
+# reference rootfs: keep the package at hand (it is not installed here).
+debs=/var/cache/nodecheck/debs
+if ! ls "$debs"/environment-modules_*.deb >/dev/null 2>&1; then
+  mkdir -p "$debs"
+  (cd "$debs" && apt-get download -q environment-modules)
 fi
 
 # Rust: nodecheck needs 1.88 or newer, which Debian 12's cargo is not.

@@ -4,4 +4,5 @@
 mod base;
 mod cli;
 mod escape;
+mod exec;
 mod util;

@@ -10,10 +10,13 @@
 //! ```
 //!
 //! For a container, the helper joins the container's namespaces and takes
-//! a private copy of its mount namespace; a first child (in the container's
-//! pid namespace) creates a nested pid namespace whose init runs the
-//! program as above, so killing that init ends everything the program
-//! started without touching the container's own processes.
+//! a private copy of its mount namespace (an overlay over the container's
+//! root, the container's own mounts bound read-only on it); its child, a
+//! process of the container's pid namespace, runs the program as a
+//! subreaper and kills the program's process group and every re-parented
+//! descendant when the program ends or times out. A nested pid namespace
+//! would make that simpler but leave `getpid()` and the container's /proc
+//! disagreeing (`ps` refuses to run then).
 //!
 //! The init exits as soon as the program does, and the kernel then kills
 //! every process left in its pid namespace (forked daemons included);
@@ -100,6 +103,10 @@ struct Setup {
     /// Whether the root takes writes (overlay): mount points that are
     /// missing in the image can be created.
     writable: bool,
+    /// Mount a /proc for the new pid namespace (a container that has its
+    /// own keeps it: programs see the container's processes, their own
+    /// included).
+    fresh_proc: bool,
     /// Build a minimal /dev (a container that has its own keeps it).
     fresh_dev: bool,
     /// Mount a fresh read-only sysfs (same).
@@ -188,6 +195,7 @@ fn rootfs(job: &Job, root: &Path, probe: bool) -> Res<Report> {
     let setup = Setup {
         root,
         writable,
+        fresh_proc: true,
         fresh_dev: true,
         fresh_sys: true,
         extra_tmpfs: if writable {
@@ -436,7 +444,63 @@ fn prepare_root(procfd: &Procfd, s: &Setup) -> Res<()> {
     let root = s.root.as_fd();
     let create = |c| if s.writable { Some(c) } else { None };
     let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    // /proc, for the new pid namespace.
+    if s.fresh_proc {
+        fresh_proc(procfd, s)?;
+    }
+    if s.fresh_dev {
+        minimal_dev(procfd, root, create(Create::Dir))?;
+    } else if let Ok(shm) = in_root(root, "dev/shm", None) {
+        tmpfs(procfd, shm.as_fd(), "mode=1777", "/dev/shm")?;
+    }
+    if s.fresh_sys {
+        let sys_dir = in_root(root, "sys", create(Create::Dir))
+            .map_err(|e| format!("no /sys in the image: {e}"))?;
+        let ro = noexec | MsFlags::MS_RDONLY;
+        if procfd
+            .mount(
+                Src::Path("sysfs"),
+                sys_dir.as_fd(),
+                Some("sysfs"),
+                ro,
+                None,
+                "/sys",
+            )
+            .is_err()
+        {
+            // The host's, read-only (hwloc reads the topology there).
+            procfd.mount(
+                Src::Path("/sys"),
+                sys_dir.as_fd(),
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+                "/sys",
+            )?;
+            let sys_dir = in_root(root, "sys", None).map_err(|e| format!("/sys: {e}"))?;
+            remount_ro(procfd, sys_dir.as_fd(), s.userns, "/sys read-only")?;
+        }
+    }
+    let tmp = in_root(root, "tmp", create(Create::Dir))
+        .map_err(|e| format!("no /tmp in the image: {e}"))?;
+    tmpfs(procfd, tmp.as_fd(), "mode=1777", "/tmp")?;
+    for rel in &s.extra_tmpfs {
+        if let Ok(fd) = in_root(root, rel, None) {
+            let mode = if rel == "var/tmp" {
+                "mode=1777"
+            } else {
+                "mode=0755"
+            };
+            tmpfs(procfd, fd.as_fd(), mode, rel)?;
+        }
+    }
+    Ok(())
+}
+
+/// /proc for the new pid namespace, its global knobs read-only.
+fn fresh_proc(procfd: &Procfd, s: &Setup) -> Res<()> {
+    let root = s.root.as_fd();
+    let create = |c| if s.writable { Some(c) } else { None };
+    let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc = in_root(root, "proc", create(Create::Dir))
         .map_err(|e| format!("no /proc in the image: {e}"))?;
     if let Err(e) = procfd.mount(
@@ -492,52 +556,6 @@ fn prepare_root(procfd: &Procfd, s: &Setup) -> Res<()> {
                     rel,
                 );
             }
-        }
-    }
-    if s.fresh_dev {
-        minimal_dev(procfd, root, create(Create::Dir))?;
-    } else if let Ok(shm) = in_root(root, "dev/shm", None) {
-        tmpfs(procfd, shm.as_fd(), "mode=1777", "/dev/shm")?;
-    }
-    if s.fresh_sys {
-        let sys_dir = in_root(root, "sys", create(Create::Dir))
-            .map_err(|e| format!("no /sys in the image: {e}"))?;
-        let ro = noexec | MsFlags::MS_RDONLY;
-        if procfd
-            .mount(
-                Src::Path("sysfs"),
-                sys_dir.as_fd(),
-                Some("sysfs"),
-                ro,
-                None,
-                "/sys",
-            )
-            .is_err()
-        {
-            // The host's, read-only (hwloc reads the topology there).
-            procfd.mount(
-                Src::Path("/sys"),
-                sys_dir.as_fd(),
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-                "/sys",
-            )?;
-            let sys_dir = in_root(root, "sys", None).map_err(|e| format!("/sys: {e}"))?;
-            remount_ro(procfd, sys_dir.as_fd(), s.userns, "/sys read-only")?;
-        }
-    }
-    let tmp = in_root(root, "tmp", create(Create::Dir))
-        .map_err(|e| format!("no /tmp in the image: {e}"))?;
-    tmpfs(procfd, tmp.as_fd(), "mode=1777", "/tmp")?;
-    for rel in &s.extra_tmpfs {
-        if let Ok(fd) = in_root(root, rel, None) {
-            let mode = if rel == "var/tmp" {
-                "mode=1777"
-            } else {
-                "mode=0755"
-            };
-            tmpfs(procfd, fd.as_fd(), mode, rel)?;
         }
     }
     Ok(())
@@ -849,12 +867,15 @@ fn container(job: &Job, pid: i32, start_time: u64) -> Res<Report> {
             false,
         ),
     };
-    // The container's own mounts (its /dev, /sys, volumes, /etc/hosts),
-    // read-only, on the new root. /proc, /tmp and /dev/shm are fresh.
+    // The container's own mounts (its /proc, /dev, /sys, volumes,
+    // /etc/hosts), read-only, on the new root; /tmp and /dev/shm are fresh.
+    // One that cannot be bound (a user namespace refuses a non-recursive
+    // bind of a mount with locked submounts) is replaced by a fresh one.
     let under = |p: &str, dir: &str| p == dir || p.starts_with(&format!("{dir}/"));
+    let mut bound: Vec<&str> = Vec::new();
     for mp in &mounts {
         if mp == "/"
-            || ["/proc", "/tmp", "/dev/shm", scratch_path.as_str()]
+            || ["/tmp", "/dev/shm", scratch_path.as_str()]
                 .iter()
                 .any(|d| under(mp, d))
         {
@@ -880,13 +901,21 @@ fn container(job: &Job, pid: i32, start_time: u64) -> Res<Report> {
             .is_ok()
             && let Ok(target) = in_root(root.as_fd(), mp, None)
         {
-            let _ = remount_ro(&procfd, target.as_fd(), true, mp);
+            bound.push(mp);
+            // Read-only, but otherwise as the container has it: its /dev
+            // must keep device access.
+            let flags = MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | sys::locked_flags(target.as_fd());
+            let _ = procfd.mount(Src::None, target.as_fd(), None, flags, None, mp);
         }
     }
-    let has = |dir: &str| mounts.iter().any(|m| m == dir);
+    let has = |dir: &str| bound.contains(&dir);
     let setup = Setup {
         root,
         writable,
+        fresh_proc: !has("/proc"),
         fresh_dev: !has("/dev"),
         fresh_sys: !has("/sys"),
         extra_tmpfs: if writable {
@@ -902,7 +931,7 @@ fn container(job: &Job, pid: i32, start_time: u64) -> Res<Report> {
     match unsafe { nix::unistd::fork() }.map_err(ctx("cannot fork"))? {
         ForkResult::Child => {
             drop(r);
-            nested(job, &procfd, &setup, stdin.as_ref(), w)
+            contained(job, &procfd, &setup, stdin.as_ref(), w)
         }
         ForkResult::Parent { child } => {
             drop(w);
@@ -913,29 +942,40 @@ fn container(job: &Job, pid: i32, start_time: u64) -> Res<Report> {
     }
 }
 
-/// In the container's pid namespace: makes a nested one, runs the init in
-/// it, and enforces the timeout by killing that init. Never returns.
-fn nested(job: &Job, procfd: &Procfd, setup: &Setup, stdin: Option<&OwnedFd>, w: OwnedFd) -> ! {
+/// In the container's pid namespace (as a process of the container, so
+/// that `ps` and `/proc/self` agree with `getpid()`): prepares the root,
+/// runs the program as a subreaper and, when it ends or the timeout passes,
+/// kills its process group and every descendant left (daemons re-parent to
+/// this process). Never returns.
+fn contained(job: &Job, procfd: &Procfd, setup: &Setup, stdin: Option<&OwnedFd>, w: OwnedFd) -> ! {
     sys::die_with_parent();
-    if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWPID) {
-        send(
-            &w,
-            &format!("E cannot create a pid namespace: {}", e.desc()),
-        );
+    let prepared = prepare_root(procfd, setup)
+        .and_then(|()| enter_root(setup.root.as_fd()))
+        .and_then(|()| workdir(job, Path::new("/tmp/nodecheck")))
+        .and_then(|()| sys::subreaper())
+        .and_then(|()| sys::drop_caps());
+    if let Err(e) = prepared {
+        send(&w, &format!("E {e}"));
         exit(125);
     }
-    // SAFETY: single-threaded.
+    // SAFETY: single-threaded; the child execs right away.
     match unsafe { nix::unistd::fork() } {
         Err(e) => {
             send(&w, &format!("E cannot fork: {}", e.desc()));
             exit(125)
         }
-        Ok(ForkResult::Child) => init(job, procfd, setup, stdin, w),
+        Ok(ForkResult::Child) => exec_program(job, stdin.map(AsRawFd::as_raw_fd)),
         Ok(ForkResult::Parent { child }) => {
             let timed_out = sys::wait_exit(child.as_raw(), timeout(job));
-            sys::reap(child.as_raw());
+            // SAFETY: kill of the program's process group (its leader is
+            // not reaped yet, so the id is still its).
+            unsafe { libc::kill(-child.as_raw(), libc::SIGKILL) };
+            let status = sys::reap(child.as_raw());
+            sys::kill_descendants();
             if timed_out {
                 send(&w, "T");
+            } else {
+                send(&w, &format!("S {status}"));
             }
             exit(0)
         }
