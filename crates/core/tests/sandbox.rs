@@ -27,6 +27,7 @@ fn main() {
         ("files_stdin_env", files_stdin_env),
         ("not_found_is_127", not_found_is_127),
         ("parallel_runs", parallel_runs),
+        ("without_overlay", without_overlay),
     ];
     let live_cases: &[(&str, fn())] = &[
         ("live_runs_and_reaps", live_runs_and_reaps),
@@ -127,10 +128,11 @@ fn writes_vanish(root: &Path) {
              rm -f /etc/os-release && test ! -e /etc/os-release && echo removed",
         ))
         .unwrap();
-    if out.isolation == "overlay" {
+    if out.isolation == "overlay" && nix::unistd::geteuid().is_root() {
         assert_eq!(out.stdout.text(), "x\nremoved\n", "{out:?}");
     } else {
-        // Read-only bind: the writes fail, they never reach the image.
+        // Read-only bind, or rootless (root-owned directories of the image
+        // are not the user namespace's to write): the writes fail.
         assert!(!out.exit.success(), "{out:?}");
     }
     assert!(!marker.exists());
@@ -322,4 +324,29 @@ fn live_timeout() {
         .unwrap();
     assert!(out.timed_out);
     assert_eq!(survivors("98763"), Vec::<String>::new());
+}
+
+/// Where overlayfs is refused (or switched off), the image is bound
+/// read-only and the usual scratch directories get a tmpfs: compiling in
+/// /tmp still works, writing to the image fails, and nothing reaches it.
+fn without_overlay(root: &Path) {
+    // SAFETY: this test binary runs its cases one after the other, on the
+    // main thread, and no other thread reads the environment.
+    unsafe { std::env::set_var("NODECHECK_NO_OVERLAY", "1") };
+    let t = open(root);
+    let out = t
+        .exec(&sh(
+            "echo 'int main(void){return 0;}' > a.c && cc a.c -o a && ./a && echo built; \
+             touch /var/tmp/x $HOME/x && echo scratch-ok; touch /etc/x 2>&1 || echo etc-ro",
+        ))
+        .unwrap();
+    unsafe { std::env::remove_var("NODECHECK_NO_OVERLAY") };
+    assert!(out.isolation.starts_with("read-only bind"), "{out:?}");
+    let text = out.stdout.text();
+    assert!(text.contains("built\nscratch-ok\n"), "{out:?}");
+    assert!(
+        text.contains("Read-only file system") && text.ends_with("etc-ro\n"),
+        "{out:?}"
+    );
+    assert!(!root.join("etc/x").exists());
 }

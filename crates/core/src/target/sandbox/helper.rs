@@ -175,13 +175,14 @@ fn rootfs(job: &Job, root: &Path, probe: bool) -> Res<Report> {
     )?;
     let lower = scratch.dir("lower")?;
     remount_ro(&procfd, lower.as_fd(), rootless, "the image read-only")?;
-    let (root, isolation, writable) = match scratch.overlay(&procfd, rootless) {
+    let overlay = if job.no_overlay {
+        Err("NODECHECK_NO_OVERLAY=1".to_string())
+    } else {
+        scratch.overlay(&procfd, rootless)
+    };
+    let (root, isolation, writable) = match overlay {
         Ok(root) => (root, "overlay".to_string(), true),
-        Err(e) => (
-            lower,
-            format!("read-only bind (overlayfs refused: {e})"),
-            false,
-        ),
+        Err(e) => (lower, format!("read-only bind (no overlay: {e})"), false),
     };
     if probe {
         return Ok(Report {
@@ -1046,6 +1047,9 @@ fn live(job: &Job) -> Res<Report> {
         // SAFETY: single-threaded helper.
         match unsafe { nix::unistd::fork() }.map_err(ctx("cannot fork"))? {
             ForkResult::Child => {
+                // Dies with the helper (nodecheck interrupted): on the
+                // live node no pid namespace does it for us.
+                sys::die_with_parent();
                 if let Err(e) = nix::unistd::chdir(&dir) {
                     eprintln!("nodecheck: cannot enter {}: {}", dir.display(), e.desc());
                     exit(126);

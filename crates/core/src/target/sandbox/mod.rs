@@ -100,6 +100,10 @@ pub(crate) struct Job {
     timeout_ms: u64,
     /// The caller's pid: the helper dies with it.
     parent: i32,
+    /// Skip the overlay: the read-only bind with tmpfs scratch directories
+    /// (`NODECHECK_NO_OVERLAY=1`, for filesystems where overlayfs mounts
+    /// but misbehaves; also what the kernel's refusal falls back to).
+    no_overlay: bool,
 }
 
 /// What the helper answers on fd 3.
@@ -135,6 +139,7 @@ pub(crate) fn run(
         stdin: req.stdin.clone(),
         timeout_ms: u64::try_from(req.timeout.as_millis()).unwrap_or(u64::MAX),
         parent: i32::try_from(std::process::id()).unwrap_or(0),
+        no_overlay: std::env::var_os("NODECHECK_NO_OVERLAY").is_some_and(|v| v == "1"),
     };
     let started = Instant::now();
     let (report, stdout, stderr) =
@@ -173,6 +178,7 @@ pub(crate) fn available(root: &std::path::Path) -> Result<(), String> {
                 stdin: Vec::new(),
                 timeout_ms: 0,
                 parent: i32::try_from(std::process::id()).unwrap_or(0),
+                no_overlay: false,
             };
             match spawn_helper(&job, 4096, HELPER_GRACE) {
                 Ok((report, _, _)) => report.error.map_or(Ok(()), Err),
