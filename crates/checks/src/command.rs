@@ -107,7 +107,10 @@ rootfs (in a sandbox: as root, or rootless where the kernel allows
 unprivileged user namespaces — then `root = true` checks are skipped with
 "needs root"), container (as root in its namespaces) and live (directly, as
 nodecheck's user). On a target that cannot run programs the check is
-skipped with "needs command execution in the target".
+skipped with "needs command execution in the target". Where overlayfs is
+refused the image is bound read-only instead, with a tmpfs on /tmp,
+/var/tmp, /run and `HOME` (writes elsewhere fail); `NODECHECK_NO_OVERLAY=1`
+chooses that mode. The report's output says which one ran.
 "#;
 
 impl Kind for Command {
