@@ -25,6 +25,8 @@
 //! program itself exits.
 
 mod helper;
+mod join;
+mod root;
 mod sys;
 
 pub(crate) use sys::start_time;
