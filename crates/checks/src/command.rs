@@ -417,6 +417,26 @@ mod tests {
     }
 
     #[test]
+    fn login_shells_let_lmod_set_up_for_root() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let t = MemoryTarget::new().exec_with(move |req| {
+            s.lock().unwrap().push(req.env.clone());
+            Ok(output(Exit::Code(0), "", ""))
+        });
+        let c = check(&Command, "module list", vec![("login", b(true))]);
+        run(&c, &t);
+        let c = check(&Command, "true", vec![]);
+        run(&c, &t);
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen[0],
+            vec![("LMOD_ALLOW_ROOT_USE".to_string(), "yes".to_string())]
+        );
+        assert!(seen[1].is_empty());
+    }
+
+    #[test]
     fn root_only_commands_skip_without_root() {
         let (t, seen) = target(output(Exit::Code(0), "", ""));
         let c = check(&Command, "cat /etc/shadow", vec![("root", b(true))]);

@@ -109,7 +109,15 @@ pub fn run(
     req: ExecRequest,
     key: &str,
 ) -> Result<ExecOutput, PropertyResult> {
-    let req = req.timeout(check.timeout.unwrap_or(DEFAULT_TIMEOUT));
+    let mut req = req.timeout(check.timeout.unwrap_or(DEFAULT_TIMEOUT));
+    if req.argv.iter().take(2).any(|a| a == "-l" || a == "--login") {
+        // Lmod's stock profile script sets nothing up for root unless told
+        // to; programs run as root here, but the check is about what users
+        // get. (Debian's script already defaults to yes; the check's own
+        // `env` still wins.)
+        req.env
+            .insert(0, ("LMOD_ALLOW_ROOT_USE".into(), "yes".into()));
+    }
     cx.target.exec(&req).map_err(|e| {
         PropertyResult::error(
             key,

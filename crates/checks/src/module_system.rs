@@ -53,7 +53,9 @@ answers ("Modules based on Lua: Version 8.6.19" against "Modules Release
 a file name, since both can ship `/usr/share/modules` or a `modules.sh`.
 `kind` fails naming what was found instead ("expected lmod, got
 environment-modules 5.2.0"), or "no module command" when a login shell has
-none; then the other properties are skipped.
+none; then the other properties are skipped. The shell runs as root with
+`LMOD_ALLOW_ROOT_USE=yes`, so that Lmod's stock profile script sets up for
+root what it sets up for users.
 
 - `avail`: each listed module is offered by `module -t avail`.
 - `load`: the modules are loaded in order in one shell (a compiler, then the
