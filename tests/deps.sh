@@ -21,6 +21,8 @@ packages=(
   python3-prometheus-client prometheus-node-exporter
   kmod             # modinfo, the peer the kernel-module benchmark compares with
   xz-utils zstd    # the kernel-module tests compress real modules as RHEL and Ubuntu ship them
+  podman runc      # a real container target for the exec tests (runc: crun
+                   # refuses hybrid cgroup hierarchies)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -36,6 +38,14 @@ if ((${#missing[@]})); then
   fi
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The exec tests replace Lmod by environment-modules in a copy of the
+# reference rootfs: keep the package at hand (it is not installed here).
+debs=/var/cache/nodecheck/debs
+if ! ls "$debs"/environment-modules_*.deb >/dev/null 2>&1; then
+  mkdir -p "$debs"
+  (cd "$debs" && apt-get download -q environment-modules)
 fi
 
 # Rust: nodecheck needs 1.88 or newer, which Debian 12's cargo is not.

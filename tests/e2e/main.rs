@@ -5,6 +5,7 @@ mod base;
 mod cases;
 mod cli;
 mod escape;
+mod exec;
 mod kmod;
 mod live;
 mod services;

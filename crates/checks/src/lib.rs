@@ -5,8 +5,11 @@
 //! `disallowed-methods` in this crate's clippy.toml enforces it), so a
 //! check on a rootfs cannot read the host.
 
+pub mod command;
+pub mod compiler;
 pub mod config;
 mod eval;
+mod exec;
 pub mod file;
 pub mod filesystem;
 pub mod gpu;
@@ -18,7 +21,9 @@ pub mod kernel;
 pub mod kernel_module;
 mod kmod;
 pub mod live;
+pub mod module_system;
 pub mod mount;
+pub mod mpi;
 pub mod package;
 pub mod port;
 pub mod process;
@@ -55,4 +60,8 @@ pub const KINDS: &[&dyn Kind] = &[
     &kernel::Kernel,
     &kernel_module::KernelModule,
     &gpu::Gpu,
+    &command::Command,
+    &compiler::Compiler,
+    &mpi::Mpi,
+    &module_system::ModuleSystem,
 ];

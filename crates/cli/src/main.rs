@@ -18,7 +18,7 @@ use nodecheck_core::report::{
     JsonReporter, JunitReporter, PrometheusReporter, Reporter, TerminalOptions, TerminalReporter,
 };
 use nodecheck_core::run;
-use nodecheck_core::target::{RootFs, Target};
+use nodecheck_core::target::{Container, RootFs, Target};
 
 /// Test HPC node images, containers and booted nodes against declarative
 /// TOML profiles.
@@ -75,8 +75,9 @@ struct RunArgs {
     /// Profile files; several run together as one.
     #[arg(required = true)]
     profiles: Vec<PathBuf>,
-    /// What to check: a root filesystem directory, or `/` or `local` for the
-    /// node nodecheck runs on.
+    /// What to check: a root filesystem directory; `/` or `local` for the
+    /// node nodecheck runs on; a running container as `pid:PID`,
+    /// `podman:NAME`, `docker:NAME` or `nspawn:MACHINE`.
     #[arg(long, short, default_value = "local", value_name = "TARGET")]
     target: String,
     #[command(flatten)]
@@ -126,6 +127,9 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 }
 
 fn main() -> ExitCode {
+    // A copy of this binary runs each sandboxed program (namespaces cannot
+    // be entered from the runner's threads): it must not get further.
+    nodecheck_core::target::sandbox_main();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => cmd_run(args),
@@ -158,13 +162,12 @@ fn print_warnings(p: &Profile) {
 }
 
 fn open_target(spec: &str) -> Result<Box<dyn Target>, String> {
-    let target = match spec {
-        "local" | "/" => RootFs::live(),
-        path => RootFs::open(path),
+    let target: Result<Box<dyn Target>, _> = match spec {
+        "local" | "/" => RootFs::live().map(|t| Box::new(t) as _),
+        s if Container::is_spec(s) => Container::open(s).map(|t| Box::new(t) as _),
+        path => RootFs::open(path).map(|t| Box::new(t) as _),
     };
-    target
-        .map(|t| Box::new(t) as Box<dyn Target>)
-        .map_err(|e| format!("cannot use target {spec}: {e}"))
+    target.map_err(|e| format!("cannot use target {spec}: {e}"))
 }
 
 fn cmd_run(args: RunArgs) -> u8 {

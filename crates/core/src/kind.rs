@@ -115,6 +115,14 @@ pub trait Kind: Sync + Send {
         None
     }
 
+    /// Whether the subject alone is a complete check: `cc = "gcc"` for a
+    /// `compiler` (compile, link and run a hello world), `run = "..."` for
+    /// a `command` (exit status 0). For most kinds a check that only names
+    /// its subject asserts nothing and is refused as vacuous.
+    fn subject_asserts(&self) -> bool {
+        false
+    }
+
     /// The kind's documentation in Markdown, with the sections
     /// `## What it checks`, `## Keys` (generated from [`Kind::keys`] when
     /// omitted), `## Example`, `## Targets`.
@@ -210,6 +218,7 @@ fn keys_table(kind: &dyn Kind) -> String {
             None => "",
             Some(Need::Live) => "live node",
             Some(Need::Exec) => "command execution",
+            Some(Need::Root) => "root",
         };
         let doc = format!("{note}{}", key.doc).replace('|', "\\|");
         t.push_str(&format!(

@@ -1,5 +1,10 @@
 //! nodecheck's engine: load a profile, open a target, run, report.
 //!
+//! A program whose profiles run commands in the target (`command`,
+//! `compiler`, `mpi`, `module_system`) must call
+//! [`target::sandbox_main`] first thing in `main`: every such command is
+//! started by a re-executed copy of the program.
+//!
 //! ```
 //! use nodecheck_core::{profile, run, target::RootFs};
 //!

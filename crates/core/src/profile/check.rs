@@ -15,14 +15,7 @@ use crate::matcher::{
 
 /// Resource tables the contract names that this build does not implement
 /// yet: a clear error instead of "unknown resource".
-const PLANNED: &[&str] = &[
-    "elf",
-    "library",
-    "command",
-    "compiler",
-    "mpi",
-    "module_system",
-];
+const PLANNED: &[&str] = &["elf", "library"];
 
 /// Turns the value of `control.KIND` (a table or an array of tables) into
 /// checks. `name` is the table name as written.
@@ -156,9 +149,10 @@ fn one_table(
         }
         return Vec::new();
     };
-    if !props
-        .iter()
-        .any(|p| kind.keys().iter().any(|k| k.name == p.key && !k.modifier))
+    if !kind.subject_asserts()
+        && !props
+            .iter()
+            .any(|p| kind.keys().iter().any(|k| k.name == p.key && !k.modifier))
         && diags.len() == before
     {
         let asserting: Vec<&str> = kind

@@ -21,11 +21,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::{
-    Accounts, DirEntry, FileType, FsStats, Metadata, Need, READ_LIMIT, Target, TargetKind,
-    WalkEntry, WalkOptions,
+    Accounts, DirEntry, ExecOutput, ExecRequest, FileType, FsStats, Metadata, Need, READ_LIMIT,
+    Target, TargetKind, WalkEntry, WalkOptions,
 };
 
 /// How many symlinks one resolution may follow, as the kernel's
@@ -68,6 +68,18 @@ pub struct MemoryTarget {
     accounts: OnceLock<Accounts>,
     /// Mounted filesystems for [`Target::fs_stats`], by mount point.
     filesystems: BTreeMap<String, FsStats>,
+    exec: Option<Runner>,
+}
+
+/// What [`MemoryTarget::exec_with`] runs instead of a program.
+type ExecFn = dyn Fn(&ExecRequest) -> io::Result<ExecOutput> + Send + Sync;
+
+struct Runner(Arc<ExecFn>);
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runner(..)")
+    }
 }
 
 /// `Need` is not `Ord`; keep the set ordered by a stable key.
@@ -75,6 +87,7 @@ pub struct MemoryTarget {
 enum NeedKey {
     Live,
     Exec,
+    Root,
 }
 
 impl From<Need> for NeedKey {
@@ -82,6 +95,7 @@ impl From<Need> for NeedKey {
         match n {
             Need::Live => NeedKey::Live,
             Need::Exec => NeedKey::Exec,
+            Need::Root => NeedKey::Root,
         }
     }
 }
@@ -102,6 +116,7 @@ impl MemoryTarget {
             next_ino: 1,
             accounts: OnceLock::new(),
             filesystems: BTreeMap::new(),
+            exec: None,
         };
         t.put("/", Body::Dir, FileType::Directory, 0o755, 0, 0);
         t
@@ -117,6 +132,30 @@ impl MemoryTarget {
     pub fn with(mut self, need: Need) -> MemoryTarget {
         self.needs.insert(need.into());
         self
+    }
+
+    /// Answers [`Target::exec`] with `f` (and grants [`Need::Exec`]): unit
+    /// tests of checks script what a program would print.
+    ///
+    /// ```
+    /// use nodecheck_core::target::{Captured, ExecOutput, ExecRequest, Exit, MemoryTarget, Target};
+    /// let t = MemoryTarget::new().exec_with(|req| Ok(ExecOutput {
+    ///     exit: Exit::Code(0),
+    ///     stdout: Captured { head: req.argv.join(" ").into_bytes(), ..Default::default() },
+    ///     stderr: Captured::default(),
+    ///     timed_out: false,
+    ///     duration: Default::default(),
+    ///     isolation: "memory".into(),
+    /// }));
+    /// assert_eq!(t.exec(&ExecRequest::new(["echo", "hi"]))?.stdout.text(), "echo hi");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn exec_with(
+        mut self,
+        f: impl Fn(&ExecRequest) -> io::Result<ExecOutput> + Send + Sync + 'static,
+    ) -> MemoryTarget {
+        self.exec = Some(Runner(Arc::new(f)));
+        self.with(Need::Exec)
     }
 
     /// Adds a directory.
@@ -437,6 +476,16 @@ impl Target for MemoryTarget {
                 self.read("/etc/group", READ_LIMIT),
             )
         })
+    }
+
+    fn exec(&self, req: &ExecRequest) -> io::Result<ExecOutput> {
+        match &self.exec {
+            Some(Runner(f)) => f(req),
+            None => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this memory target runs no programs",
+            )),
+        }
     }
 }
 

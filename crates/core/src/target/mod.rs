@@ -7,10 +7,13 @@
 //! so nothing in an image can make nodecheck read the host.
 
 mod accounts;
+mod container;
+mod exec;
 mod memo;
 mod memory;
 mod resolve;
 mod rootfs;
+mod sandbox;
 
 use std::fmt;
 use std::io;
@@ -20,10 +23,16 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 pub use accounts::{Accounts, Group, User};
+pub use container::Container;
+pub use exec::{
+    Captured, DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, ExecFile, ExecOutput, ExecRequest, Exit,
+    base_env, format_duration, merge_env,
+};
 pub use memo::Memo;
 pub use memory::MemoryTarget;
 pub use resolve::Resolver;
 pub use rootfs::{OpenError, RootFs};
+pub use sandbox::{HELPER_ARG, sandbox_main};
 
 /// The kinds of target a control can be limited to with `targets = [...]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -79,6 +88,10 @@ pub enum Need {
     Live,
     /// Running a program inside the target.
     Exec,
+    /// Running it as the real root: uid 0 that owns the image's files. A
+    /// rootless sandbox (a user namespace) shows root-owned files as
+    /// `nobody` and cannot write where only root may.
+    Root,
 }
 
 impl Need {
@@ -87,6 +100,7 @@ impl Need {
         match self {
             Need::Live => "needs a live node",
             Need::Exec => "needs command execution in the target",
+            Need::Root => "needs root",
         }
     }
 }
@@ -276,6 +290,24 @@ pub trait Target: Send + Sync {
             return Err(not_regular(meta.file_type));
         }
         Ok(Box::new(self.read(path, READ_LIMIT)?))
+    }
+
+    /// Runs a program in the target and waits for it (at most
+    /// `req.timeout`, after which it and everything it started are
+    /// killed). The target itself is never changed: on a root filesystem
+    /// the program runs in a sandbox whose writes vanish with it.
+    ///
+    /// Only targets that answer [`Target::has`]`(Need::Exec)` implement
+    /// it; the others return an `Unsupported` error. An `Err` means the
+    /// program could not be run at all (sandbox not available, helper
+    /// failed); a program that fails or cannot be found in the target is an
+    /// `Ok` with its exit status (127 for "not found", like a shell).
+    fn exec(&self, req: &ExecRequest) -> io::Result<ExecOutput> {
+        let _ = req;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{} cannot run programs", self.describe()),
+        ))
     }
 }
 

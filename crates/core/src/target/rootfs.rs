@@ -82,6 +82,16 @@ impl RootFs {
         RootFs::open_kind(Path::new("/"), Resolver::Auto, TargetKind::Live)
     }
 
+    /// The root of a running process, through `/proc/PID/root` (kind
+    /// `container`). The path is kept as is: canonicalising the magic link
+    /// would name the host's `/`.
+    pub(crate) fn process_root(pid: i32) -> Result<RootFs, OpenError> {
+        let path = PathBuf::from(format!("/proc/{pid}/root"));
+        let mut fs = RootFs::open_kind(&path, Resolver::Auto, TargetKind::Container)?;
+        fs.host = path;
+        Ok(fs)
+    }
+
     /// The resolver in use: `Kernel` or `Userspace` (what `Auto` chose).
     pub fn resolver(&self) -> Resolver {
         self.resolver
@@ -105,7 +115,11 @@ impl RootFs {
         // image, so following host symlinks here is intended.
         let root = nix::fcntl::open(path, path_flags(true) | OFlag::O_DIRECTORY, Mode::empty())
             .map_err(|e| io_err(e.into()))?;
-        let host = std::fs::canonicalize(path).map_err(io_err)?;
+        let host = if kind == TargetKind::Container {
+            path.to_path_buf()
+        } else {
+            std::fs::canonicalize(path).map_err(io_err)?
+        };
         let resolver = match resolver {
             Resolver::Auto => match resolve::kernel_available(root.as_fd()) {
                 Ok(()) => Resolver::Kernel,
@@ -212,8 +226,13 @@ impl Target for RootFs {
     fn has(&self, need: Need) -> bool {
         match need {
             Need::Live => self.kind == TargetKind::Live,
-            // Running programs comes with the sandbox, not yet here.
-            Need::Exec => false,
+            // The live node runs programs directly; a rootfs needs the
+            // sandbox, which needs root or unprivileged user namespaces.
+            Need::Exec => match self.kind {
+                TargetKind::Live => true,
+                _ => super::sandbox::available(&self.host).is_ok(),
+            },
+            Need::Root => nix::unistd::geteuid().is_root(),
         }
     }
 
@@ -404,6 +423,29 @@ impl Target for RootFs {
                 self.read("/etc/group", READ_LIMIT),
             )
         })
+    }
+
+    /// Live: directly on the node, as nodecheck's user. Rootfs: as uid 0
+    /// in a sandbox over the image (see [`sandbox_main`](super::sandbox_main)).
+    fn exec(&self, req: &super::ExecRequest) -> io::Result<super::ExecOutput> {
+        use super::sandbox::{Mode, run};
+        let (mode, uid) = match self.kind {
+            TargetKind::Live => (Mode::Live, nix::unistd::geteuid().as_raw()),
+            TargetKind::Rootfs => (
+                Mode::Rootfs {
+                    root: self.host.clone(),
+                },
+                0,
+            ),
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("a {other} target cannot run programs here"),
+                ));
+            }
+        };
+        let env = super::merge_env(super::base_env(self.accounts(), uid), &req.env);
+        run(mode, req, env)
     }
 }
 

@@ -1,0 +1,85 @@
+//! Per-command cost of the rootfs sandbox against plain `chroot`, measured
+//! from one process (benches/exec.sh prints it):
+//!
+//! ```text
+//! cargo run --release -p nodecheck-core --example exec_bench -- ROOTFS [RUNS]
+//! ```
+//!
+//! Each run starts `/bin/sh -c true` in the image: through
+//! `Target::exec` (helper, namespaces, overlay, /proc, /dev, /sys, tmpfs,
+//! pivot_root, teardown), and through `chroot ROOTFS /bin/sh -c true`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nodecheck_core::target::{ExecRequest, RootFs, Target, sandbox_main};
+
+fn main() {
+    sandbox_main();
+    let mut args = std::env::args().skip(1);
+    let Some(root) = args.next() else {
+        eprintln!("usage: exec_bench ROOTFS [RUNS]");
+        std::process::exit(2);
+    };
+    let runs: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(200);
+    let target = RootFs::open(&root).unwrap_or_else(|e| {
+        eprintln!("exec_bench: {e}");
+        std::process::exit(2)
+    });
+    let req = ExecRequest::new(["/bin/sh", "-c", "true"]);
+    let sandbox = measure(runs, || {
+        let out = target.exec(&req).expect("exec");
+        assert!(out.exit.success(), "{out:?}");
+    });
+    let chroot = measure(runs, || {
+        let st = Command::new("chroot")
+            .arg(&root)
+            .args(["/bin/sh", "-c", "true"])
+            .status()
+            .expect("chroot");
+        assert!(st.success());
+    });
+    let isolation = target.exec(&req).map(|o| o.isolation).unwrap_or_default();
+    println!("per command ({runs} runs each, /bin/sh -c true in the image):");
+    println!("{:<34} {:>9} {:>9} {:>9}", "", "median", "p90", "min");
+    for (name, d) in [
+        ("chroot", &chroot),
+        (&format!("nodecheck sandbox ({isolation})")[..], &sandbox),
+    ] {
+        println!(
+            "{:<34} {:>7.2}ms {:>7.2}ms {:>7.2}ms",
+            name,
+            ms(pct(d, 50)),
+            ms(pct(d, 90)),
+            ms(pct(d, 0))
+        );
+    }
+    println!(
+        "{:<34} {:>7.2}ms",
+        "sandbox overhead (median)",
+        ms(pct(&sandbox, 50)) - ms(pct(&chroot, 50))
+    );
+}
+
+fn measure(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    for _ in 0..runs.min(10) {
+        f();
+    }
+    let mut v: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn pct(v: &[Duration], p: usize) -> Duration {
+    v[(v.len() - 1) * p / 100]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,365 @@
+//! Running programs in a target without changing it, from a single-threaded
+//! helper process.
+//!
+//! Namespaces cannot be entered from a multi-threaded process (`unshare`
+//! of a user namespace and `setns` of a mount namespace fail with `EINVAL`,
+//! and after `fork` only async-signal-safe calls are allowed), and the
+//! runner evaluates checks on rayon threads. So every program is started
+//! by a fresh copy of the running executable (`/proc/self/exe
+//! __nodecheck_sandbox`) that reads a [`Job`] on stdin, builds the sandbox,
+//! runs the program and writes a [`Report`] on fd 3; the program's stdout
+//! and stderr are the helper's, read by the caller with a cap. A program
+//! embedding nodecheck-core must therefore call [`sandbox_main`] first
+//! thing in `main`.
+//!
+//! The sandbox for a root filesystem (see [`helper`] for the details):
+//! fresh mount, pid, ipc, uts and network namespaces (plus a user namespace
+//! when not root); the image bound read-only (noatime) as the lower layer of
+//! an overlay whose upper layer is a tmpfs that vanishes with the mount
+//! namespace — or, where the kernel refuses the overlay, the read-only bind
+//! itself with tmpfs on the usual scratch directories; fresh /proc, a
+//! minimal /dev, /dev/shm, read-only /sys, tmpfs /tmp; `pivot_root` into it;
+//! a reduced capability set. The program runs under a small init (pid 1 of
+//! the new pid namespace); killing that init at the timeout kills every
+//! process the program started, and the kernel does so as well when the
+//! program itself exits.
+
+mod helper;
+mod join;
+mod root;
+mod sys;
+
+pub(crate) use sys::start_time;
+
+use std::ffi::OsStr;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use serde::{Deserialize, Serialize};
+
+use super::exec::{Captured, ExecOutput, ExecRequest, Exit};
+
+/// The hidden first argument that makes the executable a sandbox helper.
+pub const HELPER_ARG: &str = "__nodecheck_sandbox";
+
+/// How long past the program's timeout the caller waits for the helper
+/// itself (setting up and tearing down a sandbox takes milliseconds; this
+/// only catches a helper that is stuck).
+const HELPER_GRACE: Duration = Duration::from_secs(20);
+
+/// Runs the sandbox helper and exits when this process was started as one;
+/// returns at once otherwise.
+///
+/// Call it first thing in `main` of any program that runs checks needing
+/// command execution, before threads are started:
+///
+/// ```no_run
+/// // The first line of `main`:
+/// nodecheck_core::target::sandbox_main();
+/// // ... then parse arguments, load profiles, run ...
+/// ```
+///
+/// A program that does not call it gets an error naming this function
+/// from every command it tries to run.
+pub fn sandbox_main() {
+    let mut args = std::env::args_os();
+    if args.nth(1).as_deref() != Some(OsStr::new(HELPER_ARG)) {
+        return;
+    }
+    let code = helper::main();
+    std::process::exit(code);
+}
+
+/// Where the program runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum Mode {
+    /// In a sandbox over the root filesystem at this host path.
+    Rootfs { root: PathBuf },
+    /// In the namespaces of a running container, with a private overlay
+    /// over its root.
+    Container { pid: i32, start_time: u64 },
+    /// Directly on the node, in its own session, under a subreaper.
+    Live,
+    /// Only set up a sandbox over `root` and report whether that worked.
+    Probe { root: PathBuf },
+}
+
+/// What the caller sends the helper on its stdin.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Job {
+    mode: Mode,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    files: Vec<(String, Vec<u8>, u32)>,
+    stdin: Vec<u8>,
+    timeout_ms: u64,
+    /// The caller's pid: the helper dies with it.
+    parent: i32,
+    /// Skip the overlay: the read-only bind with tmpfs scratch directories
+    /// (`NODECHECK_NO_OVERLAY=1`, for filesystems where overlayfs mounts
+    /// but misbehaves; also what the kernel's refusal falls back to).
+    no_overlay: bool,
+}
+
+/// What the helper answers on fd 3.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Report {
+    /// Raw wait status of the program; `None` when it never ended (timeout)
+    /// or never started.
+    status: Option<i32>,
+    timed_out: bool,
+    /// Why the sandbox could not be set up or the program not started.
+    error: Option<String>,
+    /// How the program was isolated.
+    isolation: String,
+}
+
+/// Runs `req` through a helper in `mode` with the final environment `env`.
+pub(crate) fn run(
+    mode: Mode,
+    req: &ExecRequest,
+    env: Vec<(String, String)>,
+) -> io::Result<ExecOutput> {
+    req.validate()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let job = Job {
+        mode,
+        argv: req.argv.clone(),
+        env,
+        files: req
+            .files
+            .iter()
+            .map(|f| (f.name.clone(), f.content.clone(), f.mode))
+            .collect(),
+        stdin: req.stdin.clone(),
+        timeout_ms: u64::try_from(req.timeout.as_millis()).unwrap_or(u64::MAX),
+        parent: i32::try_from(std::process::id()).unwrap_or(0),
+        no_overlay: std::env::var_os("NODECHECK_NO_OVERLAY").is_some_and(|v| v == "1"),
+    };
+    let started = Instant::now();
+    let (report, stdout, stderr) =
+        spawn_helper(&job, req.output_limit, req.timeout + HELPER_GRACE)?;
+    if let Some(e) = report.error {
+        return Err(io::Error::other(e));
+    }
+    let exit = match report.status {
+        Some(s) => Exit::from_wait_status(s),
+        None => Exit::Signal(libc::SIGKILL),
+    };
+    Ok(ExecOutput {
+        exit,
+        stdout,
+        stderr,
+        timed_out: report.timed_out,
+        duration: started.elapsed(),
+        isolation: report.isolation,
+    })
+}
+
+/// Whether a sandbox can be built over `root` by this process (as root,
+/// or rootless through a user namespace). Asked once per process: the
+/// answer depends on the kernel and privileges, not on the image.
+pub(crate) fn available(root: &std::path::Path) -> Result<(), String> {
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let job = Job {
+                mode: Mode::Probe {
+                    root: root.to_path_buf(),
+                },
+                argv: Vec::new(),
+                env: Vec::new(),
+                files: Vec::new(),
+                stdin: Vec::new(),
+                timeout_ms: 0,
+                parent: i32::try_from(std::process::id()).unwrap_or(0),
+                no_overlay: false,
+            };
+            match spawn_helper(&job, 4096, HELPER_GRACE) {
+                Ok((report, _, _)) => report.error.map_or(Ok(()), Err),
+                // A program that forgot sandbox_main(): say so on every
+                // check that runs something, instead of skipping them.
+                Err(e) if e.to_string().contains(NO_HOOK) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .clone()
+}
+
+/// What the error says when the helper never answered.
+const NO_HOOK: &str = "the sandbox helper did not answer";
+
+/// The executable started as helper.
+fn helper_exe() -> PathBuf {
+    PathBuf::from("/proc/self/exe")
+}
+
+fn spawn_helper(
+    job: &Job,
+    limit: usize,
+    deadline: Duration,
+) -> io::Result<(Report, Captured, Captured)> {
+    let input = serde_json::to_vec(job).map_err(io::Error::other)?;
+    let (status_r, status_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let mut cmd = Command::new(helper_exe());
+    cmd.arg(HELPER_ARG)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let w = status_w.as_raw_fd();
+    // SAFETY: dup2 is async-signal-safe; it is the only call made between
+    // fork and exec, and `w` stays open in the parent until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(w, 3) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot start the sandbox helper: {e}")))?;
+    drop(status_w);
+    // The helper reads the whole job before it writes anything, so a
+    // blocking write cannot deadlock against its output.
+    let wrote = child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(&input))
+        .unwrap_or(Ok(()));
+    let stdout: OwnedFd = child
+        .stdout
+        .take()
+        .map(Into::into)
+        .ok_or_else(|| io::Error::other("no stdout pipe"))?;
+    let stderr: OwnedFd = child
+        .stderr
+        .take()
+        .map(Into::into)
+        .ok_or_else(|| io::Error::other("no stderr pipe"))?;
+    let collected = collect(&[&stdout, &stderr, &status_r], limit, deadline);
+    let (outs, expired) = match collected {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    if expired {
+        // The helper itself is stuck: kill it; its init child dies with it
+        // (parent-death signal), and the namespaces with that.
+        let _ = child.kill();
+    }
+    let status = child.wait()?;
+    let [out, err, report] = outs;
+    if expired {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "the sandbox helper did not finish within {}s of the program's timeout and was killed",
+                HELPER_GRACE.as_secs()
+            ),
+        ));
+    }
+    let report_bytes: Vec<u8> = report.head.iter().chain(&report.tail).copied().collect();
+    match serde_json::from_slice::<Report>(&report_bytes) {
+        Ok(r) => Ok((r, out, err)),
+        Err(_) => {
+            let why = if let Err(e) = wrote {
+                format!("could not send it the job ({e})")
+            } else {
+                format!("{status}")
+            };
+            let text = err.text();
+            let text = text.trim();
+            Err(io::Error::other(format!(
+                "{NO_HOOK} ({why}{}); a program embedding \
+                 nodecheck-core must call nodecheck_core::target::sandbox_main() first \
+                 thing in main",
+                if text.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", first_line(text))
+                }
+            )))
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// Reads every fd to EOF, keeping at most `limit` bytes of each (the
+/// report fd is kept whole up to 1 MiB), until all are closed or the
+/// deadline passes (`true`).
+fn collect(
+    fds: &[&OwnedFd; 3],
+    limit: usize,
+    deadline: Duration,
+) -> io::Result<([Captured; 3], bool)> {
+    let end = Instant::now() + deadline;
+    let mut out: [Captured; 3] = Default::default();
+    let mut open = [true; 3];
+    for fd in fds {
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    }
+    let mut buf = vec![0u8; 64 << 10];
+    while open.iter().any(|o| *o) {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok((out, true));
+        }
+        let idx: Vec<usize> = (0..3).filter(|&i| open[i]).collect();
+        let mut pfds: Vec<PollFd> = idx
+            .iter()
+            .map(|&i| PollFd::new(fds[i].as_fd(), PollFlags::POLLIN))
+            .collect();
+        let ms = u32::try_from(left.as_millis().min(60_000)).unwrap_or(60_000);
+        match poll(
+            &mut pfds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let ready: Vec<bool> = pfds
+            .iter()
+            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        for (k, &i) in idx.iter().enumerate() {
+            if !ready[k] {
+                continue;
+            }
+            // Drain what is there now; EOF closes this stream.
+            loop {
+                match nix::unistd::read(fds[i], &mut buf) {
+                    Ok(0) => {
+                        open[i] = false;
+                        break;
+                    }
+                    Ok(n) => {
+                        let cap = if i == 2 { 2 << 20 } else { limit };
+                        out[i].push(&buf[..n], cap);
+                    }
+                    Err(nix::errno::Errno::EAGAIN) => break,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok((out, false))
+}

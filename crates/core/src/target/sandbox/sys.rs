@@ -1,0 +1,480 @@
+//! Thin wrappers over the system calls the sandbox helper makes, each
+//! returning an error text that says what failed and where. Everything
+//! here runs in the single-threaded helper (or its forked children).
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::stat::Mode;
+use nix::sys::statvfs::FsFlags;
+
+use crate::target::resolve::{self, Resolver};
+
+pub(super) type Res<T> = Result<T, String>;
+
+/// `what: error` for an errno.
+pub(super) fn ctx(what: impl std::fmt::Display) -> impl FnOnce(Errno) -> String {
+    move |e| format!("{what}: {}", e.desc())
+}
+
+/// Paths of the form `self/fd/N`, resolved against the host's /proc
+/// (opened before any namespace was entered): the helper mounts onto and
+/// from file descriptors, so no path inside an image is ever resolved
+/// against the host, and it works after joining a container whose /proc
+/// belongs to another pid namespace.
+pub(super) struct Procfd {
+    proc: OwnedFd,
+}
+
+impl Procfd {
+    pub(super) fn open() -> Res<Procfd> {
+        let proc = nix::fcntl::open(
+            "/proc",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(ctx("cannot open /proc"))?;
+        Ok(Procfd { proc })
+    }
+
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        self.proc.as_fd()
+    }
+
+    /// Mounts `source` (a path, or `Some(fd)` as a source) onto the
+    /// directory or file `target` refers to.
+    pub(super) fn mount(
+        &self,
+        source: Src<'_>,
+        target: BorrowedFd<'_>,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+        what: &str,
+    ) -> Res<()> {
+        // mount(2) resolves relative paths from the cwd: make it /proc.
+        nix::unistd::fchdir(&self.proc).map_err(ctx("cannot enter /proc"))?;
+        let t = format!("self/fd/{}", target.as_raw_fd());
+        let r = match source {
+            Src::Path(p) => nix::mount::mount(Some(p), t.as_str(), fstype, flags, data),
+            Src::Fd(fd) => {
+                let s = format!("self/fd/{}", fd.as_raw_fd());
+                nix::mount::mount(Some(s.as_str()), t.as_str(), fstype, flags, data)
+            }
+            Src::None => nix::mount::mount(None::<&str>, t.as_str(), fstype, flags, data),
+        };
+        r.map_err(ctx(format!("cannot mount {what}")))
+    }
+}
+
+/// A mount source.
+pub(super) enum Src<'a> {
+    Path(&'a str),
+    Fd(BorrowedFd<'a>),
+    None,
+}
+
+/// Opens `rel` inside the directory `root` (symlinks resolve inside it),
+/// as an `O_PATH` fd. With `create`, a missing final component (and its
+/// missing parents) is created as a directory, or as an empty file.
+pub(super) fn in_root(
+    root: BorrowedFd<'_>,
+    rel: &str,
+    create: Option<Create>,
+) -> io::Result<OwnedFd> {
+    let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    let open = |rel: &str, flags| match resolve::open(Resolver::Kernel, root, rel, flags) {
+        // No openat2 (kernels before 5.6): the userspace walk.
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            resolve::open(Resolver::Userspace, root, rel, flags)
+        }
+        other => other,
+    };
+    match open(rel, flags) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && create.is_some() => {
+            let rel = rel.trim_matches('/');
+            let (parent, name) = match rel.rsplit_once('/') {
+                Some((p, n)) => (p, n),
+                None => ("", rel),
+            };
+            let pfd = if parent.is_empty() {
+                open(".", flags | OFlag::O_DIRECTORY)?
+            } else {
+                in_root(root, parent, Some(Create::Dir))?
+            };
+            // O_PATH fds cannot be used with mkdirat: reopen the parent.
+            let dir = reopen_dir(pfd.as_fd())?;
+            match create {
+                Some(Create::Dir) => {
+                    match nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Some(Create::File) => {
+                    match nix::fcntl::openat(
+                        &dir,
+                        name,
+                        OFlag::O_CREAT
+                            | OFlag::O_EXCL
+                            | OFlag::O_WRONLY
+                            | OFlag::O_CLOEXEC
+                            | OFlag::O_NOFOLLOW,
+                        Mode::from_bits_truncate(0o644),
+                    ) {
+                        Ok(_) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                None => {}
+            }
+            open(rel, flags)
+        }
+        other => other,
+    }
+}
+
+/// What [`in_root`] creates when the path is missing.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Create {
+    Dir,
+    File,
+}
+
+/// A real (not `O_PATH`) directory fd for the directory `fd` refers to.
+pub(super) fn reopen_dir(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    Ok(nix::fcntl::openat(
+        fd,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// The mount flags of the filesystem `fd` is on that a user namespace may
+/// not clear (nosuid, nodev, noexec, the atime mode): a read-only remount
+/// from a user namespace must repeat them or fail with `EPERM`.
+pub(super) fn locked_flags(fd: BorrowedFd<'_>) -> MsFlags {
+    let Ok(st) = nix::sys::statvfs::fstatvfs(fd) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut m = MsFlags::empty();
+    for (s, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+    ] {
+        if f.contains(s) {
+            m |= ms;
+        }
+    }
+    m
+}
+
+/// Maps uid and gid 0 of a fresh user namespace to the caller's ids.
+pub(super) fn map_ids(uid: u32, gid: u32) -> Res<()> {
+    let w = |file: &str, text: String| {
+        fs::write(file, text).map_err(|e| format!("cannot write {file}: {e}"))
+    };
+    w("/proc/self/setgroups", "deny".into())?;
+    w("/proc/self/uid_map", format!("0 {uid} 1\n"))?;
+    w("/proc/self/gid_map", format!("0 {gid} 1\n"))?;
+    Ok(())
+}
+
+/// Dies with the parent: the helper when nodecheck goes, the sandbox's
+/// init when the helper goes.
+pub(super) fn die_with_parent() {
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+    }
+}
+
+/// Becomes the reaper of orphaned descendants (live targets).
+pub(super) fn subreaper() -> Res<()> {
+    // SAFETY: prctl with integer arguments.
+    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+    if r < 0 {
+        return Err(format!(
+            "cannot become a subreaper: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Brings the loopback interface of the current network namespace up, so
+/// that programs (MPI's launchers among them) can talk to themselves.
+pub(super) fn loopback_up() -> Res<()> {
+    // SAFETY: plain socket and ioctl calls on a zeroed `ifreq` whose name
+    // is NUL-terminated; the socket is closed by OwnedFd.
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if s < 0 {
+            return Err(format!(
+                "cannot open a socket: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        let sock = OwnedFd::from_raw_fd(s);
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(format!(
+                "cannot read the flags of lo: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(format!(
+                "cannot bring lo up: {}",
+                io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The capabilities a program in the sandbox keeps: those a container
+/// engine grants by default, without `CAP_MKNOD` (the sandbox has its own
+/// /dev). Loading modules, mounting, raw I/O, setting the clock and the
+/// like are gone, so even uid 0 inside cannot reach past the sandbox.
+const KEEP_CAPS: &[u32] = &[
+    0,  // CAP_CHOWN
+    1,  // CAP_DAC_OVERRIDE
+    3,  // CAP_FOWNER
+    4,  // CAP_FSETID
+    5,  // CAP_KILL
+    6,  // CAP_SETGID
+    7,  // CAP_SETUID
+    8,  // CAP_SETPCAP
+    10, // CAP_NET_BIND_SERVICE
+    13, // CAP_NET_RAW
+    18, // CAP_SYS_CHROOT
+    29, // CAP_AUDIT_WRITE
+    31, // CAP_SETFCAP
+];
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_V3: u32 = 0x2008_0522;
+
+/// Drops every capability but [`KEEP_CAPS`] from the bounding, ambient,
+/// effective, permitted and inheritable sets.
+pub(super) fn drop_caps() -> Res<()> {
+    let keep: u64 = KEEP_CAPS.iter().fold(0, |m, c| m | 1 << c);
+    for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments; EINVAL marks the end of
+        // the capabilities this kernel knows.
+        let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if r < 0 {
+            match Errno::last() {
+                Errno::EINVAL => break,
+                e => return Err(format!("cannot drop capability {cap}: {}", e.desc())),
+            }
+        }
+    }
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+    }
+    let mut hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget/capset with a v3 header and two data structs, as the
+    // kernel expects for 64-bit capability sets.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        ) < 0
+        {
+            return Err(format!(
+                "cannot read capabilities: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        for (i, d) in data.iter_mut().enumerate() {
+            let k = (keep >> (32 * i)) as u32;
+            d.effective &= k;
+            d.permitted &= k;
+            d.inheritable &= k;
+        }
+        hdr.version = CAP_V3;
+        hdr.pid = 0;
+        if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) < 0 {
+            return Err(format!(
+                "cannot set capabilities: {}",
+                io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A pidfd for a child, when the kernel has them (5.3+).
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the fd was just returned by the kernel and is ours.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// Waits until the child `pid` has ended (without reaping it, so its pid
+/// and process group stay reserved), or kills it with SIGKILL once
+/// `timeout` has passed (`true`).
+pub(super) fn wait_exit(pid: i32, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    let fd = pidfd(pid);
+    let mut sleep = Duration::from_micros(200);
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            // SAFETY: kill of our own, unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return true;
+        }
+        match &fd {
+            Some(fd) => {
+                let mut p = [nix::poll::PollFd::new(
+                    fd.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let ms = u16::try_from(left.as_millis().min(30_000)).unwrap_or(30_000);
+                if let Ok(n) = nix::poll::poll(&mut p, nix::poll::PollTimeout::from(ms))
+                    && n > 0
+                {
+                    return false;
+                }
+            }
+            None => {
+                // SAFETY: a zeroed siginfo for waitid to fill.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                // SAFETY: non-blocking, non-reaping wait on our own child.
+                let r = unsafe {
+                    libc::waitid(
+                        libc::P_PID,
+                        pid as libc::id_t,
+                        &mut info,
+                        libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                    )
+                };
+                // SAFETY: si_pid is valid after a successful waitid.
+                if r < 0 || unsafe { info.si_pid() } == pid {
+                    return false;
+                }
+                std::thread::sleep(sleep.min(left));
+                sleep = (sleep * 2).min(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Reaps the child `pid` (blocking) and returns its raw wait status.
+pub(super) fn reap(pid: i32) -> i32 {
+    let mut status = 0;
+    loop {
+        // SAFETY: blocking wait on our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid || (r < 0 && Errno::last() != Errno::EINTR) {
+            return status;
+        }
+    }
+}
+
+/// Sends SIGKILL to every process whose parent is this one and reaps them,
+/// until no child is left (a subreaper inherits the orphans of everything
+/// it started, daemons included, so this ends them all).
+pub(super) fn kill_descendants() {
+    let me = std::process::id();
+    loop {
+        if let Ok(dir) = fs::read_dir("/proc") {
+            for e in dir.flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                    continue;
+                };
+                if parent_of(pid) == Some(me) {
+                    // SAFETY: kill of a process we are the parent of.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own children; every live one was just sent
+        // SIGKILL, so this does not block for long. ECHILD: none left.
+        let r = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if r < 0 && Errno::last() == Errno::ECHILD {
+            return;
+        }
+    }
+}
+
+/// The parent pid from /proc/PID/stat.
+pub(super) fn parent_of(pid: i32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(1)?.parse().ok()
+}
+
+/// Field 22 of /proc/PID/stat: when the process started, in clock ticks
+/// since boot. With the pid it names one process for good.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// `CString`s for exec.
+pub(super) fn cstrings<'a>(v: impl IntoIterator<Item = &'a str>) -> Res<Vec<CString>> {
+    v.into_iter()
+        .map(|s| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte")))
+        .collect()
+}

@@ -1,0 +1,352 @@
+//! Real programs in real sandboxes: the reference Debian rootfs
+//! (tests/rootfs/build.sh) and the live node.
+//!
+//! This test binary is its own sandbox helper, as any program embedding
+//! nodecheck-core must be: `main` calls `sandbox_main()` first, so it has
+//! no libtest harness; each case is a plain function.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nodecheck_core::target::{ExecRequest, Exit, Need, RootFs, Target, sandbox_main};
+
+/// A named test over the reference rootfs.
+type Case = (&'static str, fn(&Path));
+
+fn main() {
+    sandbox_main();
+    let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    let cases: &[Case] = &[
+        ("output_and_status", output_and_status),
+        ("writes_vanish", writes_vanish),
+        ("timeout_kills_everything", timeout_kills_everything),
+        ("daemons_do_not_survive", daemons_do_not_survive),
+        ("flood_is_capped", flood_is_capped),
+        ("signal_death", signal_death),
+        ("hermetic_network_and_mounts", hermetic_network_and_mounts),
+        ("files_stdin_env", files_stdin_env),
+        ("not_found_is_127", not_found_is_127),
+        ("parallel_runs", parallel_runs),
+        ("without_overlay", without_overlay),
+    ];
+    let live_cases: &[(&str, fn())] = &[
+        ("live_runs_and_reaps", live_runs_and_reaps),
+        ("live_timeout", live_timeout),
+    ];
+    let mut ran = 0;
+    for (name, f) in live_cases {
+        if filter.as_deref().is_some_and(|x| !name.contains(x)) {
+            continue;
+        }
+        eprint!("test {name} ... ");
+        f();
+        eprintln!("ok");
+        ran += 1;
+    }
+    match rootfs() {
+        None => eprintln!(
+            "note: no reference rootfs; run tests/rootfs/build.sh (sandbox cases skipped)"
+        ),
+        Some(root) => {
+            if !nix::unistd::geteuid().is_root() {
+                eprintln!("note: not root; the rootfs sandbox cases run rootless");
+            }
+            for (name, f) in cases {
+                if filter.as_deref().is_some_and(|x| !name.contains(x)) {
+                    continue;
+                }
+                eprint!("test {name} ... ");
+                f(&root);
+                eprintln!("ok");
+                ran += 1;
+            }
+        }
+    }
+    eprintln!("{ran} sandbox tests passed");
+}
+
+fn rootfs() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("NODECHECK_TEST_ROOTFS") {
+        return Some(PathBuf::from(p));
+    }
+    std::fs::read_dir("/var/cache/nodecheck")
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|e| {
+            e.file_name().to_string_lossy().starts_with("debian-")
+                && e.path().join(".nodecheck-rootfs-complete").exists()
+        })
+        .map(|e| e.path())
+}
+
+fn open(root: &Path) -> RootFs {
+    let t = RootFs::open(root).expect("open rootfs");
+    assert!(t.has(Need::Exec), "the sandbox is not available here");
+    t
+}
+
+fn sh(script: &str) -> ExecRequest {
+    ExecRequest::new(["/bin/sh", "-c", script]).timeout(Duration::from_secs(30))
+}
+
+/// Processes whose command line contains `marker`, anywhere on the host.
+fn survivors(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(marker) {
+                found.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+fn output_and_status(root: &Path) {
+    let t = open(root);
+    let out = t.exec(&sh("echo out; echo err >&2; exit 3")).unwrap();
+    assert_eq!(out.stdout.text(), "out\n");
+    assert_eq!(out.stderr.text(), "err\n");
+    assert_eq!(out.exit, Exit::Code(3));
+    assert!(!out.timed_out);
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(out.isolation, "overlay");
+    }
+    // It ran in the image: its os-release, not the host's.
+    let out = t.exec(&sh("cat /etc/debian_version; id -u")).unwrap();
+    let image = std::fs::read_to_string(root.join("etc/debian_version")).unwrap();
+    assert_eq!(out.stdout.text(), format!("{image}0\n"), "{out:?}");
+}
+
+fn writes_vanish(root: &Path) {
+    let t = open(root);
+    let marker = root.join("etc/nodecheck-sandbox-test");
+    let out = t
+        .exec(&sh(
+            "echo x > /etc/nodecheck-sandbox-test && cat /etc/nodecheck-sandbox-test && \
+             rm -f /etc/os-release && test ! -e /etc/os-release && echo removed",
+        ))
+        .unwrap();
+    if out.isolation == "overlay" && nix::unistd::geteuid().is_root() {
+        assert_eq!(out.stdout.text(), "x\nremoved\n", "{out:?}");
+    } else {
+        // Read-only bind, or rootless (root-owned directories of the image
+        // are not the user namespace's to write): the writes fail.
+        assert!(!out.exit.success(), "{out:?}");
+    }
+    assert!(!marker.exists());
+    assert!(root.join("etc/os-release").exists());
+}
+
+fn timeout_kills_everything(root: &Path) {
+    let t = open(root);
+    let start = Instant::now();
+    let req = sh("sleep 987601 & (setsid sleep 987602 &); sleep 987603")
+        .timeout(Duration::from_millis(700));
+    let out = t.exec(&req).unwrap();
+    assert!(out.timed_out, "{out:?}");
+    assert_eq!(out.exit, Exit::Signal(9));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.describe_exit(req.timeout), "timed out after 700ms");
+    assert_eq!(survivors("98760"), Vec::<String>::new());
+}
+
+fn daemons_do_not_survive(root: &Path) {
+    let t = open(root);
+    // The program exits at once, leaving a double-forked daemon that
+    // holds its stdout: the run still ends, and the daemon with it.
+    let start = Instant::now();
+    let out = t
+        .exec(&sh(
+            "(setsid sh -c 'sleep 987611' &); nohup sleep 987612 >/dev/null 2>&1 & echo started",
+        ))
+        .unwrap();
+    assert_eq!(out.stdout.text(), "started\n");
+    assert!(out.exit.success());
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(survivors("98761"), Vec::<String>::new());
+}
+
+fn flood_is_capped(root: &Path) {
+    let t = open(root);
+    let out = t
+        .exec(
+            &sh("head -c 50000000 /dev/zero | tr '\\0' x; echo; echo end >&2")
+                .output_limit(1 << 16),
+        )
+        .unwrap();
+    assert!(out.exit.success(), "{out:?}");
+    assert_eq!(out.stdout.total(), 50_000_001);
+    assert_eq!(out.stdout.head.len() + out.stdout.tail.len(), 1 << 16);
+    assert_eq!(out.stdout.dropped, 50_000_001 - (1 << 16));
+    assert!(out.stdout.text().contains("bytes of output dropped here"));
+    assert_eq!(out.stderr.text(), "end\n");
+    // An endless flood ends at the timeout, output still bounded.
+    let out = t
+        .exec(&sh("yes").timeout(Duration::from_millis(500)))
+        .unwrap();
+    assert!(out.timed_out);
+    assert!(out.stdout.head.len() + out.stdout.tail.len() <= ExecRequest::new(["x"]).output_limit);
+    assert!(out.stdout.dropped > 0);
+}
+
+fn signal_death(root: &Path) {
+    let t = open(root);
+    let out = t.exec(&sh("kill -SEGV $$")).unwrap();
+    assert_eq!(out.exit, Exit::Signal(11), "{out:?}");
+    assert_eq!(out.exit.to_string(), "killed by signal 11 (SIGSEGV)");
+    // SIGPIPE is back to its default for programs (Rust ignores it).
+    let out = t.exec(&sh("yes | head -n 1; exit 0")).unwrap();
+    assert_eq!(out.stdout.text(), "y\n");
+}
+
+fn hermetic_network_and_mounts(root: &Path) {
+    let t = open(root);
+    let out = t
+        .exec(&sh(
+            "ls /sys/class/net; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; \
+             echo pid=$$; touch /sys/x 2>/dev/null || echo sys-ro; \
+             touch /tmp/x /dev/shm/x && echo tmp-rw; ls /dev | tr '\\n' ' '",
+        ))
+        .unwrap();
+    let text = out.stdout.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "lo", "{text}");
+    assert_eq!(lines[1], "lo", "{text}");
+    // The shell is the program; the init holds pid 1.
+    assert_eq!(lines[2], "pid=2", "{text}");
+    assert_eq!(lines[3], "sys-ro", "{text}");
+    assert_eq!(lines[4], "tmp-rw", "{text}");
+    for dev in ["null", "zero", "urandom", "shm", "pts", "fd"] {
+        assert!(
+            lines[5].split(' ').any(|d| d == dev),
+            "no /dev/{dev}: {text}"
+        );
+    }
+    // Nothing of the host is mounted in the sandbox.
+    let out = t
+        .exec(&sh("cat /proc/self/mountinfo; grep Cap /proc/self/status"))
+        .unwrap();
+    if std::env::var_os("SHOW").is_some() {
+        eprintln!("{}", out.stdout.text());
+    }
+    let host_root = root.display().to_string();
+    assert!(
+        !out.stdout.text().contains("/var/cache/nodecheck/debian"),
+        "{}",
+        out.stdout.text()
+    );
+    let _ = host_root;
+    // Capabilities are cut down: no mounting, no module loading.
+    let out = t
+        .exec(&sh("mount -t tmpfs none /mnt 2>&1; echo $?"))
+        .unwrap();
+    assert!(
+        !out.stdout.text().ends_with("\n0\n"),
+        "{}",
+        out.stdout.text()
+    );
+}
+
+fn files_stdin_env(root: &Path) {
+    let t = open(root);
+    let req = sh("cat a.txt; cat; echo \" $GREETING $PWD $HOME\"")
+        .file("a.txt", "hello ")
+        .stdin("from stdin")
+        .env("GREETING", "hi");
+    let out = t.exec(&req).unwrap();
+    assert_eq!(
+        out.stdout.text(),
+        "hello from stdin hi /tmp/nodecheck /root\n",
+        "{out:?}"
+    );
+    // nodecheck's own environment does not leak in.
+    let out = t
+        .exec(&sh("env | cut -d= -f1 | sort | tr '\\n' ' '"))
+        .unwrap();
+    assert_eq!(
+        out.stdout.text(),
+        "HOME LANG LOGNAME PATH PWD SHELL TERM USER ",
+        "{out:?}"
+    );
+}
+
+fn not_found_is_127(root: &Path) {
+    let t = open(root);
+    let out = t.exec(&ExecRequest::new(["no-such-program"])).unwrap();
+    assert_eq!(out.exit, Exit::Code(127));
+    assert!(
+        out.stderr
+            .text()
+            .contains("no-such-program: command not found"),
+        "{out:?}"
+    );
+}
+
+fn parallel_runs(root: &Path) {
+    let t = open(root);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let t = &t;
+                s.spawn(move || t.exec(&sh(&format!("echo {i}"))).unwrap())
+            })
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            assert_eq!(h.join().unwrap().stdout.text(), format!("{i}\n"));
+        }
+    });
+}
+
+fn live_runs_and_reaps() {
+    let t = RootFs::live().unwrap();
+    assert!(t.has(Need::Exec));
+    let out = t
+        .exec(&sh("cat f; (setsid sleep 987621 &); echo $PWD").file("f", "file "))
+        .unwrap();
+    let text = out.stdout.text();
+    assert!(text.starts_with("file /tmp/nodecheck-"), "{text}");
+    let dir = text.trim().trim_start_matches("file ").to_string();
+    assert!(!Path::new(&dir).exists(), "{dir} was left behind");
+    assert_eq!(out.isolation, "live");
+    assert_eq!(survivors("987621"), Vec::<String>::new());
+}
+
+fn live_timeout() {
+    let t = RootFs::live().unwrap();
+    let out = t
+        .exec(&sh("(setsid sleep 987631 &); sleep 987632").timeout(Duration::from_millis(300)))
+        .unwrap();
+    assert!(out.timed_out);
+    assert_eq!(survivors("98763"), Vec::<String>::new());
+}
+
+/// Where overlayfs is refused (or switched off), the image is bound
+/// read-only and the usual scratch directories get a tmpfs: compiling in
+/// /tmp still works, writing to the image fails, and nothing reaches it.
+fn without_overlay(root: &Path) {
+    // SAFETY: this test binary runs its cases one after the other, on the
+    // main thread, and no other thread reads the environment.
+    unsafe { std::env::set_var("NODECHECK_NO_OVERLAY", "1") };
+    let t = open(root);
+    let out = t
+        .exec(&sh(
+            "echo 'int main(void){return 0;}' > a.c && cc a.c -o a && ./a && echo built; \
+             touch /var/tmp/x $HOME/x && echo scratch-ok; touch /etc/x 2>&1 || echo etc-ro",
+        ))
+        .unwrap();
+    unsafe { std::env::remove_var("NODECHECK_NO_OVERLAY") };
+    assert!(out.isolation.starts_with("read-only bind"), "{out:?}");
+    let text = out.stdout.text();
+    assert!(text.contains("built\nscratch-ok\n"), "{out:?}");
+    assert!(
+        text.contains("Read-only file system") && text.ends_with("etc-ro\n"),
+        "{out:?}"
+    );
+    assert!(!root.join("etc/x").exists());
+}
