@@ -8,12 +8,12 @@ use nodecheck_core::matcher::Actual;
 use nodecheck_core::outcome::{Evaluation, PropertyResult};
 use nodecheck_core::profile::{Check, Diagnostic};
 use nodecheck_core::run::Context;
-use nodecheck_core::target::{FileType, Need, READ_LIMIT, Target, TargetKind};
+use nodecheck_core::target::{ExecRequest, FileType, Need, READ_LIMIT, Target, TargetKind};
 
 use crate::eval;
 use crate::kmod::index::Index;
 use crate::kmod::{self, Ready};
-use crate::live::gpu::{nvidia_driver_version, pci_gpus};
+use crate::live::gpu::{ProbeReport, nvidia_driver_version, pci_gpus};
 
 pub struct Gpu;
 
@@ -53,6 +53,14 @@ const KEYS: &[Key] = &[
         Ty::Matcher(Compare::Version),
         "Live: the loaded NVIDIA driver's version (`/proc/driver/nvidia/version`), e.g. \
          `{ ge = \"535\" }`; for `amd`, the amdgpu module's version when it reports one.",
+    )
+    .needs(Need::Live),
+    Key::new(
+        "init",
+        Ty::Bool,
+        "Live: the driver initialises. A child process (`nodecheck __gpu-probe`) loads \
+         `libcuda.so.1`, calls `cuInit(0)` and counts devices; it passes when at least one \
+         answers, and fails with the driver's own error or when it hangs past the timeout.",
     )
     .needs(Need::Live),
 ];
@@ -189,6 +197,7 @@ impl Kind for Gpu {
                     Some(m) => live_count(t, &check.subject, m),
                     None => continue,
                 },
+                ("init", _) => live_init(t, expected, check.timeout),
                 ("driver_version", _) => match check.matcher("driver_version") {
                     Some(m) => live_driver_version(t, vendor, m),
                     None => continue,
@@ -232,6 +241,57 @@ fn live_count(
         )
     };
     eval::matched("count", m, Actual::Int(usable as i64), shown)
+}
+
+/// `init`: cuInit in a child process, since loading the vendor's library
+/// runs its constructors, and a wedged GPU can hang the caller.
+fn live_init(
+    t: &dyn Target,
+    expected: bool,
+    timeout: Option<std::time::Duration>,
+) -> PropertyResult {
+    if !t.has(Need::Exec) {
+        return PropertyResult::skip("init", Need::Exec.skip_reason());
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p.to_string_lossy().into_owned(),
+        Err(e) => {
+            return PropertyResult::error("init", format!("cannot find nodecheck itself: {e}"));
+        }
+    };
+    let timeout = timeout.unwrap_or(std::time::Duration::from_secs(30));
+    let out = match t.exec(&ExecRequest::new([exe, "__gpu-probe".to_string()]).timeout(timeout)) {
+        Ok(o) => o,
+        Err(e) => return PropertyResult::error("init", format!("cannot run the GPU probe: {e}")),
+    };
+    if out.timed_out {
+        return eval::boolean(
+            "init",
+            expected,
+            false,
+            &format!(
+                "the CUDA driver did not initialise within {}",
+                out.describe_exit(timeout)
+            ),
+        );
+    }
+    let (ok, why) = match ProbeReport::parse(&out.stdout.text()) {
+        Ok(r) => match r.cuda {
+            Ok(c) if c.devices > 0 => (true, format!("cuInit: {} device(s)", c.devices)),
+            Ok(_) => (
+                false,
+                "cuInit succeeded but the driver sees no device".to_string(),
+            ),
+            Err(e) => (false, e),
+        },
+        Err(e) => {
+            return PropertyResult::error(
+                "init",
+                format!("{e} (probe {}: {})", out.exit, out.stderr.text().trim()),
+            );
+        }
+    };
+    eval::boolean("init", expected, ok, &why)
 }
 
 /// `driver_version`: what the loaded driver says it is.
