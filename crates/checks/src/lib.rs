@@ -6,6 +6,7 @@
 //! check on a rootfs cannot read the host.
 
 mod eval;
+pub mod elf;
 pub mod file;
 pub mod group;
 #[cfg(test)]
@@ -23,4 +24,5 @@ pub const KINDS: &[&dyn Kind] = &[
     &user::User,
     &group::Group,
     &users::Users,
+    &elf::Elf,
 ];

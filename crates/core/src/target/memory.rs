@@ -24,8 +24,8 @@ use std::io;
 use std::sync::OnceLock;
 
 use super::{
-    Accounts, DirEntry, FileType, Metadata, Need, READ_LIMIT, Target, TargetKind, WalkEntry,
-    WalkOptions,
+    Accounts, DirEntry, FileType, Memo, Metadata, Need, READ_LIMIT, Target, TargetKind,
+    WalkEntry, WalkOptions,
 };
 
 /// How many symlinks one resolution may follow, as the kernel's
@@ -66,6 +66,7 @@ pub struct MemoryTarget {
     needs: BTreeSet<NeedKey>,
     next_ino: u64,
     accounts: OnceLock<Accounts>,
+    memo: Memo,
 }
 
 /// `Need` is not `Ord`; keep the set ordered by a stable key.
@@ -99,6 +100,7 @@ impl MemoryTarget {
             needs: BTreeSet::new(),
             next_ino: 1,
             accounts: OnceLock::new(),
+            memo: Memo::default(),
         };
         t.put("/", Body::Dir, FileType::Directory, 0o755, 0, 0);
         t
@@ -188,6 +190,8 @@ impl MemoryTarget {
     }
 
     fn put(&mut self, path: &str, body: Body, file_type: FileType, mode: u32, uid: u32, gid: u32) {
+        // What checks remembered of the old tree no longer holds.
+        self.memo = Memo::default();
         let key = normalize(path);
         let mut dev = 1;
         if key != "/" {
@@ -405,6 +409,10 @@ impl Target for MemoryTarget {
                 self.read("/etc/group", READ_LIMIT),
             )
         })
+    }
+
+    fn memo(&self) -> Option<&Memo> {
+        Some(&self.memo)
     }
 }
 

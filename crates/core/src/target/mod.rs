@@ -11,9 +11,12 @@ mod memory;
 mod resolve;
 mod rootfs;
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -241,6 +244,130 @@ pub trait Target: Send + Sync {
     /// Users and groups of the target, from its own /etc/passwd and
     /// /etc/group, parsed once.
     fn accounts(&self) -> &Accounts;
+
+    /// Opens a regular file (symlinks followed inside the target) for
+    /// reads at chosen offsets, so a check can look at the few parts of a
+    /// large file it needs (ELF headers and tables) without reading it
+    /// whole. A directory, fifo, socket or device is an error.
+    ///
+    /// The default reads the file whole (up to [`READ_LIMIT`]) and serves
+    /// the pieces from memory.
+    fn open(&self, path: &str) -> io::Result<Box<dyn FileAt>> {
+        let metadata = self.metadata(path, true)?;
+        if metadata.file_type != FileType::File {
+            return Err(not_a_file(metadata.file_type));
+        }
+        let bytes = self.read(path, READ_LIMIT)?;
+        Ok(Box::new(BytesAt { metadata, bytes }))
+    }
+
+    /// The first bytes (up to `len`) of each of `names`, entries of the
+    /// directory `dir`, symlinks not followed: a cheap look at file
+    /// signatures (ELF or compression magic) across a whole tree, where
+    /// opening each file by its full path would cost most of the scan.
+    /// Pass names [`Target::read_dir`] lists as regular files; anything
+    /// else gives an error in its slot.
+    fn heads(&self, dir: &str, names: &[String], len: usize) -> Vec<io::Result<Vec<u8>>> {
+        names
+            .iter()
+            .map(|name| {
+                let path = join(dir, name);
+                let md = self.metadata(&path, false)?;
+                if md.file_type != FileType::File {
+                    return Err(not_a_file(md.file_type));
+                }
+                let file = self.open(&path)?;
+                let mut buf = vec![0; len];
+                let n = file.read_at(0, &mut buf)?;
+                buf.truncate(n);
+                Ok(buf)
+            })
+            .collect()
+    }
+
+    /// Memory that lives as long as the target, where checks keep what
+    /// they parsed (the ELF kinds keep every library they read, so a run
+    /// over a whole image reads each once). `None`: nothing is kept.
+    ///
+    /// A target is opened for one run; a target whose files change while
+    /// it is held would be answered from the memo, so open a fresh one to
+    /// check again.
+    fn memo(&self) -> Option<&Memo> {
+        None
+    }
+}
+
+/// A file of the target opened by [`Target::open`].
+pub trait FileAt: Send + Sync {
+    /// What `fstat` said when the file was opened.
+    fn metadata(&self) -> &Metadata;
+
+    /// Reads up to `buf.len()` bytes at `offset`; fewer (or 0) at the end
+    /// of the file.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+/// The error for opening something that is not a regular file.
+pub(crate) fn not_a_file(t: FileType) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("not a regular file but a {t}"))
+}
+
+/// A [`FileAt`] over bytes read whole.
+struct BytesAt {
+    metadata: Metadata,
+    bytes: Vec<u8>,
+}
+
+impl FileAt for BytesAt {
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len());
+        let n = buf.len().min(self.bytes.len() - start);
+        buf[..n].copy_from_slice(&self.bytes[start..start + n]);
+        Ok(n)
+    }
+}
+
+/// Per-target memory for checks: one value of each type, made on first
+/// use and shared by every check of the run (see [`Target::memo`]).
+///
+/// ```
+/// use nodecheck_core::target::Memo;
+/// #[derive(Default)]
+/// struct Seen(std::sync::Mutex<Vec<String>>);
+/// let memo = Memo::default();
+/// memo.get::<Seen>().0.lock().unwrap().push("libc.so.6".into());
+/// assert_eq!(memo.get::<Seen>().0.lock().unwrap().len(), 1);
+/// ```
+#[derive(Default)]
+pub struct Memo {
+    values: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl Memo {
+    /// The value of type `T`, made with `T::default()` the first time.
+    pub fn get<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
+        let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        let value = values
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        drop(values);
+        // The map holds a `T` under `TypeId::of::<T>()` and nothing else.
+        value.downcast::<T>().unwrap_or_else(|_| Arc::new(T::default()))
+    }
+}
+
+impl fmt::Debug for Memo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.values.lock().map_or(0, |v| v.len());
+        write!(f, "Memo({n} values)")
+    }
 }
 
 /// The default limit for reading a file whole (content matchers, config

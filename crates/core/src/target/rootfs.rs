@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
@@ -20,8 +20,8 @@ use walkdir::WalkDir;
 
 use super::resolve::{self, Resolver, lossy, path_flags};
 use super::{
-    Accounts, DirEntry, FileType, Metadata, Need, READ_LIMIT, Target, TargetKind, WalkEntry,
-    WalkOptions,
+    Accounts, DirEntry, FileAt, FileType, Memo, Metadata, Need, READ_LIMIT, Target, TargetKind,
+    WalkEntry, WalkOptions,
 };
 
 /// Why a target could not be opened (the CLI exits with 3).
@@ -61,6 +61,7 @@ pub struct RootFs {
     /// `Kernel` or `Userspace`, never `Auto` once opened.
     resolver: Resolver,
     accounts: OnceLock<Accounts>,
+    memo: Memo,
 }
 
 impl RootFs {
@@ -125,6 +126,7 @@ impl RootFs {
             kind,
             resolver,
             accounts: OnceLock::new(),
+            memo: Memo::default(),
         })
     }
 
@@ -355,6 +357,93 @@ impl Target for RootFs {
                 self.read("/etc/group", READ_LIMIT),
             )
         })
+    }
+
+    fn open(&self, path: &str) -> io::Result<Box<dyn FileAt>> {
+        let fd = self.open_fd(path, content_flags())?;
+        let metadata = metadata_of(&fstat(&fd)?);
+        if metadata.file_type != FileType::File {
+            return Err(super::not_a_file(metadata.file_type));
+        }
+        Ok(Box::new(OpenFile {
+            file: File::from(fd),
+            metadata,
+        }))
+    }
+
+    fn heads(&self, dir: &str, names: &[String], len: usize) -> Vec<io::Result<Vec<u8>>> {
+        // One resolution for the directory, then one-component opens
+        // relative to it: a name holds no `/` and the last (only)
+        // component is not followed, so nothing leaves the directory.
+        let dirfd = match self.open_fd(dir, content_flags() | OFlag::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(e) => {
+                return names
+                    .iter()
+                    .map(|_| Err(io::Error::new(e.kind(), e.to_string())))
+                    .collect();
+            }
+        };
+        let flags = content_flags() | OFlag::O_NOFOLLOW;
+        names
+            .iter()
+            .map(|name| {
+                if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{name:?} is not a directory entry name"),
+                    ));
+                }
+                let at = |flags| nix::fcntl::openat(&dirfd, name.as_str(), flags, Mode::empty());
+                let fd = match at(flags | OFlag::O_NOATIME) {
+                    Err(Errno::EPERM) => at(flags),
+                    other => other,
+                }?;
+                let file = File::from(fd);
+                let mut buf = vec![0; len];
+                let mut done = 0;
+                while done < len {
+                    match file.read_at(&mut buf[done..], done as u64) {
+                        Ok(0) => break,
+                        Ok(n) => done += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(done);
+                Ok(buf)
+            })
+            .collect()
+    }
+
+    fn memo(&self) -> Option<&Memo> {
+        Some(&self.memo)
+    }
+}
+
+/// A file opened by [`Target::open`]: reads with `pread`, so a file that
+/// shrinks or grows meanwhile gives short reads, never a fault.
+struct OpenFile {
+    file: File,
+    metadata: Metadata,
+}
+
+impl FileAt for OpenFile {
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], offset.saturating_add(done as u64)) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 }
 
