@@ -193,7 +193,10 @@ impl Kind for Elf {
             }
         }
         for dir in check.list("library_path").unwrap_or_default() {
-            if dir.split(':').any(|d| !d.starts_with('/') && !d.starts_with('$')) {
+            if dir
+                .split(':')
+                .any(|d| !d.starts_with('/') && !d.starts_with('$'))
+            {
                 out.push(eval::diagnostic(
                     check,
                     "library_path",
@@ -233,7 +236,12 @@ impl Kind for Elf {
         };
         let real = match t.canonicalize(path) {
             Ok(p) => p,
-            Err(e) => return errors(check, &format!("cannot resolve {path}: {}", eval::io_text(&e))),
+            Err(e) => {
+                return errors(
+                    check,
+                    &format!("cannot resolve {path}: {}", eval::io_text(&e)),
+                );
+            }
         };
         let scope = match md.file_type {
             FileType::Directory => {
@@ -241,12 +249,20 @@ impl Kind for Elf {
                 match scan::files(t, &real, recursive, &exclude) {
                     Ok((files, errors)) => Scope::Tree { files, errors },
                     Err(e) => {
-                        return errors(check, &format!("cannot walk {path}: {}", eval::io_text(&e)));
+                        return errors(
+                            check,
+                            &format!("cannot walk {path}: {}", eval::io_text(&e)),
+                        );
                     }
                 }
             }
             FileType::File => Scope::File(real.clone()),
-            other => return missing(check, &format!("{path} is a {other}, not a file or directory")),
+            other => {
+                return missing(
+                    check,
+                    &format!("{path} is a {other}, not a file or directory"),
+                );
+            }
         };
         let system = linker.system(t);
         let mut out = Evaluation::default();
@@ -256,7 +272,13 @@ impl Kind for Elf {
                 "{why}: the ld.so.conf directories were searched too"
             ));
         }
-        notes.extend(system.conf.errors.iter().map(|e| format!("ld.so.conf: {e}")));
+        notes.extend(
+            system
+                .conf
+                .errors
+                .iter()
+                .map(|e| format!("ld.so.conf: {e}")),
+        );
         match scope {
             Scope::File(file) => {
                 let outcome = scan::check(&linker, t, &file, setup);
@@ -276,13 +298,19 @@ impl Kind for Elf {
 
 enum Scope {
     File(String),
-    Tree { files: Vec<String>, errors: Vec<String> },
+    Tree {
+        files: Vec<String>,
+        errors: Vec<String>,
+    },
 }
 
 fn globs(check: &Check, key: &str) -> Result<GlobSet, String> {
     let mut b = GlobSetBuilder::new();
     for p in check.list(key).unwrap_or_default() {
-        b.add(Glob::new(p).map_err(|e| format!("`{key}`: {p:?} is not a valid glob: {}", e.kind()))?);
+        b.add(
+            Glob::new(p)
+                .map_err(|e| format!("`{key}`: {p:?} is not a valid glob: {}", e.kind()))?,
+        );
     }
     b.build().map_err(|e| e.to_string())
 }
@@ -300,7 +328,11 @@ fn missing(check: &Check, reason: &str) -> Evaluation {
     let mut props = eval::asserted(check, &[]);
     let mut out = Vec::new();
     if let Some(p) = props.next() {
-        out.push(PropertyResult::verdict(p.key, false, format!("{}: {reason}", p.key)));
+        out.push(PropertyResult::verdict(
+            p.key,
+            false,
+            format!("{}: {reason}", p.key),
+        ));
     }
     out.extend(props.map(|p| PropertyResult::skip(p.key, reason)));
     out.into()
@@ -354,7 +386,9 @@ fn single(
         Outcome::Loaded(load) => load,
     };
     for (key, expected) in properties(check) {
-        let found: Vec<String> = problems(&load, key, ignore).map(|p| p.to_string()).collect();
+        let found: Vec<String> = problems(&load, key, ignore)
+            .map(|p| p.to_string())
+            .collect();
         let ok = found.is_empty() == expected;
         let message = match (found.is_empty(), key) {
             (true, "resolves") if load.loaded.is_empty() => {
@@ -377,7 +411,11 @@ fn single(
         );
     }
     if !load.loaded.is_empty() {
-        section(&mut out.output, &format!("libraries of {file}"), &load.loaded);
+        section(
+            &mut out.output,
+            &format!("libraries of {file}"),
+            &load.loaded,
+        );
     }
 }
 
@@ -429,12 +467,14 @@ fn tree(
             let me = load.objects.first();
             let user = me.and_then(|me| users.get(me)).and_then(|ls| {
                 ls.iter().copied().find(|&g| {
-                    problems(&loads[g].1, key, ignore).all(|p| !p.through.iter().any(|id| Some(id) == me))
+                    problems(&loads[g].1, key, ignore)
+                        .all(|p| !p.through.iter().any(|id| Some(id) == me))
                 })
             });
             match user {
                 Some(g) => in_context.extend(
-                    problems(load, key, ignore).map(|p| format!("{p} [resolves where {} loads it]", loads[g].0)),
+                    problems(load, key, ignore)
+                        .map(|p| format!("{p} [resolves where {} loads it]", loads[g].0)),
                 ),
                 None => {
                     lines.extend(problems(load, key, ignore).map(|p| p.to_string()));
@@ -445,7 +485,10 @@ fn tree(
         let (what, fine) = if key == "resolves" {
             ("miss libraries", "find all their libraries")
         } else {
-            ("need versions their libraries lack", "find every version they need")
+            (
+                "need versions their libraries lack",
+                "find every version they need",
+            )
         };
         let n = bad_files.len();
         let r = if n > 0 {
@@ -486,7 +529,9 @@ fn tree(
         if !in_context.is_empty() {
             section(
                 &mut out.output,
-                &format!("{key}: libraries under {subject} that {what} when loaded alone, but not where their programs load them"),
+                &format!(
+                    "{key}: libraries under {subject} that {what} when loaded alone, but not where their programs load them"
+                ),
                 &in_context,
             );
         }

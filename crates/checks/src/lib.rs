@@ -5,10 +5,11 @@
 //! `disallowed-methods` in this crate's clippy.toml enforces it), so a
 //! check on a rootfs cannot read the host.
 
-mod eval;
 pub mod elf;
+mod eval;
 pub mod file;
 pub mod group;
+pub mod library;
 #[cfg(test)]
 mod testing;
 pub mod tree;
@@ -25,4 +26,10 @@ pub const KINDS: &[&dyn Kind] = &[
     &group::Group,
     &users::Users,
     &elf::Elf,
+    &library::Library,
 ];
+
+/// The child-process helpers of the kinds ([`nodecheck_core::helper`]): a
+/// binary calls `nodecheck_core::helper::dispatch(HELPERS)` first in `main`.
+pub const HELPERS: &[(&str, nodecheck_core::helper::Handler)] =
+    &[(library::DLOPEN, library::dlopen_helper)];

@@ -114,6 +114,10 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 }
 
 fn main() -> ExitCode {
+    // A child process of a check (dlopen of a library on a live node).
+    if let Some(code) = nodecheck_core::helper::dispatch(nodecheck_checks::HELPERS) {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => cmd_run(args),

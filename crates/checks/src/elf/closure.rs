@@ -133,9 +133,9 @@ pub fn load(
                 None
             }
             Resolution::Missing { other: false } => Some("interpreter not found".to_string()),
-            Resolution::Missing { other: true } => Some(format!(
-                "interpreter is not a {ident} object"
-            )),
+            Resolution::Missing { other: true } => {
+                Some(format!("interpreter is not a {ident} object"))
+            }
             Resolution::Broken { why, .. } => Some(format!("interpreter not loadable: {why}")),
         };
         if let Some(detail) = problem {
@@ -231,9 +231,9 @@ pub fn load(
                     continue;
                 }
                 Resolution::Missing { other: false } => "not found".to_string(),
-                Resolution::Missing { other: true } => format!(
-                    "not found; only a library for another class or machine than {ident}"
-                ),
+                Resolution::Missing { other: true } => {
+                    format!("not found; only a library for another class or machine than {ident}")
+                }
                 Resolution::Broken { path, why } => format!("not loadable: {path}: {why}"),
             };
             st.names.insert(name.clone(), Slot::Failed);

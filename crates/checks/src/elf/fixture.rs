@@ -146,7 +146,12 @@ pub fn build(s: &Spec) -> Vec<u8> {
         .iter()
         .map(|(f, vs)| {
             let f = intern(f, &mut strtab);
-            (f, vs.iter().map(|(v, w)| (intern(v, &mut strtab), *w)).collect())
+            (
+                f,
+                vs.iter()
+                    .map(|(v, w)| (intern(v, &mut strtab), *w))
+                    .collect(),
+            )
         })
         .collect();
     let verdef: Option<Vec<u32>> = s
@@ -173,7 +178,11 @@ pub fn build(s: &Spec) -> Vec<u8> {
         w.u16(vs.len() as u16);
         w.u32(*file);
         w.u32(16);
-        w.u32(if i + 1 == verneed.len() { 0 } else { 16 + 16 * vs.len() as u32 });
+        w.u32(if i + 1 == verneed.len() {
+            0
+        } else {
+            16 + 16 * vs.len() as u32
+        });
         for (j, (name, weak)) in vs.iter().enumerate() {
             w.u32(0);
             w.u16(if *weak { 2 } else { 0 });
@@ -310,4 +319,3 @@ pub fn ld_cache(entries: &[(&str, &str, i32, u64)]) -> Vec<u8> {
     b.extend_from_slice(&strings);
     b
 }
-

@@ -73,7 +73,11 @@ impl Bytes<'_> {
 
     fn u64(&self, at: usize) -> Result<u64, BadCache> {
         let (lo, hi) = (u64::from(self.u32(at)?), u64::from(self.u32(at + 4)?));
-        Ok(if self.big { lo << 32 | hi } else { hi << 32 | lo })
+        Ok(if self.big {
+            lo << 32 | hi
+        } else {
+            hi << 32 | lo
+        })
     }
 
     /// The NUL-terminated string at `base + off`.
@@ -108,7 +112,9 @@ impl LdCache {
             .filter(|&e| e <= b.len())
             .ok_or_else(|| bad(format!("{nlibs} entries do not fit in {} bytes", b.len())))?;
         let new_at = end.next_multiple_of(8);
-        if b.get(new_at..).is_some_and(|rest| rest.starts_with(NEW_MAGIC)) {
+        if b.get(new_at..)
+            .is_some_and(|rest| rest.starts_with(NEW_MAGIC))
+        {
             return parse_new(b, new_at);
         }
         let mut cache = LdCache::default();
@@ -117,7 +123,14 @@ impl LdCache {
             let flags = le.u32(at)? as i32;
             let key = le.string(end, le.u32(at + 4)?)?;
             let path = le.string(end, le.u32(at + 8)?)?;
-            cache.add(key, Entry { flags, path, hwcap: 0 });
+            cache.add(
+                key,
+                Entry {
+                    flags,
+                    path,
+                    hwcap: 0,
+                },
+            );
         }
         Ok(cache)
     }
@@ -224,10 +237,20 @@ mod tests {
     #[test]
     fn new_format_by_class_and_hwcap() {
         let b = crate::elf::fixture::ld_cache(&[
-            ("libz.so.1", "/usr/lib/glibc-hwcaps/x86-64-v3/libz.so.1", 0x303, HWCAP_EXTENSION | 1),
+            (
+                "libz.so.1",
+                "/usr/lib/glibc-hwcaps/x86-64-v3/libz.so.1",
+                0x303,
+                HWCAP_EXTENSION | 1,
+            ),
             ("libz.so.1", "/lib/x86_64-linux-gnu/libz.so.1", 0x303, 0),
             ("libz.so.1", "/lib/i386-linux-gnu/libz.so.1", 0x3, 0),
-            ("libfast.so", "/usr/lib/glibc-hwcaps/x86-64-v3/libfast.so", 0x303, HWCAP_EXTENSION),
+            (
+                "libfast.so",
+                "/usr/lib/glibc-hwcaps/x86-64-v3/libfast.so",
+                0x303,
+                HWCAP_EXTENSION,
+            ),
         ]);
         let c = LdCache::parse(&b).unwrap();
         assert_eq!(c.len(), 4);
@@ -263,7 +286,9 @@ mod tests {
         // (which wins).
         let mut compat = old[..28].to_vec();
         compat.resize(32, 0);
-        compat.extend_from_slice(&crate::elf::fixture::ld_cache(&[("libb", "/b/libb", 0x303, 0)]));
+        compat.extend_from_slice(&crate::elf::fixture::ld_cache(&[(
+            "libb", "/b/libb", 0x303, 0,
+        )]));
         let c = LdCache::parse(&compat).unwrap();
         assert_eq!(c.lookup("libb", X86_64).unwrap().path, "/b/libb");
         assert!(c.lookup("liba", X86_64).is_none());

@@ -42,7 +42,8 @@ impl LdConf {
             return;
         }
         if self.files.iter().any(|(f, _)| f == path) {
-            self.errors.push(format!("{path}: included twice (include cycle?)"));
+            self.errors
+                .push(format!("{path}: included twice (include cycle?)"));
             return;
         }
         let text = match t.read(path, READ_LIMIT) {
@@ -68,8 +69,9 @@ impl LdConf {
             match words.next() {
                 Some("include") => {
                     if depth >= MAX_DEPTH {
-                        self.errors
-                            .push(format!("{path}: includes nested more than {MAX_DEPTH} deep"));
+                        self.errors.push(format!(
+                            "{path}: includes nested more than {MAX_DEPTH} deep"
+                        ));
                         continue;
                     }
                     for pattern in words {
@@ -145,7 +147,10 @@ mod tests {
             .file("/etc/ld.so.conf.d/skip.txt", 0o644, 0, 0, "/nope\n")
             .file("/etc/ld.so.conf.d/.hidden.conf", 0o644, 0, 0, "/nope\n");
         let c = LdConf::read(&t);
-        assert_eq!(c.dirs, ["/usr/lib/a", "/usr/lib/x", "/usr/lib/b", "/opt/top/lib"]);
+        assert_eq!(
+            c.dirs,
+            ["/usr/lib/a", "/usr/lib/x", "/usr/lib/b", "/opt/top/lib"]
+        );
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         assert_eq!(c.files.len(), 4);
     }
@@ -153,8 +158,20 @@ mod tests {
     #[test]
     fn cycles_and_missing_files() {
         let t = MemoryTarget::new()
-            .file("/etc/ld.so.conf", 0o644, 0, 0, "include /etc/loop.conf\n/a\n")
-            .file("/etc/loop.conf", 0o644, 0, 0, "include /etc/ld.so.conf\ninclude /etc/none.conf\n/b\n");
+            .file(
+                "/etc/ld.so.conf",
+                0o644,
+                0,
+                0,
+                "include /etc/loop.conf\n/a\n",
+            )
+            .file(
+                "/etc/loop.conf",
+                0o644,
+                0,
+                0,
+                "include /etc/ld.so.conf\ninclude /etc/none.conf\n/b\n",
+            );
         let c = LdConf::read(&t);
         assert_eq!(c.dirs, ["/b", "/a"]);
         assert_eq!(c.errors.len(), 2, "{:?}", c.errors);

@@ -16,8 +16,8 @@ use std::fmt;
 
 use goblin::container::{Container, Ctx, Endian};
 use goblin::elf::dynamic::{
-    DF_1_NODEFLIB, DF_1_PIE, DT_FLAGS_1, DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ,
-    DT_STRTAB, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM, Dyn,
+    DF_1_NODEFLIB, DF_1_PIE, DT_FLAGS_1, DT_NEEDED, DT_NULL, DT_RPATH, DT_RUNPATH, DT_SONAME,
+    DT_STRSZ, DT_STRTAB, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM, Dyn,
 };
 use goblin::elf::header::{self, Header};
 use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD, ProgramHeader};
@@ -216,7 +216,11 @@ pub fn read(file: &dyn FileAt) -> Result<Option<Object>, Malformed> {
     Ok(Some(obj))
 }
 
-fn program_headers(r: &mut Reader<'_>, h: &Header, ctx: Ctx) -> Result<Vec<ProgramHeader>, Malformed> {
+fn program_headers(
+    r: &mut Reader<'_>,
+    h: &Header,
+    ctx: Ctx,
+) -> Result<Vec<ProgramHeader>, Malformed> {
     let entsize = ProgramHeader::size(ctx);
     if h.e_phnum == 0 {
         return Ok(Vec::new());
@@ -229,10 +233,15 @@ fn program_headers(r: &mut Reader<'_>, h: &Header, ctx: Ctx) -> Result<Vec<Progr
     }
     let count = usize::from(h.e_phnum).min(MAX_PHDRS);
     let bytes = r.bytes(h.e_phoff, count * entsize, "program headers")?;
-    ProgramHeader::parse(&bytes, 0, count, ctx).map_err(|e| bad(format!("bad program headers: {e}")))
+    ProgramHeader::parse(&bytes, 0, count, ctx)
+        .map_err(|e| bad(format!("bad program headers: {e}")))
 }
 
-fn dynamic_entries(r: &mut Reader<'_>, ph: &ProgramHeader, ctx: Ctx) -> Result<Vec<Dyn>, Malformed> {
+fn dynamic_entries(
+    r: &mut Reader<'_>,
+    ph: &ProgramHeader,
+    ctx: Ctx,
+) -> Result<Vec<Dyn>, Malformed> {
     let entsize = Dyn::size(ctx.container);
     let count = usize::try_from(ph.p_filesz / entsize as u64)
         .unwrap_or(usize::MAX)
@@ -284,7 +293,9 @@ fn read_dynamic(
             return Err(bad(format!("{what} but no DT_STRTAB")));
         };
         if index >= strsz.min(avail) {
-            return Err(bad(format!("{what}: string offset {index:#x} is outside DT_STRTAB")));
+            return Err(bad(format!(
+                "{what}: string offset {index:#x} is outside DT_STRTAB"
+            )));
         }
         r.cstr(off + index)
     };
@@ -397,7 +408,9 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// `first`: the bytes already read at offset 0.
     fn new(file: &'a dyn FileAt, size: u64, first: &[u8]) -> Result<Reader<'a>, Malformed> {
-        let want = usize::try_from(size).unwrap_or(HEAD).clamp(first.len(), HEAD);
+        let want = usize::try_from(size)
+            .unwrap_or(HEAD)
+            .clamp(first.len(), HEAD);
         let mut head = vec![0; want];
         head[..first.len()].copy_from_slice(first);
         let n = if want > first.len() {
@@ -439,7 +452,9 @@ impl<'a> Reader<'a> {
             .read_at(off, &mut buf)
             .map_err(|e| bad(format!("cannot read {what}: {e}")))?;
         if n < len {
-            return Err(bad(format!("{what}: the file ended early (it changed while read?)")));
+            return Err(bad(format!(
+                "{what}: the file ended early (it changed while read?)"
+            )));
         }
         Ok(Cow::Owned(buf))
     }
@@ -467,7 +482,9 @@ impl<'a> Reader<'a> {
                 .unwrap_or(usize::MAX)
                 .min(chunk);
             if len == 0 {
-                return Err(bad(format!("string at {off:#x} is past the end of the file")));
+                return Err(bad(format!(
+                    "string at {off:#x} is past the end of the file"
+                )));
             }
             self.spend(len)?;
             let mut buf = vec![0; len];

@@ -1,6 +1,6 @@
 use super::*;
 use crate::elf::fixture::{self, Spec};
-use nodecheck_core::target::{FileAt, Metadata, MemoryTarget, Target};
+use nodecheck_core::target::{FileAt, MemoryTarget, Metadata, Target};
 
 fn parse(bytes: &[u8]) -> Result<Option<Object>, Malformed> {
     let t = MemoryTarget::new().file("/f", 0o755, 0, 0, bytes);
@@ -21,7 +21,11 @@ fn reads_what_the_loader_reads() {
     assert_eq!(o.rpath.as_deref(), Some("/opt/old"));
     assert_eq!(o.verneed.len(), 1);
     assert_eq!(o.verneed[0].file, "libc.so.6");
-    let names: Vec<&str> = o.verneed[0].versions.iter().map(|v| v.name.as_str()).collect();
+    let names: Vec<&str> = o.verneed[0]
+        .versions
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
     assert_eq!(names, ["GLIBC_2.2.5", "GLIBC_2.34"]);
     assert!(o.verdef.is_none());
     assert!(o.dynamic && o.is_loadable());
@@ -33,7 +37,10 @@ fn reads_what_the_loader_reads() {
         .build();
     let o = parse(&lib).unwrap().unwrap();
     assert_eq!(o.soname.as_deref(), Some("libc.so.6"));
-    assert_eq!(o.verdef.as_deref().unwrap(), ["libc.so.6", "GLIBC_2.2.5", "GLIBC_2.34"]);
+    assert_eq!(
+        o.verdef.as_deref().unwrap(),
+        ["libc.so.6", "GLIBC_2.2.5", "GLIBC_2.34"]
+    );
     assert!(!o.ident.unwrap().is_64());
 }
 
@@ -69,7 +76,11 @@ fn bogus_fields_are_errors() {
     // e_phoff far past the end.
     let mut b = good.clone();
     b[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
-    assert!(parse(&b).unwrap_err().0.contains("past the end"), "{:?}", parse(&b));
+    assert!(
+        parse(&b).unwrap_err().0.contains("past the end"),
+        "{:?}",
+        parse(&b)
+    );
     // A wrong program header size.
     let mut b = good.clone();
     b[54] = 7;

@@ -79,9 +79,11 @@ fn visit(
                 match head {
                     Ok(h) if object::is_program(&h) => found.files.push(join(dir, name)),
                     Ok(_) => {}
-                    Err(e) => found
-                        .errors
-                        .push(format!("{}: {}", join(dir, name), crate::eval::io_text(&e))),
+                    Err(e) => found.errors.push(format!(
+                        "{}: {}",
+                        join(dir, name),
+                        crate::eval::io_text(&e)
+                    )),
                 }
             }
             found
@@ -101,7 +103,9 @@ fn visit(
             let path = join(dir, &e.name);
             match t.read_dir(&path) {
                 Ok(entries) => visit(t, &path, entries, recursive, exclude, &mut found),
-                Err(e) => found.errors.push(format!("{path}: {}", crate::eval::io_text(&e))),
+                Err(e) => found
+                    .errors
+                    .push(format!("{path}: {}", crate::eval::io_text(&e))),
             }
             found
         })

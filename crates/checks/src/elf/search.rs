@@ -75,9 +75,14 @@ pub enum Resolution {
     Found(Arc<Loaded>, Via),
     /// Nothing loadable. `other`: a file of another class or machine was
     /// found and skipped.
-    Missing { other: bool },
+    Missing {
+        other: bool,
+    },
     /// ld.so would stop at this file with an error.
-    Broken { path: String, why: String },
+    Broken {
+        path: String,
+        why: String,
+    },
 }
 
 /// The directories searched for the DT_NEEDED entries of one object.
@@ -222,7 +227,9 @@ impl Linker {
             Probe::Absent => return Resolution::Missing { other: false },
             Probe::NotElf => "invalid ELF header".to_string(),
             Probe::Malformed(m) => m,
-            Probe::Elf(l) if l.obj.ident != Some(want) => return Resolution::Missing { other: true },
+            Probe::Elf(l) if l.obj.ident != Some(want) => {
+                return Resolution::Missing { other: true };
+            }
             Probe::Elf(l) if !l.obj.is_loadable() => "not an executable or shared object".into(),
             Probe::Elf(l) => return Resolution::Found(l, Via::Path),
         };
@@ -270,7 +277,11 @@ pub fn verify(obj: &Object, want: Ident) -> Verdict {
         return Verdict::Skip;
     }
     if id.data != want.data {
-        let order = if want.data == ELFDATA2LSB { "little" } else { "big" };
+        let order = if want.data == ELFDATA2LSB {
+            "little"
+        } else {
+            "big"
+        };
         return Verdict::Error(format!("ELF file data encoding not {order}-endian"));
     }
     if id.machine != want.machine {
@@ -383,7 +394,10 @@ mod tests {
 
     fn layout() -> Layout {
         Layout {
-            dirs: vec!["/lib/x86_64-linux-gnu".into(), "/usr/lib/x86_64-linux-gnu".into()],
+            dirs: vec![
+                "/lib/x86_64-linux-gnu".into(),
+                "/usr/lib/x86_64-linux-gnu".into(),
+            ],
             lib: "lib/x86_64-linux-gnu".into(),
             platform: Some("x86_64"),
         }
@@ -404,7 +418,11 @@ mod tests {
     #[test]
     fn tokens_expand_like_ld_so() {
         assert_eq!(
-            dirs("$ORIGIN/../lib:${ORIGIN}/x/:/opt/$LIB:/p/$PLATFORM/${PLATFORM}", Some("/opt/app/bin"), false),
+            dirs(
+                "$ORIGIN/../lib:${ORIGIN}/x/:/opt/$LIB:/p/$PLATFORM/${PLATFORM}",
+                Some("/opt/app/bin"),
+                false
+            ),
             [
                 "/opt/app/bin/../lib",
                 "/opt/app/bin/x",
@@ -413,7 +431,10 @@ mod tests {
             ]
         );
         // Unknown tokens stay literally; `$ORIGINAL` is not `$ORIGIN`.
-        assert_eq!(dirs("/a/$HOME:/b/$ORIGINAL", Some("/o"), false), ["/a/$HOME", "/b/$ORIGINAL"]);
+        assert_eq!(
+            dirs("/a/$HOME:/b/$ORIGINAL", Some("/o"), false),
+            ["/a/$HOME", "/b/$ORIGINAL"]
+        );
         // Empty, relative and origin-less entries are dropped, duplicates too.
         assert_eq!(dirs("::lib:/x:/x/:$ORIGIN/y", None, false), ["/x"]);
         assert_eq!(dirs("/", None, false), ["/"]);
@@ -421,7 +442,10 @@ mod tests {
 
     #[test]
     fn secure_mode_keeps_origin_only_in_system_dirs() {
-        assert_eq!(dirs("$ORIGIN/../lib:/opt/lib", Some("/opt/bin"), true), ["/opt/lib"]);
+        assert_eq!(
+            dirs("$ORIGIN/../lib:/opt/lib", Some("/opt/bin"), true),
+            ["/opt/lib"]
+        );
         assert_eq!(
             dirs("$ORIGIN", Some("/usr/lib/x86_64-linux-gnu"), true),
             ["/usr/lib/x86_64-linux-gnu"]

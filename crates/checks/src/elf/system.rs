@@ -51,10 +51,7 @@ impl System {
                     let stale = stale(t, &conf);
                     (Some(cache), stale)
                 }
-                Err(e) => (
-                    None,
-                    Some(format!("/etc/ld.so.cache is unreadable ({e})")),
-                ),
+                Err(e) => (None, Some(format!("/etc/ld.so.cache is unreadable ({e})"))),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 (None, Some("/etc/ld.so.cache does not exist".to_string()))
@@ -122,7 +119,10 @@ impl Layout {
                     (_, true) => "lib64",
                     (_, false) => "lib",
                 };
-                (vec![format!("/{lib}"), format!("/usr/{lib}")], lib.to_string())
+                (
+                    vec![format!("/{lib}"), format!("/usr/{lib}")],
+                    lib.to_string(),
+                )
             }
         };
         Layout {

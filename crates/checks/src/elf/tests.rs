@@ -48,8 +48,20 @@ fn image() -> MemoryTarget {
                 .needs_versions("libc.so.6", &["GLIBC_2.2.5"])
                 .build(),
         )
-        .file("/usr/lib/libz.so.1", 0o644, 0, 0, lib("libz.so.1", &[]).bits32().build())
-        .file(&format!("{ml}/libz.so.1"), 0o644, 0, 0, lib("libz.so.1", &[]).build())
+        .file(
+            "/usr/lib/libz.so.1",
+            0o644,
+            0,
+            0,
+            lib("libz.so.1", &[]).bits32().build(),
+        )
+        .file(
+            &format!("{ml}/libz.so.1"),
+            0o644,
+            0,
+            0,
+            lib("libz.so.1", &[]).build(),
+        )
         .file(
             "/etc/ld.so.cache",
             0o644,
@@ -57,11 +69,28 @@ fn image() -> MemoryTarget {
             0,
             fixture::ld_cache(&[
                 ("libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6", 0x303, 0),
-                ("ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", 0x303, 0),
+                (
+                    "ld-linux-x86-64.so.2",
+                    "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                    0x303,
+                    0,
+                ),
             ]),
         )
-        .file("/etc/ld.so.conf", 0o644, 0, 0, "include /etc/ld.so.conf.d/*.conf\n")
-        .file("/etc/ld.so.conf.d/local.conf", 0o644, 0, 0, "/usr/local/lib\n")
+        .file(
+            "/etc/ld.so.conf",
+            0o644,
+            0,
+            0,
+            "include /etc/ld.so.conf.d/*.conf\n",
+        )
+        .file(
+            "/etc/ld.so.conf.d/local.conf",
+            0o644,
+            0,
+            0,
+            "/usr/local/lib\n",
+        )
 }
 
 fn put(t: MemoryTarget, path: &str, spec: Spec) -> MemoryTarget {
@@ -78,33 +107,74 @@ fn resolves(t: &MemoryTarget, path: &str) -> (nodecheck_core::outcome::Status, S
 
 #[test]
 fn a_program_finds_its_libraries_through_cache_and_default_dirs() {
-    let t = put(image(), "/usr/bin/tool", exe(&["libm.so.6", "libz.so.1", "libc.so.6"]));
-    let e = elf(&t, "/usr/bin/tool", vec![("resolves", b(true)), ("symbol_versions", b(true))]);
+    let t = put(
+        image(),
+        "/usr/bin/tool",
+        exe(&["libm.so.6", "libz.so.1", "libc.so.6"]),
+    );
+    let e = elf(
+        &t,
+        "/usr/bin/tool",
+        vec![("resolves", b(true)), ("symbol_versions", b(true))],
+    );
     assert_eq!(
         results(&e),
         [
-            ("resolves".into(), Pass, "resolves: /usr/bin/tool finds all 4 libraries it needs".into()),
-            ("symbol_versions".into(), Pass, "symbol_versions: every version /usr/bin/tool needs is defined".into()),
+            (
+                "resolves".into(),
+                Pass,
+                "resolves: /usr/bin/tool finds all 4 libraries it needs".into()
+            ),
+            (
+                "symbol_versions".into(),
+                Pass,
+                "symbol_versions: every version /usr/bin/tool needs is defined".into()
+            ),
         ]
     );
     // The 32-bit libz in /usr/lib is not even looked at: the multiarch
     // directory comes first. The output lists what was loaded from where.
-    assert!(e.output.contains("libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (default path)"), "{}", e.output);
-    assert!(e.output.contains("libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (ld.so.cache)"), "{}", e.output);
-    assert!(e.output.contains("/lib64/ld-linux-x86-64.so.2 (interpreter)"));
+    assert!(
+        e.output
+            .contains("libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (default path)"),
+        "{}",
+        e.output
+    );
+    assert!(
+        e.output
+            .contains("libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (ld.so.cache)"),
+        "{}",
+        e.output
+    );
+    assert!(
+        e.output
+            .contains("/lib64/ld-linux-x86-64.so.2 (interpreter)")
+    );
 }
 
 #[test]
 fn a_missing_library_is_reported_with_its_chain() {
-    let t = put(image(), "/usr/lib/x86_64-linux-gnu/libmpi.so.40", lib("libmpi.so.40", &["libopen-pal.so.40"]));
-    let t = put(t, "/usr/lib/x86_64-linux-gnu/libopen-pal.so.40", lib("libopen-pal.so.40", &["libhwloc.so.15", "libc.so.6"]));
+    let t = put(
+        image(),
+        "/usr/lib/x86_64-linux-gnu/libmpi.so.40",
+        lib("libmpi.so.40", &["libopen-pal.so.40"]),
+    );
+    let t = put(
+        t,
+        "/usr/lib/x86_64-linux-gnu/libopen-pal.so.40",
+        lib("libopen-pal.so.40", &["libhwloc.so.15", "libc.so.6"]),
+    );
     let t = put(t, "/usr/bin/mpirun", exe(&["libmpi.so.40", "libc.so.6"]));
     assert_eq!(
         resolves(&t, "/usr/bin/mpirun"),
         (Fail, "resolves: /usr/bin/mpirun -> libmpi.so.40 -> libopen-pal.so.40 -> libhwloc.so.15 (not found)".into())
     );
     // `ignore` takes it out.
-    let e = elf(&t, "/usr/bin/mpirun", vec![("resolves", b(true)), ("ignore", list(&["libhwloc.so.*"]))]);
+    let e = elf(
+        &t,
+        "/usr/bin/mpirun",
+        vec![("resolves", b(true)), ("ignore", list(&["libhwloc.so.*"]))],
+    );
     assert_eq!(result(&e, "resolves").0, Pass);
     // `resolves = false` asserts the opposite.
     let e = elf(&t, "/usr/bin/mpirun", vec![("resolves", b(false))]);
@@ -114,28 +184,71 @@ fn a_missing_library_is_reported_with_its_chain() {
 #[test]
 fn spack_style_origin_runpath() {
     let root = "/opt/spack/app";
-    let t = put(image(), &format!("{root}/lib/libapp.so.1"), lib("libapp.so.1", &["libhelper.so", "libc.so.6"]));
-    let t = put(t, &format!("{root}/lib/libhelper.so"), lib("libhelper.so", &["libc.so.6"]));
+    let t = put(
+        image(),
+        &format!("{root}/lib/libapp.so.1"),
+        lib("libapp.so.1", &["libhelper.so", "libc.so.6"]),
+    );
+    let t = put(
+        t,
+        &format!("{root}/lib/libhelper.so"),
+        lib("libhelper.so", &["libc.so.6"]),
+    );
     // The program needs both (Spack links everything it needs), so
     // libhelper is found through the program's RUNPATH, and libapp's need
     // for it (libapp has no RUNPATH of its own) is met by the loaded copy.
-    let t = put(t, &format!("{root}/bin/app"), exe(&["libhelper.so", "libapp.so.1", "libc.so.6"]).runpath("$ORIGIN/../lib"));
+    let t = put(
+        t,
+        &format!("{root}/bin/app"),
+        exe(&["libhelper.so", "libapp.so.1", "libc.so.6"]).runpath("$ORIGIN/../lib"),
+    );
     assert_eq!(resolves(&t, &format!("{root}/bin/app")).0, Pass);
     let e = elf(&t, &format!("{root}/bin/app"), vec![("resolves", b(true))]);
-    assert!(e.output.contains("libapp.so.1 => /opt/spack/app/bin/../lib/libapp.so.1 (RUNPATH)"), "{}", e.output);
+    assert!(
+        e.output
+            .contains("libapp.so.1 => /opt/spack/app/bin/../lib/libapp.so.1 (RUNPATH)"),
+        "{}",
+        e.output
+    );
     // RUNPATH is not inherited: libapp alone does not find libhelper.
-    let t2 = put(t, &format!("{root}/bin/app2"), exe(&["libapp.so.1"]).runpath("$ORIGIN/../lib"));
+    let t2 = put(
+        t,
+        &format!("{root}/bin/app2"),
+        exe(&["libapp.so.1"]).runpath("$ORIGIN/../lib"),
+    );
     assert_eq!(
         resolves(&t2, &format!("{root}/bin/app2")),
-        (Fail, "resolves: /opt/spack/app/bin/app2 -> libapp.so.1 -> libhelper.so (not found)".into())
+        (
+            Fail,
+            "resolves: /opt/spack/app/bin/app2 -> libapp.so.1 -> libhelper.so (not found)".into()
+        )
     );
     // A symlink to the program: $ORIGIN is the program's real directory.
     let t3 = image().symlink("/usr/bin/app", "/opt/spack/app/bin/app");
-    let t3 = put(t3, &format!("{root}/lib/libhelper.so"), lib("libhelper.so", &[]));
-    let t3 = put(t3, &format!("{root}/lib/libapp.so.1"), lib("libapp.so.1", &[]));
-    let t3 = put(t3, &format!("{root}/bin/app"), exe(&["libhelper.so", "libapp.so.1"]).runpath("$ORIGIN/../lib"));
+    let t3 = put(
+        t3,
+        &format!("{root}/lib/libhelper.so"),
+        lib("libhelper.so", &[]),
+    );
+    let t3 = put(
+        t3,
+        &format!("{root}/lib/libapp.so.1"),
+        lib("libapp.so.1", &[]),
+    );
+    let t3 = put(
+        t3,
+        &format!("{root}/bin/app"),
+        exe(&["libhelper.so", "libapp.so.1"]).runpath("$ORIGIN/../lib"),
+    );
     let e = elf(&t3, "/usr/bin/app", vec![("resolves", b(true))]);
-    assert_eq!(result(&e, "resolves"), (Pass, "resolves: /usr/bin/app (= /opt/spack/app/bin/app) finds all 3 libraries it needs".into()));
+    assert_eq!(
+        result(&e, "resolves"),
+        (
+            Pass,
+            "resolves: /usr/bin/app (= /opt/spack/app/bin/app) finds all 3 libraries it needs"
+                .into()
+        )
+    );
 }
 
 #[test]
@@ -143,16 +256,36 @@ fn rpath_is_inherited_and_ignored_beside_runpath() {
     let t = put(image(), "/opt/a/lib/liba.so", lib("liba.so", &["libb.so"]));
     let t = put(t, "/opt/b/lib/libb.so", lib("libb.so", &[]));
     // The program's RPATH serves its libraries too.
-    let t = put(t, "/opt/a/bin/x", exe(&["liba.so"]).rpath("/opt/a/lib:/opt/b/lib"));
+    let t = put(
+        t,
+        "/opt/a/bin/x",
+        exe(&["liba.so"]).rpath("/opt/a/lib:/opt/b/lib"),
+    );
     assert_eq!(resolves(&t, "/opt/a/bin/x").0, Pass);
     // With a RUNPATH the RPATH is ignored, and RUNPATH is not inherited.
-    let t = put(t, "/opt/a/bin/y", exe(&["liba.so"]).rpath("/opt/a/lib:/opt/b/lib").runpath("/opt/a/lib"));
+    let t = put(
+        t,
+        "/opt/a/bin/y",
+        exe(&["liba.so"])
+            .rpath("/opt/a/lib:/opt/b/lib")
+            .runpath("/opt/a/lib"),
+    );
     assert_eq!(
         resolves(&t, "/opt/a/bin/y"),
-        (Fail, "resolves: /opt/a/bin/y -> liba.so -> libb.so (not found)".into())
+        (
+            Fail,
+            "resolves: /opt/a/bin/y -> liba.so -> libb.so (not found)".into()
+        )
     );
     // library_path is searched for every object.
-    let e = elf(&t, "/opt/a/bin/y", vec![("resolves", b(true)), ("library_path", list(&["/opt/b/lib"]))]);
+    let e = elf(
+        &t,
+        "/opt/a/bin/y",
+        vec![
+            ("resolves", b(true)),
+            ("library_path", list(&["/opt/b/lib"])),
+        ],
+    );
     assert_eq!(result(&e, "resolves").0, Pass, "{}", e.output);
 }
 
@@ -163,20 +296,38 @@ fn nodeflib_skips_cache_and_default_dirs() {
     let t = put(image(), "/usr/bin/strict", s);
     assert_eq!(
         resolves(&t, "/usr/bin/strict"),
-        (Fail, "resolves: /usr/bin/strict -> libc.so.6 (not found)".into())
+        (
+            Fail,
+            "resolves: /usr/bin/strict -> libc.so.6 (not found)".into()
+        )
     );
 }
 
 #[test]
 fn wrong_class_is_skipped_and_bad_files_stop_the_search() {
     // Only a 32-bit libonly32 exists: skipped, so missing, and said so.
-    let t = image().file("/usr/lib/libonly32.so", 0o644, 0, 0, lib("libonly32.so", &[]).bits32().build());
+    let t = image().file(
+        "/usr/lib/libonly32.so",
+        0o644,
+        0,
+        0,
+        lib("libonly32.so", &[]).bits32().build(),
+    );
     let t = put(t, "/usr/bin/p", exe(&["libonly32.so"]));
     let (st, msg) = resolves(&t, "/usr/bin/p");
     assert_eq!(st, Fail);
-    assert!(msg.contains("only a library for another class or machine than 64-bit X86_64"), "{msg}");
+    assert!(
+        msg.contains("only a library for another class or machine than 64-bit X86_64"),
+        "{msg}"
+    );
     // A text file where the library should be: ld.so stops with an error.
-    let t = image().file("/usr/lib/x86_64-linux-gnu/libtext.so", 0o644, 0, 0, "INPUT(-lfoo)\n");
+    let t = image().file(
+        "/usr/lib/x86_64-linux-gnu/libtext.so",
+        0o644,
+        0,
+        0,
+        "INPUT(-lfoo)\n",
+    );
     let t = put(t, "/usr/bin/q", exe(&["libtext.so"]));
     assert_eq!(
         resolves(&t, "/usr/bin/q"),
@@ -184,11 +335,20 @@ fn wrong_class_is_skipped_and_bad_files_stop_the_search() {
     );
     // A truncated library too.
     let bytes = lib("libcut.so", &[]).build();
-    let t = image().file("/usr/lib/x86_64-linux-gnu/libcut.so", 0o644, 0, 0, &bytes[..40]);
+    let t = image().file(
+        "/usr/lib/x86_64-linux-gnu/libcut.so",
+        0o644,
+        0,
+        0,
+        &bytes[..40],
+    );
     let t = put(t, "/usr/bin/r", exe(&["libcut.so"]));
     let (st, msg) = resolves(&t, "/usr/bin/r");
     assert_eq!(st, Fail);
-    assert!(msg.contains("not loadable") && msg.contains("truncated"), "{msg}");
+    assert!(
+        msg.contains("not loadable") && msg.contains("truncated"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -198,14 +358,25 @@ fn a_missing_interpreter_fails() {
     let t = put(image(), "/usr/bin/musl", s);
     assert_eq!(
         resolves(&t, "/usr/bin/musl"),
-        (Fail, "resolves: /usr/bin/musl -> /lib/ld-musl-x86_64.so.1 (interpreter not found)".into())
+        (
+            Fail,
+            "resolves: /usr/bin/musl -> /lib/ld-musl-x86_64.so.1 (interpreter not found)".into()
+        )
     );
 }
 
 #[test]
 fn symbol_versions_need_a_definition() {
-    let t = put(image(), "/usr/bin/new", exe(&["libc.so.6", "libm.so.6"]).needs_versions("libc.so.6", &["GLIBC_2.34", "GLIBC_2.99"]));
-    let e = elf(&t, "/usr/bin/new", vec![("resolves", b(true)), ("symbol_versions", b(true))]);
+    let t = put(
+        image(),
+        "/usr/bin/new",
+        exe(&["libc.so.6", "libm.so.6"]).needs_versions("libc.so.6", &["GLIBC_2.34", "GLIBC_2.99"]),
+    );
+    let e = elf(
+        &t,
+        "/usr/bin/new",
+        vec![("resolves", b(true)), ("symbol_versions", b(true))],
+    );
     assert_eq!(result(&e, "resolves").0, Pass);
     assert_eq!(
         result(&e, "symbol_versions"),
@@ -213,7 +384,8 @@ fn symbol_versions_need_a_definition() {
     );
     // Weak needs, and libraries without version definitions, pass.
     let mut s = exe(&["libc.so.6", "libz.so.1"]).needs_versions("libz.so.1", &["ZLIB_9"]);
-    s.verneed.push(("libc.so.6".into(), vec![("GLIBC_2.99".into(), true)]));
+    s.verneed
+        .push(("libc.so.6".into(), vec![("GLIBC_2.99".into(), true)]));
     let t = put(image(), "/usr/bin/weak", s);
     let e = elf(&t, "/usr/bin/weak", vec![("symbol_versions", b(true))]);
     assert_eq!(result(&e, "symbol_versions").0, Pass, "{}", e.output);
@@ -221,15 +393,33 @@ fn symbol_versions_need_a_definition() {
 
 #[test]
 fn cycles_terminate() {
-    let t = put(image(), "/usr/lib/x86_64-linux-gnu/liba.so", lib("liba.so", &["libb.so", "liba.so"]));
-    let t = put(t, "/usr/lib/x86_64-linux-gnu/libb.so", lib("libb.so", &["liba.so", "libc.so.6"]));
+    let t = put(
+        image(),
+        "/usr/lib/x86_64-linux-gnu/liba.so",
+        lib("liba.so", &["libb.so", "liba.so"]),
+    );
+    let t = put(
+        t,
+        "/usr/lib/x86_64-linux-gnu/libb.so",
+        lib("libb.so", &["liba.so", "libc.so.6"]),
+    );
     let t = put(t, "/usr/bin/cyc", exe(&["liba.so"]));
-    assert_eq!(resolves(&t, "/usr/bin/cyc"), (Pass, "resolves: /usr/bin/cyc finds all 4 libraries it needs".into()));
+    assert_eq!(
+        resolves(&t, "/usr/bin/cyc"),
+        (
+            Pass,
+            "resolves: /usr/bin/cyc finds all 4 libraries it needs".into()
+        )
+    );
 }
 
 #[test]
 fn without_a_cache_the_conf_dirs_are_searched() {
-    let t = put(image(), "/usr/local/lib/liblocal.so.1", lib("liblocal.so.1", &[]));
+    let t = put(
+        image(),
+        "/usr/local/lib/liblocal.so.1",
+        lib("liblocal.so.1", &[]),
+    );
     let t = put(t, "/usr/bin/loc", exe(&["liblocal.so.1"]));
     // With a (current) cache that lacks it, ld.so does not find it.
     assert_eq!(resolves(&t, "/usr/bin/loc").0, Fail);
@@ -237,15 +427,28 @@ fn without_a_cache_the_conf_dirs_are_searched() {
     let t = t.file("/etc/ld.so.cache", 0o644, 0, 0, "garbage");
     let e = elf(&t, "/usr/bin/loc", vec![("resolves", b(true))]);
     assert_eq!(result(&e, "resolves").0, Pass);
-    assert!(e.output.contains("/etc/ld.so.cache is unreadable"), "{}", e.output);
-    assert!(e.output.contains("liblocal.so.1 => /usr/local/lib/liblocal.so.1 (ld.so.conf)"), "{}", e.output);
+    assert!(
+        e.output.contains("/etc/ld.so.cache is unreadable"),
+        "{}",
+        e.output
+    );
+    assert!(
+        e.output
+            .contains("liblocal.so.1 => /usr/local/lib/liblocal.so.1 (ld.so.conf)"),
+        "{}",
+        e.output
+    );
 }
 
 #[test]
 fn a_tree_reports_every_broken_file() {
     let mut t = image();
     for i in 0..12 {
-        t = put(t, &format!("/opt/app/bin/tool{i:02}"), exe(&["libgone.so.1", "libc.so.6"]));
+        t = put(
+            t,
+            &format!("/opt/app/bin/tool{i:02}"),
+            exe(&["libgone.so.1", "libc.so.6"]),
+        );
     }
     let t = put(t, "/opt/app/bin/ok", exe(&["libc.so.6"]));
     let t = t.file("/opt/app/bin/script", 0o755, 0, 0, "#!/bin/sh\n");
@@ -254,7 +457,15 @@ fn a_tree_reports_every_broken_file() {
         b[16] = 1;
         b
     });
-    let e = elf(&t, "/opt", vec![("resolves", b(true)), ("recursive", b(true)), ("symbol_versions", b(true))]);
+    let e = elf(
+        &t,
+        "/opt",
+        vec![
+            ("resolves", b(true)),
+            ("recursive", b(true)),
+            ("symbol_versions", b(true)),
+        ],
+    );
     let (st, msg) = result(&e, "resolves");
     assert_eq!(st, Fail);
     assert!(
@@ -263,28 +474,70 @@ fn a_tree_reports_every_broken_file() {
     );
     assert!(msg.ends_with(" and 2 more"), "{msg}");
     assert_eq!(
-        e.output.lines().filter(|l| l.contains("libgone.so.1 (not found)")).count(),
+        e.output
+            .lines()
+            .filter(|l| l.contains("libgone.so.1 (not found)"))
+            .count(),
         12
     );
     assert_eq!(result(&e, "symbol_versions").0, Pass);
     // Not recursive: /opt holds no file itself.
     let e = elf(&t, "/opt", vec![("resolves", b(true))]);
-    assert_eq!(result(&e, "resolves"), (Pass, "resolves: all 0 ELF files under /opt find all their libraries".into()));
+    assert_eq!(
+        result(&e, "resolves"),
+        (
+            Pass,
+            "resolves: all 0 ELF files under /opt find all their libraries".into()
+        )
+    );
     // exclude
-    let e = elf(&t, "/opt", vec![("resolves", b(true)), ("recursive", b(true)), ("exclude", list(&["*/tool*"]))]);
-    assert_eq!(result(&e, "resolves"), (Pass, "resolves: all 1 ELF files under /opt find all their libraries".into()));
+    let e = elf(
+        &t,
+        "/opt",
+        vec![
+            ("resolves", b(true)),
+            ("recursive", b(true)),
+            ("exclude", list(&["*/tool*"])),
+        ],
+    );
+    assert_eq!(
+        result(&e, "resolves"),
+        (
+            Pass,
+            "resolves: all 1 ELF files under /opt find all their libraries".into()
+        )
+    );
 }
 
 #[test]
 fn a_private_library_is_fine_where_its_program_loads_it() {
     let d = "/usr/lib/x86_64-linux-gnu/systemd";
-    let t = put(image(), &format!("{d}/libcore.so"), lib("libcore.so", &["libshared.so"]));
-    let t = put(t, &format!("{d}/libshared.so"), lib("libshared.so", &["libc.so.6"]));
-    let t = put(t, "/usr/lib/systemd/systemd", exe(&["libshared.so", "libcore.so"]).runpath(d));
-    let e = elf(&t, "/usr/lib", vec![("resolves", b(true)), ("recursive", b(true))]);
+    let t = put(
+        image(),
+        &format!("{d}/libcore.so"),
+        lib("libcore.so", &["libshared.so"]),
+    );
+    let t = put(
+        t,
+        &format!("{d}/libshared.so"),
+        lib("libshared.so", &["libc.so.6"]),
+    );
+    let t = put(
+        t,
+        "/usr/lib/systemd/systemd",
+        exe(&["libshared.so", "libcore.so"]).runpath(d),
+    );
+    let e = elf(
+        &t,
+        "/usr/lib",
+        vec![("resolves", b(true)), ("recursive", b(true))],
+    );
     let (st, msg) = result(&e, "resolves");
     assert_eq!(st, Pass, "{msg}\n{}", e.output);
-    assert!(msg.contains("(1 only where their programs load them"), "{msg}");
+    assert!(
+        msg.contains("(1 only where their programs load them"),
+        "{msg}"
+    );
     assert!(e.output.contains("libcore.so -> libshared.so (not found) [resolves where /usr/lib/systemd/systemd loads it]"), "{}", e.output);
     // Checked alone it fails.
     assert_eq!(resolves(&t, &format!("{d}/libcore.so")).0, Fail);
@@ -293,17 +546,38 @@ fn a_private_library_is_fine_where_its_program_loads_it() {
 #[test]
 fn paths_that_are_not_elf_programs() {
     let t = image().file("/usr/bin/script", 0o755, 0, 0, "#!/bin/sh\n");
-    let e = elf(&t, "/usr/bin/script", vec![("resolves", b(true)), ("symbol_versions", b(true))]);
+    let e = elf(
+        &t,
+        "/usr/bin/script",
+        vec![("resolves", b(true)), ("symbol_versions", b(true))],
+    );
     assert_eq!(
         results(&e),
         [
-            ("resolves".into(), Fail, "resolves: /usr/bin/script is not an ELF file".into()),
-            ("symbol_versions".into(), Skip, "/usr/bin/script is not an ELF file".into()),
+            (
+                "resolves".into(),
+                Fail,
+                "resolves: /usr/bin/script is not an ELF file".into()
+            ),
+            (
+                "symbol_versions".into(),
+                Skip,
+                "/usr/bin/script is not an ELF file".into()
+            ),
         ]
     );
     let e = elf(&t, "/usr/bin/none", vec![("resolves", b(true))]);
-    assert_eq!(result(&e, "resolves"), (Fail, "resolves: /usr/bin/none does not exist".into()));
-    let t = image().file("/usr/bin/bad", 0o755, 0, 0, b"\x7fELF\x02\x01\x01garbage".as_slice());
+    assert_eq!(
+        result(&e, "resolves"),
+        (Fail, "resolves: /usr/bin/none does not exist".into())
+    );
+    let t = image().file(
+        "/usr/bin/bad",
+        0o755,
+        0,
+        0,
+        b"\x7fELF\x02\x01\x01garbage".as_slice(),
+    );
     let e = elf(&t, "/usr/bin/bad", vec![("resolves", b(true))]);
     assert_eq!(result(&e, "resolves").0, Error);
     // In a tree, a broken file is an error only when nothing else fails.
@@ -321,15 +595,37 @@ fn static_programs_need_nothing() {
     // Turn PT_DYNAMIC (the second program header) into PT_NULL.
     b[64 + 56] = 0;
     let t = image().file("/usr/bin/static", 0o755, 0, 0, b);
-    assert_eq!(resolves(&t, "/usr/bin/static"), (Pass, "resolves: /usr/bin/static needs no library".into()));
+    assert_eq!(
+        resolves(&t, "/usr/bin/static"),
+        (Pass, "resolves: /usr/bin/static needs no library".into())
+    );
 }
 
 #[test]
 fn setuid_programs_ignore_library_path_and_untrusted_origin() {
     let t = put(image(), "/opt/x/lib/libx.so", lib("libx.so", &[]));
-    let t = t.file("/opt/x/bin/su", 0o4755, 0, 0, exe(&["libx.so"]).runpath("$ORIGIN/../lib").build());
-    assert_eq!(resolves(&t, "/opt/x/bin/su"), (Fail, "resolves: /opt/x/bin/su -> libx.so (not found)".into()));
-    let e = elf(&t, "/opt/x/bin/su", vec![("resolves", b(true)), ("library_path", list(&["/opt/x/lib"]))]);
+    let t = t.file(
+        "/opt/x/bin/su",
+        0o4755,
+        0,
+        0,
+        exe(&["libx.so"]).runpath("$ORIGIN/../lib").build(),
+    );
+    assert_eq!(
+        resolves(&t, "/opt/x/bin/su"),
+        (
+            Fail,
+            "resolves: /opt/x/bin/su -> libx.so (not found)".into()
+        )
+    );
+    let e = elf(
+        &t,
+        "/opt/x/bin/su",
+        vec![
+            ("resolves", b(true)),
+            ("library_path", list(&["/opt/x/lib"])),
+        ],
+    );
     assert_eq!(result(&e, "resolves").0, Fail);
 }
 
@@ -338,7 +634,11 @@ fn validation() {
     let c = check(
         &Elf,
         "/usr",
-        vec![("resolves", b(true)), ("ignore", list(&["lib[x"])), ("library_path", list(&["rel/lib"]))],
+        vec![
+            ("resolves", b(true)),
+            ("ignore", list(&["lib[x"])),
+            ("library_path", list(&["rel/lib"])),
+        ],
     );
     assert_eq!(
         messages(&Elf.validate(&c)),

@@ -22,7 +22,6 @@ const PLANNED: &[&str] = &[
     "package",
     "config",
     "yum_repo",
-    "library",
     "command",
     "compiler",
     "mpi",

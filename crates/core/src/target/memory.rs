@@ -24,8 +24,8 @@ use std::io;
 use std::sync::OnceLock;
 
 use super::{
-    Accounts, DirEntry, FileType, Memo, Metadata, Need, READ_LIMIT, Target, TargetKind,
-    WalkEntry, WalkOptions,
+    Accounts, DirEntry, FileType, Memo, Metadata, Need, READ_LIMIT, Target, TargetKind, WalkEntry,
+    WalkOptions,
 };
 
 /// How many symlinks one resolution may follow, as the kernel's

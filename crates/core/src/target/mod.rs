@@ -309,7 +309,10 @@ pub trait FileAt: Send + Sync {
 
 /// The error for opening something that is not a regular file.
 pub(crate) fn not_a_file(t: FileType) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, format!("not a regular file but a {t}"))
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("not a regular file but a {t}"),
+    )
 }
 
 /// A [`FileAt`] over bytes read whole.
@@ -359,7 +362,9 @@ impl Memo {
             .clone();
         drop(values);
         // The map holds a `T` under `TypeId::of::<T>()` and nothing else.
-        value.downcast::<T>().unwrap_or_else(|_| Arc::new(T::default()))
+        value
+            .downcast::<T>()
+            .unwrap_or_else(|_| Arc::new(T::default()))
     }
 }
 
