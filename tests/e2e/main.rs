@@ -3,5 +3,6 @@
 
 mod base;
 mod cli;
+mod elf;
 mod escape;
 mod util;

@@ -281,7 +281,7 @@ impl Kind for Elf {
         );
         match scope {
             Scope::File(file) => {
-                let outcome = scan::check(&linker, t, &file, setup);
+                let outcome = scan::check(&linker, t, &file, path, setup);
                 single(check, path, &file, outcome, &ignore, &mut out);
             }
             Scope::Tree { files, errors } => {
@@ -464,11 +464,18 @@ fn tree(
             if names.is_empty() {
                 continue;
             }
+            // Another load that holds this file and in which nothing it
+            // needs, directly or not, failed.
             let me = load.objects.first();
+            let versions = key != "resolves";
             let user = me.and_then(|me| users.get(me)).and_then(|ls| {
                 ls.iter().copied().find(|&g| {
-                    problems(&loads[g].1, key, ignore)
-                        .all(|p| !p.through.iter().any(|id| Some(id) == me))
+                    let other = &loads[g].1;
+                    other
+                        .objects
+                        .iter()
+                        .position(|id| Some(id) == me)
+                        .is_some_and(|i| other.whole_from(i, versions))
                 })
             });
             match user {

@@ -197,7 +197,7 @@ fn statically(t: &dyn Target, name: &str, keys: &[(&'static str, bool)], out: &m
             return;
         }
     };
-    let load = match closure::load(&linker, t, lib.clone(), Setup::default()) {
+    let load = match closure::load(&linker, t, lib.clone(), &lib.path, Setup::default()) {
         Ok(l) => l,
         Err(e) => return all_error(out, &e),
     };

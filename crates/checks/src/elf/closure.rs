@@ -24,8 +24,6 @@ pub struct Problem {
     pub chain: Vec<String>,
     /// `not found`, `version GLIBC_2.99 not defined by /lib/…/libc.so.6`.
     pub detail: String,
-    /// The files of the chain but its last name (`(st_dev, st_ino)`).
-    pub through: Vec<(u64, u64)>,
 }
 
 impl Problem {
@@ -50,8 +48,40 @@ pub struct Load {
     pub versions: Vec<Problem>,
     /// `name => path (via)` for each object loaded besides the program.
     pub loaded: Vec<String>,
-    /// Every file loaded, the program first.
+    /// Every file loaded (`(st_dev, st_ino)`), the program first.
     pub objects: Vec<(u64, u64)>,
+    /// Per object (same order): the objects its DT_NEEDED entries
+    /// resolved to.
+    pub deps: Vec<Vec<usize>>,
+    /// Per object: one of its own DT_NEEDED entries failed.
+    pub lacks_library: Vec<bool>,
+    /// Per object: one of its own version needs failed.
+    pub lacks_version: Vec<bool>,
+}
+
+impl Load {
+    /// Whether the object at `i` loads whole here: nothing it needs,
+    /// directly or through its dependencies, failed (for `versions`: no
+    /// needed version is missing).
+    pub fn whole_from(&self, i: usize, versions: bool) -> bool {
+        let lacks = if versions {
+            &self.lacks_version
+        } else {
+            &self.lacks_library
+        };
+        let mut seen = vec![false; self.objects.len()];
+        let mut todo = vec![i];
+        while let Some(k) = todo.pop() {
+            if std::mem::replace(&mut seen[k], true) {
+                continue;
+            }
+            if lacks[k] {
+                return false;
+            }
+            todo.extend(self.deps[k].iter().copied().filter(|&d| !seen[d]));
+        }
+        true
+    }
 }
 
 /// How the load is set up.
@@ -75,6 +105,10 @@ struct State {
     nodes: Vec<Node>,
     names: HashMap<String, Slot>,
     ids: HashMap<(u64, u64), usize>,
+    /// Per node: the nodes its needs resolved to.
+    deps: Vec<Vec<usize>>,
+    /// Per node: one of its needs failed.
+    lacks: Vec<bool>,
 }
 
 impl State {
@@ -91,6 +125,8 @@ impl State {
         }
         self.ids.insert(node.loaded.id, i);
         self.nodes.push(node);
+        self.deps.push(Vec::new());
+        self.lacks.push(false);
     }
 }
 
@@ -102,11 +138,13 @@ enum Slot {
 }
 
 /// Loads `main` (already opened; its path is the one `$ORIGIN` comes
-/// from) and everything it needs.
+/// from) and everything it needs. `program` is how chains name it (the
+/// path as the profile wrote it, which may be a symlink).
 pub fn load(
     linker: &Linker,
     t: &dyn Target,
     main: Arc<Loaded>,
+    program: &str,
     setup: Setup<'_>,
 ) -> Result<Load, String> {
     let Some(ident) = main.obj.ident else {
@@ -117,7 +155,7 @@ pub fn load(
     let mut out = Load::default();
     let mut st = State::default();
     st.add(Node {
-        name: main.path.clone(),
+        name: program.to_string(),
         loaded: main.clone(),
         loader: None,
     });
@@ -139,10 +177,10 @@ pub fn load(
             Resolution::Broken { why, .. } => Some(format!("interpreter not loadable: {why}")),
         };
         if let Some(detail) = problem {
+            st.lacks[0] = true;
             out.missing.push(Problem {
-                chain: vec![main.path.clone(), interp.clone()],
+                chain: vec![program.to_string(), interp.clone()],
                 detail,
-                through: vec![main.id],
             });
         }
     }
@@ -198,8 +236,17 @@ pub fn load(
             defaults: !obj.nodeflib,
         };
         for name in &obj.needed {
-            if st.names.contains_key(name) {
-                continue;
+            match st.names.get(name) {
+                Some(Slot::Node(k)) => {
+                    let k = *k;
+                    st.deps[i].push(k);
+                    continue;
+                }
+                Some(Slot::Failed) => {
+                    st.lacks[i] = true;
+                    continue;
+                }
+                None => {}
             }
             let r = if name.contains('/') {
                 match e.one(name) {
@@ -213,6 +260,7 @@ pub fn load(
                 Resolution::Found(l, via) => {
                     if let Some(&k) = st.ids.get(&l.id) {
                         st.names.insert(name.clone(), Slot::Node(k));
+                        st.deps[i].push(k);
                         continue;
                     }
                     if st.nodes.len() >= MAX_OBJECTS {
@@ -223,11 +271,13 @@ pub fn load(
                     }
                     out.loaded
                         .push(format!("{name} => {} ({})", l.path, via.as_str()));
+                    let k = st.nodes.len();
                     st.add(Node {
                         name: name.clone(),
                         loaded: l,
                         loader: Some(i),
                     });
+                    st.deps[i].push(k);
                     continue;
                 }
                 Resolution::Missing { other: false } => "not found".to_string(),
@@ -237,18 +287,18 @@ pub fn load(
                 Resolution::Broken { path, why } => format!("not loadable: {path}: {why}"),
             };
             st.names.insert(name.clone(), Slot::Failed);
-            let (mut chain, through) = chain(&st.nodes, i);
+            st.lacks[i] = true;
+            let mut chain = chain(&st.nodes, i);
             chain.push(name.clone());
-            out.missing.push(Problem {
-                chain,
-                detail,
-                through,
-            });
+            out.missing.push(Problem { chain, detail });
         }
         i += 1;
     }
+    out.lacks_version = vec![false; st.nodes.len()];
     check_versions(&st.nodes, &st.names, &mut out);
     out.objects = st.nodes.iter().map(|n| n.loaded.id).collect();
+    out.deps = st.deps;
+    out.lacks_library = st.lacks;
     Ok(out)
 }
 
@@ -275,12 +325,12 @@ fn check_versions(nodes: &[Node], names: &HashMap<String, Slot>, out: &mut Load)
             if lacking.is_empty() {
                 continue;
             }
-            let (mut chain, through) = chain(nodes, i);
+            out.lacks_version[i] = true;
+            let mut chain = chain(nodes, i);
             chain.push(need.file.clone());
             let s = if lacking.len() == 1 { "" } else { "s" };
             out.versions.push(Problem {
                 chain,
-                through,
                 detail: format!(
                     "version{s} {} not defined by {}",
                     lacking.join(", "),
@@ -291,19 +341,16 @@ fn check_versions(nodes: &[Node], names: &HashMap<String, Slot>, out: &mut Load)
     }
 }
 
-/// The names from the program down to node `i`, and their files.
-fn chain(nodes: &[Node], i: usize) -> (Vec<String>, Vec<(u64, u64)>) {
+/// The names from the program down to node `i`.
+fn chain(nodes: &[Node], i: usize) -> Vec<String> {
     let mut names = Vec::new();
-    let mut ids = Vec::new();
     let mut at = Some(i);
     while let Some(k) = at {
         names.push(nodes[k].name.clone());
-        ids.push(nodes[k].loaded.id);
         at = nodes[k].loader;
     }
     names.reverse();
-    ids.reverse();
-    (names, ids)
+    names
 }
 
 /// The directory part of an absolute path (`/` for `/x`).

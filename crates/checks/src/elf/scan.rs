@@ -126,12 +126,19 @@ pub fn check_all(
     files
         .par_iter()
         .with_min_len(8)
-        .map(|f| check(linker, t, f, setup))
+        .map(|f| check(linker, t, f, f, setup))
         .collect()
 }
 
-/// Loads one file as a program, the way ldd does.
-pub fn check(linker: &Linker, t: &dyn Target, path: &str, setup: Setup<'_>) -> Outcome {
+/// Loads one file as a program, the way ldd does. `path` is canonical;
+/// `program` names it in chains.
+pub fn check(
+    linker: &Linker,
+    t: &dyn Target,
+    path: &str,
+    program: &str,
+    setup: Setup<'_>,
+) -> Outcome {
     let main = match linker.load(t, path) {
         Err(e) => return Outcome::Error(format!("{path}: {}", crate::eval::io_text(&e))),
         Ok(Probe::Absent | Probe::NotElf) => return Outcome::Skipped("not an ELF file"),
@@ -144,7 +151,7 @@ pub fn check(linker: &Linker, t: &dyn Target, path: &str, setup: Setup<'_>) -> O
     if !main.obj.dynamic && main.obj.interp.is_none() {
         return Outcome::Static;
     }
-    match closure::load(linker, t, Arc::<Loaded>::clone(&main), setup) {
+    match closure::load(linker, t, Arc::<Loaded>::clone(&main), program, setup) {
         Ok(load) => Outcome::Loaded(load),
         Err(e) => Outcome::Error(e),
     }

@@ -648,3 +648,34 @@ fn validation() {
         ]
     );
 }
+
+#[test]
+fn a_library_is_not_excused_by_a_program_that_fails_elsewhere_first() {
+    // The program loads libfirst (which needs the missing libgone first)
+    // and then libmpi, which needs libgone too: the program's chain goes
+    // through libfirst, but libmpi is broken there as well.
+    let ml = "/usr/lib/x86_64-linux-gnu";
+    let t = put(
+        image(),
+        &format!("{ml}/libfirst.so"),
+        lib("libfirst.so", &["libgone.so"]),
+    );
+    let t = put(
+        t,
+        &format!("{ml}/libmpi.so"),
+        lib("libmpi.so", &["libgone.so"]),
+    );
+    let t = put(t, "/usr/bin/prog", exe(&["libfirst.so", "libmpi.so"]));
+    let e = elf(
+        &t,
+        "/usr",
+        vec![("resolves", b(true)), ("recursive", b(true))],
+    );
+    let (st, msg) = result(&e, "resolves");
+    assert_eq!(st, Fail);
+    assert!(
+        msg.contains(&format!("{ml}/libmpi.so (libgone.so)")),
+        "{msg}"
+    );
+    assert!(!e.output.contains("resolves where"), "{}", e.output);
+}
