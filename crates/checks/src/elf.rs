@@ -120,6 +120,11 @@ a directory the message names the first files and says how many there are;
 every chain goes into the check's output (JUnit system-out). Each file is
 checked as its own program, as `ldd FILE` does, and files that are not ELF
 executables or shared objects (scripts, data, kernel modules) are skipped.
+In a directory, a library that misses something when loaded alone but
+loads whole where a program of the same tree loads it (a private library
+found through its program's RUNPATH, like systemd's libsystemd-core) does
+not fail the check: it is listed in the output with the program that
+loads it.
 A file that cannot be read or is not valid ELF makes the property an
 *error* when nothing else is wrong. Every library is read once per run
 however many files need it, and only the few kilobytes the loader looks

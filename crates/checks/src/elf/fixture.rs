@@ -117,7 +117,7 @@ impl W {
         }
     }
     fn align(&mut self, n: usize) {
-        while self.b.len() % n != 0 {
+        while !self.b.len().is_multiple_of(n) {
             self.b.push(0);
         }
     }

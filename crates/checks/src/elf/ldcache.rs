@@ -151,8 +151,13 @@ impl LdCache {
             .or_else(|| all.iter().find(fits))
     }
 
+    /// The number of entries.
     pub fn len(&self) -> usize {
         self.entries.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 

@@ -155,12 +155,16 @@ pub fn is_program(head: &[u8]) -> bool {
 /// (`ET_REL` kernel modules, cores) is returned with only its header read.
 pub fn read(file: &dyn FileAt) -> Result<Option<Object>, Malformed> {
     let size = file.metadata().size;
-    let mut first = [0u8; header::header64::SIZEOF_EHDR];
-    let n = file
-        .read_at(0, &mut first)
-        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    // One read for the header, the program headers and, in most files,
+    // the strings and version tables.
+    let mut r = Reader::new(file, size)?;
+    let first = &r.head[..r.head.len().min(header::header64::SIZEOF_EHDR)];
+    let n = first.len();
     if n < header::SELFMAG || first[..header::SELFMAG] != header::ELFMAG[..] {
         return Ok(None);
+    }
+    if n < header::SIZEOF_IDENT {
+        return Err(bad(format!("truncated ELF header ({n} bytes)")));
     }
     let class = first[header::EI_CLASS];
     let container = match class {
@@ -181,7 +185,7 @@ pub fn read(file: &dyn FileAt) -> Result<Option<Object>, Malformed> {
     if n < ehsize {
         return Err(bad(format!("truncated ELF header ({n} bytes)")));
     }
-    let h: Header = first[..n]
+    let h: Header = first
         .pread_with(0, endian)
         .map_err(|e| bad(format!("bad ELF header: {e}")))?;
     let mut obj = Object {
@@ -198,7 +202,6 @@ pub fn read(file: &dyn FileAt) -> Result<Option<Object>, Malformed> {
         return Ok(Some(obj));
     }
     let ctx = Ctx::new(container, endian);
-    let mut r = Reader::new(file, size, &first[..n])?;
     let phdrs = program_headers(&mut r, &h, ctx)?;
     for ph in &phdrs {
         if ph.p_type == PT_INTERP {
@@ -406,20 +409,14 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// `first`: the bytes already read at offset 0.
-    fn new(file: &'a dyn FileAt, size: u64, first: &[u8]) -> Result<Reader<'a>, Malformed> {
-        let want = usize::try_from(size)
-            .unwrap_or(HEAD)
-            .clamp(first.len(), HEAD);
+    fn new(file: &'a dyn FileAt, size: u64) -> Result<Reader<'a>, Malformed> {
+        // At least a header's worth, even if the size said less (a file
+        // that grew); at most HEAD.
+        let want = usize::try_from(size).unwrap_or(HEAD).clamp(64, HEAD);
         let mut head = vec![0; want];
-        head[..first.len()].copy_from_slice(first);
-        let n = if want > first.len() {
-            file.read_at(first.len() as u64, &mut head[first.len()..])
-                .map_err(|e| bad(format!("cannot read: {e}")))?
-        } else {
-            0
-        };
-        let n = first.len() + n;
+        let n = file
+            .read_at(0, &mut head)
+            .map_err(|e| bad(format!("cannot read: {e}")))?;
         head.truncate(n);
         Ok(Reader {
             file,

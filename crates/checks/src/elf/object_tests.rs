@@ -63,7 +63,7 @@ fn every_truncation_is_an_error_or_a_skip_never_a_panic() {
         .build();
     for cut in 0..full.len() {
         let r = parse(&full[..cut]);
-        if cut >= 4 && cut < 64 {
+        if (4..64).contains(&cut) {
             assert!(r.is_err(), "cut at {cut}: {r:?}");
         }
     }
