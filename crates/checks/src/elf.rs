@@ -133,7 +133,8 @@ at are read from each file.
 Not emulated: glibc-hwcaps and legacy platform subdirectories (a library
 found only there would not load on every CPU, so it counts as missing),
 relative RPATH entries (relative to the working directory, unknown
-offline), and LD_PRELOAD.
+offline, so they are left out), and LD_PRELOAD. A DT_NEEDED entry holding
+a `/` is opened as a path, a relative one from `/`.
 
 ## Example
 

@@ -679,3 +679,83 @@ fn a_library_is_not_excused_by_a_program_that_fails_elsewhere_first() {
     );
     assert!(!e.output.contains("resolves where"), "{}", e.output);
 }
+
+#[test]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "builds a rootfs fixture on disk to test mtimes"
+)]
+fn a_stale_cache_falls_back_to_the_conf_dirs() {
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    let w = |p: &str, b: &[u8]| {
+        let p = r.join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b).unwrap();
+    };
+    let ml = "/usr/lib/x86_64-linux-gnu";
+    w(&format!("{ml}/libc.so.6"), &lib("libc.so.6", &[]).build());
+    w(
+        "/lib64/ld-linux-x86-64.so.2",
+        &lib("ld-linux-x86-64.so.2", &[]).build(),
+    );
+    w(
+        "/usr/bin/tool",
+        &exe(&["liblocal.so.1", "libc.so.6"]).build(),
+    );
+    w("/etc/ld.so.conf", b"/opt/local/lib\n");
+    w(
+        "/etc/ld.so.cache",
+        &fixture::ld_cache(&[("libc.so.6", &format!("{ml}/libc.so.6"), 0x303, 0)]),
+    );
+    w(
+        "/opt/local/lib/liblocal.so.1",
+        &lib("liblocal.so.1", &[]).build(),
+    );
+    let set = |p: &str, t: SystemTime| {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(r.join(p.trim_start_matches('/')))
+            .unwrap();
+        f.set_modified(t).unwrap();
+    };
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    // The cache is newer than everything: liblocal was never cached, and
+    // ld.so does not look in /opt/local/lib.
+    set("/etc/ld.so.cache", SystemTime::now());
+    set("/etc/ld.so.conf", old);
+    let t = nodecheck_core::target::RootFs::open(r).unwrap();
+    let e = run(
+        &check(&Elf, "/usr/bin/tool", vec![("resolves", b(true))]),
+        &t,
+    );
+    assert_eq!(
+        result(&e, "resolves"),
+        (
+            Fail,
+            "resolves: /usr/bin/tool -> liblocal.so.1 (not found)".into()
+        )
+    );
+    // ld.so.conf changed after ldconfig ran: its directories count.
+    set(
+        "/etc/ld.so.conf",
+        SystemTime::now() + Duration::from_secs(60),
+    );
+    let t = nodecheck_core::target::RootFs::open(r).unwrap();
+    let e = run(
+        &check(&Elf, "/usr/bin/tool", vec![("resolves", b(true))]),
+        &t,
+    );
+    assert_eq!(result(&e, "resolves").0, Pass, "{}", e.output);
+    assert!(
+        e.output
+            .contains("/etc/ld.so.cache is older than /etc/ld.so.conf (ldconfig was not run)"),
+        "{}",
+        e.output
+    );
+    assert!(
+        e.output
+            .contains("liblocal.so.1 => /opt/local/lib/liblocal.so.1 (ld.so.conf)")
+    );
+}
