@@ -15,7 +15,7 @@
 # All are wall-clock times of the whole command, page cache warm, release
 # build; ratios are the peer's time over nodecheck's. Two references for
 # the part only nodecheck does: scanelf -R (how the peers' list is found)
-# and find | head (walking /usr and reading the first bytes of each file).
+# and find + head (walking /usr and reading the first bytes of each file).
 #
 #   benches/elf.sh [ROOTFS]      (default: $NODECHECK_TEST_ROOTFS)
 #
@@ -99,7 +99,7 @@ benches=(
   "nodecheck|$bin run $work/usr.toml --target $root --no-color|30"
   "libtree (chroot)|chroot $copy /tmp/nodecheck-libtree.sh|30"
   "scanelf -R (finding the files)|$work/scanelf.sh|10"
-  "find | head -c 18 (walk + sniff)|$work/sniff.sh|10"
+  "find + head -c 18 (walk + sniff)|$work/sniff.sh|10"
   "ldd loop (chroot)|chroot $copy /tmp/nodecheck-ldd.sh|3"
   "lddtree -R|$work/lddtree.sh|3"
 )
@@ -130,7 +130,7 @@ cat <<'NOTE'
 
 nodecheck's time includes finding the ELF files (walking /usr and reading
 the first bytes of each of its ~21,000 files, which alone costs what the
-find | head line shows); the peers are handed the list. nodecheck also
+find + head line shows); the peers are handed the list. nodecheck also
 parses the image's ld.so.cache, follows RPATH/RUNPATH/$ORIGIN inside the
 root and checks every symbol version; libtree does neither of the last two
 and runs in a chroot.

@@ -15,10 +15,24 @@ fuzz_target!(|data: &[u8]| {
         .file("/lib64/ld-linux-x86-64.so.2", 0o755, 0, 0, data)
         .symlink("/usr/lib/x86_64-linux-gnu/libfoo.so.1", "libc.so.6")
         .file("/etc/ld.so.cache", 0o644, 0, 0, data)
-        .file("/etc/ld.so.conf", 0o644, 0, 0, "include /etc/ld.so.conf\n/usr/lib\n");
+        .file(
+            "/etc/ld.so.conf",
+            0o644,
+            0,
+            0,
+            "include /etc/ld.so.conf\n/usr/lib\n",
+        );
     let linker = Linker::default();
     if let Ok(Probe::Elf(main)) = linker.load(&t, "/usr/bin/prog") {
         let dirs = ["$ORIGIN/../lib:$LIB:$PLATFORM".to_string()];
-        let _ = closure::load(&linker, &t, main, "/usr/bin/prog", Setup { library_path: &dirs });
+        let _ = closure::load(
+            &linker,
+            &t,
+            main,
+            "/usr/bin/prog",
+            Setup {
+                library_path: &dirs,
+            },
+        );
     }
 });

@@ -8,7 +8,11 @@ use nodecheck_checks::elf::object::Ident;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(cache) = LdCache::parse(data) {
-        let id = Ident { class: 2, data: 1, machine: 62 };
+        let id = Ident {
+            class: 2,
+            data: 1,
+            machine: 62,
+        };
         for key in cache.entries.keys().take(8) {
             let _ = cache.lookup(key, id);
         }
