@@ -759,3 +759,70 @@ fn a_stale_cache_falls_back_to_the_conf_dirs() {
             .contains("liblocal.so.1 => /opt/local/lib/liblocal.so.1 (ld.so.conf)")
     );
 }
+
+#[test]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a sparse multi-gigabyte file can only be made on disk"
+)]
+fn a_huge_file_costs_only_what_the_loader_reads() {
+    // An 8 GiB sparse "library" whose dynamic section claims a 4 GiB
+    // string table at its end: reading it stays within the reader's
+    // budget (a few kilobytes here), and the program needing it is told
+    // what is wrong with it.
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    let libdir = r.join("usr/lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(&libdir).unwrap();
+    let mut spec = lib("libhuge.so", &[]);
+    spec.needed = vec!["libx.so".into()];
+    let mut bytes = spec.build();
+    // Point DT_STRTAB past 4 GiB: outside the PT_LOAD, so an error.
+    let strtab_tag = bytes
+        .chunks_exact(8)
+        .rposition(|w| u64::from_le_bytes(w.try_into().unwrap()) == 5)
+        .unwrap();
+    let at = (strtab_tag + 1) * 8;
+    bytes[at..at + 8].copy_from_slice(&(5u64 << 30).to_le_bytes());
+    let f = std::fs::File::create(libdir.join("libhuge.so")).unwrap();
+    std::io::Write::write_all(&mut &f, &bytes).unwrap();
+    f.set_len(8 << 30).unwrap();
+    std::fs::write(
+        r.join("usr/lib/x86_64-linux-gnu/libc.so.6"),
+        lib("libc.so.6", &[]).build(),
+    )
+    .unwrap();
+    std::fs::create_dir_all(r.join("usr/bin")).unwrap();
+    std::fs::write(
+        r.join("usr/bin/p"),
+        Spec {
+            interp: None,
+            ..exe(&["libhuge.so"])
+        }
+        .build(),
+    )
+    .unwrap();
+    let t = nodecheck_core::target::RootFs::open(r).unwrap();
+    let e = run(&check(&Elf, "/usr/bin/p", vec![("resolves", b(true))]), &t);
+    let (st, msg) = result(&e, "resolves");
+    assert_eq!(st, Fail, "{msg}");
+    assert!(
+        msg.contains("libhuge.so (not loadable: /usr/lib/x86_64-linux-gnu/libhuge.so: DT_STRTAB"),
+        "{msg}"
+    );
+    // Checked itself, it is an error naming the file.
+    let e = run(
+        &check(
+            &Elf,
+            "/usr/lib/x86_64-linux-gnu",
+            vec![("resolves", b(true))],
+        ),
+        &t,
+    );
+    let (st, msg) = result(&e, "resolves");
+    assert_eq!(st, Error, "{msg}");
+    assert!(
+        msg.contains("/usr/lib/x86_64-linux-gnu/libhuge.so: DT_STRTAB"),
+        "{msg}"
+    );
+}
