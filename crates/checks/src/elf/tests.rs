@@ -4,6 +4,7 @@ use super::fixture::{self, Spec, exe, lib};
 use super::*;
 use crate::testing::*;
 use nodecheck_core::outcome::Status::{Error, Fail, Pass, Skip};
+use nodecheck_core::profile::Value;
 use nodecheck_core::target::MemoryTarget;
 
 const LIBC_VERSIONS: &[&str] = &["libc.so.6", "GLIBC_2.2.5", "GLIBC_2.34"];
