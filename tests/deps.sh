@@ -7,7 +7,9 @@ packages=(
   build-essential ca-certificates curl git pkg-config
   debootstrap      # builds the reference rootfs the end-to-end tests use
   libxml2-utils    # xmllint validates JUnit reports against the XSD
-  pax-utils        # lddtree, a peer the ELF benchmark compares with
+  pax-utils        # lddtree, a peer the ELF benchmark and tests compare with
+  python3-pyelftools  # what lddtree (a Python script) needs to run
+  libtree          # another peer of the ELF benchmark
   hyperfine        # benchmarks
   rpm              # rpmbuild and rpm --root: a real RPM database for the package kind
   systemd          # systemctl --root: the reference the service kind is compared with

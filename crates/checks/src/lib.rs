@@ -8,6 +8,7 @@
 pub mod command;
 pub mod compiler;
 pub mod config;
+pub mod elf;
 mod eval;
 mod exec;
 pub mod file;
@@ -20,6 +21,7 @@ pub mod interface;
 pub mod kernel;
 pub mod kernel_module;
 mod kmod;
+pub mod library;
 pub mod live;
 pub mod module_system;
 pub mod mount;
@@ -64,4 +66,11 @@ pub const KINDS: &[&dyn Kind] = &[
     &compiler::Compiler,
     &mpi::Mpi,
     &module_system::ModuleSystem,
+    &elf::Elf,
+    &library::Library,
 ];
+
+/// The child-process helpers of the kinds ([`nodecheck_core::helper`]): a
+/// binary calls `nodecheck_core::helper::dispatch(HELPERS)` first in `main`.
+pub const HELPERS: &[(&str, nodecheck_core::helper::Handler)] =
+    &[(library::DLOPEN, library::dlopen_helper)];

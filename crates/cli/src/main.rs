@@ -130,6 +130,10 @@ fn main() -> ExitCode {
     // A copy of this binary runs each sandboxed program (namespaces cannot
     // be entered from the runner's threads): it must not get further.
     nodecheck_core::target::sandbox_main();
+    // A child process of a check (dlopen of a library on a live node).
+    if let Some(code) = nodecheck_core::helper::dispatch(nodecheck_checks::HELPERS) {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => cmd_run(args),

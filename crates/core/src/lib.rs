@@ -23,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod helper;
 pub mod kind;
 pub mod matcher;
 pub mod outcome;

@@ -13,10 +13,6 @@ use crate::matcher::{
     Matcher, ModeSpec, PRED_KEYS, Pred, Scalar, parse_duration, parse_mode, parse_quantity,
 };
 
-/// Resource tables the contract names that this build does not implement
-/// yet: a clear error instead of "unknown resource".
-const PLANNED: &[&str] = &["elf", "library"];
-
 /// Turns the value of `control.KIND` (a table or an array of tables) into
 /// checks. `name` is the table name as written.
 pub(crate) fn checks(
@@ -26,15 +22,7 @@ pub(crate) fn checks(
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Check> {
     let Some(kind) = kinds.iter().copied().find(|k| k.name() == name.key) else {
-        let d = if PLANNED.contains(&name.key.as_str()) {
-            Diagnostic::error(
-                "unsupported-resource",
-                format!(
-                    "resource `{}` is part of the profile language but not implemented in this version of nodecheck",
-                    name.key
-                ),
-            )
-        } else {
+        let d = {
             let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
             Diagnostic::error(
                 "unknown-resource",

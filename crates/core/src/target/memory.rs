@@ -24,8 +24,8 @@ use std::io;
 use std::sync::{Arc, OnceLock};
 
 use super::{
-    Accounts, DirEntry, ExecOutput, ExecRequest, FileType, FsStats, Metadata, Need, READ_LIMIT,
-    Target, TargetKind, WalkEntry, WalkOptions,
+    Accounts, DirEntry, ExecOutput, ExecRequest, FileType, FsStats, Memo, Metadata, Need,
+    READ_LIMIT, Target, TargetKind, WalkEntry, WalkOptions,
 };
 
 /// How many symlinks one resolution may follow, as the kernel's
@@ -66,6 +66,7 @@ pub struct MemoryTarget {
     needs: BTreeSet<NeedKey>,
     next_ino: u64,
     accounts: OnceLock<Accounts>,
+    memo: Memo,
     /// Mounted filesystems for [`Target::fs_stats`], by mount point.
     filesystems: BTreeMap<String, FsStats>,
     exec: Option<Runner>,
@@ -117,6 +118,7 @@ impl MemoryTarget {
             accounts: OnceLock::new(),
             filesystems: BTreeMap::new(),
             exec: None,
+            memo: Memo::default(),
         };
         t.put("/", Body::Dir, FileType::Directory, 0o755, 0, 0);
         t
@@ -243,6 +245,8 @@ impl MemoryTarget {
     }
 
     fn put(&mut self, path: &str, body: Body, file_type: FileType, mode: u32, uid: u32, gid: u32) {
+        // What checks remembered of the old tree no longer holds.
+        self.memo = Memo::default();
         let key = normalize(path);
         let mut dev = 1;
         if key != "/" {
@@ -486,6 +490,10 @@ impl Target for MemoryTarget {
                 "this memory target runs no programs",
             )),
         }
+    }
+
+    fn memo(&self) -> Option<&Memo> {
+        Some(&self.memo)
     }
 }
 

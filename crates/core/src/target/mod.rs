@@ -289,7 +289,35 @@ pub trait Target: Send + Sync {
         if meta.file_type != FileType::File {
             return Err(not_regular(meta.file_type));
         }
-        Ok(Box::new(self.read(path, READ_LIMIT)?))
+        let bytes = self.read(path, READ_LIMIT)?;
+        Ok(Box::new(BytesAt {
+            metadata: meta,
+            bytes,
+        }))
+    }
+
+    /// The first bytes (up to `len`) of each of `names`, entries of the
+    /// directory `dir`, symlinks not followed: a cheap look at file
+    /// signatures (ELF or compression magic) across a whole tree, where
+    /// opening each file by its full path would cost most of the scan.
+    /// Pass names [`Target::read_dir`] lists as regular files; anything
+    /// else gives an error in its slot.
+    fn heads(&self, dir: &str, names: &[String], len: usize) -> Vec<io::Result<Vec<u8>>> {
+        names
+            .iter()
+            .map(|name| {
+                let path = join(dir, name);
+                let md = self.metadata(&path, false)?;
+                if md.file_type != FileType::File {
+                    return Err(not_regular(md.file_type));
+                }
+                let file = self.open(&path)?;
+                let mut buf = vec![0; len];
+                let n = file.read_at(&mut buf, 0)?;
+                buf.truncate(n);
+                Ok(buf)
+            })
+            .collect()
     }
 
     /// Runs a program in the target and waits for it (at most
@@ -312,9 +340,14 @@ pub trait Target: Send + Sync {
 }
 
 /// A regular file of a target opened by [`Target::open`].
-pub trait FileAt: Send {
+pub trait FileAt: Send + Sync {
+    /// What `fstat` said when the file was opened.
+    fn metadata(&self) -> &Metadata;
+
     /// The file's size when it was opened.
-    fn size(&self) -> u64;
+    fn size(&self) -> u64 {
+        self.metadata().size
+    }
 
     /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of
     /// the file (0 past it).
@@ -351,18 +384,23 @@ impl dyn FileAt + '_ {
     }
 }
 
-/// File contents already in memory.
-impl FileAt for Vec<u8> {
-    fn size(&self) -> u64 {
-        self.len() as u64
+/// A [`FileAt`] over a file read whole (the default [`Target::open`]).
+struct BytesAt {
+    metadata: Metadata,
+    bytes: Vec<u8>,
+}
+
+impl FileAt for BytesAt {
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
-            .min(self.len());
-        let n = buf.len().min(self.len() - start);
-        buf[..n].copy_from_slice(&self[start..start + n]);
+            .min(self.bytes.len());
+        let n = buf.len().min(self.bytes.len() - start);
+        buf[..n].copy_from_slice(&self.bytes[start..start + n]);
         Ok(n)
     }
 }

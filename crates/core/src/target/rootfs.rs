@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
@@ -194,16 +194,32 @@ fn mtime(secs: i64, nsec: i64) -> Option<SystemTime> {
 /// A regular file inside the root, read with `pread`.
 struct OpenFile {
     file: File,
-    size: u64,
+    metadata: Metadata,
 }
 
 impl FileAt for OpenFile {
-    fn size(&self) -> u64 {
-        self.size
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
     }
 
+    /// `pread` until `buf` is full or the file ends: a file that shrinks
+    /// or grows meanwhile gives a short read, never a fault (as an mmap
+    /// would).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        std::os::unix::fs::FileExt::read_at(&self.file, buf, offset)
+        let mut done = 0;
+        while done < buf.len() {
+            match std::os::unix::fs::FileExt::read_at(
+                &self.file,
+                &mut buf[done..],
+                offset.saturating_add(done as u64),
+            ) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 }
 
@@ -289,14 +305,13 @@ impl Target for RootFs {
 
     fn open(&self, path: &str) -> io::Result<Box<dyn FileAt>> {
         let fd = self.open_fd(path, content_flags())?;
-        let st = fstat(&fd)?;
-        match FileType::from_mode(st.st_mode) {
-            FileType::File => {}
-            t => return Err(super::not_regular(t)),
+        let metadata = metadata_of(&fstat(&fd)?);
+        if metadata.file_type != FileType::File {
+            return Err(super::not_regular(metadata.file_type));
         }
         Ok(Box::new(OpenFile {
             file: File::from(fd),
-            size: u64::try_from(st.st_size).unwrap_or(0),
+            metadata,
         }))
     }
 
@@ -446,6 +461,51 @@ impl Target for RootFs {
         };
         let env = super::merge_env(super::base_env(self.accounts(), uid), &req.env);
         run(mode, req, env)
+    }
+
+    fn heads(&self, dir: &str, names: &[String], len: usize) -> Vec<io::Result<Vec<u8>>> {
+        // One resolution for the directory, then one-component opens
+        // relative to it: a name holds no `/` and the last (only)
+        // component is not followed, so nothing leaves the directory.
+        let dirfd = match self.open_fd(dir, content_flags() | OFlag::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(e) => {
+                return names
+                    .iter()
+                    .map(|_| Err(io::Error::new(e.kind(), e.to_string())))
+                    .collect();
+            }
+        };
+        let flags = content_flags() | OFlag::O_NOFOLLOW;
+        names
+            .iter()
+            .map(|name| {
+                if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{name:?} is not a directory entry name"),
+                    ));
+                }
+                let at = |flags| nix::fcntl::openat(&dirfd, name.as_str(), flags, Mode::empty());
+                let fd = match at(flags | OFlag::O_NOATIME) {
+                    Err(Errno::EPERM) => at(flags),
+                    other => other,
+                }?;
+                let file = File::from(fd);
+                let mut buf = vec![0; len];
+                let mut done = 0;
+                while done < len {
+                    match file.read_at(&mut buf[done..], done as u64) {
+                        Ok(0) => break,
+                        Ok(n) => done += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(done);
+                Ok(buf)
+            })
+            .collect()
     }
 }
 

@@ -442,3 +442,54 @@ fn open_reads_at_offsets_inside_the_image_only() {
     assert!(f.read_exact_at(u64::MAX, 1).is_err());
     assert!(m.open("/").is_err());
 }
+
+#[test]
+fn open_gives_metadata_and_short_reads_at_the_end() {
+    let fx = Fixture::new();
+    for fs in fx.targets() {
+        let r = fs.resolver();
+        let f = fs.open("/etc/abs").expect("open");
+        assert_eq!(f.metadata().file_type, FileType::File);
+        assert_eq!(f.metadata().size, 12);
+        let mut buf = [0u8; 6];
+        assert_eq!(f.read_at(&mut buf, 6).expect("read"), 6, "{r:?}");
+        assert_eq!(&buf, b"shadow");
+        // Past the end: a short read, not an error.
+        assert_eq!(f.read_at(&mut buf, 10).expect("read"), 2);
+        assert_eq!(f.read_at(&mut buf, 1 << 40).expect("read"), 0);
+        assert!(fs.open("/etc/evil").is_err(), "{r:?}");
+        let e = fs.open("/etc").err().expect("a directory is refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{r:?}");
+    }
+}
+
+#[test]
+fn heads_read_entries_of_one_directory_without_following_links() {
+    let fx = Fixture::new();
+    for fs in fx.targets() {
+        let r = fs.resolver();
+        let names: Vec<String> = ["shadow", "abs", "evil", "../x", "nope", "passwd"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let heads = fs.heads("/etc", &names, 5);
+        assert_eq!(heads.len(), 6);
+        assert_eq!(heads[0].as_deref().expect("shadow"), b"image", "{r:?}");
+        // Symlinks are not followed, `..` is not a name, missing is missing.
+        assert!(heads[1].is_err() && heads[2].is_err(), "{r:?}");
+        assert_eq!(
+            heads[3].as_ref().err().map(io::Error::kind),
+            Some(io::ErrorKind::InvalidInput)
+        );
+        assert_eq!(
+            heads[4].as_ref().err().map(io::Error::kind),
+            Some(io::ErrorKind::NotFound)
+        );
+        assert_eq!(heads[5].as_deref().expect("passwd"), b"root:");
+        // Through a symlinked directory, still inside the root.
+        let lib = fs.heads("/lib", &["x".to_string()], 64);
+        assert_eq!(lib[0].as_deref().expect("lib x"), b"image lib x");
+        let host = fs.heads("/hostdir", &["sentinel".to_string()], 64);
+        assert!(host[0].is_err(), "{r:?} read the host: {host:?}");
+    }
+}

@@ -1,0 +1,362 @@
+//! One program load as ld.so performs it (and `ldd` lists it), without
+//! running anything: the interpreter, then the DT_NEEDED entries breadth
+//! first, each name matched against what is already loaded before it is
+//! searched, each search with the requesting object's RPATH chain,
+//! library_path and RUNPATH; then every DT_VERNEED checked against the
+//! DT_VERDEF of the object that satisfied it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use nodecheck_core::target::Target;
+
+use super::search::{Expand, Linker, Loaded, Resolution, SearchPath, Via};
+
+/// Objects one load may hold; more is an error, not a hang.
+const MAX_OBJECTS: usize = 4096;
+
+/// Something that stops the program from loading.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The program, then each name down to the one at fault:
+    /// `["/usr/bin/mpirun", "libopen-rte.so.40", "libhwloc.so.15"]`.
+    pub chain: Vec<String>,
+    /// `not found`, `version GLIBC_2.99 not defined by /lib/…/libc.so.6`.
+    pub detail: String,
+}
+
+impl Problem {
+    /// The library at fault (the last name of the chain).
+    pub fn soname(&self) -> &str {
+        self.chain.last().map_or("", String::as_str)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.chain.join(" -> "), self.detail)
+    }
+}
+
+/// What one load found.
+#[derive(Debug, Default)]
+pub struct Load {
+    /// Libraries (or the interpreter) not found or not loadable.
+    pub missing: Vec<Problem>,
+    /// Needed versions no loaded library defines.
+    pub versions: Vec<Problem>,
+    /// `name => path (via)` for each object loaded besides the program.
+    pub loaded: Vec<String>,
+    /// Every file loaded (`(st_dev, st_ino)`), the program first.
+    pub objects: Vec<(u64, u64)>,
+    /// Per object (same order): the objects its DT_NEEDED entries
+    /// resolved to.
+    pub deps: Vec<Vec<usize>>,
+    /// Per object: one of its own DT_NEEDED entries failed.
+    pub lacks_library: Vec<bool>,
+    /// Per object: one of its own version needs failed.
+    pub lacks_version: Vec<bool>,
+}
+
+impl Load {
+    /// Whether the object at `i` loads whole here: nothing it needs,
+    /// directly or through its dependencies, failed (for `versions`: no
+    /// needed version is missing).
+    pub fn whole_from(&self, i: usize, versions: bool) -> bool {
+        let lacks = if versions {
+            &self.lacks_version
+        } else {
+            &self.lacks_library
+        };
+        let mut seen = vec![false; self.objects.len()];
+        let mut todo = vec![i];
+        while let Some(k) = todo.pop() {
+            if std::mem::replace(&mut seen[k], true) {
+                continue;
+            }
+            if lacks[k] {
+                return false;
+            }
+            todo.extend(self.deps[k].iter().copied().filter(|&d| !seen[d]));
+        }
+        true
+    }
+}
+
+/// How the load is set up.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Setup<'a> {
+    /// Extra directories, searched where LD_LIBRARY_PATH is.
+    pub library_path: &'a [String],
+}
+
+struct Node {
+    loaded: Arc<Loaded>,
+    /// The name it was first needed by (the program: its path).
+    name: String,
+    /// The object whose DT_NEEDED loaded it (`l_loader`).
+    loader: Option<usize>,
+}
+
+/// The objects of one load, and the names and files they answer to.
+#[derive(Default)]
+struct State {
+    nodes: Vec<Node>,
+    names: HashMap<String, Slot>,
+    ids: HashMap<(u64, u64), usize>,
+    /// Per node: the nodes its needs resolved to.
+    deps: Vec<Vec<usize>>,
+    /// Per node: one of its needs failed.
+    lacks: Vec<bool>,
+}
+
+impl State {
+    /// Adds an object under the name it was needed by, its path and its
+    /// soname (ld.so's `l_name` and `l_libname`).
+    fn add(&mut self, node: Node) {
+        let i = self.nodes.len();
+        self.names.entry(node.name.clone()).or_insert(Slot::Node(i));
+        self.names
+            .entry(node.loaded.path.clone())
+            .or_insert(Slot::Node(i));
+        if let Some(so) = &node.loaded.obj.soname {
+            self.names.entry(so.clone()).or_insert(Slot::Node(i));
+        }
+        self.ids.insert(node.loaded.id, i);
+        self.nodes.push(node);
+        self.deps.push(Vec::new());
+        self.lacks.push(false);
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Node(usize),
+    /// Not found: a stub, as ldd's, so it is reported once.
+    Failed,
+}
+
+/// Loads `main` (already opened; its path is the one `$ORIGIN` comes
+/// from) and everything it needs. `program` is how chains name it (the
+/// path as the profile wrote it, which may be a symlink).
+pub fn load(
+    linker: &Linker,
+    t: &dyn Target,
+    main: Arc<Loaded>,
+    program: &str,
+    setup: Setup<'_>,
+) -> Result<Load, String> {
+    let Some(ident) = main.obj.ident else {
+        return Err(format!("{}: invalid ELF header", main.path));
+    };
+    let layout = linker.system(t).layout(t, ident);
+    let secure = main.mode & 0o6000 != 0;
+    let mut out = Load::default();
+    let mut st = State::default();
+    st.add(Node {
+        name: program.to_string(),
+        loaded: main.clone(),
+        loader: None,
+    });
+    if let Some(interp) = &main.obj.interp {
+        let problem = match linker.interpreter(t, interp, ident) {
+            Resolution::Found(l, _) => {
+                out.loaded.push(format!("{interp} (interpreter)"));
+                st.add(Node {
+                    name: interp.clone(),
+                    loaded: l,
+                    loader: Some(0),
+                });
+                None
+            }
+            Resolution::Missing { other: false } => Some("interpreter not found".to_string()),
+            Resolution::Missing { other: true } => {
+                Some(format!("interpreter is not a {ident} object"))
+            }
+            Resolution::Broken { why, .. } => Some(format!("interpreter not loadable: {why}")),
+        };
+        if let Some(detail) = problem {
+            st.lacks[0] = true;
+            out.missing.push(Problem {
+                chain: vec![program.to_string(), interp.clone()],
+                detail,
+            });
+        }
+    }
+    let origin_of = |l: &Loaded| parent(&l.path).to_string();
+    let mut i = 0;
+    while i < st.nodes.len() {
+        let obj = st.nodes[i].loaded.obj.clone();
+        if obj.needed.is_empty() {
+            i += 1;
+            continue;
+        }
+        // The requesting object's search path (ld.so's _dl_map_object).
+        let mut dirs = Vec::new();
+        if obj.runpath.is_none() {
+            let mut at = Some(i);
+            while let Some(k) = at {
+                let o = &st.nodes[k].loaded.obj;
+                if let (None, Some(rpath)) = (&o.runpath, &o.rpath) {
+                    let origin = origin_of(&st.nodes[k].loaded);
+                    let e = Expand {
+                        layout: &layout,
+                        origin: Some(&origin),
+                        secure,
+                    };
+                    e.dirs(rpath, Via::Rpath, &mut dirs);
+                }
+                at = st.nodes[k].loader;
+            }
+        }
+        let origin = origin_of(&st.nodes[i].loaded);
+        if !secure {
+            let main_origin = origin_of(&main);
+            let e = Expand {
+                layout: &layout,
+                origin: Some(&main_origin),
+                secure,
+            };
+            for p in setup.library_path {
+                e.dirs(p, Via::LibraryPath, &mut dirs);
+            }
+        }
+        let e = Expand {
+            layout: &layout,
+            origin: Some(&origin),
+            secure,
+        };
+        if let Some(runpath) = &obj.runpath {
+            e.dirs(runpath, Via::Runpath, &mut dirs);
+        }
+        let sp = SearchPath {
+            ident,
+            dirs,
+            defaults: !obj.nodeflib,
+        };
+        for name in &obj.needed {
+            match st.names.get(name) {
+                Some(Slot::Node(k)) => {
+                    let k = *k;
+                    st.deps[i].push(k);
+                    continue;
+                }
+                Some(Slot::Failed) => {
+                    st.lacks[i] = true;
+                    continue;
+                }
+                None => {}
+            }
+            let r = if name.contains('/') {
+                match e.one(name) {
+                    Some(p) => linker.direct(t, &p, ident),
+                    None => Resolution::Missing { other: false },
+                }
+            } else {
+                linker.resolve(t, name, &sp)
+            };
+            let detail = match r {
+                Resolution::Found(l, via) => {
+                    if let Some(&k) = st.ids.get(&l.id) {
+                        st.names.insert(name.clone(), Slot::Node(k));
+                        st.deps[i].push(k);
+                        continue;
+                    }
+                    if st.nodes.len() >= MAX_OBJECTS {
+                        return Err(format!(
+                            "{}: more than {MAX_OBJECTS} libraries to load",
+                            main.path
+                        ));
+                    }
+                    out.loaded
+                        .push(format!("{name} => {} ({})", l.path, via.as_str()));
+                    let k = st.nodes.len();
+                    st.add(Node {
+                        name: name.clone(),
+                        loaded: l,
+                        loader: Some(i),
+                    });
+                    st.deps[i].push(k);
+                    continue;
+                }
+                Resolution::Missing { other: false } => "not found".to_string(),
+                Resolution::Missing { other: true } => {
+                    format!("not found; only a library for another class or machine than {ident}")
+                }
+                Resolution::Broken { path, why } => format!("not loadable: {path}: {why}"),
+            };
+            st.names.insert(name.clone(), Slot::Failed);
+            st.lacks[i] = true;
+            let mut chain = chain(&st.nodes, i);
+            chain.push(name.clone());
+            out.missing.push(Problem { chain, detail });
+        }
+        i += 1;
+    }
+    out.lacks_version = vec![false; st.nodes.len()];
+    check_versions(&st.nodes, &st.names, &mut out);
+    out.objects = st.nodes.iter().map(|n| n.loaded.id).collect();
+    out.deps = st.deps;
+    out.lacks_library = st.lacks;
+    Ok(out)
+}
+
+/// ld.so's `_dl_check_map_versions`: a needed version must be defined by
+/// the library that satisfied the name; a library with no version
+/// definitions at all, a weak need, or a need on a library that was not
+/// found (already reported) pass.
+fn check_versions(nodes: &[Node], names: &HashMap<String, Slot>, out: &mut Load) {
+    for (i, n) in nodes.iter().enumerate() {
+        for need in &n.loaded.obj.verneed {
+            let Some(Slot::Node(k)) = names.get(&need.file) else {
+                continue;
+            };
+            let by = &nodes[*k].loaded;
+            let Some(defs) = &by.obj.verdef else {
+                continue;
+            };
+            let lacking: Vec<&str> = need
+                .versions
+                .iter()
+                .filter(|v| !v.weak && !defs.contains(&v.name))
+                .map(|v| v.name.as_str())
+                .collect();
+            if lacking.is_empty() {
+                continue;
+            }
+            out.lacks_version[i] = true;
+            let mut chain = chain(nodes, i);
+            chain.push(need.file.clone());
+            let s = if lacking.len() == 1 { "" } else { "s" };
+            out.versions.push(Problem {
+                chain,
+                detail: format!(
+                    "version{s} {} not defined by {}",
+                    lacking.join(", "),
+                    by.path
+                ),
+            });
+        }
+    }
+}
+
+/// The names from the program down to node `i`.
+fn chain(nodes: &[Node], i: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut at = Some(i);
+    while let Some(k) = at {
+        names.push(nodes[k].name.clone());
+        at = nodes[k].loader;
+    }
+    names.reverse();
+    names
+}
+
+/// The directory part of an absolute path (`/` for `/x`).
+pub fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}

@@ -1,0 +1,142 @@
+use super::*;
+use crate::elf::fixture::{self, Spec};
+use nodecheck_core::target::{FileAt, MemoryTarget, Metadata, Target};
+
+fn parse(bytes: &[u8]) -> Result<Option<Object>, Malformed> {
+    let t = MemoryTarget::new().file("/f", 0o755, 0, 0, bytes);
+    let f = t.open("/f").unwrap();
+    read(f.as_ref())
+}
+
+#[test]
+fn reads_what_the_loader_reads() {
+    let spec = fixture::exe(&["libfoo.so.1", "libc.so.6"])
+        .runpath("$ORIGIN/../lib")
+        .rpath("/opt/old")
+        .needs_versions("libc.so.6", &["GLIBC_2.2.5", "GLIBC_2.34"]);
+    let o = parse(&spec.build()).unwrap().unwrap();
+    assert_eq!(o.needed, ["libfoo.so.1", "libc.so.6"]);
+    assert_eq!(o.interp.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
+    assert_eq!(o.runpath.as_deref(), Some("$ORIGIN/../lib"));
+    assert_eq!(o.rpath.as_deref(), Some("/opt/old"));
+    assert_eq!(o.verneed.len(), 1);
+    assert_eq!(o.verneed[0].file, "libc.so.6");
+    let names: Vec<&str> = o.verneed[0]
+        .versions
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(names, ["GLIBC_2.2.5", "GLIBC_2.34"]);
+    assert!(o.verdef.is_none());
+    assert!(o.dynamic && o.is_loadable());
+    assert_eq!(o.ident.unwrap().to_string(), "64-bit X86_64");
+
+    let lib = fixture::lib("libc.so.6", &["ld-linux-x86-64.so.2"])
+        .defines(&["libc.so.6", "GLIBC_2.2.5", "GLIBC_2.34"])
+        .bits32()
+        .build();
+    let o = parse(&lib).unwrap().unwrap();
+    assert_eq!(o.soname.as_deref(), Some("libc.so.6"));
+    assert_eq!(
+        o.verdef.as_deref().unwrap(),
+        ["libc.so.6", "GLIBC_2.2.5", "GLIBC_2.34"]
+    );
+    assert!(!o.ident.unwrap().is_64());
+}
+
+#[test]
+fn other_files_are_not_elf() {
+    assert_eq!(parse(b"#!/bin/sh\necho hi\n").unwrap(), None);
+    assert_eq!(parse(b"\x7fEL").unwrap(), None);
+    // An object file is ELF but not loadable; only its header is read.
+    let mut rel = fixture::lib("x", &[]).build();
+    rel[16] = 1; // ET_REL
+    let o = parse(&rel).unwrap().unwrap();
+    assert!(!o.is_loadable() && o.needed.is_empty());
+}
+
+#[test]
+fn every_truncation_is_an_error_or_a_skip_never_a_panic() {
+    let full = fixture::exe(&["libfoo.so.1"])
+        .runpath("/x")
+        .needs_versions("libc.so.6", &["GLIBC_2.34"])
+        .build();
+    for cut in 0..full.len() {
+        let r = parse(&full[..cut]);
+        if (4..64).contains(&cut) {
+            assert!(r.is_err(), "cut at {cut}: {r:?}");
+        }
+    }
+    assert!(parse(&full).unwrap().is_some());
+}
+
+#[test]
+fn bogus_fields_are_errors() {
+    let good = fixture::exe(&["libfoo.so.1"]).build();
+    // e_phoff far past the end.
+    let mut b = good.clone();
+    b[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(
+        parse(&b).unwrap_err().0.contains("past the end"),
+        "{:?}",
+        parse(&b)
+    );
+    // A wrong program header size.
+    let mut b = good.clone();
+    b[54] = 7;
+    assert!(parse(&b).unwrap_err().0.contains("program header size"));
+    // Invalid class and data bytes.
+    let mut b = good.clone();
+    b[4] = 9;
+    assert!(parse(&b).unwrap_err().0.contains("class"));
+    let mut b = good.clone();
+    b[5] = 0;
+    assert!(parse(&b).unwrap_err().0.contains("data encoding"));
+}
+
+#[test]
+fn every_byte_flip_is_survived() {
+    // Flip each byte of a small executable to a few values: whatever the
+    // result, the reader returns.
+    let good = fixture::exe(&["libfoo.so.1", "libbar.so.2"])
+        .runpath("$ORIGIN")
+        .needs_versions("libc.so.6", &["GLIBC_2.34", "GLIBC_2.2.5"])
+        .build();
+    for i in 0..good.len() {
+        for v in [0u8, 1, 0x7f, 0x80, 0xff] {
+            let mut b = good.clone();
+            b[i] = v;
+            let _ = parse(&b);
+        }
+    }
+}
+
+/// A file that shrinks between the size check and the reads.
+struct Shrinking(Metadata, Vec<u8>);
+
+impl FileAt for Shrinking {
+    fn metadata(&self) -> &Metadata {
+        &self.0
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        // Only the first 100 bytes are still there.
+        let data = &self.1[..100.min(self.1.len())];
+        let start = (offset as usize).min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_file_that_changes_while_read_is_an_error() {
+    let b = Spec {
+        needed: vec!["libfoo.so.1".into()],
+        ..Spec::default()
+    }
+    .build();
+    let t = MemoryTarget::new().file("/f", 0o755, 0, 0, &b);
+    let md = t.metadata("/f", true).unwrap();
+    let r = read(&Shrinking(md, b));
+    assert!(r.is_err(), "{r:?}");
+}

@@ -1,0 +1,138 @@
+//! nodecheck running itself again as a child process, for work a check
+//! must not do inside the run: `dlopen` runs a library's constructors (and
+//! may crash or hang), and after `fork` a threaded process may only call
+//! async-signal-safe functions, so the child is a fresh `exec` of the
+//! current executable with a hidden first argument.
+//!
+//! A binary embedding nodecheck calls [`dispatch`] first thing in `main`,
+//! with the handlers of the kinds it registers (the `nodecheck` binary
+//! passes `nodecheck_checks::HELPERS`).
+
+use std::io::{self, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The hidden first argument of a helper process.
+pub const ARG: &str = "__nodecheck-helper";
+
+/// Output kept per stream; the rest is read and dropped.
+const KEEP: usize = 64 << 10;
+
+/// How long output may trail the helper's exit.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// A helper: gets the arguments after its name, returns the exit status.
+pub type Handler = fn(&[String]) -> i32;
+
+/// In a helper process, runs the handler named by the command line and
+/// returns its exit status; `None` in an ordinary run.
+///
+/// ```
+/// fn echo(args: &[String]) -> i32 { args.len() as i32 }
+/// // Not started as a helper: nothing to do.
+/// assert_eq!(nodecheck_core::helper::dispatch(&[("echo", echo)]), None);
+/// ```
+pub fn dispatch(handlers: &[(&str, Handler)]) -> Option<i32> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some(ARG) {
+        return None;
+    }
+    let name = args.get(2).map_or("", String::as_str);
+    Some(match handlers.iter().find(|(n, _)| *n == name) {
+        Some((_, handler)) => handler(&args[3..]),
+        None => {
+            eprintln!("nodecheck: unknown helper {name:?}");
+            2
+        }
+    })
+}
+
+/// What a helper process did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HelperOutput {
+    /// Exit status; `None` when killed by a signal (or by the timeout).
+    pub status: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+}
+
+/// Runs helper `name` with `args` in a child process (this executable
+/// again), stdin closed, environment inherited, and waits at most
+/// `timeout` (then kills it).
+pub fn run(name: &str, args: &[&str], timeout: Duration) -> io::Result<HelperOutput> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .arg(ARG)
+        .arg(name)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Readers hand their text over a channel: a grandchild that keeps a
+    // pipe open (a daemon started by a constructor) must not block us.
+    let reader = |s: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = mpsc::channel();
+        if let Some(s) = s {
+            thread::spawn(move || {
+                let _ = tx.send(keep(s));
+            });
+        }
+        rx
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait()?;
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let text = |rx: mpsc::Receiver<String>| rx.recv_timeout(GRACE).unwrap_or_default();
+    Ok(HelperOutput {
+        status: status.code(),
+        signal: status.signal(),
+        stdout: text(out),
+        stderr: text(err),
+        timed_out,
+    })
+}
+
+/// Reads a stream to its end, keeping the first [`KEEP`] bytes.
+fn keep(mut r: impl Read) -> String {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = KEEP.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
