@@ -119,7 +119,9 @@ A failure shows the chain that needs the missing library:
 a directory the message names the first files and says how many there are;
 every chain goes into the check's output (JUnit system-out). Each file is
 checked as its own program, as `ldd FILE` does, and files that are not ELF
-executables or shared objects (scripts, data, kernel modules) are skipped.
+executables or shared objects (scripts, data, kernel modules) are skipped:
+each file is recognised by its first bytes, and kernel modules (`*.ko`,
+`*.ko.xz`, …), which ld.so never loads, are not even opened.
 In a directory, a library that misses something when loaded alone but
 loads whole where a program of the same tree loads it (a private library
 found through its program's RUNPATH, like systemd's libsystemd-core) does

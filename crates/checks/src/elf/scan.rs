@@ -68,7 +68,11 @@ fn visit(
         .filter(|e| matches!(e.file_type, FileType::File | FileType::Directory))
         .filter(keep)
         .partition(|e| e.file_type == FileType::File);
-    let names: Vec<String> = files.into_iter().map(|e| e.name).collect();
+    let names: Vec<String> = files
+        .into_iter()
+        .map(|e| e.name)
+        .filter(|n| !is_kernel_module(n))
+        .collect();
     // Big directories (/usr/lib/<triplet> holds thousands of files) are
     // sniffed in parallel chunks.
     let sniffed: Vec<Found> = names
@@ -114,6 +118,15 @@ fn visit(
         out.files.extend(p.files);
         out.errors.extend(p.errors);
     }
+}
+
+/// Kernel modules (`.ko`, compressed or not) are relocatable objects that
+/// ld.so never loads: an image has thousands of them, and not opening them
+/// at all is a fifth of a /usr scan. `kernel_module` checks them.
+fn is_kernel_module(name: &str) -> bool {
+    [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
 }
 
 /// Checks every file, in parallel; one outcome per file, in order.
