@@ -878,9 +878,12 @@ fn slurm_drains_on_failure_resumes_on_recovery_and_leaves_admin_drains() {
 
 #[test]
 fn the_gpu_probe_child_names_what_is_missing() {
-    // `nodecheck __gpu-probe` is the child process that loads NVML and the
+    // The gpu-probe helper is the child process that loads NVML and the
     // CUDA driver; its output is read back with ProbeReport::parse.
-    let o = Command::new(bin()).arg("__gpu-probe").output().unwrap();
+    let o = Command::new(bin())
+        .args([nodecheck_core::helper::ARG, "gpu-probe"])
+        .output()
+        .unwrap();
     let report = nodecheck_checks::live::gpu::ProbeReport::parse(&stdout(&o))
         .unwrap_or_else(|e| panic!("{e}\n{}", stderr(&o)));
     match (&report.nvml, &report.cuda) {

@@ -8,12 +8,12 @@ use nodecheck_core::matcher::Actual;
 use nodecheck_core::outcome::{Evaluation, PropertyResult};
 use nodecheck_core::profile::{Check, Diagnostic};
 use nodecheck_core::run::Context;
-use nodecheck_core::target::{ExecRequest, FileType, Need, READ_LIMIT, Target, TargetKind};
+use nodecheck_core::target::{FileType, Need, READ_LIMIT, Target, TargetKind};
 
 use crate::eval;
 use crate::kmod::index::Index;
 use crate::kmod::{self, Ready};
-use crate::live::gpu::{ProbeReport, nvidia_driver_version, pci_gpus};
+use crate::live::gpu::{PROBE, ProbeReport, nvidia_driver_version, pci_gpus};
 
 pub struct Gpu;
 
@@ -58,7 +58,7 @@ const KEYS: &[Key] = &[
     Key::new(
         "init",
         Ty::Bool,
-        "Live: the driver initialises. A child process (`nodecheck __gpu-probe`) loads \
+        "Live: the driver initialises. A child process (nodecheck's `gpu-probe` helper) loads \
          `libcuda.so.1`, calls `cuInit(0)` and counts devices; it passes when at least one \
          answers, and fails with the driver's own error or when it hangs past the timeout.",
     )
@@ -250,17 +250,12 @@ fn live_init(
     expected: bool,
     timeout: Option<std::time::Duration>,
 ) -> PropertyResult {
-    if !t.has(Need::Exec) {
-        return PropertyResult::skip("init", Need::Exec.skip_reason());
+    // The probe loads the node's own driver: only the node itself has it.
+    if t.kind() != TargetKind::Live {
+        return PropertyResult::skip("init", Need::Live.skip_reason());
     }
-    let exe = match std::env::current_exe() {
-        Ok(p) => p.to_string_lossy().into_owned(),
-        Err(e) => {
-            return PropertyResult::error("init", format!("cannot find nodecheck itself: {e}"));
-        }
-    };
     let timeout = timeout.unwrap_or(std::time::Duration::from_secs(30));
-    let out = match t.exec(&ExecRequest::new([exe, "__gpu-probe".to_string()]).timeout(timeout)) {
+    let out = match nodecheck_core::helper::run(PROBE, &[], timeout) {
         Ok(o) => o,
         Err(e) => return PropertyResult::error("init", format!("cannot run the GPU probe: {e}")),
     };
@@ -270,12 +265,12 @@ fn live_init(
             expected,
             false,
             &format!(
-                "the CUDA driver did not initialise within {}",
-                out.describe_exit(timeout)
+                "the CUDA driver did not initialise within {}s",
+                timeout.as_secs_f64()
             ),
         );
     }
-    let (ok, why) = match ProbeReport::parse(&out.stdout.text()) {
+    let (ok, why) = match ProbeReport::parse(&out.stdout) {
         Ok(r) => match r.cuda {
             Ok(c) if c.devices > 0 => (true, format!("cuInit: {} device(s)", c.devices)),
             Ok(_) => (
@@ -285,10 +280,7 @@ fn live_init(
             Err(e) => (false, e),
         },
         Err(e) => {
-            return PropertyResult::error(
-                "init",
-                format!("{e} (probe {}: {})", out.exit, out.stderr.text().trim()),
-            );
+            return PropertyResult::error("init", format!("{e} ({})", out.stderr.trim()));
         }
     };
     eval::boolean("init", expected, ok, &why)

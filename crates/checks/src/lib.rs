@@ -72,5 +72,7 @@ pub const KINDS: &[&dyn Kind] = &[
 
 /// The child-process helpers of the kinds ([`nodecheck_core::helper`]): a
 /// binary calls `nodecheck_core::helper::dispatch(HELPERS)` first in `main`.
-pub const HELPERS: &[(&str, nodecheck_core::helper::Handler)] =
-    &[(library::DLOPEN, library::dlopen_helper)];
+pub const HELPERS: &[(&str, nodecheck_core::helper::Handler)] = &[
+    (library::DLOPEN, library::dlopen_helper),
+    (live::gpu::PROBE, live::gpu::probe_helper),
+];

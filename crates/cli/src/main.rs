@@ -56,10 +56,6 @@ enum Command {
     /// Check this node's health for Slurm (HealthCheckProgram): drain it
     /// when unhealthy, resume it when nodecheck drained it and it recovered.
     Nhc(nhc::NhcArgs),
-    /// Load the GPU driver's NVML and CUDA libraries in this process and
-    /// report what they say (run by nodecheck as a child process).
-    #[command(name = "__gpu-probe", hide = true)]
-    GpuProbe,
 }
 
 #[derive(Args)]
@@ -141,7 +137,6 @@ fn main() -> ExitCode {
         Command::List { profiles, vars } => cmd_list(&profiles, &vars.vars),
         Command::Explain { kind } => cmd_explain(kind.as_deref()),
         Command::Nhc(args) => nhc::cmd_nhc(args),
-        Command::GpuProbe => cmd_gpu_probe(),
     };
     ExitCode::from(code)
 }
@@ -335,18 +330,6 @@ fn cmd_explain(name: Option<&str>) -> u8 {
             );
             exit::USAGE
         }
-    }
-}
-
-/// The child side of the GPU probe: what NVML and CUDA say, in the line
-/// protocol of `ProbeReport::to_text`; exit 1 when either failed.
-fn cmd_gpu_probe() -> u8 {
-    let report = nodecheck_checks::live::gpu::ProbeReport::run();
-    let _ = io::stdout().write_all(report.to_text().as_bytes());
-    if report.nvml.is_ok() && report.cuda.is_ok() {
-        exit::OK
-    } else {
-        exit::FAILED
     }
 }
 

@@ -12,7 +12,7 @@
 //!   devices answer) and `libcuda.so.1` (`cuInit`, device count) with
 //!   libloading. That runs foreign code (library constructors, the
 //!   driver's ioctls, which hang on a GPU that fell off the bus), so it
-//!   must run **in a child process** — `nodecheck __gpu-probe` — never in
+//!   must run **in a child process** — the [`PROBE`] helper — never in
 //!   nodecheck itself: the parent reads its output with
 //!   [`ProbeReport::parse`] and can kill it at its timeout. No NVIDIA tool
 //!   (nvidia-smi) is needed.
@@ -152,9 +152,21 @@ pub struct ProbeReport {
     pub cuda: Result<CudaInfo, String>,
 }
 
+/// The helper (see `nodecheck_core::helper`) that runs the probe.
+pub const PROBE: &str = "gpu-probe";
+
+/// The child side of the probe: what NVML and CUDA say, in the line
+/// protocol of [`ProbeReport::to_text`]; exit 1 when either failed.
+pub fn probe_helper(_args: &[String]) -> i32 {
+    use std::io::Write;
+    let report = ProbeReport::run();
+    let _ = std::io::stdout().write_all(report.to_text().as_bytes());
+    i32::from(report.nvml.is_err() || report.cuda.is_err())
+}
+
 impl ProbeReport {
     /// Loads NVML and the CUDA driver **in this process** and asks them.
-    /// Only for the `__gpu-probe` child (see the module docs).
+    /// Only for the [`PROBE`] child (see the module docs).
     pub fn run() -> ProbeReport {
         ProbeReport {
             nvml: probe_nvml(),
