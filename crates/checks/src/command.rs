@@ -262,40 +262,16 @@ fn exit_status(m: Option<&Matcher>, out: &ExecOutput, stderr: &str) -> PropertyR
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use nodecheck_core::outcome::Status;
-    use nodecheck_core::target::{Captured, MemoryTarget};
+    use nodecheck_core::target::MemoryTarget;
 
     use super::*;
     use crate::testing::*;
 
-    fn output(code: Exit, stdout: &str, stderr: &str) -> ExecOutput {
-        let cap = |s: &str| Captured {
-            head: s.as_bytes().to_vec(),
-            ..Captured::default()
-        };
-        ExecOutput {
-            exit: code,
-            stdout: cap(stdout),
-            stderr: cap(stderr),
-            timed_out: false,
-            duration: Duration::from_millis(5),
-            isolation: "memory".into(),
-        }
-    }
-
-    /// A target answering every command with `out`, recording the argv.
-    fn target(out: ExecOutput) -> (MemoryTarget, Arc<Mutex<Vec<Vec<String>>>>) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s = seen.clone();
-        let t = MemoryTarget::new()
-            .file("/bin/bash", 0o755, 0, 0, "")
-            .exec_with(move |req| {
-                s.lock().unwrap().push(req.argv.clone());
-                Ok(out.clone())
-            });
-        (t, seen)
+    /// A target with bash answering every command with `out`.
+    fn target(out: ExecOutput) -> (MemoryTarget, Seen) {
+        recording(MemoryTarget::new().file("/bin/bash", 0o755, 0, 0, ""), out)
     }
 
     #[test]
@@ -310,7 +286,7 @@ mod tests {
                 "exit_status: expected 0, got 0".into()
             )]
         );
-        assert_eq!(seen.lock().unwrap()[0], ["sh", "-c", "true"]);
+        assert_eq!(seen.lock().unwrap()[0].argv, ["sh", "-c", "true"]);
         assert!(e.output.contains("$ true\nexit status 0"), "{}", e.output);
     }
 
@@ -402,7 +378,7 @@ mod tests {
             vec![("modules", list(&["gcc"])), ("stdout", eq("x"))],
         );
         let e = run(&c, &t);
-        let argv = &seen.lock().unwrap()[0];
+        let argv = &seen.lock().unwrap()[0].argv;
         assert_eq!(&argv[..3], ["bash", "-l", "-c"]);
         assert!(argv[3].starts_with("if ! type module"), "{}", argv[3]);
         assert_eq!(

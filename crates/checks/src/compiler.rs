@@ -459,39 +459,11 @@ impl Lang {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use nodecheck_core::outcome::Status;
-    use nodecheck_core::target::{Captured, MemoryTarget};
 
     use super::*;
     use crate::testing::*;
-
-    fn output(code: Exit, stdout: &str, stderr: &str) -> ExecOutput {
-        let cap = |s: &str| Captured {
-            head: s.as_bytes().to_vec(),
-            ..Captured::default()
-        };
-        ExecOutput {
-            exit: code,
-            stdout: cap(stdout),
-            stderr: cap(stderr),
-            timed_out: false,
-            duration: Duration::from_millis(5),
-            isolation: "memory".into(),
-        }
-    }
-
-    fn target(out: ExecOutput) -> (MemoryTarget, Arc<Mutex<Vec<ExecRequest>>>) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s = seen.clone();
-        let t = MemoryTarget::new().exec_with(move |req| {
-            s.lock().unwrap().push(req.clone());
-            Ok(out.clone())
-        });
-        (t, seen)
-    }
 
     #[test]
     fn languages_from_names() {

@@ -493,39 +493,11 @@ fn hello(lang: Lang) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use nodecheck_core::outcome::Status;
-    use nodecheck_core::target::{Captured, MemoryTarget};
 
     use super::*;
     use crate::testing::*;
-
-    fn output(code: Exit, stdout: &str, stderr: &str) -> ExecOutput {
-        let cap = |s: &str| Captured {
-            head: s.as_bytes().to_vec(),
-            ..Captured::default()
-        };
-        ExecOutput {
-            exit: code,
-            stdout: cap(stdout),
-            stderr: cap(stderr),
-            timed_out: false,
-            duration: Duration::from_millis(5),
-            isolation: "memory".into(),
-        }
-    }
-
-    fn target(out: ExecOutput) -> (MemoryTarget, Arc<Mutex<Vec<ExecRequest>>>) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s = seen.clone();
-        let t = MemoryTarget::new().exec_with(move |req| {
-            s.lock().unwrap().push(req.clone());
-            Ok(out.clone())
-        });
-        (t, seen)
-    }
 
     const RAN: &str =
         "@@nodecheck:compile\n@@nodecheck:launch\n@@nodecheck:run mpirun (Open MPI) 4.1.4\n";

@@ -128,3 +128,47 @@ pub fn mode(m: u32) -> Value {
 pub fn max_mode(m: u32) -> Value {
     Value::Mode(ModeSpec::Max(m))
 }
+
+/// What a program run by [`MemoryTarget::exec_with`] "printed".
+pub fn output(
+    code: nodecheck_core::target::Exit,
+    stdout: &str,
+    stderr: &str,
+) -> nodecheck_core::target::ExecOutput {
+    let cap = |s: &str| nodecheck_core::target::Captured {
+        head: s.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    nodecheck_core::target::ExecOutput {
+        exit: code,
+        stdout: cap(stdout),
+        stderr: cap(stderr),
+        timed_out: false,
+        duration: std::time::Duration::from_millis(5),
+        isolation: "memory".into(),
+    }
+}
+
+/// The requests a recording target was asked to run.
+pub type Seen = Arc<std::sync::Mutex<Vec<nodecheck_core::target::ExecRequest>>>;
+
+/// `base` answering every program with `out`, recording each request.
+pub fn recording(
+    base: nodecheck_core::target::MemoryTarget,
+    out: nodecheck_core::target::ExecOutput,
+) -> (nodecheck_core::target::MemoryTarget, Seen) {
+    let seen = Seen::default();
+    let s = seen.clone();
+    let t = base.exec_with(move |req| {
+        s.lock().unwrap().push(req.clone());
+        Ok(out.clone())
+    });
+    (t, seen)
+}
+
+/// An empty target answering every program with `out`.
+pub fn target(
+    out: nodecheck_core::target::ExecOutput,
+) -> (nodecheck_core::target::MemoryTarget, Seen) {
+    recording(nodecheck_core::target::MemoryTarget::new(), out)
+}
