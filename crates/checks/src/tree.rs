@@ -53,7 +53,10 @@ Walks everything below `path` in the target, like `find PATH -xdev`, and
 reports what should not be there. Symlinks are never followed by the walk;
 each one is resolved *inside the root* to decide whether it is broken (a
 link into `/usr/lib` of the image is fine even if the host has no such
-file). The walk stays on the filesystem `path` is on (mount points are
+file). A link into `/dev`, `/proc`, `/sys` or `/run` is not counted as
+broken: those are filled at boot, and an image links into them by design
+(systemd masks a unit with a link to `/dev/null`; `/etc/mtab` points to
+`../proc/self/mounts`), even where an unpacked tree has no such file. The walk stays on the filesystem `path` is on (mount points are
 listed, not entered), which keeps a live `/` walk out of /proc and network
 filesystems.
 
@@ -287,6 +290,34 @@ struct Found {
     errors: Vec<String>,
 }
 
+/// Filesystems the kernel and systemd fill at boot: an image's links into
+/// them (units masked with `-> /dev/null`, `/etc/mtab -> ../proc/self/mounts`)
+/// dangle in an unpacked tree by design, not by mistake.
+const RUNTIME_FS: &[&str] = &["/dev", "/proc", "/sys", "/run"];
+
+/// Whether the link at `path` with text `to` points into [`RUNTIME_FS`]
+/// (its target path normalised lexically, as the kernel would walk it
+/// from the link's directory).
+fn into_runtime_fs(path: &str, to: &str) -> bool {
+    let mut parts: Vec<&str> = Vec::new();
+    if !to.starts_with('/') {
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        parts.extend(dir.split('/').filter(|c| !c.is_empty()));
+    }
+    for c in to.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts
+        .first()
+        .is_some_and(|top| RUNTIME_FS.iter().any(|r| r[1..] == **top))
+}
+
 impl Found {
     fn look_at(&mut self, t: &dyn Target, entry: &WalkEntry, want: &Wanted, allow: &GlobSet) {
         self.entries += 1;
@@ -297,7 +328,9 @@ impl Found {
                 Ok(_) => {}
                 Err(e) if eval::is_absent(&e) => {
                     let to = t.read_link(path).unwrap_or_else(|_| "?".to_string());
-                    self.broken.push(format!("{path} -> {to}"));
+                    if !into_runtime_fs(path, &to) {
+                        self.broken.push(format!("{path} -> {to}"));
+                    }
                 }
                 Err(e) => self.errors.push(format!("{path}: {e}")),
             },
@@ -445,6 +478,33 @@ mod tests {
 
     fn eval(path: &str, props: Vec<(&str, Value)>) -> Evaluation {
         run(&check(&Tree, path, props), &image())
+    }
+
+    #[test]
+    fn links_into_runtime_filesystems_are_not_broken() {
+        assert!(into_runtime_fs(
+            "/usr/lib/systemd/system/x.service",
+            "/dev/null"
+        ));
+        assert!(into_runtime_fs("/etc/mtab", "../proc/self/mounts"));
+        assert!(into_runtime_fs(
+            "/etc/resolv.conf",
+            "../run/systemd/resolve/stub-resolv.conf"
+        ));
+        assert!(!into_runtime_fs("/usr/bin/x", "../lib/x"));
+        assert!(!into_runtime_fs("/usr/bin/x", "/devices/x"));
+        assert!(!into_runtime_fs("/x", "../../../../etc/devx"));
+        let t = MemoryTarget::new()
+            .dir("/etc", 0o755, 0, 0)
+            .symlink("/etc/mtab", "../proc/self/mounts")
+            .symlink("/etc/gone", "/usr/lib/gone");
+        let e = run(
+            &check(&Tree, "/etc", vec![("broken_symlinks", b(false))]),
+            &t,
+        );
+        let (status, msg) = result(&e, "broken_symlinks");
+        assert_eq!(status, Fail, "{msg}");
+        assert!(msg.contains("/etc/gone") && !msg.contains("mtab"), "{msg}");
     }
 
     #[test]
