@@ -32,6 +32,14 @@ const KEYS: &[Key] = &[
          by the library that satisfies it.",
     ),
     Key::new(
+        "required",
+        Ty::Bool,
+        "Default `true`. `false`: a library the target does not have is *skipped* (\"not \
+         installed\"), for optional stacks (Qt, X11) a site may or may not ship; one that is \
+         there must still resolve.",
+    )
+    .modifier(),
+    Key::new(
         "loadable",
         Ty::Bool,
         "`true`: `dlopen(name, RTLD_NOW)` succeeds on the node (in a child process, since it \
@@ -130,7 +138,8 @@ impl Kind for Library {
             })
             .collect();
         if !static_keys.is_empty() {
-            statically(t, name, &static_keys, &mut out);
+            let required = check.bool("required").unwrap_or(true);
+            statically(t, name, &static_keys, required, &mut out);
         }
         if let Some(expected) = check.bool("loadable") {
             let timeout = check.timeout.unwrap_or(DEFAULT_TIMEOUT);
@@ -140,7 +149,13 @@ impl Kind for Library {
     }
 }
 
-fn statically(t: &dyn Target, name: &str, keys: &[(&'static str, bool)], out: &mut Evaluation) {
+fn statically(
+    t: &dyn Target,
+    name: &str,
+    keys: &[(&'static str, bool)],
+    required: bool,
+    out: &mut Evaluation,
+) {
     let local;
     let linker: Arc<Linker> = match t.memo() {
         Some(m) => m.get::<Linker>(),
@@ -170,6 +185,15 @@ fn statically(t: &dyn Target, name: &str, keys: &[(&'static str, bool)], out: &m
     };
     let (lib, via) = match found {
         Resolution::Found(l, via) => (l, via),
+        Resolution::Missing { other: false } if !required => {
+            for (k, _) in keys {
+                out.push(PropertyResult::skip(
+                    *k,
+                    format!("{name} is not installed (required = false)"),
+                ));
+            }
+            return;
+        }
         other => {
             let why = match other {
                 Resolution::Missing { other: true } => {

@@ -21,6 +21,15 @@ const KEYS: &[Key] = &[
          does not, every other property is skipped.",
     ),
     Key::new(
+        "required",
+        Ty::Bool,
+        "Default `true`. `false`: a unit the image does not have at all is *skipped* (\"not \
+         installed\"), for daemons that only some images ship (`slurmd` \"where installed\"); \
+         one that is there is checked as usual, and a `.wants/` link to a missing unit still \
+         fails.",
+    )
+    .modifier(),
+    Key::new(
         "enabled",
         Ty::Bool,
         "The unit starts at boot: a `.wants/`/`.requires/` link names it, or it is static, \
@@ -175,6 +184,20 @@ impl Kind for Service {
             }
         };
         let mut output = describe(&unit);
+        // Absent as an option, unless something still wants it: a wants/
+        // link to a missing unit is a broken image either way.
+        if check.bool("required") == Some(false)
+            && matches!(unit.found, Found::Missing)
+            && unit::wants_links(t, std::slice::from_ref(&unit.name))
+                .unwrap_or_default()
+                .is_empty()
+        {
+            let why = format!("service {} is not installed (required = false)", unit.name);
+            return Evaluation {
+                properties: eval::skip_rest(check, &[], &why),
+                output,
+            };
+        }
         let mut out = match existence(check, t, &unit) {
             Ok(first) => first,
             Err(done) => {

@@ -137,6 +137,30 @@ fn a_missing_library_fails_once() {
 }
 
 #[test]
+fn an_optional_library_is_skipped_when_absent_and_checked_when_present() {
+    let e = library(
+        &image(),
+        "libX11.so.6",
+        vec![("resolves", b(true)), ("required", b(false))],
+    );
+    assert_eq!(
+        result(&e, "resolves"),
+        (
+            Skip,
+            "libX11.so.6 is not installed (required = false)".into()
+        )
+    );
+    // A library that is there (here only for another machine) is checked
+    // as usual, required or not.
+    let e = library(
+        &image(),
+        "libold32.so.1",
+        vec![("resolves", b(true)), ("required", b(false))],
+    );
+    assert_eq!(result(&e, "resolves").0, Fail);
+}
+
+#[test]
 fn a_path_is_opened_as_is() {
     let e = library(
         &image(),

@@ -406,3 +406,29 @@ fn unit_names_are_validated() {
         ["bad-value: `../../etc/shadow` is not a unit name (no `/`, blanks or leading `.`)"]
     );
 }
+
+#[test]
+fn an_optional_unit_is_skipped_only_when_the_image_has_none() {
+    let opt = |t: &MemoryTarget, name| {
+        eval_on(t, name, vec![("required", b(false)), ("enabled", b(true))])
+    };
+    let e = opt(&image(), "slurmd");
+    assert_eq!(
+        results(&e),
+        [(
+            "enabled".into(),
+            Skip,
+            "service slurmd.service is not installed (required = false)".into()
+        )]
+    );
+    // Installed: checked as usual.
+    let t = MemoryTarget::new().file("/lib/systemd/system/slurmd.service", 0o644, 0, 0, MUNGE);
+    assert_eq!(result(&opt(&t, "slurmd"), "enabled").0, Fail);
+    // A wants/ link to a unit that is gone is a broken image, not an
+    // absent option.
+    let t = MemoryTarget::new().symlink(
+        "/etc/systemd/system/multi-user.target.wants/slurmd.service",
+        "/lib/systemd/system/slurmd.service",
+    );
+    assert_ne!(result(&opt(&t, "slurmd"), "exists").0, Skip);
+}
