@@ -177,6 +177,12 @@ fn cmd_run(args: RunArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    for pattern in &args.controls {
+        if let Err(e) = profile::id_glob(pattern) {
+            eprintln!("nodecheck: --controls {pattern:?} is not a valid id pattern: {e}");
+            return exit::USAGE;
+        }
+    }
     // Warnings are part of the report (terminal and JSON), not printed here.
     for path in [&args.junit, &args.json, &args.prometheus]
         .into_iter()

@@ -502,22 +502,37 @@ pub fn eval_check(check: &Check, target: &dyn Target) -> CheckResult {
 /// need's reason) and evaluates the rest.
 fn eval_supported(check: &Check, target: &dyn Target) -> Evaluation {
     let kind = check.kind;
-    let mut skipped = Vec::new();
-    let mut runnable = check.clone();
-    runnable.props.retain(|p| {
-        let need = kind
-            .keys()
+    let unmet = |p: &crate::profile::Prop| {
+        kind.keys()
             .iter()
             .find(|k| k.name == p.key)
-            .and_then(|k| k.needs);
-        match need {
-            Some(n) if !target.has(n) => {
-                skipped.push(PropertyResult::skip(p.key, n.skip_reason()));
-                false
-            }
-            _ => true,
-        }
-    });
+            .and_then(|k| k.needs)
+            .filter(|n| !target.has(*n))
+    };
+    let skipped: Vec<PropertyResult> = check
+        .props
+        .iter()
+        .filter_map(|p| unmet(p).map(|n| PropertyResult::skip(p.key, n.skip_reason())))
+        .collect();
+    // Most checks keep every property: copy the check only when some go.
+    let pruned;
+    let runnable = if skipped.is_empty() {
+        check
+    } else {
+        pruned = Check {
+            kind,
+            subject: check.subject.clone(),
+            props: check
+                .props
+                .iter()
+                .filter(|p| unmet(p).is_none())
+                .cloned()
+                .collect(),
+            location: check.location.clone(),
+            timeout: check.timeout,
+        };
+        &pruned
+    };
     let asserts = runnable
         .props
         .iter()
@@ -526,7 +541,7 @@ fn eval_supported(check: &Check, target: &dyn Target) -> Evaluation {
         Evaluation::default()
     } else {
         let cx = Context { target };
-        match panic::catch_unwind(AssertUnwindSafe(|| kind.eval(&runnable, &cx))) {
+        match panic::catch_unwind(AssertUnwindSafe(|| kind.eval(runnable, &cx))) {
             Ok(e) => e,
             Err(payload) => Evaluation::error(
                 kind.name(),
@@ -608,12 +623,7 @@ fn select(profile: &Profile, options: &Options) -> Vec<bool> {
     let globs: Vec<globset::GlobMatcher> = options
         .controls
         .iter()
-        .filter_map(|p| {
-            let escaped = p.replace('[', "\\[").replace(']', "\\]");
-            globset::Glob::new(&escaped)
-                .ok()
-                .map(|g| g.compile_matcher())
-        })
+        .filter_map(|p| crate::profile::id_glob(p).ok())
         .collect();
     let mut selected: Vec<bool> = profile
         .controls

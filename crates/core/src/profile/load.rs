@@ -916,10 +916,8 @@ impl Loader<'_> {
     }
 
     fn glob(&mut self, at: &Sv, pattern: &str) -> Option<globset::GlobMatcher> {
-        // Ids hold `[`, so only `*` and `?` are wildcards.
-        let escaped = pattern.replace('[', "\\[").replace(']', "\\]");
-        match globset::Glob::new(&escaped) {
-            Ok(g) => Some(g.compile_matcher()),
+        match id_glob(pattern) {
+            Ok(g) => Some(g),
             Err(e) => {
                 self.diags.push(at.diag(Diagnostic::error(
                     "bad-glob",
@@ -982,4 +980,11 @@ impl Loader<'_> {
             ),
         )));
     }
+}
+
+/// A control id pattern (`disable`, waivers, `--controls`): `*` and `?`
+/// are wildcards; `[` and `]` are literal, since matrix ids hold them.
+pub fn id_glob(pattern: &str) -> Result<globset::GlobMatcher, globset::Error> {
+    let escaped = pattern.replace('[', "\\[").replace(']', "\\]");
+    globset::Glob::new(&escaped).map(|g| g.compile_matcher())
 }

@@ -15,7 +15,7 @@ mod raw;
 mod vars;
 
 pub use diag::{Diagnostic, Diagnostics, Level};
-pub use load::{LoadOptions, load, load_all};
+pub use load::{LoadOptions, id_glob, load, load_all};
 pub use model::{Check, Control, Location, NamedMatcher, Profile, Prop, Severity, Value, Waiver};
 pub use vars::VarValue;
 
