@@ -27,8 +27,9 @@ use nodecheck_core::run::Context;
 use nodecheck_core::target::FileType;
 
 use crate::eval;
+use crate::eval::section;
 use closure::Setup;
-use report::{errors, missing, section, single, tree};
+use report::{errors, missing, single, tree};
 use search::Linker;
 
 pub struct Elf;

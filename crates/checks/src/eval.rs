@@ -389,6 +389,21 @@ pub fn id_matched(
     PropertyResult::compare(key, ok, expected, shown)
 }
 
+/// Appends `title:` and the indented `items` to a check's output (JUnit
+/// system-out), a blank line apart from what is already there.
+pub fn section(output: &mut String, title: &str, items: &[String]) {
+    if !output.is_empty() {
+        output.push('\n');
+    }
+    output.push_str(title);
+    output.push_str(":\n");
+    for i in items {
+        output.push_str("  ");
+        output.push_str(i);
+        output.push('\n');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

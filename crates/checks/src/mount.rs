@@ -6,7 +6,7 @@ use nodecheck_core::matcher::Actual;
 use nodecheck_core::outcome::{Evaluation, PropertyResult};
 use nodecheck_core::profile::Check;
 use nodecheck_core::run::Context;
-use nodecheck_core::target::{Need, Target};
+use nodecheck_core::target::{Need, Target, unescape_octal};
 
 use crate::config;
 use crate::eval::{self, is_absent};
@@ -214,10 +214,10 @@ fn read_table(t: &dyn Target, path: &str) -> Result<Vec<Entry>, String> {
                 f.len()
             ));
         }
-        let point = unescape(f[1]);
+        let point = unescape_octal(f[1]);
         let point = point.trim_end_matches('/');
         out.push(Entry {
-            device: unescape(f[0]),
+            device: unescape_octal(f[0]),
             point: if point.is_empty() {
                 "/".into()
             } else {
@@ -232,26 +232,6 @@ fn read_table(t: &dyn Target, path: &str) -> Result<Vec<Entry>, String> {
         });
     }
     Ok(out)
-}
-
-/// fstab's octal escapes: `\040` is a space.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

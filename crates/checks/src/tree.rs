@@ -255,7 +255,7 @@ impl Kind for Tree {
             out.push(r);
         }
         if !found.errors.is_empty() {
-            section(
+            eval::section(
                 &mut out.output,
                 &format!("unreadable entries under {path}"),
                 &found.errors,
@@ -379,7 +379,7 @@ impl Found {
             }
         };
         if n > 0 {
-            section(
+            eval::section(
                 output,
                 &format!("{key}: {n} {} under {root}", plural(n)),
                 items,
@@ -436,19 +436,6 @@ fn plural(what: &str) -> String {
     match noun.strip_suffix('y') {
         Some(stem) => format!("{stem}ies{rest}"),
         None => format!("{noun}s{rest}"),
-    }
-}
-
-fn section(output: &mut String, title: &str, items: &[String]) {
-    if !output.is_empty() {
-        output.push('\n');
-    }
-    output.push_str(title);
-    output.push_str(":\n");
-    for i in items {
-        output.push_str("  ");
-        output.push_str(i);
-        output.push('\n');
     }
 }
 

@@ -99,7 +99,7 @@ pub(super) fn single(
             (false, _) => format!("{key}: {}", eval::capped(&found)),
         };
         if !found.is_empty() {
-            section(&mut out.output, key, &found);
+            crate::eval::section(&mut out.output, key, &found);
         }
         out.push(
             PropertyResult::verdict(key, ok, message)
@@ -108,7 +108,7 @@ pub(super) fn single(
         );
     }
     if !load.loaded.is_empty() {
-        section(
+        crate::eval::section(
             &mut out.output,
             &format!("libraries of {file}"),
             &load.loaded,
@@ -196,7 +196,7 @@ pub(super) fn tree(
         };
         let n = bad_files.len();
         let r = if n > 0 {
-            section(
+            crate::eval::section(
                 &mut out.output,
                 &format!("{key}: {n} of {checked} ELF files under {subject} {what}"),
                 &lines,
@@ -231,7 +231,7 @@ pub(super) fn tree(
             )
         };
         if !in_context.is_empty() {
-            section(
+            crate::eval::section(
                 &mut out.output,
                 &format!(
                     "{key}: libraries under {subject} that {what} when loaded alone, but not where their programs load them"
@@ -245,24 +245,10 @@ pub(super) fn tree(
         );
     }
     if !unreadable.is_empty() {
-        section(
+        crate::eval::section(
             &mut out.output,
             &format!("files under {subject} that could not be checked"),
             &unreadable,
         );
-    }
-}
-
-/// Appends `title:` and the indented `items` to a check's output.
-pub(super) fn section(output: &mut String, title: &str, items: &[String]) {
-    if !output.is_empty() {
-        output.push('\n');
-    }
-    output.push_str(title);
-    output.push_str(":\n");
-    for i in items {
-        output.push_str("  ");
-        output.push_str(i);
-        output.push('\n');
     }
 }
