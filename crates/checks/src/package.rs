@@ -383,7 +383,10 @@ impl Kind for Package {
         if check.bool("verify") == Some(true) {
             let mut plan = verify::Plan::default();
             for (db, pkgs) in &found {
-                merge(&mut plan, verify_plan(cx.target, db, &|p: &Pkg| pkgs.contains(&p)));
+                merge(
+                    &mut plan,
+                    verify_plan(cx.target, db, &|p: &Pkg| pkgs.contains(&p)),
+                );
             }
             verify_result(check, cx.target, &plan, &mut e);
         }
@@ -483,7 +486,10 @@ fn verify_result(check: &Check, t: &dyn Target, plan: &verify::Plan, e: &mut Eva
     let exclude = match globs(check.list("exclude").unwrap_or_default()) {
         Ok(g) => g,
         Err(err) => {
-            e.push(PropertyResult::error("verify", format!("verify: exclude: {err}")));
+            e.push(PropertyResult::error(
+                "verify",
+                format!("verify: exclude: {err}"),
+            ));
             return;
         }
     };
@@ -502,25 +508,33 @@ fn verify_result(check: &Check, t: &dyn Target, plan: &verify::Plan, e: &mut Eva
     let mut errors = plan.errors.clone();
     errors.extend(report.errors.iter().cloned());
     let n = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
-    let scope = format!(
-        "{} of {}",
-        n(report.entries, "path", "paths"),
-        n(plan.packages.len(), "package", "packages")
-    );
+    let packages = n(plan.packages.len(), "package", "packages");
     let mut msg = if !errors.is_empty() {
-        let mut m = format!("verify: could not verify {scope}: {}", eval::capped(&errors));
+        let mut m = format!(
+            "verify: could not verify all of {packages}: {}",
+            eval::capped(&errors)
+        );
         if !failing.is_empty() {
-            m += &format!("; besides, {} differ: {}", n(failing.len(), "file", "files"), eval::capped(&failing));
+            m += &format!(
+                "; besides, {} of {} paths differ: {}",
+                failing.len(),
+                report.entries,
+                eval::capped(&failing)
+            );
         }
         m
     } else if !failing.is_empty() {
         format!(
-            "verify: {} of {scope} differ from the package database: {}",
-            n(failing.len(), "file", "files"),
+            "verify: {} of {} paths ({packages}) differ from the package database: {}",
+            failing.len(),
+            report.entries,
             eval::capped(&failing)
         )
     } else {
-        format!("verify: {scope} match the package database")
+        format!(
+            "verify: {} of {packages} match the package database",
+            n(report.entries, "path", "paths")
+        )
     };
     if !noted.is_empty() {
         msg += &format!(
@@ -536,10 +550,18 @@ fn verify_result(check: &Check, t: &dyn Target, plan: &verify::Plan, e: &mut Eva
     };
     e.push(r);
     if !failing.is_empty() {
-        eval::section(&mut e.output, "files that differ from their package", &failing);
+        eval::section(
+            &mut e.output,
+            "files that differ from their package",
+            &failing,
+        );
     }
     if !noted.is_empty() {
-        eval::section(&mut e.output, "changed conffiles (reported, not failed)", &noted);
+        eval::section(
+            &mut e.output,
+            "changed conffiles (reported, not failed)",
+            &noted,
+        );
     }
     if !errors.is_empty() {
         eval::section(&mut e.output, "could not be verified", &errors);

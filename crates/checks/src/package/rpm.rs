@@ -87,7 +87,12 @@ impl<'a> Header<'a> {
     }
 
     /// The bytes of `count` items of `size` bytes at the tag's offset.
-    fn items(&self, tag: u32, types: &[u32], size: usize) -> Result<Option<(&'a [u8], usize)>, String> {
+    fn items(
+        &self,
+        tag: u32,
+        types: &[u32],
+        size: usize,
+    ) -> Result<Option<(&'a [u8], usize)>, String> {
         let Some(&(ty, off, count)) = self.index.get(&tag) else {
             return Ok(None);
         };

@@ -139,7 +139,9 @@ pub enum Expect {
     /// dpkg knows only that the path exists and, for files with an entry
     /// in `md5sums` or `Conffiles`, their MD5 (so they must be regular
     /// files).
-    Dpkg { md5: Option<String> },
+    Dpkg {
+        md5: Option<String>,
+    },
     Rpm(Box<rpm::File>),
 }
 
@@ -254,9 +256,9 @@ pub fn check(t: &dyn Target, plan: &Plan, exclude: &GlobSet) -> Report {
         report.findings.extend(f);
         report.errors.extend(e);
     }
-    report.findings.sort_by(|a, b| {
-        (&plan.packages[a.pkg], &a.path).cmp(&(&plan.packages[b.pkg], &b.path))
-    });
+    report
+        .findings
+        .sort_by(|a, b| (&plan.packages[a.pkg], &a.path).cmp(&(&plan.packages[b.pkg], &b.path)));
     report
 }
 

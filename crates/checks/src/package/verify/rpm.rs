@@ -208,7 +208,10 @@ impl File {
         if flags & V_RDEV != 0 {
             let dev = |m: u32| {
                 let t = m & S_IFMT;
-                (t == type_bits(FileType::Char), t == type_bits(FileType::Block))
+                (
+                    t == type_bits(FileType::Char),
+                    t == type_bits(FileType::Block),
+                )
             };
             if dev(self.mode) != dev(st_mode(&sb)) {
                 out.push(Diff::Device);
@@ -249,7 +252,10 @@ fn parse(blob: &[u8]) -> Result<Parsed, String> {
             .map(|(b, &i)| {
                 let d = dirs
                     .get(usize::try_from(i).unwrap_or(usize::MAX))
-                    .ok_or(format!("DIRINDEXES entry {i} is past the {} DIRNAMES", dirs.len()))?;
+                    .ok_or(format!(
+                        "DIRINDEXES entry {i} is past the {} DIRNAMES",
+                        dirs.len()
+                    ))?;
                 Ok(format!("{d}{b}"))
             })
             .collect::<Result<_, String>>()?
@@ -263,16 +269,23 @@ fn parse(blob: &[u8]) -> Result<Parsed, String> {
     }
     let sized = |tag: u32, v: Option<Vec<u64>>, what: &str| -> Result<Option<Vec<u64>>, String> {
         match v {
-            Some(v) if v.len() != n => Err(format!("{what} (tag {tag}) has {} entries for {n} files", v.len())),
+            Some(v) if v.len() != n => Err(format!(
+                "{what} (tag {tag}) has {} entries for {n} files",
+                v.len()
+            )),
             v => Ok(v),
         }
     };
-    let strs = |tag: u32, v: Option<Vec<String>>, what: &str| -> Result<Option<Vec<String>>, String> {
-        match v {
-            Some(v) if v.len() != n => Err(format!("{what} (tag {tag}) has {} entries for {n} files", v.len())),
-            v => Ok(v),
-        }
-    };
+    let strs =
+        |tag: u32, v: Option<Vec<String>>, what: &str| -> Result<Option<Vec<String>>, String> {
+            match v {
+                Some(v) if v.len() != n => Err(format!(
+                    "{what} (tag {tag}) has {} entries for {n} files",
+                    v.len()
+                )),
+                v => Ok(v),
+            }
+        };
     let modes = sized(TAG_FILEMODES, h.ints(TAG_FILEMODES)?, "FILEMODES")?
         .ok_or("files without FILEMODES")?;
     let sizes = match h.ints(TAG_LONGFILESIZES)? {
@@ -282,17 +295,29 @@ fn parse(blob: &[u8]) -> Result<Parsed, String> {
     let states = sized(TAG_FILESTATES, h.ints(TAG_FILESTATES)?, "FILESTATES")?;
     let mtimes = sized(TAG_FILEMTIMES, h.ints(TAG_FILEMTIMES)?, "FILEMTIMES")?;
     let flags = sized(TAG_FILEFLAGS, h.ints(TAG_FILEFLAGS)?, "FILEFLAGS")?;
-    let vflags = sized(TAG_FILEVERIFYFLAGS, h.ints(TAG_FILEVERIFYFLAGS)?, "FILEVERIFYFLAGS")?;
+    let vflags = sized(
+        TAG_FILEVERIFYFLAGS,
+        h.ints(TAG_FILEVERIFYFLAGS)?,
+        "FILEVERIFYFLAGS",
+    )?;
     let digests = strs(TAG_FILEDIGESTS, h.strings(TAG_FILEDIGESTS)?, "FILEDIGESTS")?;
     let links = strs(TAG_FILELINKTOS, h.strings(TAG_FILELINKTOS)?, "FILELINKTOS")?;
-    let users = strs(TAG_FILEUSERNAME, h.strings(TAG_FILEUSERNAME)?, "FILEUSERNAME")?;
-    let groups = strs(TAG_FILEGROUPNAME, h.strings(TAG_FILEGROUPNAME)?, "FILEGROUPNAME")?;
+    let users = strs(
+        TAG_FILEUSERNAME,
+        h.strings(TAG_FILEUSERNAME)?,
+        "FILEUSERNAME",
+    )?;
+    let groups = strs(
+        TAG_FILEGROUPNAME,
+        h.strings(TAG_FILEGROUPNAME)?,
+        "FILEGROUPNAME",
+    )?;
     let algo_n = h
         .ints(TAG_FILEDIGESTALGO)?
         .and_then(|v| v.first().copied())
         .unwrap_or(1);
-    let algo = Algo::from_rpm(algo_n)
-        .ok_or(format!("file digest algorithm {algo_n} is not supported"))?;
+    let algo =
+        Algo::from_rpm(algo_n).ok_or(format!("file digest algorithm {algo_n} is not supported"))?;
     let at = |v: &Option<Vec<u64>>, i: usize, default: u64| v.as_ref().map_or(default, |v| v[i]);
     let s = |v: &Option<Vec<String>>, i: usize| v.as_ref().map_or(String::new(), |v| v[i].clone());
     for (i, path) in paths.into_iter().enumerate() {
