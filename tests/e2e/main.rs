@@ -11,3 +11,4 @@ mod kmod;
 mod live;
 mod services;
 mod util;
+mod verify;
