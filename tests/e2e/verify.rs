@@ -17,7 +17,8 @@ use crate::util::*;
 type Seen = BTreeSet<(String, bool, String)>;
 
 /// Runs `verify = true` over every package of `root` and returns what the
-/// JSON report's output lists, mapped to rpm's letters.
+/// JSON report's output lists, mapped to rpm's letters, and the terminal
+/// output followed by the JUnit report.
 fn nodecheck_verify(root: &Path, extra: &str) -> (i32, Seen, String) {
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("verify.toml");
@@ -30,6 +31,7 @@ fn nodecheck_verify(root: &Path, extra: &str) -> (i32, Seen, String) {
     )
     .unwrap();
     let json = dir.path().join("out.json");
+    let junit = dir.path().join("out.xml");
     let o = nodecheck(&[
         "run",
         profile.to_str().unwrap(),
@@ -37,8 +39,10 @@ fn nodecheck_verify(root: &Path, extra: &str) -> (i32, Seen, String) {
         root.to_str().unwrap(),
         "--json",
         json.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
     ]);
-    let text = stdout(&o);
+    let text = stdout(&o) + &fs::read_to_string(&junit).unwrap();
     assert!(code(&o) == 0 || code(&o) == 1, "{text}\n{}", stderr(&o));
     let report: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
