@@ -77,10 +77,9 @@ fn collect_outputs(v: &serde_json::Value, out: &mut Vec<String>) {
         serde_json::Value::Object(m) => {
             if let (Some(serde_json::Value::String(k)), Some(serde_json::Value::String(o))) =
                 (m.get("kind"), m.get("output"))
+                && k == "package"
             {
-                if k == "package" {
-                    out.push(o.clone());
-                }
+                out.push(o.clone());
             }
             m.values().for_each(|v| collect_outputs(v, out));
         }

@@ -39,7 +39,7 @@ pub fn diversions(t: &dyn Target) -> Result<Diversions, String> {
 pub fn parse_diversions(bytes: &[u8]) -> Result<Diversions, String> {
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text.lines().collect();
-    if lines.len() % 3 != 0 {
+    if !lines.len().is_multiple_of(3) {
         return Err(format!(
             "{DIVERSIONS}: damaged: {} lines, but entries have three lines each",
             lines.len()

@@ -125,13 +125,13 @@ impl File {
         let mut sb = md.clone();
         // A directory replaced by a symlink to one (owned by root or by
         // the directory's owner) is followed, as rpm does.
-        if self.mode & S_IFMT == type_bits(FileType::Directory) && sb.file_type == FileType::Symlink
+        if self.mode & S_IFMT == type_bits(FileType::Directory)
+            && sb.file_type == FileType::Symlink
+            && let Ok(f) = t.metadata(path, true)
+            && f.file_type == FileType::Directory
+            && (sb.uid == 0 || sb.uid == f.uid)
         {
-            if let Ok(f) = t.metadata(path, true) {
-                if f.file_type == FileType::Directory && (sb.uid == 0 || sb.uid == f.uid) {
-                    sb = f;
-                }
-            }
+            sb = f;
         }
         if sb.file_type == FileType::Symlink {
             flags &= !V_MODE;

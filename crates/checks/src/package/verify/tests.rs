@@ -317,7 +317,7 @@ impl Hdr {
     }
 
     fn align(&mut self, n: usize) {
-        while self.data.len() % n != 0 {
+        while !self.data.len().is_multiple_of(n) {
             self.data.push(0);
         }
     }
