@@ -568,3 +568,44 @@ fn every_digest_algorithm_rpm_uses() {
     }
     assert_eq!(Algo::from_rpm(3), None);
 }
+
+#[test]
+fn an_unreadable_file_is_an_error_naming_it_not_a_pass() {
+    let t = debian().deny("/usr/sbin/munged");
+    let e = verify_on(&t, "munge", vec![]);
+    let (status, msg) = result(&e, "verify");
+    assert_eq!(status, Error);
+    assert!(
+        msg.starts_with(
+            "verify: could not verify all of 1 package: /usr/sbin/munged: cannot read it: "
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("nodecheck may need to run as root"), "{msg}");
+}
+
+#[test]
+fn berkeley_db_packages_are_verified_too() {
+    // The fixture's headers (testdata/README.md) carry no file tags: both
+    // packages are verified, with nothing to look at.
+    let t = MemoryTarget::new().file(
+        "/var/lib/rpm/Packages",
+        0o644,
+        0,
+        0,
+        include_bytes!("../testdata/Packages").as_slice(),
+    );
+    let e = verify_on(&t, "*", vec![]);
+    assert_eq!(
+        result(&e, "verify"),
+        (
+            Pass,
+            "verify: 0 paths of 2 packages match the package database".into()
+        )
+    );
+    let e = verify_on(&t, "munge", vec![]);
+    assert_eq!(
+        result(&e, "verify").1,
+        "verify: 0 paths of 1 package match the package database"
+    );
+}
