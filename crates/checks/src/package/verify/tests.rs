@@ -609,3 +609,32 @@ fn berkeley_db_packages_are_verified_too() {
         "verify: 0 paths of 1 package match the package database"
     );
 }
+
+#[test]
+fn replaced_and_net_shared_files_follow_rpms_states() {
+    // munged "replaced" by another package's copy: only its existence
+    // counts; the README "net shared": not looked at at all.
+    let mut h = munge_header();
+    h.chars(1029, &[1, 0, 0, 3, 0, 0, 0]);
+    let t = rhel(&[h.blob()])
+        .file("/usr/sbin/munged", 0o600, 65534, 0, "other content\n")
+        .file("/etc/munge/munge.conf", 0o644, 0, 0, "conf\n")
+        .symlink("/usr/lib/libmunge.so", "libmunge.so.2")
+        .dir("/etc/munge/munge", 0o700, 101, 102);
+    let e = verify_on(&t, "munge", vec![]);
+    assert_eq!(result(&e, "verify").0, Pass, "{e:?}");
+    let t = remove_munged(h);
+    let e = verify_on(&t, "munge", vec![]);
+    assert_eq!(
+        result(&e, "verify").1,
+        "verify: 1 of 7 paths (1 package) differ from the package database: \
+         munge: /usr/sbin/munged: missing"
+    );
+}
+
+fn remove_munged(h: Hdr) -> MemoryTarget {
+    rhel(&[h.blob()])
+        .file("/etc/munge/munge.conf", 0o644, 0, 0, "conf\n")
+        .symlink("/usr/lib/libmunge.so", "libmunge.so.2")
+        .dir("/etc/munge/munge", 0o700, 101, 102)
+}
