@@ -178,6 +178,8 @@ impl fmt::Display for Diff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = |t: &FileType| match t {
             FileType::File => "regular file",
+            FileType::Char => "character device",
+            FileType::Block => "block device",
             other => other.as_str(),
         };
         match self {
