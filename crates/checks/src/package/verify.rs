@@ -320,7 +320,7 @@ fn look(
     };
     for e in wanted {
         let diffs = match &e.expect {
-            Expect::Dpkg { md5 } => dpkg_diffs(&md, md5.as_deref(), &mut hashed),
+            Expect::Dpkg { md5 } => dpkg_diffs(t, path, &md, md5.as_deref(), &mut hashed),
             Expect::Rpm(f) => f.diffs(t, accounts, path, &md, &mut hashed),
         };
         match diffs {
@@ -339,8 +339,11 @@ fn look(
 
 /// `dpkg --verify`: a path with a known digest must be a regular file
 /// with that MD5 (dpkg hashes what the path leads to, so a symlink to a
-/// file with the right content is only a type difference).
+/// file with the right content is only a type difference; a symlink that
+/// leads nowhere, or to anything but a regular file, is only that).
 fn dpkg_diffs(
+    t: &dyn Target,
+    path: &str,
     md: &Metadata,
     md5: Option<&str>,
     hashed: &mut dyn FnMut(Algo) -> Result<(String, u64), String>,
@@ -351,14 +354,19 @@ fn dpkg_diffs(
     };
     if md.file_type != FileType::File {
         out.push(Diff::Type(FileType::File, md.file_type));
+        // dpkg hashes what a symlink leads to; anything else (a device
+        // node, a fifo) is never opened.
+        let leads_to_file = md.file_type == FileType::Symlink
+            && t.metadata(path, true)
+                .is_ok_and(|m| m.file_type == FileType::File);
+        if !leads_to_file {
+            return Ok(out);
+        }
     }
     match hashed(Algo::Md5) {
         Ok((h, _)) if !h.eq_ignore_ascii_case(md5) => out.push(Diff::Digest),
         Ok(_) => {}
-        Err(e) if md.file_type == FileType::File => return Err(format!("cannot read it: {e}")),
-        // A symlink that leads nowhere or to a directory: the type
-        // difference says it.
-        Err(_) => {}
+        Err(e) => return Err(format!("cannot read it: {e}")),
     }
     Ok(out)
 }
