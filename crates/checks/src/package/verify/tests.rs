@@ -642,14 +642,21 @@ fn remove_munged(h: Hdr) -> MemoryTarget {
 #[test]
 fn a_fifo_or_device_in_place_of_a_packaged_file_is_a_type_difference_never_a_read() {
     use nodecheck_core::target::FileType;
-    let t = debian_without(&["/usr/sbin/munged", "/usr/lib/libc.so.6"])
-        .special("/usr/sbin/munged", FileType::Fifo, 0o644, 0, 0)
-        .special("/usr/lib/libc.so.6", FileType::Char, 0o644, 0, 0);
+    let t = debian_without(&[
+        "/usr/sbin/munged",
+        "/usr/lib/libc.so.6",
+        "/usr/share/doc/munge/README",
+    ])
+    .special("/usr/sbin/munged", FileType::Fifo, 0o644, 0, 0)
+    .special("/usr/lib/libc.so.6", FileType::Char, 0o644, 0, 0)
+    .special("/dev/zero", FileType::Char, 0o666, 0, 0)
+    .symlink("/usr/share/doc/munge/README", "/dev/zero");
     let e = verify_on(&t, "*", vec![]);
     assert_eq!(
         result(&e, "verify").1,
-        "verify: 2 of 9 paths (4 packages) differ from the package database: \
+        "verify: 3 of 9 paths (4 packages) differ from the package database: \
          libc6:amd64: /usr/lib/libc.so.6: type regular file → character device, \
-         munge: /usr/sbin/munged: type regular file → fifo"
+         munge: /usr/sbin/munged: type regular file → fifo, \
+         munge: /usr/share/doc/munge/README: type regular file → symlink"
     );
 }
