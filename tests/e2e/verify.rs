@@ -240,6 +240,51 @@ fn verify_equals_dpkg_verify_on_the_reference_rootfs_and_its_faults() {
         ),
         "{text}"
     );
+    // The JUnit report lists it too (system-out).
+    assert!(
+        text.contains(
+            "changed conffiles (reported, not failed):\n  bash: /etc/bash.bashrc (conffile): digest"
+        ),
+        "{text}"
+    );
+
+    // A damaged md5sums file is an error naming it (one package: fast).
+    replace(
+        &fault,
+        "var/lib/dpkg/info/munge.md5sums",
+        b"0123456789abcdef0123456789abcdef  usr/sbin/munged\ngarbage\n",
+    );
+    let (status, text) = verify_one(f, "munge");
+    assert_eq!(status, 1, "{text}");
+    assert!(
+        text.contains(
+            "verify: could not verify all of 1 package: /var/lib/dpkg/info/munge.md5sums:2: \
+             damaged: expected `<md5>  <path>`, got \"garbage\""
+        ),
+        "{text}"
+    );
+    assert!(text.contains("1 control error"), "{text}");
+}
+
+/// `verify = true` on one named package: exit status and terminal output.
+fn verify_one(root: &Path, name: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("verify.toml");
+    fs::write(
+        &profile,
+        format!(
+            "[profile]\nname = \"verify\"\n[[control]]\nid = \"integrity\"\n\
+             [[control.package]]\nname = \"{name}\"\nverify = true\n"
+        ),
+    )
+    .unwrap();
+    let o = nodecheck(&[
+        "run",
+        profile.to_str().unwrap(),
+        "--target",
+        root.to_str().unwrap(),
+    ]);
+    (code(&o), stdout(&o))
 }
 
 // ---- rpm ----------------------------------------------------------------
