@@ -15,9 +15,13 @@
 #
 # All are wall-clock times of the whole command, page cache warm (a warmup
 # run first), release build. The figures depend on the machine's cores and
-# load: rerun on an idle machine before quoting them.
+# load: rerun on an idle machine before quoting them. On a shared machine
+# with autogroup scheduling, a group's CPU share does not grow with its
+# threads; run the script in its own group at top priority (as root) to
+# give it the cores while it runs (docs/verify.md has the figures):
 #
 #   benches/verify.sh [ROOTFS]      (default: $NODECHECK_TEST_ROOTFS)
+#   setsid bash -c 'echo -20 > /proc/self/autogroup; nice -n -20 benches/verify.sh'
 #
 # Needs dpkg and hyperfine.
 set -euo pipefail
