@@ -660,3 +660,25 @@ fn a_fifo_or_device_in_place_of_a_packaged_file_is_a_type_difference_never_a_rea
          munge: /usr/share/doc/munge/README: type regular file → symlink"
     );
 }
+
+#[test]
+fn verifying_a_package_that_is_not_installed_fails_and_skips_verify() {
+    let e = verify_on(&debian(), "gone", vec![]);
+    assert_eq!(
+        results(&e),
+        [
+            (
+                "installed".into(),
+                Fail,
+                "installed: package gone is not installed: /var/lib/dpkg/status says \
+                 \"deinstall ok config-files\" (version 1)"
+                    .into()
+            ),
+            (
+                "verify".into(),
+                nodecheck_core::outcome::Status::Skip,
+                "package gone is not installed".into()
+            ),
+        ]
+    );
+}
