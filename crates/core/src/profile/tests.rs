@@ -323,6 +323,37 @@ fn include_cycles_and_missing_includes_are_errors() {
 }
 
 #[test]
+fn an_include_chain_of_thousands_of_files_is_a_diagnostic_not_a_stack_overflow() {
+    let d = Dir::new();
+    let n = 8000;
+    for i in 0..n {
+        let include = if i + 1 < n {
+            format!("include = [\"p{}.toml\"]\n", i + 1)
+        } else {
+            String::new()
+        };
+        d.write(
+            &format!("p{i}.toml"),
+            &format!("[profile]\nname = \"p{i}\"\n{include}"),
+        );
+    }
+    let e = load(d.0.path().join("p0.toml"), KINDS, &LoadOptions::default()).unwrap_err();
+    let codes: Vec<&str> = e.0.iter().map(|d| d.code).collect();
+    assert_eq!(codes, vec!["include-depth"], "{e}");
+    let at = e.0[0].location.as_ref().unwrap();
+    assert!(at.file.ends_with("p63.toml"), "{at}");
+    assert_eq!((at.line, at.column), (3, 12), "{e}");
+    assert!(e.0[0].message.contains("deeper than 64 files"), "{e}");
+    // 64 levels still load.
+    let e = load(
+        d.0.path().join(format!("p{}.toml", n - 64)),
+        KINDS,
+        &LoadOptions::default(),
+    );
+    assert!(e.is_ok(), "{:?}", e.err());
+}
+
+#[test]
 fn dependencies_must_exist_and_not_cycle() {
     let e = errors(&format!(
         "{HEAD}[[control]]\nid = \"a\"\ndepends_on = [\"b\"]\n[[control.file]]\npath = \"/x\"\nexists = true\n\
