@@ -90,6 +90,40 @@ pub fn command(name: &str) -> io::Result<Command> {
     Ok(cmd)
 }
 
+/// The time on `CLOCK_MONOTONIC`: unlike an [`Instant`], a parent can hand
+/// it to a child process (same boot, same clock) to share a deadline.
+pub fn monotonic() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to; CLOCK_MONOTONIC
+    // always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Points this process's stdout and stderr at /dev/null, after flushing
+/// them: a helper that has written its answer calls it so that its parent
+/// sees the end of the output even when a thread stuck in the kernel keeps
+/// the process (and its descriptors) alive.
+pub fn release_stdio() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        for fd in [1, 2] {
+            // SAFETY: dup2 onto a standard descriptor from a file we own;
+            // whatever writes there later writes to /dev/null.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
 /// The limits of [`run_bounded`].
 #[derive(Clone, Copy, Debug)]
 pub struct Bounds {
