@@ -742,6 +742,53 @@ mod tests {
     }
 
     #[test]
+    fn the_child_gets_the_options_it_needs() {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: NhcArgs,
+        }
+        let parent = Cli::try_parse_from([
+            "nhc",
+            "--budget",
+            "1.5s",
+            "--profile",
+            "/etc/x y.toml",
+            "--prometheus",
+            "/tmp/p.prom",
+            "--fail-on",
+            "high",
+            "-j",
+            "3",
+            "--var",
+            "min_cpus=4",
+            "--var",
+            "a=b=c",
+            "--no-slurm",
+        ])
+        .unwrap()
+        .args;
+        let argv = ["nhc".into(), "--started-ns".into(), "7".into()]
+            .into_iter()
+            .chain(child_args(&parent));
+        let child = ChildCli::try_parse_from::<_, OsString>(argv).unwrap();
+        assert_eq!(child.started_ns, 7);
+        let c = child.args;
+        assert_eq!(c.budget, Duration::from_millis(1500));
+        assert_eq!(c.profile, Some(PathBuf::from("/etc/x y.toml")));
+        assert_eq!(c.prometheus, Some(PathBuf::from("/tmp/p.prom")));
+        assert_eq!(c.fail_on, Severity::High);
+        assert_eq!(c.jobs, Some(3));
+        assert_eq!(
+            c.vars.vars,
+            vec![
+                ("min_cpus".to_string(), "4".to_string()),
+                ("a".to_string(), "b=c".to_string())
+            ]
+        );
+    }
+
+    #[test]
     fn budgets_parse() {
         assert_eq!(parse_budget("30s"), Ok(Duration::from_secs(30)));
         assert!(parse_budget("0s").is_err());
