@@ -23,6 +23,7 @@ packages=(
   python3-prometheus-client prometheus-node-exporter
   kmod             # modinfo, the peer the kernel-module benchmark compares with
   xz-utils zstd    # the kernel-module tests compress real modules as RHEL and Ubuntu ship them
+  time             # /usr/bin/time -v: peak memory of the decompression-bomb test
   podman runc      # a real container target for the exec tests (runc: crun
                    # refuses hybrid cgroup hierarchies)
 )

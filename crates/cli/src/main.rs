@@ -127,7 +127,12 @@ fn main() -> ExitCode {
     // be entered from the runner's threads): it must not get further.
     nodecheck_core::target::sandbox_main();
     // A child process of a check (dlopen of a library on a live node).
-    if let Some(code) = nodecheck_core::helper::dispatch(nodecheck_checks::HELPERS) {
+    let helpers: Vec<(&str, nodecheck_core::helper::Handler)> = nodecheck_checks::HELPERS
+        .iter()
+        .copied()
+        .chain([(nhc::HELPER, nhc::child as nodecheck_core::helper::Handler)])
+        .collect();
+    if let Some(code) = nodecheck_core::helper::dispatch(&helpers) {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let cli = Cli::parse();
@@ -223,7 +228,7 @@ fn cmd_run(args: RunArgs) -> u8 {
         jobs: args.jobs,
         tags: args.tags,
         controls: args.controls,
-        budget: None,
+        ..Default::default()
     };
     let outcome = run::run(&profile, target.as_ref(), &options, reporters);
     if !outcome.reporter_errors.is_empty() {

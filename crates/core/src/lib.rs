@@ -31,3 +31,4 @@ pub mod profile;
 pub mod report;
 pub mod run;
 pub mod target;
+pub mod text;
