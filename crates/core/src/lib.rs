@@ -30,4 +30,5 @@ pub mod outcome;
 pub mod profile;
 pub mod report;
 pub mod run;
+pub mod schema;
 pub mod target;
