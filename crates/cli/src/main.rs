@@ -3,6 +3,7 @@
 //! to an exit status.
 
 mod exit;
+mod generate;
 mod nhc;
 
 use std::io::{self, IsTerminal, Write};
@@ -56,6 +57,13 @@ enum Command {
     /// Check this node's health for Slurm (HealthCheckProgram): drain it
     /// when unhealthy, resume it when nodecheck drained it and it recovered.
     Nhc(nhc::NhcArgs),
+    /// Print the JSON Schema of profiles (for taplo / Even Better TOML).
+    Schema,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Write a man page per subcommand into DIR (for packagers).
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
 }
 
 #[derive(Args)]
@@ -142,6 +150,9 @@ fn main() -> ExitCode {
         Command::List { profiles, vars } => cmd_list(&profiles, &vars.vars),
         Command::Explain { kind } => cmd_explain(kind.as_deref()),
         Command::Nhc(args) => nhc::cmd_nhc(args),
+        Command::Schema => generate::schema(),
+        Command::Completions { shell } => generate::completions::<Cli>(shell),
+        Command::Manpages { dir } => generate::manpages::<Cli>(&dir),
     };
     ExitCode::from(code)
 }
@@ -356,7 +367,7 @@ fn summary_line(k: &dyn Kind) -> String {
 }
 
 /// A closed pipe (`nodecheck list | head`) is not an error.
-fn quiet_pipe(r: io::Result<()>) -> u8 {
+pub(crate) fn quiet_pipe(r: io::Result<()>) -> u8 {
     match r {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
             eprintln!("nodecheck: {e}");

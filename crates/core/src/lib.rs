@@ -30,5 +30,6 @@ pub mod outcome;
 pub mod profile;
 pub mod report;
 pub mod run;
+pub mod schema;
 pub mod target;
 pub mod text;
