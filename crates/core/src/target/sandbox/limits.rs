@@ -1,0 +1,309 @@
+//! Memory and process limits of one run, through a cgroup made for it.
+//!
+//! rlimits do not bind uid 0 (`RLIMIT_NPROC` exempts root, `RLIMIT_AS`
+//! counts one process), so the limits live in a cgroup: cgroup v2 where
+//! the helper's cgroup can delegate the `memory` and `pids` controllers,
+//! else the v1 `memory` and `pids` hierarchies. The helper moves itself in
+//! before it forks (everything the program starts is counted, tmpfs pages
+//! it writes included), and at the end kills whatever is left in it, moves
+//! back out and removes it. Where no cgroup can be made (rootless, a
+//! read-only /sys/fs/cgroup) a rootless helper falls back to rlimits, which
+//! do bind a user namespace's root; the run's `isolation` says which
+//! limits applied.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::sys::Res;
+use crate::target::exec::{Limits, format_bytes};
+
+/// Names of the cgroups made for runs (also how stale ones are known).
+const PREFIX: &str = "nodecheck-";
+
+/// A cgroup (one directory per hierarchy) the helper is in.
+pub(super) struct Cgroup {
+    /// (new cgroup, the one the helper came from).
+    dirs: Vec<(PathBuf, PathBuf)>,
+    v2: bool,
+}
+
+/// Applies `limits` to the helper and everything it will start: a cgroup,
+/// or rlimits. Returns the cgroup (to remove later) and the text saying
+/// which limits applied.
+pub(super) fn apply(limits: &Limits, rootless: bool, sandboxed: bool) -> (Option<Cgroup>, String) {
+    // The live node has no tmpfs of nodecheck's.
+    let tmpfs = if sandboxed {
+        format!(", tmpfs {} each", format_bytes(limits.tmpfs))
+    } else {
+        String::new()
+    };
+    match Cgroup::make(limits) {
+        Ok(cg) => {
+            let text = format!(
+                "limits: cgroup {} memory {}, {} processes{tmpfs}",
+                if cg.v2 { "v2" } else { "v1" },
+                format_bytes(limits.memory),
+                limits.processes
+            );
+            (Some(cg), text)
+        }
+        Err(why) if rootless => {
+            // In a user namespace RLIMIT_NPROC binds its root (the real
+            // uid is not 0), and RLIMIT_AS bounds each process.
+            set_rlimit(libc::RLIMIT_NPROC, limits.processes);
+            set_rlimit(libc::RLIMIT_AS, limits.memory);
+            (
+                None,
+                format!(
+                    "limits: rlimits (no cgroup: {why}): {} processes of this user, {} address \
+                     space per process{tmpfs}",
+                    limits.processes,
+                    format_bytes(limits.memory)
+                ),
+            )
+        }
+        Err(why) => {
+            set_rlimit(libc::RLIMIT_AS, limits.memory);
+            (
+                None,
+                format!(
+                    "limits: {} address space per process{tmpfs}; no memory or process \
+                     limit (no cgroup: {why})",
+                    format_bytes(limits.memory)
+                ),
+            )
+        }
+    }
+}
+
+fn set_rlimit(which: libc::__rlimit_resource_t, v: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: v,
+        rlim_max: v,
+    };
+    // SAFETY: setrlimit with a filled struct; a failure leaves the limit
+    // as it was (the text still names the intended one).
+    unsafe { libc::setrlimit(which, &lim) };
+}
+
+impl Cgroup {
+    fn make(limits: &Limits) -> Res<Cgroup> {
+        let mounts = fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+        let mine = fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+        let name = format!("{PREFIX}{}-{}", std::process::id(), unique());
+        let v2 = Self::make_v2(&mounts, &mine, &name, limits);
+        if let Ok(cg) = v2 {
+            return Ok(cg);
+        }
+        Self::make_v1(&mounts, &mine, &name, limits)
+            .map_err(|e1| format!("{}; {e1}", v2.err().unwrap_or_default()))
+    }
+
+    fn make_v2(mounts: &str, mine: &str, name: &str, limits: &Limits) -> Res<Cgroup> {
+        let mount = mount_of(mounts, "cgroup2", None).ok_or("no cgroup2 mount")?;
+        let rel = mine
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or("not in a cgroup v2")?;
+        let parent = join(&mount, rel);
+        let controllers = fs::read_to_string(parent.join("cgroup.subtree_control"))
+            .map_err(|e| format!("cgroup v2: {e}"))?;
+        let has = |c: &str| controllers.split_whitespace().any(|w| w == c);
+        if !has("memory") || !has("pids") {
+            return Err(format!(
+                "cgroup v2 {} does not delegate the memory and pids controllers",
+                parent.display()
+            ));
+        }
+        clean_stale(&parent);
+        let dir = parent.join(name);
+        fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let cg = Cgroup {
+            dirs: vec![(dir.clone(), parent)],
+            v2: true,
+        };
+        let w = |f: &str, v: String| write(&dir.join(f), &v);
+        w("memory.max", limits.memory.to_string())
+            .and_then(|()| w("memory.swap.max", "0".into()).or(Ok(())))
+            .and_then(|()| w("pids.max", limits.processes.to_string()))
+            .and_then(|()| w("cgroup.procs", std::process::id().to_string()))?;
+        Ok(cg)
+    }
+
+    fn make_v1(mounts: &str, mine: &str, name: &str, limits: &Limits) -> Res<Cgroup> {
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            v2: false,
+        };
+        for ctl in ["memory", "pids"] {
+            let mount = mount_of(mounts, "cgroup", Some(ctl))
+                .ok_or_else(|| format!("no cgroup v1 {ctl} hierarchy"))?;
+            let rel = mine
+                .lines()
+                .find_map(|l| {
+                    let mut f = l.splitn(3, ':');
+                    let (_, ctls, path) = (f.next()?, f.next()?, f.next()?);
+                    ctls.split(',').any(|c| c == ctl).then_some(path)
+                })
+                .ok_or_else(|| format!("not in a cgroup v1 {ctl} group"))?;
+            let parent = join(&mount, rel);
+            clean_stale(&parent);
+            let dir = parent.join(name);
+            fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            // Pushed first: dropped (removed) on a failure below.
+            cg.dirs.push((dir.clone(), parent));
+            let w = |f: &str, v: String| write(&dir.join(f), &v);
+            if ctl == "memory" {
+                w("memory.limit_in_bytes", limits.memory.to_string())?;
+                // No swapping past the limit either, where swap is counted.
+                if dir.join("memory.memsw.limit_in_bytes").exists() {
+                    w("memory.memsw.limit_in_bytes", limits.memory.to_string())?;
+                }
+            } else {
+                w("pids.max", limits.processes.to_string())?;
+            }
+        }
+        for (dir, _) in &cg.dirs {
+            write(&dir.join("cgroup.procs"), &std::process::id().to_string())?;
+        }
+        Ok(cg)
+    }
+
+    fn procs(&self) -> Vec<i32> {
+        let me = std::process::id() as i32;
+        let mut v = Vec::new();
+        for (dir, _) in &self.dirs {
+            if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+                v.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        v.sort_unstable();
+        v.dedup();
+        v.retain(|&p| p != me);
+        v
+    }
+}
+
+/// Dropping the cgroup kills every process left in it (the program's
+/// daemons that escaped everything else), moves the helper back out and
+/// removes it.
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let me = std::process::id().to_string();
+        for (_, parent) in &self.dirs {
+            let _ = write(&parent.join("cgroup.procs"), &me);
+        }
+        // Whatever is left was started by the program: SIGKILL until none
+        // is (a process forking as it is killed is caught by the next
+        // pass), bounded in time.
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some((dir, _)) = self.dirs.first()
+                && self.v2
+                && write(&dir.join("cgroup.kill"), "1").is_ok()
+            {
+                // One write kills them all.
+            }
+            let left = self.procs();
+            if left.is_empty() || Instant::now() > end {
+                break;
+            }
+            for p in left {
+                // SAFETY: kill of a process in the cgroup this run made.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for (dir, _) in self.dirs.iter().rev() {
+            // Killed processes take a moment to leave.
+            let end = Instant::now() + Duration::from_secs(2);
+            while fs::remove_dir(dir).is_err() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// Removes empty cgroups of runs whose helper is gone (killed before it
+/// could remove its own): their names hold the helper's pid.
+fn clean_stale(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only asks whether the pid exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || nix::errno::Errno::last() != nix::errno::Errno::ESRCH;
+        if !alive {
+            // Fails harmlessly while processes are still in it.
+            let _ = fs::remove_dir(e.path());
+        }
+    }
+}
+
+/// A number no other run of this boot uses with the same pid.
+fn unique() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn join(mount: &Path, rel: &str) -> PathBuf {
+    mount.join(rel.trim_start_matches('/'))
+}
+
+fn write(path: &Path, v: &str) -> Res<()> {
+    fs::write(path, v).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The mount point of a cgroup filesystem of type `fstype` (with `ctl`
+/// among its super options, for v1).
+fn mount_of(mountinfo: &str, fstype: &str, ctl: Option<&str>) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let mut post = post.split(' ');
+        let (ty, _src, opts) = (post.next()?, post.next()?, post.next()?);
+        if ty != fstype {
+            return None;
+        }
+        if let Some(c) = ctl
+            && !opts.split(',').any(|o| o == c)
+        {
+            return None;
+        }
+        let mp = pre.split(' ').nth(4)?;
+        Some(PathBuf::from(crate::target::unescape_octal(mp)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cgroup_mounts() {
+        let mi = "30 25 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
+                  35 30 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                  36 30 0:32 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n\
+                  37 30 0:33 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            mount_of(mi, "cgroup", Some("pids")),
+            Some(PathBuf::from("/sys/fs/cgroup/pids"))
+        );
+        assert_eq!(
+            mount_of(mi, "cgroup2", None),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(mount_of(mi, "cgroup", Some("cpu")), None);
+    }
+}
