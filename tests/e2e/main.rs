@@ -10,4 +10,5 @@ mod exec;
 mod kmod;
 mod live;
 mod services;
+mod trust_sandbox;
 mod util;

@@ -12,20 +12,72 @@
 //! limits applied.
 
 use std::fs;
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::sys::Res;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use super::sys::{Res, ctx};
 use crate::target::exec::{Limits, format_bytes};
 
 /// Names of the cgroups made for runs (also how stale ones are known).
 const PREFIX: &str = "nodecheck-";
 
-/// A cgroup (one directory per hierarchy) the helper is in.
+/// A cgroup (one directory per hierarchy) the helper is in, held by
+/// descriptors: the sandbox's `pivot_root` takes the host's /sys/fs/cgroup
+/// out of the helper's view before the cgroup is removed.
 pub(super) struct Cgroup {
-    /// (new cgroup, the one the helper came from).
-    dirs: Vec<(PathBuf, PathBuf)>,
+    dirs: Vec<Dir>,
     v2: bool,
+}
+
+/// One hierarchy's new cgroup.
+struct Dir {
+    /// The cgroup the helper came from (where it returns, and from which
+    /// the new one is removed).
+    parent: OwnedFd,
+    name: String,
+    dir: OwnedFd,
+}
+
+impl Dir {
+    fn create(parent: &Path, name: &str) -> Res<Dir> {
+        let open = |p: &Path| {
+            nix::fcntl::open(
+                p,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(ctx(format!("cannot open {}", p.display())))
+        };
+        let parent_fd = open(parent)?;
+        let path = parent.join(name);
+        fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let dir = match open(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = fs::remove_dir(&path);
+                return Err(e);
+            }
+        };
+        Ok(Dir {
+            parent: parent_fd,
+            name: name.to_string(),
+            dir,
+        })
+    }
+
+    fn write(&self, file: &str, v: &str) -> Res<()> {
+        write_at(&self.dir, file, v).map_err(|e| format!("cannot write {}/{file}: {e}", self.name))
+    }
+}
+
+fn write_at(dir: &OwnedFd, file: &str, v: &str) -> std::io::Result<()> {
+    let fd = nix::fcntl::openat(dir, file, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    std::io::Write::write_all(&mut fs::File::from(fd), v.as_bytes())
 }
 
 /// Applies `limits` to the helper and everything it will start: a cgroup,
@@ -119,18 +171,18 @@ impl Cgroup {
             ));
         }
         clean_stale(&parent);
-        let dir = parent.join(name);
-        fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let cg = Cgroup {
-            dirs: vec![(dir.clone(), parent)],
-            v2: true,
-        };
-        let w = |f: &str, v: String| write(&dir.join(f), &v);
-        w("memory.max", limits.memory.to_string())
+        let dir = Dir::create(&parent, name)?;
+        let w = |f: &str, v: String| dir.write(f, &v);
+        let set = w("memory.max", limits.memory.to_string())
             .and_then(|()| w("memory.swap.max", "0".into()).or(Ok(())))
             .and_then(|()| w("pids.max", limits.processes.to_string()))
-            .and_then(|()| w("cgroup.procs", std::process::id().to_string()))?;
-        Ok(cg)
+            .and_then(|()| w("cgroup.procs", std::process::id().to_string()));
+        // Removed when dropped, on a failure too.
+        let cg = Cgroup {
+            dirs: vec![dir],
+            v2: true,
+        };
+        set.map(|()| cg)
     }
 
     fn make_v1(mounts: &str, mine: &str, name: &str, limits: &Limits) -> Res<Cgroup> {
@@ -151,23 +203,33 @@ impl Cgroup {
                 .ok_or_else(|| format!("not in a cgroup v1 {ctl} group"))?;
             let parent = join(&mount, rel);
             clean_stale(&parent);
-            let dir = parent.join(name);
-            fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            // Pushed first: dropped (removed) on a failure below.
-            cg.dirs.push((dir.clone(), parent));
-            let w = |f: &str, v: String| write(&dir.join(f), &v);
-            if ctl == "memory" {
-                w("memory.limit_in_bytes", limits.memory.to_string())?;
-                // No swapping past the limit either, where swap is counted.
-                if dir.join("memory.memsw.limit_in_bytes").exists() {
-                    w("memory.memsw.limit_in_bytes", limits.memory.to_string())?;
-                }
+            let dir = Dir::create(&parent, name)?;
+            let w = |f: &str, v: String| dir.write(f, &v);
+            let set = if ctl == "memory" {
+                w("memory.limit_in_bytes", limits.memory.to_string()).and_then(|()| {
+                    // No swapping past the limit either, where swap is
+                    // counted.
+                    match w("memory.memsw.limit_in_bytes", limits.memory.to_string()) {
+                        Err(e)
+                            if parent
+                                .join(name)
+                                .join("memory.memsw.limit_in_bytes")
+                                .exists() =>
+                        {
+                            Err(e)
+                        }
+                        _ => Ok(()),
+                    }
+                })
             } else {
-                w("pids.max", limits.processes.to_string())?;
-            }
+                w("pids.max", limits.processes.to_string())
+            };
+            // Pushed first: removed (dropped) on a failure.
+            cg.dirs.push(dir);
+            set?;
         }
-        for (dir, _) in &cg.dirs {
-            write(&dir.join("cgroup.procs"), &std::process::id().to_string())?;
+        for d in &cg.dirs {
+            d.write("cgroup.procs", &std::process::id().to_string())?;
         }
         Ok(cg)
     }
@@ -175,8 +237,17 @@ impl Cgroup {
     fn procs(&self) -> Vec<i32> {
         let me = std::process::id() as i32;
         let mut v = Vec::new();
-        for (dir, _) in &self.dirs {
-            if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+        for d in &self.dirs {
+            let mut text = String::new();
+            let read = nix::fcntl::openat(
+                &d.dir,
+                "cgroup.procs",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map(fs::File::from)
+            .map(|mut f| f.read_to_string(&mut text));
+            if read.is_ok() {
                 v.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
             }
         }
@@ -193,19 +264,19 @@ impl Cgroup {
 impl Drop for Cgroup {
     fn drop(&mut self) {
         let me = std::process::id().to_string();
-        for (_, parent) in &self.dirs {
-            let _ = write(&parent.join("cgroup.procs"), &me);
+        for d in &self.dirs {
+            let _ = write_at(&d.parent, "cgroup.procs", &me);
         }
         // Whatever is left was started by the program: SIGKILL until none
         // is (a process forking as it is killed is caught by the next
         // pass), bounded in time.
         let end = Instant::now() + Duration::from_secs(5);
         loop {
-            if let Some((dir, _)) = self.dirs.first()
-                && self.v2
-                && write(&dir.join("cgroup.kill"), "1").is_ok()
+            if self.v2
+                && let Some(d) = self.dirs.first()
             {
-                // One write kills them all.
+                // One write kills them all (kernels from 5.14).
+                let _ = write_at(&d.dir, "cgroup.kill", "1");
             }
             let left = self.procs();
             if left.is_empty() || Instant::now() > end {
@@ -217,10 +288,17 @@ impl Drop for Cgroup {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        for (dir, _) in self.dirs.iter().rev() {
+        for d in self.dirs.iter().rev() {
             // Killed processes take a moment to leave.
             let end = Instant::now() + Duration::from_secs(2);
-            while fs::remove_dir(dir).is_err() && Instant::now() < end {
+            while nix::unistd::unlinkat(
+                &d.parent,
+                d.name.as_str(),
+                nix::unistd::UnlinkatFlags::RemoveDir,
+            )
+            .is_err()
+                && Instant::now() < end
+            {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
@@ -260,10 +338,6 @@ fn unique() -> u64 {
 
 fn join(mount: &Path, rel: &str) -> PathBuf {
     mount.join(rel.trim_start_matches('/'))
-}
-
-fn write(path: &Path, v: &str) -> Res<()> {
-    fs::write(path, v).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// The mount point of a cgroup filesystem of type `fstype` (with `ctl`
