@@ -245,7 +245,7 @@ while :; do
   for p in /proc/[0-9]*; do
     n=${{p#/proc/}}
     case "$(tr '\0' ' ' < $p/cmdline 2>/dev/null)" in
-      *__nodecheck_sandbox*) case " $seen " in *" $n "*) ;; *) seen="$seen $n"; echo "SEEN $n";; esac ;;
+      *"__nodecheck_"sandbox*) case " $seen " in *" $n "*) ;; *) seen="$seen $n"; echo "SEEN $n";; esac ;;
     esac
   done
 {probe}  for n in $seen; do [ -e /proc/$n ] && echo "SCANNED $n"; done
@@ -450,6 +450,11 @@ fn killed_mid_command(target: &str, marker: &str, signal: nix::sys::signal::Sign
         format!("sleep {marker}1 &\n(setsid sleep {marker}2 &)\nsleep {marker}3\n")
     };
     let p = profile(work.path(), &script, "");
+    assert_eq!(
+        survivors(marker),
+        Vec::<String>::new(),
+        "left over from an earlier run"
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_nodecheck"))
         .args(["run", p.to_str().unwrap(), "--target", target])
         .stdout(Stdio::null())
