@@ -36,15 +36,16 @@ pub(super) struct Cgroup {
 
 /// One hierarchy's new cgroup.
 struct Dir {
-    /// The cgroup the helper came from (where it returns, and from which
-    /// the new one is removed).
+    /// The cgroup the helper came from, where it returns.
+    home: OwnedFd,
+    /// Where the new one was made (and is removed from).
     parent: OwnedFd,
     name: String,
     dir: OwnedFd,
 }
 
 impl Dir {
-    fn create(parent: &Path, name: &str) -> Res<Dir> {
+    fn create(home: &Path, parent: &Path, name: &str) -> Res<Dir> {
         let open = |p: &Path| {
             nix::fcntl::open(
                 p,
@@ -53,6 +54,7 @@ impl Dir {
             )
             .map_err(ctx(format!("cannot open {}", p.display())))
         };
+        let home_fd = open(home)?;
         let parent_fd = open(parent)?;
         let path = parent.join(name);
         fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
@@ -64,6 +66,7 @@ impl Dir {
             }
         };
         Ok(Dir {
+            home: home_fd,
             parent: parent_fd,
             name: name.to_string(),
             dir,
@@ -160,18 +163,25 @@ impl Cgroup {
             .lines()
             .find_map(|l| l.strip_prefix("0::"))
             .ok_or("not in a cgroup v2")?;
-        let parent = join(&mount, rel);
-        let controllers = fs::read_to_string(parent.join("cgroup.subtree_control"))
-            .map_err(|e| format!("cgroup v2: {e}"))?;
-        let has = |c: &str| controllers.split_whitespace().any(|w| w == c);
-        if !has("memory") || !has("pids") {
-            return Err(format!(
-                "cgroup v2 {} does not delegate the memory and pids controllers",
-                parent.display()
-            ));
-        }
+        // The helper's own cgroup is usually a leaf with processes, where
+        // no controller can be delegated; the nearest ancestor that
+        // delegates both takes the run's cgroup (beside the service or
+        // scope nodecheck runs in).
+        let parent = ancestors(rel)
+            .map(|r| join(&mount, r))
+            .find(|dir| {
+                fs::read_to_string(dir.join("cgroup.subtree_control")).is_ok_and(|c| {
+                    let has = |x: &str| c.split_whitespace().any(|w| w == x);
+                    has("memory") && has("pids")
+                })
+            })
+            .ok_or_else(|| {
+                format!(
+                    "no cgroup v2 group above {rel} delegates the memory and pids controllers"
+                )
+            })?;
         clean_stale(&parent);
-        let dir = Dir::create(&parent, name)?;
+        let dir = Dir::create(&join(&mount, rel), &parent, name)?;
         let w = |f: &str, v: String| dir.write(f, &v);
         let set = w("memory.max", limits.memory.to_string())
             .and_then(|()| w("memory.swap.max", "0".into()).or(Ok(())))
@@ -203,7 +213,7 @@ impl Cgroup {
                 .ok_or_else(|| format!("not in a cgroup v1 {ctl} group"))?;
             let parent = join(&mount, rel);
             clean_stale(&parent);
-            let dir = Dir::create(&parent, name)?;
+            let dir = Dir::create(&parent, &parent, name)?;
             let w = |f: &str, v: String| dir.write(f, &v);
             let set = if ctl == "memory" {
                 w("memory.limit_in_bytes", limits.memory.to_string()).and_then(|()| {
@@ -265,7 +275,7 @@ impl Drop for Cgroup {
     fn drop(&mut self) {
         let me = std::process::id().to_string();
         for d in &self.dirs {
-            let _ = write_at(&d.parent, "cgroup.procs", &me);
+            let _ = write_at(&d.home, "cgroup.procs", &me);
         }
         // Whatever is left was started by the program: SIGKILL until none
         // is (a process forking as it is killed is caught by the next
@@ -336,6 +346,18 @@ fn unique() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// `/a/b`, `/a`, `/`.
+fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
+    let rel = rel.trim_end_matches('/');
+    std::iter::successors(Some(rel), |r| {
+        if r.is_empty() {
+            None
+        } else {
+            Some(r.rsplit_once('/').map_or("", |(a, _)| a))
+        }
+    })
+}
+
 fn join(mount: &Path, rel: &str) -> PathBuf {
     mount.join(rel.trim_start_matches('/'))
 }
@@ -363,6 +385,15 @@ fn mount_of(mountinfo: &str, fstype: &str, ctl: Option<&str>) -> Option<PathBuf>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v2_groups_are_looked_for_upwards() {
+        assert_eq!(
+            ancestors("/system.slice/x.service").collect::<Vec<_>>(),
+            ["/system.slice/x.service", "/system.slice", ""]
+        );
+        assert_eq!(ancestors("/").collect::<Vec<_>>(), [""]);
+    }
 
     #[test]
     fn finds_cgroup_mounts() {
