@@ -219,11 +219,17 @@ fn spawn_helper(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let w = status_w.as_raw_fd();
-    // SAFETY: dup2 is async-signal-safe; it is the only call made between
-    // fork and exec, and `w` stays open in the parent until spawn returns.
+    // SAFETY: dup2 and fcntl are async-signal-safe; `w` stays open in the
+    // parent until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(w, 3) < 0 {
+            // dup2 onto itself keeps close-on-exec: clear it instead.
+            let r = if w == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(w, 3)
+            };
+            if r < 0 {
                 return Err(io::Error::last_os_error());
             }
             Ok(())
