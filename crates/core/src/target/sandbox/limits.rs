@@ -176,9 +176,7 @@ impl Cgroup {
                 })
             })
             .ok_or_else(|| {
-                format!(
-                    "no cgroup v2 group above {rel} delegates the memory and pids controllers"
-                )
+                format!("no cgroup v2 group above {rel} delegates the memory and pids controllers")
             })?;
         clean_stale(&parent);
         let dir = Dir::create(&join(&mount, rel), &parent, name)?;

@@ -394,7 +394,11 @@ pub(super) fn exec_program(job: &Job, stdin: Option<RawFd>) -> ! {
             libc::dup2(fd, 0);
         },
         None => {
-            if let Ok(null) = nix::fcntl::open("/dev/null", OFlag::O_RDONLY, Mode::empty()) {
+            if let Ok(null) = nix::fcntl::open(
+                "/dev/null",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            ) {
                 // SAFETY: as above.
                 unsafe { libc::dup2(null.as_raw_fd(), 0) };
             }
