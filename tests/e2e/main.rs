@@ -12,4 +12,5 @@ mod kmod;
 mod live;
 mod services;
 mod trust_misc;
+mod trust_sandbox;
 mod util;

@@ -40,6 +40,7 @@ const KEYS: &[Key] = &[
          offered before `gcc/12` is loaded and is offered after (several: comma-separated).",
     ),
     exec::ENV,
+    exec::LIMITS,
 ];
 
 const DOC: &str = r#"## What it checks

@@ -7,8 +7,14 @@
 //! A binary embedding nodecheck calls [`dispatch`] first thing in `main`,
 //! with the handlers of the kinds it registers (the `nodecheck` binary
 //! passes `nodecheck_checks::HELPERS`).
+//!
+//! Only stdio crosses into a child: descriptors nodecheck inherited (a CI
+//! runner's `7</some/dir`) or opened itself are closed before the child's
+//! program starts ([`close_fds_except`]), and a child dies with the
+//! nodecheck that started it.
 
 use std::io::{self, Read};
+use std::os::fd::RawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +51,9 @@ pub fn dispatch(handlers: &[(&str, Handler)]) -> Option<i32> {
         return None;
     }
     let name = args.get(2).map_or("", String::as_str);
+    // Closed before exec already where the kernel has close_range; this
+    // catches older kernels (and a parent that was not nodecheck).
+    close_fds_except(&[]);
     Some(match handlers.iter().find(|(n, _)| *n == name) {
         Some((_, handler)) => handler(&args[3..]),
         None => {
@@ -160,12 +169,12 @@ const REAP: Duration = Duration::from_millis(100);
 /// assert_eq!((out.status, out.stdout.as_str()), (Some(0), "hell"));
 /// ```
 pub fn run_bounded(cmd: &mut Command, bounds: Bounds) -> io::Result<HelperOutput> {
-    let mut child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()?;
+        .process_group(0);
+    child_hygiene(cmd, 3);
+    let mut child = cmd.spawn()?;
     let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     // Readers fill shared buffers: a grandchild that keeps a pipe open (a
     // daemon started by a constructor) or a child stuck in the kernel must
@@ -264,6 +273,94 @@ impl Stream {
     fn text(&self) -> String {
         let kept = self.0.0.lock().unwrap_or_else(PoisonError::into_inner);
         String::from_utf8_lossy(&kept).into_owned()
+    }
+}
+
+/// Makes `cmd`'s child die with this process and close every descriptor
+/// from `first` up before exec (stdio and what the caller placed below
+/// `first` stay). Only async-signal-safe system calls run between fork
+/// and exec; where the kernel lacks `close_range` the child closes them
+/// itself after exec ([`close_fds_except`] at its start).
+pub(crate) fn child_hygiene(cmd: &mut Command, first: RawFd) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl, getppid, close_range and _exit are async-signal-safe
+    // system calls on plain integers.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            // The parent went before the line above took effect.
+            if libc::getppid() != parent {
+                libc::_exit(125);
+            }
+            close_range(first, RawFd::MAX);
+            Ok(())
+        });
+    }
+}
+
+/// `close_range(first, last)` by raw system call (glibc < 2.34 has no
+/// wrapper); `false` where the kernel has none (before 5.9).
+fn close_range(first: RawFd, last: RawFd) -> bool {
+    if first > last {
+        return true;
+    }
+    // SAFETY: close_range on a range of descriptor numbers, no pointers.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            last as libc::c_uint,
+            0,
+        ) == 0
+    }
+}
+
+/// Closes every descriptor from 3 up except `keep`: what a child inherited
+/// and must not hand on (host directories, other runs' pipes). By
+/// `close_range`, else by the list in /proc/self/fd, else one by one up to
+/// the descriptor limit. Only for a single-threaded process (after exec,
+/// or after fork of one): the fallbacks allocate.
+pub(crate) fn close_fds_except(keep: &[RawFd]) {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd >= 3).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = 3;
+    let mut ok = true;
+    for &k in &keep {
+        ok &= close_range(from, k - 1);
+        from = k + 1;
+    }
+    ok &= close_range(from, RawFd::MAX);
+    if ok {
+        return;
+    }
+    let listed: Option<Vec<RawFd>> = std::fs::read_dir("/proc/self/fd").ok().map(|d| {
+        d.filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect()
+    });
+    let fds = listed.unwrap_or_else(|| {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit fills the struct it is given.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+        let max = RawFd::try_from(lim.rlim_cur.min(1 << 20)).unwrap_or(1 << 20);
+        (3..max).collect()
+    });
+    for fd in fds {
+        if fd >= 3 && !keep.contains(&fd) {
+            // SAFETY: closing a descriptor this process no longer uses
+            // (the read_dir one is gone by now: EBADF at worst).
+            unsafe { libc::close(fd) };
+        }
     }
 }
 
