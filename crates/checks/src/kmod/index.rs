@@ -83,6 +83,19 @@ struct Aliases {
     error: Option<String>,
 }
 
+/// What [`Index::consistency`] found.
+#[derive(Clone, Debug, Default)]
+pub struct Consistency {
+    /// Module files on disk that modules.dep does not list.
+    pub unlisted: Vec<String>,
+    /// Files modules.dep lists that do not exist.
+    pub missing: Vec<String>,
+    /// Files that could not be looked at.
+    pub errors: Vec<String>,
+    /// How many modules modules.dep lists.
+    pub listed: usize,
+}
+
 /// Why an index could not be loaded at all.
 #[derive(Debug)]
 pub enum LoadError {
@@ -307,6 +320,40 @@ impl Index {
             })
             .cloned()
             .collect()
+    }
+
+    /// Whether the module directory and modules.dep agree: the module
+    /// files on disk that modules.dep does not list (installed after depmod
+    /// ran: modprobe cannot find them), and the files modules.dep lists
+    /// that are not there. Both sorted.
+    pub fn consistency(&self, target: &dyn Target) -> Consistency {
+        let files = self.files.get_or_init(|| self.module_files(target));
+        let mut out = Consistency::default();
+        for paths in files.values() {
+            for f in paths {
+                let rel = f
+                    .strip_prefix(&self.dir)
+                    .unwrap_or(f)
+                    .trim_start_matches('/');
+                if !self.dep.lists(rel) {
+                    out.unlisted.push(f.clone());
+                }
+            }
+        }
+        for id in 0..self.dep.len() {
+            let file = self.file(id);
+            match target.metadata(&file, true) {
+                Ok(_) => {}
+                Err(e) if crate::eval::is_absent(&e) => out.missing.push(file),
+                Err(e) => out
+                    .errors
+                    .push(format!("{file}: {}", crate::eval::io_text(&e))),
+            }
+        }
+        out.listed = self.dep.len();
+        out.unlisted.sort();
+        out.missing.sort();
+        out
     }
 
     /// Every module file under the module directory, by normalised name.
