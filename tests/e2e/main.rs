@@ -9,5 +9,6 @@ mod escape;
 mod exec;
 mod kmod;
 mod live;
+mod profiles;
 mod services;
 mod util;
