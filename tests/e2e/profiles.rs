@@ -526,3 +526,55 @@ fn only_if_reads_arch_and_hostname_from_the_target() {
         "not applicable: only for hosts gpu[01-04]; this is node042"
     );
 }
+
+/// Control ids of the bundled profiles, from `nodecheck list`.
+fn listed_ids(profiles: &[&str]) -> Vec<String> {
+    let mut args = vec!["list"];
+    args.extend(profiles);
+    let o = nodecheck(&args);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .filter(|l| !l.starts_with(char::is_whitespace) && !l.is_empty())
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn docs_profiles_md_lists_every_bundled_control() {
+    let doc = fs::read_to_string(repo().join("docs/profiles.md")).unwrap();
+    // The `id`s in the first cell of each table row.
+    let documented: Vec<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .flat_map(|l| {
+            let cell = l.split(" |").next().unwrap_or("");
+            format!("`{cell}")
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut ids = listed_ids(&["profiles/compute.toml", "profiles/gpu.toml"]);
+    ids.extend(listed_ids(&["profiles/nhc.toml"]));
+    assert!(ids.len() > 40 && documented.len() > 40, "{ids:?} {documented:?}");
+    // Matrix expansions are documented once, as `compiler[cc=…]`.
+    let base = |id: &str| id.split('[').next().unwrap().to_string();
+    let documented_bases: Vec<String> = documented.iter().map(|d| base(d)).collect();
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| !documented_bases.contains(&base(id)))
+        .collect();
+    assert!(missing.is_empty(), "docs/profiles.md lacks {missing:?}");
+    let ids_bases: Vec<String> = ids.iter().map(|i| base(i)).collect();
+    let stale: Vec<&String> = documented
+        .iter()
+        .filter(|d| !ids_bases.contains(&base(d)))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "docs/profiles.md lists controls no profile has: {stale:?}"
+    );
+}
