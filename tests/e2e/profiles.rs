@@ -80,7 +80,7 @@ fn needs_root_and_rootfs() -> Option<std::path::PathBuf> {
 }
 
 #[test]
-fn compute_profile_passes_on_the_reference_rootfs_and_leaves_it_untouched() {
+fn compute_profile_passes_on_the_reference_rootfs_with_the_debian_branches() {
     let Some(rootfs) = needs_root_and_rootfs() else {
         return;
     };
@@ -278,7 +278,7 @@ const CASES: &[Case] = &[
         what: "a deleted Python extension module",
         make: python_extension_deleted,
         control: "system-python",
-        names: "got \"cannot import ssl\"",
+        names: "got \"cannot import ssl…\"",
     },
     Case {
         what: "a broken Lmod hierarchy",
