@@ -32,4 +32,6 @@ pub mod platform;
 pub mod profile;
 pub mod report;
 pub mod run;
+pub mod schema;
 pub mod target;
+pub mod text;

@@ -45,6 +45,10 @@ pub struct Options {
     /// its thread; [`run`], which only borrows the target, reports the same
     /// but has to wait for such a thread before it returns.
     pub budget: Option<Duration>,
+    /// When the budget started counting; the start of the run when `None`.
+    /// A caller that spent some of the budget before the run (loading the
+    /// profile, as `nodecheck nhc` does) passes when it began.
+    pub budget_from: Option<Instant>,
 }
 
 /// A run's report, and any reporter that could not write.
@@ -149,7 +153,7 @@ fn run_on(
     let started = SystemTime::now();
     let clock = Instant::now();
     let deadline = options.budget.map(|budget| Deadline {
-        at: clock + budget,
+        at: options.budget_from.unwrap_or(clock) + budget,
         budget,
     });
     let (tx, rx) = mpsc::channel::<Event>();

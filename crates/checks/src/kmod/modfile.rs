@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::io::{self, Read};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use goblin::container::Ctx;
 use goblin::elf::header::ET_REL;
@@ -21,8 +22,8 @@ use super::normalize;
 
 /// The largest module file read, and the most a compressed one may unpack
 /// to. The biggest real modules are NVIDIA's (tens of MiB; Debian's largest
-/// in-tree module is under 20 MiB), so this leaves room while keeping a
-/// decompression bomb from taking more than this per worker thread.
+/// in-tree module is under 20 MiB), so this leaves room; [`Unpacking`]
+/// keeps a run to one such unpacking at a time.
 pub const SIZE_LIMIT: u64 = 256 << 20;
 
 /// The most memory the xz decoder may use (its dictionary). Kernels
@@ -77,12 +78,135 @@ pub fn read_modinfo(
         }
         Err(e) => return Ok(Some(Err(format!("cannot read {path}: {e}")))),
     };
+    let shared;
+    let budget = match target.memo() {
+        Some(memo) => {
+            shared = memo.get::<Unpacking>();
+            &*shared
+        }
+        None => &FALLBACK,
+    };
     Ok(Some(
-        modinfo_of_file(&*file).map_err(|e| format!("{path}: {e}")),
+        modinfo_of_file(&*file, budget).map_err(|e| format!("{path}: {e}")),
     ))
 }
 
-fn modinfo_of_file(file: &dyn FileAt) -> Result<ModInfo, String> {
+/// The memory one ordinary module may take to unpack (file, output and
+/// decoder), reserved from [`POOL`] before it starts.
+const SLOT: u64 = 64 << 20;
+/// The most an ordinary module's compressed file may be.
+const SLOT_FILE: u64 = 8 << 20;
+/// What an ordinary module may unpack to, and its decoder's window.
+const SLOT_OUT: u64 = 32 << 20;
+const SLOT_WINDOW: u64 = 16 << 20;
+/// The memory all ordinary unpacking of a run shares: four modules at a
+/// time, however many worker threads the run has.
+const POOL: u64 = 4 * SLOT;
+
+/// Memory for unpacking compressed modules, shared by every check of a
+/// run (through the target's memo): ordinary modules unpack side by side
+/// within [`POOL`]; one that needs more (a big driver, or a bomb) waits
+/// for the run's single large slot, where the full [`SIZE_LIMIT`] applies.
+/// Per worker thread, bombs took 417 MB at `--jobs 1` and 1.9 GB at 8;
+/// now the most is [`POOL`] plus one large unpacking, at any `--jobs`.
+pub struct Unpacking {
+    used: Mutex<u64>,
+    freed: Condvar,
+    large: Mutex<()>,
+}
+
+impl Default for Unpacking {
+    fn default() -> Self {
+        Unpacking::new()
+    }
+}
+
+/// For a target without a memo: the whole process shares one budget.
+static FALLBACK: Unpacking = Unpacking::new();
+
+impl Unpacking {
+    const fn new() -> Unpacking {
+        Unpacking {
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+            large: Mutex::new(()),
+        }
+    }
+
+    /// Waits until `n` bytes of the pool are free and takes them. Nothing
+    /// else is held while waiting, so this cannot deadlock.
+    fn take(&self, n: u64) -> Slot<'_> {
+        let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+        while *used + n > POOL {
+            used = self
+                .freed
+                .wait(used)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *used += n;
+        Slot { budget: self, n }
+    }
+}
+
+/// Bytes taken from the pool, given back when dropped.
+struct Slot<'a> {
+    budget: &'a Unpacking,
+    n: u64,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut used = self
+            .budget
+            .used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *used -= self.n;
+        self.budget.freed.notify_all();
+    }
+}
+
+/// Limits of one unpacking.
+#[derive(Clone, Copy)]
+struct Limits {
+    out: u64,
+    xz_kib: u32,
+    zstd_window: u64,
+}
+
+const FULL: Limits = Limits {
+    out: SIZE_LIMIT,
+    xz_kib: XZ_MEM_LIMIT_KIB,
+    zstd_window: ZSTD_MAX_WINDOW,
+};
+
+const ORDINARY: Limits = Limits {
+    out: SLOT_OUT,
+    xz_kib: (SLOT_WINDOW >> 10) as u32,
+    zstd_window: SLOT_WINDOW,
+};
+
+/// Reads a compressed module file whole and unpacks it within the run's
+/// budget: in an ordinary slot when it fits, else (and after any failure
+/// there, so the message is the one the full limits give) in the large
+/// slot.
+fn unpack_file(file: &dyn FileAt, size: u64, budget: &Unpacking) -> Result<ModInfo, String> {
+    let read = || {
+        file.read_exact_at(0, size as usize)
+            .map_err(|e| format!("cannot read: {e}"))
+    };
+    if size <= SLOT_FILE {
+        let _slot = budget.take(SLOT);
+        let bytes = read()?;
+        if let Ok(elf) = unpack_within(&bytes, ORDINARY) {
+            return Ok(modinfo_of_records(&records(&Mem(&elf))?));
+        }
+    }
+    let _large = budget.large.lock().unwrap_or_else(PoisonError::into_inner);
+    modinfo_of_bytes(&read()?)
+}
+
+fn modinfo_of_file(file: &dyn FileAt, budget: &Unpacking) -> Result<ModInfo, String> {
     let size = file.size();
     if size > SIZE_LIMIT {
         return Err(format!(
@@ -100,10 +224,7 @@ fn modinfo_of_file(file: &dyn FileAt) -> Result<ModInfo, String> {
         if head.starts_with(ELF) {
             records(&Disk { file, head: &head }).map(|r| modinfo_of_records(&r))
         } else {
-            let bytes = file
-                .read_exact_at(0, size as usize)
-                .map_err(|e| format!("cannot read: {e}"))?;
-            modinfo_of_bytes(&bytes)
+            unpack_file(file, size, budget)
         }
     }));
     parsed.unwrap_or_else(|_| Err("the module file is corrupt (its decoder gave up)".into()))
@@ -137,6 +258,10 @@ fn modinfo_of_records(records: &[(String, String)]) -> ModInfo {
 /// The ELF image inside a module file: the bytes themselves, or what they
 /// decompress to (at most [`SIZE_LIMIT`] bytes).
 pub fn unpack(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+    unpack_within(bytes, FULL)
+}
+
+fn unpack_within(bytes: &[u8], limits: Limits) -> Result<Cow<'_, [u8]>, String> {
     const XZ: &[u8] = b"\xfd7zXZ\x00";
     const ZSTD: &[u8] = b"\x28\xb5\x2f\xfd";
     const GZIP: &[u8] = b"\x1f\x8b";
@@ -144,15 +269,15 @@ pub fn unpack(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
         return Ok(Cow::Borrowed(bytes));
     }
     let out = if bytes.starts_with(XZ) {
-        let r = lzma_rust2::XzReader::new_mem_limit(bytes, true, XZ_MEM_LIMIT_KIB);
-        capped(r, "xz")?
+        let r = lzma_rust2::XzReader::new_mem_limit(bytes, true, limits.xz_kib);
+        capped(r, "xz", limits.out)?
     } else if bytes.starts_with(ZSTD) {
         let r =
-            ruzstd::decoding::StreamingDecoder::new_with_max_window_size(bytes, ZSTD_MAX_WINDOW)
+            ruzstd::decoding::StreamingDecoder::new_with_max_window_size(bytes, limits.zstd_window)
                 .map_err(|e| format!("zstd data is corrupt: {e}"))?;
-        capped(r, "zstd")?
+        capped(r, "zstd", limits.out)?
     } else if bytes.starts_with(GZIP) {
-        capped(flate2::read::MultiGzDecoder::new(bytes), "gzip")?
+        capped(flate2::read::MultiGzDecoder::new(bytes), "gzip", limits.out)?
     } else if bytes.is_empty() {
         return Err("the module file is empty".into());
     } else {
@@ -168,17 +293,32 @@ pub fn unpack(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     Ok(Cow::Owned(out))
 }
 
-/// Reads a decoder to its end, failing past [`SIZE_LIMIT`].
-fn capped(r: impl Read, what: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    r.take(SIZE_LIMIT + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("{what} data is corrupt: {e}"))?;
-    if out.len() as u64 > SIZE_LIMIT {
-        return Err(format!(
-            "{what} data unpacks to more than {} MiB (a decompression bomb?)",
-            SIZE_LIMIT >> 20
-        ));
+/// Reads a decoder to its end, failing past `limit` bytes. The buffer
+/// grows by doubling but never past the limit (a plain `read_to_end`
+/// would double a 256 MiB buffer to 512 MiB for the byte that proves the
+/// bomb).
+fn capped(mut r: impl Read, what: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut out: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("{what} data is corrupt: {e}")),
+        };
+        if out.len() + n > limit {
+            return Err(format!(
+                "{what} data unpacks to more than {} MiB (a decompression bomb?)",
+                limit >> 20
+            ));
+        }
+        if out.capacity() < out.len() + n {
+            let grow = out.len().max(n).min(limit - out.len());
+            out.reserve_exact(grow.max(n));
+        }
+        out.extend_from_slice(&buf[..n]);
     }
     Ok(out)
 }

@@ -41,6 +41,12 @@ pub(crate) const CONTROL_KEYS: &[&str] = &[
 ];
 const WAIVER_KEYS: &[&str] = &["control", "reason", "expires"];
 
+/// The longest include chain loaded. Includes are resolved by recursion;
+/// a hostile or generated chain of thousands of files would otherwise
+/// overflow the stack (an abort, not a diagnostic). Real sites nest a
+/// handful of levels.
+pub const MAX_INCLUDE_DEPTH: usize = 64;
+
 /// Loads one profile file with its includes.
 ///
 /// ```
@@ -195,6 +201,22 @@ impl Loader<'_> {
             let d = Diagnostic::error(
                 "include-cycle",
                 format!("include cycle: {}", chain.join(" -> ")),
+            );
+            self.diags.push(match included_at {
+                Some(at) => at.diag(d),
+                None => d,
+            });
+            return None;
+        }
+        if self.stack.len() >= MAX_INCLUDE_DEPTH {
+            let d = Diagnostic::error(
+                "include-depth",
+                format!(
+                    "includes nest deeper than {MAX_INCLUDE_DEPTH} files: {} would be file {} of the chain that starts at {}",
+                    path.display(),
+                    self.stack.len() + 1,
+                    self.stack[0].display()
+                ),
             );
             self.diags.push(match included_at {
                 Some(at) => at.diag(d),

@@ -323,6 +323,69 @@ fn include_cycles_and_missing_includes_are_errors() {
 }
 
 #[test]
+fn an_include_chain_of_thousands_of_files_is_a_diagnostic_not_a_stack_overflow() {
+    let d = Dir::new();
+    let n = 8000;
+    for i in 0..n {
+        let include = if i + 1 < n {
+            format!("include = [\"p{}.toml\"]\n", i + 1)
+        } else {
+            String::new()
+        };
+        d.write(
+            &format!("p{i}.toml"),
+            &format!("[profile]\nname = \"p{i}\"\n{include}"),
+        );
+    }
+    let e = load(d.0.path().join("p0.toml"), KINDS, &LoadOptions::default()).unwrap_err();
+    let codes: Vec<&str> = e.0.iter().map(|d| d.code).collect();
+    assert_eq!(codes, vec!["include-depth"], "{e}");
+    let at = e.0[0].location.as_ref().unwrap();
+    assert!(at.file.ends_with("p63.toml"), "{at}");
+    assert_eq!((at.line, at.column), (3, 12), "{e}");
+    assert!(e.0[0].message.contains("deeper than 64 files"), "{e}");
+    // 64 levels still load.
+    let e = load(
+        d.0.path().join(format!("p{}.toml", n - 64)),
+        KINDS,
+        &LoadOptions::default(),
+    );
+    assert!(e.is_ok(), "{:?}", e.err());
+}
+
+#[test]
+fn a_long_line_makes_a_short_diagnostic() {
+    // 256 KiB (the red team used 50 MB, minutes at debug speed): the
+    // diagnostic was twice the line, quoted and underlined.
+    let long = "A".repeat(1 << 18);
+    // A value of the wrong type spanning the whole line, and an unknown
+    // key that is the whole line.
+    let e = load_str(&format!(
+        "[profile]\nname = \"x\"\ntitle = [\"{long}\"]\n{long} = 1\n"
+    ))
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(text.len() < 20_000, "{} bytes", text.len());
+    let codes: Vec<&str> = e.0.iter().map(|d| d.code).collect();
+    assert_eq!(codes, vec!["wrong-type", "unknown-key"], "{text:.2000}");
+    let first = &e.0[0];
+    assert_eq!(first.location.as_ref().unwrap().column, 9);
+    // The caret still points at the value, under the excerpt.
+    let shown: Vec<&str> = text.lines().take(3).collect();
+    assert!(
+        shown[1].starts_with("    | title = [\"AAAA"),
+        "{}",
+        shown[1]
+    );
+    assert!(
+        shown[1].ends_with(&format!("… ({} bytes in all)", long.len() + 12)),
+        "{}",
+        shown[1]
+    );
+    assert!(shown[2].starts_with("    |         ^^^^"), "{}", shown[2]);
+}
+
+#[test]
 fn dependencies_must_exist_and_not_cycle() {
     let e = errors(&format!(
         "{HEAD}[[control]]\nid = \"a\"\ndepends_on = [\"b\"]\n[[control.file]]\npath = \"/x\"\nexists = true\n\

@@ -347,14 +347,41 @@ pub(super) fn stdin_fd(job: &Job) -> Res<Option<OwnedFd>> {
     if job.stdin.is_empty() {
         return Ok(None);
     }
-    let fd =
-        nix::sys::memfd::memfd_create(c"nodecheck-stdin", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-            .map_err(ctx("cannot create the program's stdin"))?;
-    let mut f = File::from(fd);
+    let mut f = anonymous_file().map_err(|e| format!("cannot create the program's stdin: {e}"))?;
     f.write_all(&job.stdin)
         .map_err(|e| format!("cannot write the program's stdin: {e}"))?;
     nix::unistd::lseek(&f, 0, nix::unistd::Whence::SeekSet).map_err(ctx("cannot rewind stdin"))?;
     Ok(Some(f.into()))
+}
+
+/// A file with no name: a memfd, or on kernels older than 3.17 (RHEL 7) an
+/// O_TMPFILE in /tmp. memfd_create goes through the raw system call: its
+/// glibc wrapper (2.27) is newer than the glibc nodecheck's release build
+/// targets (2.17).
+fn anonymous_file() -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // SAFETY: a valid NUL-terminated name and flags; the result is checked.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_memfd_create,
+            c"nodecheck-stdin".as_ptr(),
+            libc::MFD_CLOEXEC,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: a new descriptor this process owns.
+        return Ok(unsafe { File::from_raw_fd(fd as i32) });
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .mode(0o600)
+        .open("/tmp")
 }
 
 /// Reads the messages the init (and nested supervisor) left on the
