@@ -1041,4 +1041,66 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn tree_walks_the_hierarchy_and_names_each_broken_module() {
+        const BASE: &str = "/usr/share/modulefiles/Core:/usr/share/lmod/lmod/modulefiles";
+        let t = MemoryTarget::new()
+            .file("/bin/bash", 0o755, 0, 0, "")
+            .dir("/opt/mf/Compiler/gcc/12", 0o755, 0, 0)
+            .exec_with(|req| {
+                let script = req.argv.last().cloned().unwrap_or_default();
+                let stdout = if !script.contains("@@nodecheck:base") {
+                    LMOD.to_string()
+                } else if script.contains("walk openmpi/4") {
+                    // Level 2: the compiler that revealed it is loaded first.
+                    assert!(script.contains("gcc/12") && script.contains(">/dev/null 2>&1"));
+                    format!(
+                        "@@nodecheck:base {BASE}\n@@nodecheck:walk openmpi/4\n\
+                         Lmod has detected the following error: unable to load openmpi/4\n\
+                         @@nodecheck:status 1\n@@nodecheck:mpath {BASE}\n@@nodecheck:after\n"
+                    )
+                } else {
+                    format!(
+                        "@@nodecheck:base {BASE}\n\
+                         @@nodecheck:walk gcc/12\n@@nodecheck:status 0\n\
+                         @@nodecheck:mpath /opt/mf/Compiler/gcc/12:/opt/mf/gone:{BASE}\n\
+                         @@nodecheck:after\n/opt/mf/Compiler/gcc/12:\nopenmpi/4\n\
+                         /usr/share/modulefiles/Core:\ngcc/12\nCore/lmod\n\
+                         @@nodecheck:walk Core/lmod\n@@nodecheck:status 0\n@@nodecheck:mpath {BASE}\n\
+                         @@nodecheck:after\ngcc/12\nCore/lmod\n"
+                    )
+                };
+                Ok(ExecOutput {
+                    exit: Exit::Code(0),
+                    stdout: Captured {
+                        head: stdout.into_bytes(),
+                        ..Captured::default()
+                    },
+                    stderr: Captured::default(),
+                    timed_out: false,
+                    duration: Duration::from_millis(5),
+                    isolation: "memory".into(),
+                })
+            });
+        let e = run(&check(&ModuleSystem, "lmod", vec![("tree", b(true))]), &t);
+        assert_eq!(result(&e, "kind").0, Status::Pass);
+        assert_eq!(
+            result(&e, "tree"),
+            (
+                Status::Fail,
+                "tree: 2 problems in 3 modules: gcc/12 adds MODULEPATH /opt/mf/gone, which does not \
+                 exist, gcc/12 → openmpi/4: module load failed (status 1): Lmod has detected the \
+                 following error: unable to load openmpi/4"
+                    .into()
+            )
+        );
+        let c = check(&ModuleSystem, "lmod", vec![("tree", b(false))]);
+        assert_eq!(
+            messages(&ModuleSystem.validate(&c)),
+            [
+                "bad-value: `tree = false` asserts nothing; write `tree = true` to walk the module tree"
+            ]
+        );
+    }
 }
