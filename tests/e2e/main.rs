@@ -10,6 +10,7 @@ mod exec;
 mod install;
 mod kmod;
 mod live;
+mod profiles;
 mod services;
 mod trust_misc;
 mod trust_sandbox;

@@ -24,9 +24,11 @@
 //! ```
 
 pub mod helper;
+pub mod hostlist;
 pub mod kind;
 pub mod matcher;
 pub mod outcome;
+pub mod platform;
 pub mod profile;
 pub mod report;
 pub mod run;
