@@ -109,11 +109,13 @@ running a program of the image:
   library that was loaded for it (weak needs, and libraries with no version
   definitions at all, pass as in ld.so).
 
-When `/etc/ld.so.cache` is missing, unreadable, or older than
-`/etc/ld.so.conf`, one of its included files or one of the directories
-they list (libraries added without running `ldconfig`), the directories of
-ld.so.conf are searched after the cache and before the default
-directories, and the output says so.
+ld.so never reads `/etc/ld.so.conf` (ldconfig does, to write the cache):
+a library that lives only in a directory ld.so.conf names, but that the
+cache does not list, is not found, and the message names the cause
+(`not in ld.so.cache; ldconfig not re-run after it was added to
+/opt/site/lib (named by /etc/ld.so.conf.d/site.conf)`). Without a cache
+(missing, or not a cache file) ld.so searches only the default
+directories, and so does nodecheck; the output says so.
 
 A failure shows the chain that needs the missing library:
 `/usr/bin/mpirun -> libopen-rte.so.40 -> libhwloc.so.15 (not found)`. For
@@ -276,9 +278,9 @@ impl Kind for Elf {
         let system = linker.system(t);
         let mut out = Evaluation::default();
         let mut notes = Vec::new();
-        if let Some(why) = &system.fallback {
+        if let Some(why) = &system.no_cache {
             notes.push(format!(
-                "{why}: the ld.so.conf directories were searched too"
+                "{why}: ld.so searches only its default directories (and RPATH, RUNPATH)"
             ));
         }
         notes.extend(

@@ -280,7 +280,10 @@ pub fn load(
                     st.deps[i].push(k);
                     continue;
                 }
-                Resolution::Missing { other: false } => "not found".to_string(),
+                Resolution::Missing { other: false } => match linker.unconfigured(t, name, &sp) {
+                    Some(why) => format!("not found; {why}"),
+                    None => "not found".to_string(),
+                },
                 Resolution::Missing { other: true } => {
                     format!("not found; only a library for another class or machine than {ident}")
                 }

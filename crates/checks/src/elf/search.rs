@@ -50,8 +50,6 @@ pub enum Via {
     LibraryPath,
     Runpath,
     Cache,
-    /// A directory of ld.so.conf, searched because the cache is stale.
-    Conf,
     Default,
 }
 
@@ -63,7 +61,6 @@ impl Via {
             Via::LibraryPath => "library_path",
             Via::Runpath => "RUNPATH",
             Via::Cache => "ld.so.cache",
-            Via::Conf => "ld.so.conf",
             Via::Default => "default path",
         }
     }
@@ -192,13 +189,6 @@ impl Linker {
             {
                 return r;
             }
-            if system.fallback.is_some() {
-                for dir in &system.conf.dirs {
-                    if let Some(r) = step(&join(dir, name), Via::Conf) {
-                        return r;
-                    }
-                }
-            }
             for dir in &system.layout(t, sp.ident).dirs {
                 if let Some(r) = step(&join(dir, name), Via::Default) {
                     return r;
@@ -206,6 +196,41 @@ impl Linker {
             }
         }
         Resolution::Missing { other }
+    }
+
+    /// Why ld.so does not find `name` though the image has it: a library
+    /// of the right class in a directory of ld.so.conf that the cache does
+    /// not list (ld.so reads only the cache and its default directories;
+    /// ldconfig, which turns ld.so.conf into the cache, was not re-run
+    /// after the library was added, or never ran). `None`: not there
+    /// either, or the search does not use the cache (`DF_1_NODEFLIB`).
+    pub fn unconfigured(&self, t: &dyn Target, name: &str, sp: &SearchPath) -> Option<String> {
+        if !sp.defaults || name.contains('/') {
+            return None;
+        }
+        let system = self.system(t);
+        let (dir, conf) = system
+            .conf
+            .dirs
+            .iter()
+            .zip(&system.conf.named_by)
+            .find(|(dir, _)| {
+                matches!(
+                    self.candidate(t, &join(dir, name), sp.ident),
+                    Step::Take(Ok(_))
+                )
+            })?;
+        let path = join(dir, name);
+        Some(match &system.no_cache {
+            Some(why) => format!(
+                "{why}, so ld.so searches only its default directories, not {dir} \
+                 (named by {conf}) where {path} is: not in ld.so.cache; ldconfig not run"
+            ),
+            None => format!(
+                "{path} is not in ld.so.cache; ldconfig not re-run after it was added to \
+                 {dir} (named by {conf})"
+            ),
+        })
     }
 
     /// A DT_NEEDED entry that is a path (already expanded): opened as is.
