@@ -10,10 +10,13 @@ pub mod object;
 mod report;
 pub mod scan;
 pub mod search;
+pub mod symbols;
 pub mod system;
 
 #[cfg(test)]
 pub(crate) mod fixture;
+#[cfg(test)]
+mod symbol_tests;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +49,13 @@ const KEYS: &[Key] = &[
         Ty::Bool,
         "`true`: every version an object needs (DT_VERNEED: `GLIBC_2.34`, `GLIBCXX_3.4.30`, …) \
          is defined by the library that satisfied it.",
+    ),
+    Key::new(
+        "symbols",
+        Ty::Bool,
+        "`true`: every undefined symbol of the object and of each library it loads (but weak \
+         ones) is defined by an object of the load, with the version it asks for, as \
+         `ldd -r` checks.",
     ),
     Key::new(
         "recursive",
@@ -108,6 +118,21 @@ running a program of the image:
 - `symbol_versions`: each DT_VERNEED version is defined (DT_VERDEF) by the
   library that was loaded for it (weak needs, and libraries with no version
   definitions at all, pass as in ld.so).
+- `symbols`: what `ldd -r` checks (every relocation bound now, not
+  lazily): each undefined `STB_GLOBAL` symbol of the program and of every
+  library it loads is defined by an object of the load: the program and
+  its libraries in load order (the interpreter only when a DT_NEEDED entry
+  names it). A weak undefined symbol needs no definition. A versioned
+  reference (`memcpy@GLIBC_2.14`) needs a definition of that version, or
+  an unversioned one in a library without versions; an unversioned one
+  takes the base definition, or the only non-hidden versioned one, as
+  glibc's `check_match`. Definitions are found through each library's own
+  hash table (DT_GNU_HASH, else DT_HASH), read once per run. This catches
+  a library replaced by an older build with the same soname (the version
+  tables agree, a function is gone). Plugins (Python extension modules,
+  MPI components, gcc plugins) use symbols of the program that loads them,
+  so in a whole tree they fail alone, as under `ldd -r`; a library that
+  is fine where a program of the tree loads it is listed, not failed.
 
 ld.so never reads `/etc/ld.so.conf` (ldconfig does, to write the cache):
 a library that lives only in a directory ld.so.conf names, but that the
@@ -236,6 +261,7 @@ impl Kind for Elf {
         };
         let setup = Setup {
             library_path: check.list("library_path").unwrap_or_default(),
+            symbols: check.bool("symbols").is_some(),
         };
         // The goss rule: a missing path fails the first property once.
         let md = match t.metadata(path, true) {

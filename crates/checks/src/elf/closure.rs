@@ -46,6 +46,9 @@ pub struct Load {
     pub missing: Vec<Problem>,
     /// Needed versions no loaded library defines.
     pub versions: Vec<Problem>,
+    /// Per object, the undefined symbols no object of the load defines
+    /// (filled only when [`Setup::symbols`] asks for it).
+    pub symbols: Vec<Problem>,
     /// `name => path (via)` for each object loaded besides the program.
     pub loaded: Vec<String>,
     /// Every file loaded (`(st_dev, st_ino)`), the program first.
@@ -57,17 +60,27 @@ pub struct Load {
     pub lacks_library: Vec<bool>,
     /// Per object: one of its own version needs failed.
     pub lacks_version: Vec<bool>,
+    /// Per object: one of its own undefined symbols is defined nowhere.
+    pub lacks_symbol: Vec<bool>,
+}
+
+/// Which problems a question is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Question {
+    Libraries,
+    Versions,
+    Symbols,
 }
 
 impl Load {
     /// Whether the object at `i` loads whole here: nothing it needs,
     /// directly or through its dependencies, failed (for `versions`: no
     /// needed version is missing).
-    pub fn whole_from(&self, i: usize, versions: bool) -> bool {
-        let lacks = if versions {
-            &self.lacks_version
-        } else {
-            &self.lacks_library
+    pub fn whole_from(&self, i: usize, q: Question) -> bool {
+        let lacks = match q {
+            Question::Libraries => &self.lacks_library,
+            Question::Versions => &self.lacks_version,
+            Question::Symbols => &self.lacks_symbol,
         };
         let mut seen = vec![false; self.objects.len()];
         let mut todo = vec![i];
@@ -89,6 +102,8 @@ impl Load {
 pub struct Setup<'a> {
     /// Extra directories, searched where LD_LIBRARY_PATH is.
     pub library_path: &'a [String],
+    /// Look up every undefined symbol too (as `ldd -r`).
+    pub symbols: bool,
 }
 
 struct Node {
@@ -159,10 +174,12 @@ pub fn load(
         loaded: main.clone(),
         loader: None,
     });
+    let mut interp_node = None;
     if let Some(interp) = &main.obj.interp {
         let problem = match linker.interpreter(t, interp, ident) {
             Resolution::Found(l, _) => {
                 out.loaded.push(format!("{interp} (interpreter)"));
+                interp_node = Some(st.nodes.len());
                 st.add(Node {
                     name: interp.clone(),
                     loaded: l,
@@ -184,6 +201,7 @@ pub fn load(
             });
         }
     }
+    let interp = interp_node;
     let origin_of = |l: &Loaded| parent(&l.path).to_string();
     let mut i = 0;
     while i < st.nodes.len() {
@@ -299,6 +317,10 @@ pub fn load(
     }
     out.lacks_version = vec![false; st.nodes.len()];
     check_versions(&st.nodes, &st.names, &mut out);
+    out.lacks_symbol = vec![false; st.nodes.len()];
+    if setup.symbols {
+        check_symbols(linker, t, &st, interp, &mut out);
+    }
     out.objects = st.nodes.iter().map(|n| n.loaded.id).collect();
     out.deps = st.deps;
     out.lacks_library = st.lacks;
@@ -341,6 +363,81 @@ fn check_versions(nodes: &[Node], names: &HashMap<String, Slot>, out: &mut Load)
                 ),
             });
         }
+    }
+}
+
+/// Names of undefined symbols shown in one problem at most.
+const SHOWN_SYMBOLS: usize = 20;
+
+/// `ldd -r`: every undefined symbol of every object (but the interpreter,
+/// which relocated itself) must be defined by an object of the global
+/// scope: the program and its libraries in load order; the interpreter
+/// only when a DT_NEEDED entry named it (the kernel's PT_INTERP alone does
+/// not put it in the scope). Which object defines a symbol only matters
+/// for interposition, not for whether it is defined, so the scope is
+/// searched in load order until a definition matches.
+fn check_symbols(
+    linker: &Linker,
+    t: &dyn Target,
+    st: &State,
+    interp: Option<usize>,
+    out: &mut Load,
+) {
+    let n = st.nodes.len();
+    let mut tables = Vec::with_capacity(n);
+    for (k, node) in st.nodes.iter().enumerate() {
+        match linker.symbols(t, &node.loaded) {
+            Ok(s) => tables.push(Some(s)),
+            Err(e) => {
+                tables.push(None);
+                if Some(k) != interp {
+                    out.lacks_symbol[k] = true;
+                    out.symbols.push(Problem {
+                        chain: chain(&st.nodes, k),
+                        detail: format!("cannot read its symbols: {e}"),
+                    });
+                }
+            }
+        }
+    }
+    let in_scope = |k: usize| Some(k) != interp || st.deps.iter().any(|d| d.contains(&k));
+    let scope: Vec<&super::symbols::Symbols> = (0..n)
+        .filter(|&k| in_scope(k))
+        .filter_map(|k| tables[k].as_deref())
+        .collect();
+    for k in 0..n {
+        if Some(k) == interp {
+            continue;
+        }
+        let Some(table) = &tables[k] else { continue };
+        let undefined: Vec<String> = table
+            .needs
+            .iter()
+            .filter(|need| {
+                !scope
+                    .iter()
+                    .any(|s| s.defines(&need.name, need.version.as_ref()))
+            })
+            .map(|need| need.shown())
+            .collect();
+        if undefined.is_empty() {
+            continue;
+        }
+        out.lacks_symbol[k] = true;
+        let shown: Vec<&str> = undefined
+            .iter()
+            .take(SHOWN_SYMBOLS)
+            .map(String::as_str)
+            .collect();
+        let more = match undefined.len() {
+            m if m > SHOWN_SYMBOLS => format!(" and {} more", m - SHOWN_SYMBOLS),
+            _ => String::new(),
+        };
+        let s = if undefined.len() == 1 { "" } else { "s" };
+        out.symbols.push(Problem {
+            chain: chain(&st.nodes, k),
+            detail: format!("undefined symbol{s} {}{more}", shown.join(", ")),
+        });
     }
 }
 

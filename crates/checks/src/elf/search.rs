@@ -13,6 +13,7 @@ use goblin::elf::header::{ELFDATA2LSB, ELFOSABI_GNU, ELFOSABI_SYSV, ET_DYN};
 use nodecheck_core::target::{FileAt, Target, join};
 
 use super::object::{self, Ident, Malformed, Object};
+use super::symbols::{self, Symbols};
 use super::system::{Layout, System};
 
 /// A file the loader opened.
@@ -102,6 +103,7 @@ pub struct Linker {
     objects: Mutex<HashMap<(u64, u64), Cell<Parsed>>>,
     probes: Mutex<HashMap<String, Cell<Probe>>>,
     searches: Mutex<HashMap<SearchPath, HashMap<String, Cell<Resolution>>>>,
+    symbols: Mutex<HashMap<(u64, u64), Cell<Result<Arc<Symbols>, Malformed>>>>,
 }
 
 /// The cell for `key`, made empty on first use; filled outside the lock.
@@ -120,6 +122,22 @@ impl Linker {
         let md = file.metadata();
         cell(&self.objects, (md.dev, md.ino))
             .get_or_init(|| object::read(file).map(|o| o.map(Arc::new)))
+            .clone()
+    }
+
+    /// The symbol tables of a loaded file, read once per file for the run.
+    pub fn symbols(&self, t: &dyn Target, l: &Loaded) -> Result<Arc<Symbols>, Malformed> {
+        cell(&self.symbols, l.id)
+            .get_or_init(|| {
+                let file = t
+                    .open(&l.path)
+                    .map_err(|e| Malformed(format!("cannot read: {e}")))?;
+                let md = file.metadata();
+                if (md.dev, md.ino) != l.id {
+                    return Err(Malformed("the file was replaced while read".into()));
+                }
+                symbols::read(file.as_ref()).map(Arc::new)
+            })
             .clone()
     }
 

@@ -12,7 +12,7 @@ const LIBC_VERSIONS: &[&str] = &["libc.so.6", "GLIBC_2.2.5", "GLIBC_2.34"];
 /// A tiny multiarch image: ld.so, libc (in the cache), libm (only in the
 /// default directory), a 32-bit libz in /usr/lib and a 64-bit one in the
 /// multiarch directory (not in the cache).
-fn image() -> MemoryTarget {
+pub(super) fn image() -> MemoryTarget {
     let ml = "/usr/lib/x86_64-linux-gnu";
     MemoryTarget::new()
         .symlink("/lib", "usr/lib")
@@ -94,11 +94,11 @@ fn image() -> MemoryTarget {
         )
 }
 
-fn put(t: MemoryTarget, path: &str, spec: Spec) -> MemoryTarget {
+pub(super) fn put(t: MemoryTarget, path: &str, spec: Spec) -> MemoryTarget {
     t.file(path, 0o755, 0, 0, spec.build())
 }
 
-fn elf(t: &MemoryTarget, path: &str, props: Vec<(&str, Value)>) -> Evaluation {
+pub(super) fn elf(t: &MemoryTarget, path: &str, props: Vec<(&str, Value)>) -> Evaluation {
     run(&check(&Elf, path, props), t)
 }
 
