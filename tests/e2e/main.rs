@@ -8,6 +8,7 @@ mod elf;
 mod escape;
 mod exec;
 mod kmod;
+mod ldso_diff;
 mod live;
 mod services;
 mod util;

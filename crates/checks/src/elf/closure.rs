@@ -148,7 +148,7 @@ impl State {
 #[derive(Clone, Copy)]
 enum Slot {
     Node(usize),
-    /// Not found: a stub, as ldd's, so it is reported once.
+    /// Not found: reported once, searched again by later needers.
     Failed,
 }
 
@@ -254,18 +254,20 @@ pub fn load(
             defaults: !obj.nodeflib,
         };
         for name in &obj.needed {
-            match st.names.get(name) {
+            // A name that failed before is searched again with this
+            // object's search path: ld.so's trace mode (ldd) never matches
+            // a name against its stand-in for a missing library, and a
+            // later object may well find it (its RUNPATH, or no
+            // DF_1_NODEFLIB). A second miss is not reported again.
+            let retry = match st.names.get(name) {
                 Some(Slot::Node(k)) => {
                     let k = *k;
                     st.deps[i].push(k);
                     continue;
                 }
-                Some(Slot::Failed) => {
-                    st.lacks[i] = true;
-                    continue;
-                }
-                None => {}
-            }
+                Some(Slot::Failed) => true,
+                None => false,
+            };
             let r = if name.contains('/') {
                 match e.one(name) {
                     Some(p) => linker.direct(t, &p, ident),
@@ -295,6 +297,7 @@ pub fn load(
                         loaded: l,
                         loader: Some(i),
                     });
+                    st.names.insert(name.clone(), Slot::Node(k));
                     st.deps[i].push(k);
                     continue;
                 }
@@ -307,8 +310,11 @@ pub fn load(
                 }
                 Resolution::Broken { path, why } => format!("not loadable: {path}: {why}"),
             };
-            st.names.insert(name.clone(), Slot::Failed);
             st.lacks[i] = true;
+            if retry {
+                continue;
+            }
+            st.names.insert(name.clone(), Slot::Failed);
             let mut chain = chain(&st.nodes, i);
             chain.push(name.clone());
             out.missing.push(Problem { chain, detail });

@@ -105,9 +105,7 @@ pub(super) fn single(
                 load.loaded.len()
             ),
             (true, "symbol_versions") => format!("{key}: every version {shown} needs is defined"),
-            (true, _) => format!(
-                "{key}: every symbol {shown} and its libraries use is defined"
-            ),
+            (true, _) => format!("{key}: every symbol {shown} and its libraries use is defined"),
             (false, _) => format!("{key}: {}", eval::capped(&found)),
         };
         if !found.is_empty() {

@@ -18,7 +18,11 @@ fn a_library_replaced_by_an_older_build_misses_a_symbol() {
     let v1 = lib("libfg.so.1", &["libc.so.6"]).exports(&["f", "g"]);
     let v2 = lib("libfg.so.1", &["libc.so.6"]).exports(&["f"]);
     let prog = exe(&["libfg.so.1", "libc.so.6"]).uses(&["g"]);
-    let t = put(put(image(), &format!("{ML}/libfg.so.1"), v1), "/usr/bin/p", prog.clone());
+    let t = put(
+        put(image(), &format!("{ML}/libfg.so.1"), v1),
+        "/usr/bin/p",
+        prog.clone(),
+    );
     assert_eq!(
         symbols(&t, "/usr/bin/p"),
         (
@@ -28,7 +32,11 @@ fn a_library_replaced_by_an_older_build_misses_a_symbol() {
     );
     // Same soname, older build: resolves and versions still pass, the
     // symbol does not.
-    let t = put(put(image(), &format!("{ML}/libfg.so.1"), v2), "/usr/bin/p", prog);
+    let t = put(
+        put(image(), &format!("{ML}/libfg.so.1"), v2),
+        "/usr/bin/p",
+        prog,
+    );
     let e = elf(
         &t,
         "/usr/bin/p",
@@ -84,15 +92,17 @@ fn a_library_needs_its_symbols_from_the_load_too() {
 
 #[test]
 fn versions_of_symbols_are_honoured() {
-    let fg = |defs: &[&str], exports: &[&str]| {
-        lib("libv.so.1", &[]).defines(defs).exports(exports)
-    };
+    let fg = |defs: &[&str], exports: &[&str]| lib("libv.so.1", &[]).defines(defs).exports(exports);
     let prog = exe(&["libv.so.1"])
         .needs_versions("libv.so.1", &["V2"])
         .uses(&["g@V2"]);
     // g at V2: found.
     let t = put(
-        put(image(), &format!("{ML}/libv.so.1"), fg(&["libv.so.1", "V1", "V2"], &["g@V2"])),
+        put(
+            image(),
+            &format!("{ML}/libv.so.1"),
+            fg(&["libv.so.1", "V1", "V2"], &["g@V2"]),
+        ),
         "/usr/bin/v",
         prog.clone(),
     );
@@ -100,7 +110,11 @@ fn versions_of_symbols_are_honoured() {
     // g only at V1 (V2 defined, but not for g): undefined, as ld.so says
     // "symbol g version V2 not defined in file libv.so.1".
     let t = put(
-        put(image(), &format!("{ML}/libv.so.1"), fg(&["libv.so.1", "V1", "V2"], &["g@V1"])),
+        put(
+            image(),
+            &format!("{ML}/libv.so.1"),
+            fg(&["libv.so.1", "V1", "V2"], &["g@V1"]),
+        ),
         "/usr/bin/v",
         prog.clone(),
     );
@@ -111,7 +125,11 @@ fn versions_of_symbols_are_honoured() {
     // An unversioned g in a library with versions does not do for a
     // versioned reference (its index is the base version)...
     let t = put(
-        put(image(), &format!("{ML}/libv.so.1"), fg(&["libv.so.1", "V2"], &["g"])),
+        put(
+            image(),
+            &format!("{ML}/libv.so.1"),
+            fg(&["libv.so.1", "V2"], &["g"]),
+        ),
         "/usr/bin/v",
         prog,
     );
@@ -120,14 +138,22 @@ fn versions_of_symbols_are_honoured() {
     // definition, but not a hidden one.
     let plain = exe(&["libv.so.1"]).uses(&["g"]);
     let t = put(
-        put(image(), &format!("{ML}/libv.so.1"), fg(&["libv.so.1", "V1", "V2"], &["g@V2"])),
+        put(
+            image(),
+            &format!("{ML}/libv.so.1"),
+            fg(&["libv.so.1", "V1", "V2"], &["g@V2"]),
+        ),
         "/usr/bin/v",
         plain.clone(),
     );
     assert_eq!(symbols(&t, "/usr/bin/v").0, Pass);
     let mut hidden = fg(&["libv.so.1", "V1", "V2"], &["g@V2"]);
     hidden.symbols[0].hidden = true;
-    let t = put(put(image(), &format!("{ML}/libv.so.1"), hidden), "/usr/bin/v", plain);
+    let t = put(
+        put(image(), &format!("{ML}/libv.so.1"), hidden),
+        "/usr/bin/v",
+        plain,
+    );
     assert_eq!(symbols(&t, "/usr/bin/v").0, Fail);
 }
 
@@ -139,10 +165,16 @@ fn the_interpreter_is_in_scope_only_when_needed() {
         0o755,
         0,
         0,
-        lib("ld-linux-x86-64.so.2", &[]).exports(&["_dl_find_object"]).build(),
+        lib("ld-linux-x86-64.so.2", &[])
+            .exports(&["_dl_find_object"])
+            .build(),
     );
     // (libz needs nothing; libc would bring ld.so in.)
-    let t = put(t, "/usr/bin/a", exe(&["libz.so.1"]).uses(&["_dl_find_object"]));
+    let t = put(
+        t,
+        "/usr/bin/a",
+        exe(&["libz.so.1"]).uses(&["_dl_find_object"]),
+    );
     assert_eq!(symbols(&t, "/usr/bin/a").0, Fail);
     let t = put(
         t,
@@ -160,7 +192,11 @@ fn a_tree_names_the_files_and_symbols() {
         exe(&["libc.so.6"]).uses(&["gone1", "gone2"]),
     );
     let t = put(t, "/opt/x/bin/q", exe(&["libc.so.6"]));
-    let e = elf(&t, "/opt/x", vec![("recursive", b(true)), ("symbols", b(true))]);
+    let e = elf(
+        &t,
+        "/opt/x",
+        vec![("recursive", b(true)), ("symbols", b(true))],
+    );
     let (st, msg) = result(&e, "symbols");
     assert_eq!(st, Fail);
     assert_eq!(
@@ -169,7 +205,8 @@ fn a_tree_names_the_files_and_symbols() {
          /opt/x/bin/p (/opt/x/bin/p)"
     );
     assert!(
-        e.output.contains("/opt/x/bin/p (undefined symbols gone1, gone2)"),
+        e.output
+            .contains("/opt/x/bin/p (undefined symbols gone1, gone2)"),
         "{}",
         e.output
     );

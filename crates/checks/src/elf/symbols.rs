@@ -269,8 +269,9 @@ fn is_definition(sym: &Sym) -> bool {
 }
 
 fn gnu_hash(name: &[u8]) -> u32 {
-    name.iter()
-        .fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(u32::from(c)))
+    name.iter().fold(5381u32, |h, &c| {
+        h.wrapping_mul(33).wrapping_add(u32::from(c))
+    })
 }
 
 fn sysv_hash(name: &[u8]) -> u32 {
@@ -325,9 +326,11 @@ pub fn read(file: &dyn FileAt) -> Result<Symbols, Malformed> {
     let len = nsyms as usize * s.syment;
     s.symtab = table(&mut d, symtab, len, "DT_SYMTAB")?;
     if let Some(strtab) = d.last(DT_STRTAB) {
-        let (off, avail) = d
-            .offset_of(strtab)
-            .ok_or_else(|| bad(format!("DT_STRTAB {strtab:#x} is outside the file's segments")))?;
+        let (off, avail) = d.offset_of(strtab).ok_or_else(|| {
+            bad(format!(
+                "DT_STRTAB {strtab:#x} is outside the file's segments"
+            ))
+        })?;
         let len = d.last(DT_STRSZ).unwrap_or(0).min(avail);
         let len = usize::try_from(len).map_err(|_| bad("DT_STRSZ is too large"))?;
         s.strtab = d.r.bytes(off, len, "DT_STRTAB")?.into_owned();
@@ -358,10 +361,7 @@ pub fn read(file: &dyn FileAt) -> Result<Symbols, Malformed> {
         if name.is_empty() {
             continue;
         }
-        let version = s
-            .versym(i)
-            .and_then(|v| needed.get(&(v & 0x7fff)))
-            .cloned();
+        let version = s.versym(i).and_then(|v| needed.get(&(v & 0x7fff))).cloned();
         s.needs.push(Need {
             name: String::from_utf8_lossy(name).into_owned(),
             version,

@@ -305,6 +305,35 @@ fn nodeflib_skips_cache_and_default_dirs() {
 }
 
 #[test]
+fn a_name_that_failed_is_searched_again_by_a_later_needer() {
+    // The program (DF_1_NODEFLIB) misses libc; libmine, found through
+    // the RPATH, then finds libc through the cache, as ld.so's trace mode
+    // does: libc is loaded, and reported missing once.
+    let mut s = exe(&["libmine.so.1", "libc.so.6"]).rpath("/opt/x/lib");
+    s.flags_1 = 0x800;
+    let t = put(image(), "/usr/bin/strict", s);
+    let t = put(
+        t,
+        "/opt/x/lib/libmine.so.1",
+        lib("libmine.so.1", &["libc.so.6"]),
+    );
+    let e = elf(&t, "/usr/bin/strict", vec![("resolves", b(true))]);
+    assert_eq!(
+        result(&e, "resolves"),
+        (
+            Fail,
+            "resolves: /usr/bin/strict -> libc.so.6 (not found)".into()
+        )
+    );
+    assert!(
+        e.output
+            .contains("libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (ld.so.cache)"),
+        "{}",
+        e.output
+    );
+}
+
+#[test]
 fn wrong_class_is_skipped_and_bad_files_stop_the_search() {
     // Only a 32-bit libonly32 exists: skipped, so missing, and said so.
     let t = image().file(
@@ -447,13 +476,16 @@ fn ld_so_never_reads_ld_so_conf() {
         let (st, msg) = result(&e, "resolves");
         assert_eq!(st, Fail, "{msg}");
         assert!(
-            msg.contains(", so ld.so searches only its default directories, not /usr/local/lib \
+            msg.contains(
+                ", so ld.so searches only its default directories, not /usr/local/lib \
                  (named by /etc/ld.so.conf.d/local.conf) where /usr/local/lib/liblocal.so.1 is: \
-                 not in ld.so.cache; ldconfig not run"),
+                 not in ld.so.cache; ldconfig not run"
+            ),
             "{msg}"
         );
         assert!(
-            e.output.contains("ld.so searches only its default directories (and RPATH, RUNPATH)"),
+            e.output
+                .contains("ld.so searches only its default directories (and RPATH, RUNPATH)"),
             "{}",
             e.output
         );
