@@ -10,6 +10,7 @@ pub mod object;
 mod report;
 pub mod scan;
 pub mod search;
+pub mod section;
 pub mod symbols;
 pub mod system;
 

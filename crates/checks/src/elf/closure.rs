@@ -411,11 +411,11 @@ fn check_symbols(
         .filter(|&k| in_scope(k))
         .filter_map(|k| tables[k].as_deref())
         .collect();
-    for k in 0..n {
+    for (k, table) in tables.iter().enumerate() {
         if Some(k) == interp {
             continue;
         }
-        let Some(table) = &tables[k] else { continue };
+        let Some(table) = table else { continue };
         let undefined: Vec<String> = table
             .needs
             .iter()

@@ -2,7 +2,7 @@
 //! whole file (so addresses equal offsets), PT_INTERP, PT_DYNAMIC, a
 //! dynamic string table and version tables, for either class.
 
-use goblin::elf::header::{EM_X86_64, ET_DYN, ET_EXEC};
+use goblin::elf::header::{EM_X86_64, ET_DYN, ET_EXEC, ET_REL};
 
 use std::collections::HashMap;
 
@@ -453,6 +453,58 @@ pub fn build(s: &Spec) -> Vec<u8> {
     phdr(&mut h, 2, dynamic_at as u64, dyn_len);
     w.b[..h.b.len()].copy_from_slice(&h.b);
     w.b
+}
+
+/// A relocatable ELF64 little-endian x86-64 object (`ET_REL`, what
+/// `gcc -c` gives and a kernel module is) with the given sections, in
+/// order after the null section, then `.shstrtab` (the name table) last.
+pub fn relocatable(sections: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut names = vec![0u8];
+    let mut name_at = Vec::new();
+    for (name, _) in sections
+        .iter()
+        .map(|(n, d)| (*n, *d))
+        .chain([(".shstrtab", &[][..])])
+    {
+        name_at.push(names.len() as u32);
+        names.extend_from_slice(name.as_bytes());
+        names.push(0);
+    }
+    let mut out = vec![0u8; 64];
+    let mut placed = Vec::new();
+    for (_, data) in sections {
+        placed.push((out.len(), data.len()));
+        out.extend_from_slice(data);
+    }
+    placed.push((out.len(), names.len()));
+    out.extend_from_slice(&names);
+    let shoff = out.len().next_multiple_of(8);
+    out.resize(shoff, 0);
+    let shnum = sections.len() + 2;
+    out[..4].copy_from_slice(b"\x7fELF");
+    out[4] = 2; // ELFCLASS64
+    out[5] = 1; // little-endian
+    out[6] = 1; // EV_CURRENT
+    out[16..18].copy_from_slice(&ET_REL.to_le_bytes());
+    out[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
+    out[20..24].copy_from_slice(&1u32.to_le_bytes());
+    out[40..48].copy_from_slice(&(shoff as u64).to_le_bytes());
+    out[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+    out[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+    out[60..62].copy_from_slice(&(shnum as u16).to_le_bytes());
+    out[62..64].copy_from_slice(&((shnum - 1) as u16).to_le_bytes()); // e_shstrndx
+    out.extend(vec![0u8; 64]);
+    for (i, ((offset, size), name)) in placed.iter().zip(&name_at).enumerate() {
+        let kind: u32 = if i + 2 == shnum { 3 } else { 1 }; // STRTAB, PROGBITS
+        let mut s = vec![0u8; 64];
+        s[0..4].copy_from_slice(&name.to_le_bytes());
+        s[4..8].copy_from_slice(&kind.to_le_bytes());
+        s[24..32].copy_from_slice(&(*offset as u64).to_le_bytes());
+        s[32..40].copy_from_slice(&(*size as u64).to_le_bytes());
+        s[48..56].copy_from_slice(&1u64.to_le_bytes()); // sh_addralign
+        out.extend(s);
+    }
+    out
 }
 
 /// A new-format ld.so.cache; `(soname, path, flags, hwcap)` per entry.

@@ -23,7 +23,7 @@ use goblin::elf::header::{self, Header};
 use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD, ProgramHeader};
 use goblin::elf::section_header::{SHT_GNU_VERDEF, SHT_GNU_VERNEED, SectionHeader};
 use goblin::elf::symver::{VER_FLG_WEAK, VerdefSection, VerneedSection};
-use nodecheck_core::target::FileAt;
+use nodecheck_core::target::{FileAt, FileType, Metadata};
 use scroll::Pread;
 
 /// Bytes read at the start of a dynamic object in one go: header, program
@@ -118,6 +118,47 @@ impl Object {
     }
 }
 
+/// A [`FileAt`] over bytes in memory: an ELF image that was not a file of
+/// the target as such (a decompressed kernel module).
+pub struct InMemory<'a> {
+    metadata: Metadata,
+    bytes: &'a [u8],
+}
+
+impl<'a> InMemory<'a> {
+    pub fn new(bytes: &'a [u8]) -> InMemory<'a> {
+        InMemory {
+            metadata: Metadata {
+                file_type: FileType::File,
+                mode: 0o444,
+                uid: 0,
+                gid: 0,
+                size: bytes.len() as u64,
+                mtime: None,
+                nlink: 1,
+                dev: 0,
+                ino: 0,
+            },
+            bytes,
+        }
+    }
+}
+
+impl FileAt for InMemory<'_> {
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len());
+        let n = buf.len().min(self.bytes.len() - start);
+        buf[..n].copy_from_slice(&self.bytes[start..start + n]);
+        Ok(n)
+    }
+}
+
 /// Why a file could not be read as ELF.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Malformed(pub String);
@@ -194,6 +235,54 @@ pub(super) fn parse(file: &dyn FileAt, budget: usize) -> Result<Option<Dynamic<'
     // One read for the header, the program headers and, in most files,
     // the strings and version tables.
     let r = Reader::new(file, size, budget)?;
+    let Some((h, ctx)) = elf_header(&r)? else {
+        return Ok(None);
+    };
+    let first = &r.head;
+    let class = first[header::EI_CLASS];
+    let mut obj = Object {
+        ident: Some(Ident {
+            class,
+            data: first[header::EI_DATA],
+            machine: h.e_machine,
+        }),
+        e_type: h.e_type,
+        osabi: first[header::EI_OSABI],
+        ..Object::default()
+    };
+    let mut out = Dynamic {
+        r,
+        obj,
+        dyns: Vec::new(),
+        loads: Vec::new(),
+    };
+    if !out.obj.is_loadable() {
+        return Ok(Some(out));
+    }
+    let phdrs = program_headers(&mut out.r, &h, ctx)?;
+    for ph in &phdrs {
+        if ph.p_type == PT_INTERP {
+            let interp = out.r.cstr(ph.p_offset)?;
+            out.obj.interp = Some(interp);
+        }
+    }
+    let Some(dynamic) = phdrs.iter().find(|p| p.p_type == PT_DYNAMIC) else {
+        return Ok(Some(out));
+    };
+    out.obj.dynamic = true;
+    let loads: Vec<&ProgramHeader> = phdrs.iter().filter(|p| p.p_type == PT_LOAD).collect();
+    let dyns = dynamic_entries(&mut out.r, dynamic, ctx)?;
+    obj = std::mem::take(&mut out.obj);
+    read_dynamic(&mut out.r, &mut obj, &dyns, &loads, ctx)?;
+    out.obj = obj;
+    out.loads = loads.into_iter().cloned().collect();
+    out.dyns = dyns;
+    Ok(Some(out))
+}
+
+/// The ELF header at the start of the reader's head, and the class and
+/// byte order it gives. `Ok(None)`: not ELF (no magic).
+pub(super) fn elf_header(r: &Reader<'_>) -> Result<Option<(Header, Ctx)>, Malformed> {
     let first = &r.head[..r.head.len().min(header::header64::SIZEOF_EHDR)];
     let n = first.len();
     if n < header::SELFMAG || first[..header::SELFMAG] != header::ELFMAG[..] {
@@ -224,45 +313,7 @@ pub(super) fn parse(file: &dyn FileAt, budget: usize) -> Result<Option<Dynamic<'
     let h: Header = first
         .pread_with(0, endian)
         .map_err(|e| bad(format!("bad ELF header: {e}")))?;
-    let mut obj = Object {
-        ident: Some(Ident {
-            class,
-            data: first[header::EI_DATA],
-            machine: h.e_machine,
-        }),
-        e_type: h.e_type,
-        osabi: first[header::EI_OSABI],
-        ..Object::default()
-    };
-    let ctx = Ctx::new(container, endian);
-    let mut out = Dynamic {
-        r,
-        obj,
-        dyns: Vec::new(),
-        loads: Vec::new(),
-    };
-    if !out.obj.is_loadable() {
-        return Ok(Some(out));
-    }
-    let phdrs = program_headers(&mut out.r, &h, ctx)?;
-    for ph in &phdrs {
-        if ph.p_type == PT_INTERP {
-            let interp = out.r.cstr(ph.p_offset)?;
-            out.obj.interp = Some(interp);
-        }
-    }
-    let Some(dynamic) = phdrs.iter().find(|p| p.p_type == PT_DYNAMIC) else {
-        return Ok(Some(out));
-    };
-    out.obj.dynamic = true;
-    let loads: Vec<&ProgramHeader> = phdrs.iter().filter(|p| p.p_type == PT_LOAD).collect();
-    let dyns = dynamic_entries(&mut out.r, dynamic, ctx)?;
-    obj = std::mem::take(&mut out.obj);
-    read_dynamic(&mut out.r, &mut obj, &dyns, &loads, ctx)?;
-    out.obj = obj;
-    out.loads = loads.into_iter().cloned().collect();
-    out.dyns = dyns;
-    Ok(Some(out))
+    Ok(Some((h, Ctx::new(container, endian))))
 }
 
 fn program_headers(
@@ -449,7 +500,7 @@ fn version_bytes<'r>(
 /// demand, all within a byte budget.
 pub(super) struct Reader<'a> {
     file: &'a dyn FileAt,
-    size: u64,
+    pub size: u64,
     head: Vec<u8>,
     spent: usize,
     budget: usize,
@@ -458,7 +509,7 @@ pub(super) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(file: &'a dyn FileAt, size: u64, budget: usize) -> Result<Reader<'a>, Malformed> {
+    pub fn new(file: &'a dyn FileAt, size: u64, budget: usize) -> Result<Reader<'a>, Malformed> {
         // At least a header's worth, even if the size said less (a file
         // that grew); at most HEAD.
         let want = usize::try_from(size).unwrap_or(HEAD).clamp(64, HEAD);

@@ -95,6 +95,7 @@ pub struct SearchPath {
 
 type Cell<T> = Arc<OnceLock<T>>;
 type Parsed = Result<Option<Arc<Object>>, Malformed>;
+type SymbolTables = Result<Arc<Symbols>, Malformed>;
 
 /// The run's memory of the target's libraries.
 #[derive(Default)]
@@ -103,7 +104,7 @@ pub struct Linker {
     objects: Mutex<HashMap<(u64, u64), Cell<Parsed>>>,
     probes: Mutex<HashMap<String, Cell<Probe>>>,
     searches: Mutex<HashMap<SearchPath, HashMap<String, Cell<Resolution>>>>,
-    symbols: Mutex<HashMap<(u64, u64), Cell<Result<Arc<Symbols>, Malformed>>>>,
+    symbols: Mutex<HashMap<(u64, u64), Cell<SymbolTables>>>,
 }
 
 /// The cell for `key`, made empty on first use; filled outside the lock.
@@ -126,7 +127,7 @@ impl Linker {
     }
 
     /// The symbol tables of a loaded file, read once per file for the run.
-    pub fn symbols(&self, t: &dyn Target, l: &Loaded) -> Result<Arc<Symbols>, Malformed> {
+    pub fn symbols(&self, t: &dyn Target, l: &Loaded) -> SymbolTables {
         cell(&self.symbols, l.id)
             .get_or_init(|| {
                 let file = t
