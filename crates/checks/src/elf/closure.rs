@@ -416,9 +416,27 @@ fn check_symbols(
             continue;
         }
         let Some(table) = table else { continue };
-        let undefined: Vec<String> = table
-            .needs
+        // Most symbols come from the object's own dependencies, the same
+        // in every load that holds it: look there once per run, and in
+        // the rest of this load's scope only for what is left.
+        let own = reach(&st.deps, k);
+        let mut ids: Vec<(u64, u64)> = own.iter().map(|&j| st.nodes[j].loaded.id).collect();
+        ids.sort_unstable();
+        let left = linker.unresolved((st.nodes[k].loaded.id, ids), || {
+            let own: Vec<&super::symbols::Symbols> =
+                own.iter().filter_map(|&j| tables[j].as_deref()).collect();
+            (0u32..)
+                .zip(&table.needs)
+                .filter(|(_, need)| {
+                    !own.iter()
+                        .any(|s| s.defines(&need.name, need.version.as_ref()))
+                })
+                .map(|(i, _)| i)
+                .collect()
+        });
+        let undefined: Vec<String> = left
             .iter()
+            .filter_map(|&i| table.needs.get(i as usize))
             .filter(|need| {
                 !scope
                     .iter()
@@ -445,6 +463,21 @@ fn check_symbols(
             detail: format!("undefined symbol{s} {}{more}", shown.join(", ")),
         });
     }
+}
+
+/// Node `k` and every node its DT_NEEDED entries reach.
+fn reach(deps: &[Vec<usize>], k: usize) -> Vec<usize> {
+    let mut seen = vec![false; deps.len()];
+    let mut out = Vec::new();
+    let mut todo = vec![k];
+    while let Some(j) = todo.pop() {
+        if std::mem::replace(&mut seen[j], true) {
+            continue;
+        }
+        out.push(j);
+        todo.extend(deps[j].iter().copied().filter(|&d| !seen[d]));
+    }
+    out
 }
 
 /// The names from the program down to node `i`.

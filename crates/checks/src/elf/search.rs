@@ -105,7 +105,12 @@ pub struct Linker {
     probes: Mutex<HashMap<String, Cell<Probe>>>,
     searches: Mutex<HashMap<SearchPath, HashMap<String, Cell<Resolution>>>>,
     symbols: Mutex<HashMap<(u64, u64), Cell<SymbolTables>>>,
+    unresolved: Mutex<HashMap<Closure, Cell<Arc<Vec<u32>>>>>,
 }
+
+/// An object and the objects its dependencies loaded (sorted ids): what
+/// decides which of its undefined symbols they define.
+pub type Closure = ((u64, u64), Vec<(u64, u64)>);
 
 /// The cell for `key`, made empty on first use; filled outside the lock.
 fn cell<K: Hash + Eq, V>(map: &Mutex<HashMap<K, Cell<V>>>, key: K) -> Cell<V> {
@@ -139,6 +144,16 @@ impl Linker {
                 }
                 symbols::read(file.as_ref()).map(Arc::new)
             })
+            .clone()
+    }
+
+    /// The indices of an object's needed symbols that its own dependency
+    /// closure does not define: computed by `f` once per closure for the
+    /// run (a library is loaded with the same dependencies by most of the
+    /// programs that use it).
+    pub fn unresolved(&self, key: Closure, f: impl FnOnce() -> Vec<u32>) -> Arc<Vec<u32>> {
+        cell(&self.unresolved, key)
+            .get_or_init(|| Arc::new(f()))
             .clone()
     }
 
