@@ -411,18 +411,22 @@ fn hash_table(d: &mut Dynamic<'_>, s: &Symbols) -> Result<(Hash, u32), Malformed
         let top = buckets.iter().copied().max().unwrap_or(0);
         let mut nsyms = symoffset;
         if top >= symoffset {
-            // Walk the last chain to its end bit.
+            // Walk the last chain to its end bit, a chunk at a time.
             let mut i = top;
-            loop {
-                if u64::from(i) >= MAX_SYMS {
+            'walk: loop {
+                let at = chains_at + u64::from(i - symoffset) * 4;
+                let avail = d.offset_of(at).map_or(0, |(_, a)| a / 4);
+                let n = avail.min(1024);
+                if n == 0 || u64::from(i) >= MAX_SYMS {
                     return Err(bad("DT_GNU_HASH: a chain does not end"));
                 }
-                let at = chains_at + u64::from(i - symoffset) * 4;
-                let ch = words(s, &table(d, at, 4, "DT_GNU_HASH chains")?)[0];
-                if ch & 1 != 0 {
-                    break;
+                let chunk = words(s, &table(d, at, n as usize * 4, "DT_GNU_HASH chains")?);
+                for ch in chunk {
+                    if ch & 1 != 0 {
+                        break 'walk;
+                    }
+                    i += 1;
                 }
-                i += 1;
             }
             nsyms = i + 1;
         }
@@ -474,6 +478,60 @@ fn hash_table(d: &mut Dynamic<'_>, s: &Symbols) -> Result<(Hash, u32), Malformed
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::elf::fixture;
+    use nodecheck_core::target::{MemoryTarget, Target};
+
+    fn symbols_of(b: &[u8]) -> Result<Symbols, Malformed> {
+        let t = MemoryTarget::new().file("/f", 0o755, 0, 0, b);
+        read(t.open("/f").unwrap().as_ref())
+    }
+
+    #[test]
+    fn needs_and_definitions_are_read() {
+        let b = fixture::lib("libv.so.1", &[])
+            .defines(&["libv.so.1", "V1"])
+            .needs_versions("libc.so.6", &["GLIBC_2.34"])
+            .exports(&["f@V1", "g"])
+            .uses(&["memcpy@GLIBC_2.34", "strlen"])
+            .uses_weak(&["__gmon_start__"])
+            .build();
+        let s = symbols_of(&b).unwrap();
+        let shown: Vec<String> = s.needs.iter().map(Need::shown).collect();
+        assert_eq!(shown, ["memcpy@GLIBC_2.34", "strlen"]);
+        assert_eq!(s.needs[0].version.as_ref().unwrap().file, "libc.so.6");
+        let v1 = NeedVersion {
+            name: "V1".into(),
+            file: "libv.so.1".into(),
+            hidden: false,
+        };
+        assert!(s.defines("f", Some(&v1)));
+        assert!(s.defines("f", None));
+        assert!(s.defines("g", None));
+        assert!(!s.defines("g", Some(&v1)));
+        assert!(!s.defines("strlen", None));
+        assert!(!s.defines("nothing", None));
+    }
+
+    #[test]
+    fn every_byte_flip_is_survived() {
+        let good = fixture::lib("libv.so.1", &["libc.so.6"])
+            .defines(&["libv.so.1", "V1"])
+            .needs_versions("libc.so.6", &["GLIBC_2.34"])
+            .exports(&["f@V1", "g", "h"])
+            .uses(&["memcpy@GLIBC_2.34", "strlen"])
+            .build();
+        for i in 0..good.len() {
+            for v in [0u8, 1, 0x7f, 0x80, 0xff] {
+                let mut b = good.clone();
+                b[i] = v;
+                if let Ok(s) = symbols_of(&b) {
+                    for n in ["f", "g", "h", "memcpy"] {
+                        let _ = s.defines(n, None);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn hash_functions_match_the_abi() {
