@@ -130,7 +130,9 @@ running a program of the image:
   glibc's `check_match`. Definitions are found through each library's own
   hash table (DT_GNU_HASH, else DT_HASH), read once per run. This catches
   a library replaced by an older build with the same soname (the version
-  tables agree, a function is gone). Plugins (Python extension modules,
+  tables agree, a function is gone). The chain ends at the object whose
+  reference is undefined: `/usr/bin/app -> libsolver.so.2 (undefined
+  symbols mkl_init, dgemm_@MKL_2)`. Plugins (Python extension modules,
   MPI components, gcc plugins) use symbols of the program that loads them,
   so in a whole tree they fail alone, as under `ldd -r`; a library that
   is fine where a program of the tree loads it is listed, not failed.
