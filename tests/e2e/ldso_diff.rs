@@ -1,9 +1,10 @@
 //! The `elf` kind against the real dynamic loader, layout by layout: the
 //! reference rootfs's own gcc builds many small layouts (RPATH, RUNPATH,
 //! `$ORIGIN`, inherited RPATH, ld.so.conf directories with the cache
-//! current, stale, absent or broken, `DF_1_NODEFLIB`, a library of the
-//! wrong class, symbols present, missing, versioned, moved to another
-//! version, weak) in a private copy of the rootfs; then nodecheck's
+//! current, stale, absent or broken, a cache entry whose file is gone,
+//! `DF_1_NODEFLIB`, a library of the wrong class, symbols present,
+//! missing, versioned, moved to another version, weak, a DT_NEEDED path)
+//! in a private copy of the rootfs; then nodecheck's
 //! verdict for every ELF file (missing libraries, missing versions,
 //! undefined symbols) must equal what `ldd -r` (the image's ld.so in trace
 //! mode, in a chroot of the same tree) reports, file by file.
@@ -124,10 +125,15 @@ prog $D/runpath_inherit/bin/p main_a.c $D/runpath_inherit/lib/liba.so.1 \
 # A directory of ld.so.conf.d: in the cache; and one added after ldconfig.
 echo $D/conf/lib > /etc/ld.so.conf.d/diff.conf
 echo $D/stale/lib >> /etc/ld.so.conf.d/diff.conf
+echo $D/cache_gone/lib >> /etc/ld.so.conf.d/diff.conf
 lib $D/conf/lib/libconf.so.1 libconf.so.1 fg.c
 prog $D/conf/bin/p main_f.c $D/conf/lib/libconf.so.1
+lib $D/cache_gone/lib/libgone.so.1 libgone.so.1 fg.c
+prog $D/cache_gone/bin/p main_f.c $D/cache_gone/lib/libgone.so.1
 mkdir -p $D/stale/lib
 ldconfig -X
+# In the cache, then deleted: the cache entry leads nowhere.
+rm $D/cache_gone/lib/libgone.so.1
 lib $D/stale/lib/libstale.so.1 libstale.so.1 fg.c
 prog $D/stale/bin/p main_f.c $D/stale/lib/libstale.so.1
 
@@ -365,6 +371,7 @@ fn nodecheck_equals_ldd_r_on_generated_layouts() {
         pair("runpath_inherit/bin/p", "libb.so.1"),
         pair("rpath_inherit/lib/liba.so.1", "libb.so.1"),
         pair("stale/bin/p", "libstale.so.1"),
+        pair("cache_gone/bin/p", "libgone.so.1"),
         pair("nodeflib/bin/p", "libc.so.6"),
         pair("class32/bin/p", "libf.so.1"),
     ]);
