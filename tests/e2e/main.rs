@@ -9,6 +9,7 @@ mod escape;
 mod exec;
 mod install;
 mod kmod;
+mod ldso_diff;
 mod live;
 mod profiles;
 mod services;
