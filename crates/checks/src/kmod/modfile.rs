@@ -200,7 +200,7 @@ fn unpack_file(file: &dyn FileAt, size: u64, budget: &Unpacking) -> Result<ModIn
         let _slot = budget.take(SLOT);
         let bytes = read()?;
         if let Ok(elf) = unpack_within(&bytes, ORDINARY) {
-            return Ok(modinfo_of_records(&records(&Mem(&elf))?));
+            return Ok(modinfo_of_records(&records(&InMemory::new(&elf))?));
         }
     }
     let _large = budget.large.lock().unwrap_or_else(PoisonError::into_inner);
