@@ -55,7 +55,11 @@ pub fn files(
         let v = match v {
             Ok(v) => v,
             Err(e) => {
-                let text = format!("{}: {}", display_bytes(&e.path), crate::eval::io_text(&e.error));
+                let text = format!(
+                    "{}: {}",
+                    display_bytes(&e.path),
+                    crate::eval::io_text(&e.error)
+                );
                 push(&e.path, Err(text));
                 return true;
             }
@@ -87,7 +91,10 @@ pub fn files(
                 }
             }
             Ok(_) => {}
-            Err(e) => push(v.path, Err(format!("{shown}: {}", crate::eval::io_text(&e)))),
+            Err(e) => push(
+                v.path,
+                Err(format!("{shown}: {}", crate::eval::io_text(&e))),
+            ),
         }
         true
     })?;

@@ -199,10 +199,7 @@ pub(crate) fn open_regular(at: At<'_>, race_free: bool) -> io::Result<Regular> {
 /// Content opens ask for `O_NOATIME` so a scan leaves atimes alone; the
 /// kernel allows it only to the file's owner (or CAP_FOWNER), so retry
 /// without it on `EPERM`.
-fn open_noatime(
-    open: impl Fn(OFlag) -> nix::Result<OwnedFd>,
-    flags: OFlag,
-) -> io::Result<OwnedFd> {
+fn open_noatime(open: impl Fn(OFlag) -> nix::Result<OwnedFd>, flags: OFlag) -> io::Result<OwnedFd> {
     match open(flags | OFlag::O_NOATIME) {
         Err(Errno::EPERM) => Ok(open(flags)?),
         other => Ok(other?),
@@ -509,12 +506,7 @@ impl Walker<'_> {
     /// start itself, then everything below it that `visit` does not
     /// prune (it returns `false` for a directory not to be entered).
     /// `visit` runs on many threads at once, in no particular order.
-    pub(crate) fn run(
-        &self,
-        open: Opener<'_>,
-        start: &[u8],
-        visit: Visitor<'_>,
-    ) -> io::Result<()> {
+    pub(crate) fn run(&self, open: Opener<'_>, start: &[u8], visit: Visitor<'_>) -> io::Result<()> {
         let opened = resolve::open_bytes(self.resolver, self.root, start, path_flags(false))?;
         let st = fstat(&opened)?;
         let mut entry = WalkEntry {
