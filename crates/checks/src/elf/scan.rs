@@ -44,7 +44,7 @@ pub fn files(
         max_depth: (!recursive).then_some(1),
         ..WalkOptions::default()
     };
-    let found: Mutex<Vec<(Vec<u8>, Result<String, String>)>> = Mutex::default();
+    let found: Mutex<Vec<Sniffed>> = Mutex::default();
     let push = |path: &[u8], item| {
         found
             .lock()
@@ -112,6 +112,10 @@ pub fn files(
     }
     Ok((files, errors))
 }
+
+/// One file the scan found: its path (bytes, for the order), and the
+/// path to load (an ELF file) or why it cannot be.
+type Sniffed = (Vec<u8>, Result<String, String>);
 
 /// Kernel modules (`.ko`, compressed or not) are relocatable objects that
 /// ld.so never loads: an image has thousands of them, and not opening them

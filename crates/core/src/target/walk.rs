@@ -468,10 +468,19 @@ pub struct WalkError {
 impl WalkError {
     /// `PATH: error` as io::Error, for reports (never the host path).
     pub fn into_io(self) -> io::Error {
-        io::Error::new(
-            self.error.kind(),
-            format!("{}: {}", display_bytes(&self.path), self.error),
-        )
+        io::Error::new(self.error.kind(), self.to_string())
+    }
+}
+
+/// `PATH: error`, the path in-target and escaped; just the error where
+/// the path is unknown (a target whose errors name it already).
+impl std::fmt::Display for WalkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.error)
+        } else {
+            write!(f, "{}: {}", display_bytes(&self.path), self.error)
+        }
     }
 }
 
@@ -804,4 +813,30 @@ pub(crate) fn walk_ordered(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_escapes_only_what_is_not_utf8() {
+        assert_eq!(display_bytes(b"/usr/bin/ls"), "/usr/bin/ls");
+        assert_eq!(display_bytes("/é/ü".as_bytes()), "/é/ü");
+        assert_eq!(display_bytes(b"/bad\xff"), "/bad\\xff");
+        // Lossy conversion would show both as "/bad\u{fffd}".
+        assert_ne!(
+            display_bytes(b"/bad\xff"),
+            display_bytes("/bad\u{fffd}".as_bytes())
+        );
+        assert_eq!(display_bytes(b"\xc3"), "\\xc3");
+    }
+
+    #[test]
+    fn walk_order_is_depth_first_by_name() {
+        let mut paths: Vec<&[u8]> = vec![b"/a.b", b"/a/x", b"/a", b"/", b"/a/x/y", b"/b"];
+        paths.sort_by(|a, b| walk_order(a, b));
+        let want: Vec<&[u8]> = vec![b"/", b"/a", b"/a/x", b"/a/x/y", b"/a.b", b"/b"];
+        assert_eq!(paths, want);
+    }
 }

@@ -307,7 +307,7 @@ fn walk_reports_entry_errors_and_goes_on() {
     let e = &errors[0];
     assert!(e.to_string().starts_with("/a: "), "{e}");
     assert!(
-        matches!(e.raw_os_error(), None)
+        e.raw_os_error().is_none()
             && [libc::ELOOP, libc::ENOTDIR].iter().any(|c| {
                 e.to_string()
                     .contains(&io::Error::from_raw_os_error(*c).to_string())
