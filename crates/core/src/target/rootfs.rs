@@ -58,8 +58,9 @@ pub struct RootFs {
     /// `Kernel` or `Userspace`, never `Auto` once opened.
     resolver: Resolver,
     /// Something may change the tree while we read it (a running
-    /// container): the content door then reopens the inode it checked
-    /// (see [`walk`]) instead of opening the name again.
+    /// container, users of the live node): the content door then reopens
+    /// the inode it checked (see [`walk`]) instead of opening the name
+    /// again. A still image is checked, opened and checked again.
     race_free: bool,
     accounts: OnceLock<Accounts>,
     memo: Memo,
@@ -140,7 +141,7 @@ impl RootFs {
             host,
             kind,
             resolver,
-            race_free: kind == TargetKind::Container,
+            race_free: kind != TargetKind::Rootfs,
             accounts: OnceLock::new(),
             memo: Memo::default(),
         })
