@@ -88,11 +88,19 @@ entries=$(find "$root/usr" -xdev | wc -l)
 elves=$(wc -l < "$copy/tmp/nodecheck-files.txt")
 printf 'walk of %s/usr: %s entries, %s ELF files; %s, %s CPUs\n' "$root" "$entries" "$elves" "$(uname -r)" "$(nproc)"
 printf 'nodecheck: %s\n\n' "$bin"
-hyperfine -N -i --warmup 3 --runs "${RUNS:-20}" --style basic \
+hyperfine -N -i --warmup 3 --runs "${RUNS:-20}" --style none \
   -n "nodecheck tree /usr" "$bin run $work/tree.toml --target $root --no-color" \
   -n "find /usr -xdev (same tests)" "$work/find.sh" \
   -n "nodecheck elf /usr" "$bin run $work/elf.toml --target $root --no-color" \
   -n "libtree, given the ELF list (chroot)" "chroot $copy /tmp/nodecheck-libtree.sh" \
   -n "find + head -c 18 (walk + sniff)" "$work/sniff.sh" \
-  --export-markdown "$work/table.md" > /dev/null
-cat "$work/table.md"
+  --export-json "$work/h.json" > /dev/null 2>&1
+# Wall time and CPU time (user + system, all threads): on a busy machine
+# the CPU time is the steadier measure of the work done.
+/usr/bin/python3 - "$work/h.json" <<'PY'
+import json, sys
+print(f"{'command':40s} {'wall median':>12s} {'wall min':>10s} {'cpu mean':>10s}")
+for r in json.load(open(sys.argv[1]))["results"]:
+    t = sorted(r["times"])
+    print(f"{r['command']:40s} {t[len(t)//2]*1e3:9.1f} ms {t[0]*1e3:7.1f} ms {(r['user']+r['system'])*1e3:7.1f} ms")
+PY

@@ -67,13 +67,14 @@ pub fn files(
         if v.depth == 0 {
             return true;
         }
-        let shown = v.display();
-        if exclude.is_match(&shown) {
+        // Globs match the shown path; most scans have none to match.
+        if !exclude.is_empty() && exclude.is_match(v.display()) {
             return false;
         }
-        if v.file_type != FileType::File || is_kernel_module(&shown) {
+        if v.file_type != FileType::File || is_kernel_module(v.path) {
             return true;
         }
+        let shown = v.display();
         match v.head(object::SNIFF) {
             Ok(h) if object::is_program(&h) => {
                 // Loading follows paths, which are text: a program whose
@@ -120,10 +121,10 @@ type Sniffed = (Vec<u8>, Result<String, String>);
 /// Kernel modules (`.ko`, compressed or not) are relocatable objects that
 /// ld.so never loads: an image has thousands of them, and not opening them
 /// at all is a fifth of a /usr scan. `kernel_module` checks them.
-fn is_kernel_module(name: &str) -> bool {
+fn is_kernel_module(name: &[u8]) -> bool {
     [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
         .iter()
-        .any(|ext| name.ends_with(ext))
+        .any(|ext| name.ends_with(ext.as_bytes()))
 }
 
 /// Checks every file, in parallel; one outcome per file, in order.

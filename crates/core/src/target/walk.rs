@@ -33,6 +33,7 @@ use std::time::{Duration, SystemTime};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, fstat, fstatat};
+use rayon::prelude::*;
 
 use super::resolve::{self, Resolver, path_flags};
 use super::{FileAt, FileType, Link, Metadata, WalkEntry, WalkOptions};
@@ -107,9 +108,16 @@ impl Regular {
 
     /// The first `len` bytes (fewer when the file is shorter).
     pub(crate) fn head(&self, len: usize) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0; len];
-        let n = FileAt::read_at(self, &mut buf, 0)?;
-        buf.truncate(n);
+        let mut buf = Vec::with_capacity(len);
+        let mut small = [0u8; 256];
+        if len <= small.len() {
+            let n = FileAt::read_at(self, &mut small[..len], 0)?;
+            buf.extend_from_slice(&small[..n]);
+        } else {
+            buf.resize(len, 0);
+            let n = FileAt::read_at(self, &mut buf, 0)?;
+            buf.truncate(n);
+        }
         Ok(buf)
     }
 }
@@ -503,10 +511,12 @@ pub(crate) struct Walker<'a> {
 /// One listed name, with its type and, when the listing did not say the
 /// type, its `stat`.
 struct Listed {
-    name: CString,
     file_type: FileType,
     stat: Option<FileStat>,
 }
+
+/// Entries of one directory looked at by one task.
+const CHUNK: usize = 128;
 
 type Visitor<'s> = &'s (dyn Fn(Visited<'_, '_>) -> bool + Sync);
 
@@ -563,50 +573,18 @@ impl Walker<'_> {
                 return;
             }
         };
-        let mut enter = Vec::new();
-        for (name, dtype) in names {
-            let child = join_bytes(&path, name.to_bytes());
-            let listed = match look(dir.as_fd(), name, dtype) {
-                Ok(l) => l,
-                // Gone since it was listed: nothing to report.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-                Err(error) => {
-                    visit(Err(WalkError { path: child, error }));
-                    continue;
-                }
-            };
-            let link = (self.options.links && listed.file_type == FileType::Symlink)
-                .then(|| self.link(&dir, &listed.name, &child));
-            let v = Visit {
-                path: &child,
-                depth,
-                file_type: listed.file_type,
-                link,
-                how: How::Held {
-                    dir: dir.as_fd(),
-                    name: &listed.name,
-                    stat: listed.stat.as_ref(),
-                    race_free: self.race_free,
-                },
-            };
-            let keep = visit(Ok(&v));
-            if !keep
-                || listed.file_type != FileType::Directory
-                || self.options.max_depth.is_some_and(|m| depth >= m)
-            {
-                continue;
-            }
-            if depth >= MAX_DEPTH {
-                visit(Err(WalkError {
-                    path: child,
-                    error: io::Error::other(format!(
-                        "more than {MAX_DEPTH} nested directories: not entered"
-                    )),
-                }));
-                continue;
-            }
-            enter.push((listed.name, child));
-        }
+        // A big directory (/usr/lib/<triplet> holds thousands of files)
+        // is looked at in parallel chunks, not by one task.
+        let one =
+            |(name, dtype): &(CString, u8)| self.entry(&dir, &path, depth, name, *dtype, visit);
+        let enter: Vec<(CString, Vec<u8>)> = if names.len() > 2 * CHUNK {
+            names
+                .par_chunks(CHUNK)
+                .flat_map_iter(|chunk| chunk.iter().filter_map(one).collect::<Vec<_>>())
+                .collect()
+        } else {
+            names.iter().filter_map(one).collect()
+        };
         for (name, child) in enter {
             let parent = Arc::clone(&dir);
             s.spawn(move |s| {
@@ -644,6 +622,60 @@ impl Walker<'_> {
         }
     }
 
+    /// Looks at one listed name and visits it; the subdirectory to enter,
+    /// if it is one and the visitor keeps it.
+    fn entry(
+        &self,
+        dir: &OwnedFd,
+        path: &[u8],
+        depth: usize,
+        name: &CStr,
+        dtype: u8,
+        visit: Visitor<'_>,
+    ) -> Option<(CString, Vec<u8>)> {
+        let child = join_bytes(path, name.to_bytes());
+        let listed = match look(dir.as_fd(), name, dtype) {
+            Ok(l) => l,
+            // Gone since it was listed: nothing to report.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return None,
+            Err(error) => {
+                visit(Err(WalkError { path: child, error }));
+                return None;
+            }
+        };
+        let link = (self.options.links && listed.file_type == FileType::Symlink)
+            .then(|| self.link(dir, name, &child));
+        let v = Visit {
+            path: &child,
+            depth,
+            file_type: listed.file_type,
+            link,
+            how: How::Held {
+                dir: dir.as_fd(),
+                name,
+                stat: listed.stat.as_ref(),
+                race_free: self.race_free,
+            },
+        };
+        let keep = visit(Ok(&v));
+        if !keep
+            || listed.file_type != FileType::Directory
+            || self.options.max_depth.is_some_and(|m| depth >= m)
+        {
+            return None;
+        }
+        if depth >= MAX_DEPTH {
+            visit(Err(WalkError {
+                path: child,
+                error: io::Error::other(format!(
+                    "more than {MAX_DEPTH} nested directories: not entered"
+                )),
+            }));
+            return None;
+        }
+        Some((name.to_owned(), child))
+    }
+
     /// The symlink `name` of `dir` (`""`: `dir` is the link, `O_PATH`),
     /// at in-target `path`: its text, and where it leads inside the root.
     fn link(&self, dir: &OwnedFd, name: &CStr, path: &[u8]) -> Link {
@@ -665,7 +697,7 @@ impl Walker<'_> {
 /// The type of one listed name: from `d_type`, or `fstatat` (relative to
 /// the held directory, not followed) where the filesystem leaves it
 /// unknown.
-fn look(dir: BorrowedFd<'_>, name: CString, dtype: u8) -> io::Result<Listed> {
+fn look(dir: BorrowedFd<'_>, name: &CStr, dtype: u8) -> io::Result<Listed> {
     let file_type = match dtype {
         libc::DT_REG => FileType::File,
         libc::DT_DIR => FileType::Directory,
@@ -675,16 +707,14 @@ fn look(dir: BorrowedFd<'_>, name: CString, dtype: u8) -> io::Result<Listed> {
         libc::DT_BLK => FileType::Block,
         libc::DT_CHR => FileType::Char,
         _ => {
-            let st = fstatat(dir, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+            let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
             return Ok(Listed {
-                name,
                 file_type: FileType::from_mode(st.st_mode),
                 stat: Some(st),
             });
         }
     };
     Ok(Listed {
-        name,
         file_type,
         stat: None,
     })
@@ -707,57 +737,65 @@ fn read_names(dir: BorrowedFd<'_>) -> io::Result<Vec<(CString, u8)>> {
     // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen;
     // u8 d_type; char d_name[]; }
     const NAME: usize = 19;
-    let mut buf = vec![0u8; 32 << 10];
-    let mut out = Vec::new();
-    loop {
-        // SAFETY: getdents64 writes at most `buf.len()` bytes into `buf`,
-        // which lives across the call.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                dir.as_raw_fd(),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
-        let n = match usize::try_from(n) {
-            Ok(0) => return Ok(out),
-            Ok(n) => n.min(buf.len()),
-            Err(_) => return Err(io::Error::last_os_error()),
-        };
-        let mut off = 0;
-        while off + NAME <= n {
-            let reclen = usize::from(u16::from_ne_bytes([buf[off + 16], buf[off + 17]]));
-            if reclen <= NAME || off + reclen > n {
-                return Err(io::Error::other("malformed directory listing"));
-            }
-            let dtype = buf[off + 18];
-            let raw = &buf[off + NAME..off + reclen];
-            let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
-            off += reclen;
-            if name.is_empty() || name == b"." || name == b".." {
-                continue;
-            }
-            // `name` stops at the first NUL, so it holds none.
-            out.push((CString::new(name).map_err(io::Error::other)?, dtype));
-        }
+    const BUF: usize = 32 << 10;
+    thread_local! {
+        // One buffer per thread, not one (zeroed) per directory.
+        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; BUF]);
     }
+    BUFFER.with_borrow_mut(|buf| {
+        let mut out = Vec::new();
+        loop {
+            // SAFETY: getdents64 writes at most `buf.len()` bytes into
+            // `buf`, which lives across the call.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    dir.as_raw_fd(),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                )
+            };
+            let n = match usize::try_from(n) {
+                Ok(0) => return Ok(out),
+                Ok(n) => n.min(buf.len()),
+                Err(_) => return Err(io::Error::last_os_error()),
+            };
+            let mut off = 0;
+            while off + NAME <= n {
+                let reclen = usize::from(u16::from_ne_bytes([buf[off + 16], buf[off + 17]]));
+                if reclen <= NAME || off + reclen > n {
+                    return Err(io::Error::other("malformed directory listing"));
+                }
+                let dtype = buf[off + 18];
+                let raw = &buf[off + NAME..off + reclen];
+                let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
+                off += reclen;
+                if name.is_empty() || name == b"." || name == b".." {
+                    continue;
+                }
+                // `name` stops at the first NUL, so it holds none.
+                out.push((CString::new(name).map_err(io::Error::other)?, dtype));
+            }
+        }
+    })
 }
 
-/// Compares in-target paths so that a sort gives walk order: depth
-/// first, the entries of a directory by the bytes of their names (`/`
-/// sorts before every byte a name can hold).
-fn walk_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    let key = |c: &u8| if *c == b'/' { 0 } else { *c };
-    a.iter().map(key).cmp(b.iter().map(key))
+/// The sort key of an in-target path for walk order: depth first, the
+/// entries of a directory by the bytes of their names. `/` becomes 0,
+/// which sorts before every byte a name can hold, so plain slice order
+/// (a memcmp) is walk order.
+fn walk_key(path: &[u8]) -> Vec<u8> {
+    path.iter()
+        .map(|&c| if c == b'/' { 0 } else { c })
+        .collect()
 }
 
-/// One result of an ordered walk: its path, and whether it is an error
-/// (which sorts after the entry it is about).
+/// One result of an ordered walk: its walk key, and whether it is an
+/// error (which sorts after the entry it is about).
 type Item = (Vec<u8>, bool, io::Result<WalkEntry>);
 
 /// Walks like [`Walker::run`] and hands `visit` every entry in a stable
-/// order (see [`walk_order`]), with its full metadata. A directory that
+/// order (see [`walk_key`]), with its full metadata. A directory that
 /// `visit` prunes was still walked, but nothing below it is shown.
 pub(crate) fn walk_ordered(
     walker: &Walker<'_>,
@@ -771,7 +809,7 @@ pub(crate) fn walk_ordered(
         push(match v {
             Ok(v) => match v.metadata() {
                 Ok(metadata) => (
-                    v.path.to_vec(),
+                    walk_key(v.path),
                     false,
                     Ok(WalkEntry {
                         path: display_bytes(v.path),
@@ -782,26 +820,34 @@ pub(crate) fn walk_ordered(
                     }),
                 ),
                 Err(error) => {
-                    let path = v.path.to_vec();
                     let e = WalkError {
-                        path: path.clone(),
+                        path: v.path.to_vec(),
                         error,
                     };
-                    (path, true, Err(e.into_io()))
+                    (walk_key(v.path), true, Err(e.into_io()))
                 }
             },
-            Err(e) => (e.path.clone(), true, Err(e.into_io())),
+            Err(e) => (walk_key(&e.path), true, Err(e.into_io())),
         });
         true
     })?;
-    let mut items = items.into_inner().unwrap_or_else(|p| p.into_inner());
-    items.sort_unstable_by(|a, b| walk_order(&a.0, &b.0).then(a.1.cmp(&b.1)));
+    let items = items.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Sort a permutation, not the (large) items themselves.
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.par_sort_unstable_by(|&a, &b| {
+        let (a, b) = (&items[a], &items[b]);
+        a.0.cmp(&b.0).then(a.1.cmp(&b.1))
+    });
+    let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
     let mut pruned: Option<Vec<u8>> = None;
-    for (path, _, item) in items {
+    for i in order {
+        let Some((key, _, item)) = items[i].take() else {
+            continue;
+        };
         if let Some(p) = &pruned {
             // The directory's own errors (it could not be listed) too.
-            let below = path.starts_with(p)
-                && (path.len() == p.len() || p.ends_with(b"/") || path[p.len()] == b'/');
+            let below = key.starts_with(p)
+                && (key.len() == p.len() || p.ends_with(&[0]) || key[p.len()] == 0);
             if below {
                 continue;
             }
@@ -809,7 +855,7 @@ pub(crate) fn walk_ordered(
         }
         let is_dir = matches!(&item, Ok(e) if e.metadata.file_type == FileType::Directory);
         if !visit(item) && is_dir {
-            pruned = Some(path);
+            pruned = Some(key);
         }
     }
     Ok(())
@@ -835,7 +881,7 @@ mod tests {
     #[test]
     fn walk_order_is_depth_first_by_name() {
         let mut paths: Vec<&[u8]> = vec![b"/a.b", b"/a/x", b"/a", b"/", b"/a/x/y", b"/b"];
-        paths.sort_by(|a, b| walk_order(a, b));
+        paths.sort_by_key(|p| walk_key(p));
         let want: Vec<&[u8]> = vec![b"/", b"/a", b"/a/x", b"/a/x/y", b"/a.b", b"/b"];
         assert_eq!(paths, want);
     }
