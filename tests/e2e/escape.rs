@@ -345,3 +345,35 @@ fn names_that_are_not_utf8_are_neither_falsely_broken_nor_hidden() {
         "a working link reported broken:\n{out}"
     );
 }
+
+/// Issue 11, defect 8, for the ELF scan: an ELF file whose name is not
+/// UTF-8 next to a text file that lossy conversion names the same is
+/// neither skipped (the look-alike sniffed in its place) nor loaded by a
+/// wrong name: the scan says it cannot check it, naming it escaped.
+#[test]
+fn elf_scan_names_a_program_whose_name_is_not_utf8() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let img = Tree::new();
+    let dir = img.path().join("rootfs/opt/app");
+    std::fs::create_dir_all(&dir).unwrap();
+    // An ELF header: magic, 64-bit, little-endian, e_type ET_DYN.
+    let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+    elf.resize(16, 0);
+    elf.extend_from_slice(&3u16.to_le_bytes());
+    elf.resize(64, 0);
+    std::fs::write(dir.join(OsStr::from_bytes(b"prog\xff")), &elf).unwrap();
+    std::fs::write(dir.join("prog\u{fffd}"), "not an ELF file\n").unwrap();
+    img.file(
+        "p.toml",
+        0o644,
+        "[profile]\nname = \"elf-bytes\"\n[[control]]\nid = \"app\"\n[[control.elf]]\npath = \"/opt/app\"\nresolves = true\n",
+    );
+    let p = img.path().join("p.toml").display().to_string();
+    let root = img.path().join("rootfs");
+    let o = nodecheck(&["run", &p, "--target", root.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out}\n{}", stderr(&o));
+    assert!(out.contains(r"/opt/app/prog\xff"), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
