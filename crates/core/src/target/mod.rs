@@ -186,7 +186,13 @@ pub struct Metadata {
 /// One entry of a directory listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
+    /// The name for reports and path-based calls. A name that is not
+    /// UTF-8 shows its other bytes as `\\xNN` ([`display_bytes`]): two
+    /// different names never come out as one (a path built from it finds
+    /// nothing, rather than a look-alike).
     pub name: String,
+    /// The name as the bytes the directory holds.
+    pub raw_name: Vec<u8>,
     /// The entry's own type (symlinks are not followed).
     pub file_type: FileType,
 }

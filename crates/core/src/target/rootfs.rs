@@ -250,11 +250,12 @@ impl Target for RootFs {
                 ),
             };
             out.push(DirEntry {
-                name: String::from_utf8_lossy(name).into_owned(),
+                name: walk::display_bytes(name),
+                raw_name: name.to_vec(),
                 file_type,
             });
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.sort_by(|a, b| a.raw_name.cmp(&b.raw_name));
         Ok(out)
     }
 

@@ -187,6 +187,7 @@ fn metadata_read_dir_and_read_link_resolve_in_root() {
             lib,
             vec![DirEntry {
                 name: "x".into(),
+                raw_name: b"x".to_vec(),
                 file_type: FileType::File
             }]
         );
@@ -564,6 +565,21 @@ fn names_that_are_not_utf8_stay_bytes() {
                     "/names/ok\\xfe".to_string(),
                     true
                 ),
+            ]
+        );
+        // read_dir: escaped names (never merged), and the raw bytes.
+        let listed: Vec<(String, Vec<u8>)> = fs_t
+            .read_dir("/names")
+            .expect("read_dir")
+            .into_iter()
+            .map(|e| (e.name, e.raw_name))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                ("bad\u{fffd}".to_string(), "bad\u{fffd}".as_bytes().to_vec()),
+                ("bad\\xff".to_string(), b"bad\xff".to_vec()),
+                ("ok\\xfe".to_string(), b"ok\xfe".to_vec()),
             ]
         );
     }
