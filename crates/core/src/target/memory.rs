@@ -434,7 +434,7 @@ impl Target for MemoryTarget {
             .into_iter()
             .map(|(k, n)| DirEntry {
                 name: k[k.rfind('/').map_or(0, |i| i + 1)..].to_string(),
-                raw_name: k[k.rfind('/').map_or(0, |i| i + 1)..].as_bytes().to_vec(),
+                raw_name: k.as_bytes()[k.rfind('/').map_or(0, |i| i + 1)..].to_vec(),
                 file_type: n.file_type,
             })
             .collect())
