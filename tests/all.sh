@@ -12,3 +12,7 @@ echo "reference rootfs: $NODECHECK_TEST_ROOTFS"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# The release build (glibc 2.17 floor), the .deb and the .rpm, installed and
+# run as a site would.
+tests/packages.sh

@@ -2,9 +2,12 @@
 # Install what nodecheck needs to build and what its test suite uses, on
 # Debian (run as root). Safe to run again: it installs only what is missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# What building nodecheck needs (the README's first command uses only this).
+packaging/deps.sh
 
 packages=(
-  build-essential ca-certificates curl git pkg-config
   debootstrap      # builds the reference rootfs the end-to-end tests use
   libxml2-utils    # xmllint validates JUnit reports against the XSD
   pax-utils        # lddtree, a peer the ELF benchmark and tests compare with
@@ -23,11 +26,21 @@ packages=(
   python3-prometheus-client prometheus-node-exporter
   kmod             # modinfo, the peer the kernel-module benchmark compares with
   xz-utils zstd    # the kernel-module tests compress real modules as RHEL and Ubuntu ship them
+  time             # /usr/bin/time -v: peak memory of the decompression-bomb test
   podman runc      # a real container target for the exec tests (runc: crun
                    # refuses hybrid cgroup hierarchies)
+  # Packaging tests (tests/packages.sh): the release build's zig comes from
+  # PyPI, the packages are made by the distributions' own packers and
+  # installed into a debootstrapped Debian 11 tree and an rpm scratch root.
+  python3-pip binutils
+  # taplo (npm's @taplo/cli) lints the bundled profiles with the JSON Schema.
+  npm
 )
 missing=()
+# npm: any Node.js with npm does (a machine may have one outside Debian's).
+command -v npm >/dev/null && packages=("${packages[@]/npm/}")
 for p in "${packages[@]}"; do
+  [[ -n $p ]] || continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -50,12 +63,9 @@ if ! ls "$debs"/environment-modules_*.deb >/dev/null 2>&1; then
   (cd "$debs" && apt-get download -q environment-modules)
 fi
 
-# Rust: nodecheck needs 1.88 or newer, which Debian 12's cargo is not.
-if ! command -v cargo >/dev/null; then
-  if [[ ! -x "$HOME/.cargo/bin/cargo" ]]; then
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
-      sh -s -- -y --profile minimal --component clippy,rustfmt
-  fi
-  ln -sf "$HOME/.cargo/bin/cargo" /usr/local/bin/cargo
-  ln -sf "$HOME/.cargo/bin/rustc" /usr/local/bin/rustc
+# taplo for the schema tests, cached by version.
+taplo=/var/cache/nodecheck/tools/taplo-0.7.0
+if [[ ! -x $taplo/node_modules/.bin/taplo ]]; then
+  mkdir -p "$taplo"
+  (cd "$taplo" && npm install --silent --no-audit --no-fund @taplo/cli@0.7.0)
 fi

@@ -331,6 +331,182 @@ impl Drop for StuckMount {
     }
 }
 
+/// A FUSE mount whose server answers INIT, then reads every request and
+/// never answers it. A process that touches the mount waits in the kernel
+/// uninterruptibly, SIGKILL included (the request is already "in
+/// userspace"), as on a hard NFS mount whose server died; unlike a stopped
+/// daemon (whose requests are still queued, so a fatal signal frees the
+/// waiter). Dropping it detaches the mount and closes the device, which
+/// aborts the connection and frees every waiter.
+struct DeafFuse {
+    mnt: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    server: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DeafFuse {
+    fn mount(mnt: &Path) -> DeafFuse {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::Ordering;
+        let dev = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .unwrap();
+        let opts = format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+            dev.as_raw_fd()
+        );
+        nix::mount::mount(
+            Some("nodecheck-deaf"),
+            mnt,
+            Some("fuse.nodecheck-deaf"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            Some(opts.as_str()),
+        )
+        .unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let server = std::thread::spawn(move || {
+            use std::os::fd::AsFd;
+            let mut dev = dev;
+            let mut buf = vec![0u8; (1 << 20) + 4096];
+            while !stopped.load(Ordering::Relaxed) {
+                let mut pfd = [nix::poll::PollFd::new(
+                    dev.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                match nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(50u8)) {
+                    Ok(0) => continue,
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+                let n = match dev.read(&mut buf) {
+                    Ok(n) if n >= 40 => n,
+                    _ => break,
+                };
+                let opcode = u32::from_le_bytes(buf[4..8].try_into().unwrap());
+                let unique = u64::from_le_bytes(buf[8..16].try_into().unwrap());
+                // FUSE_INIT: agree on the kernel's minor version; every
+                // later request is read and left unanswered.
+                if opcode == 26 && n >= 56 {
+                    let minor = u32::from_le_bytes(buf[44..48].try_into().unwrap());
+                    let mut reply = Vec::with_capacity(80);
+                    reply.extend_from_slice(&80u32.to_le_bytes());
+                    reply.extend_from_slice(&0i32.to_le_bytes());
+                    reply.extend_from_slice(&unique.to_le_bytes());
+                    reply.extend_from_slice(&7u32.to_le_bytes());
+                    reply.extend_from_slice(&minor.to_le_bytes());
+                    reply.extend_from_slice(&0u32.to_le_bytes()); // max_readahead
+                    reply.extend_from_slice(&0u32.to_le_bytes()); // flags
+                    reply.extend_from_slice(&0u16.to_le_bytes()); // max_background
+                    reply.extend_from_slice(&0u16.to_le_bytes()); // congestion_threshold
+                    reply.extend_from_slice(&4096u32.to_le_bytes()); // max_write
+                    reply.extend_from_slice(&1u32.to_le_bytes()); // time_gran
+                    reply.resize(80, 0);
+                    let _ = dev.write_all(&reply);
+                }
+            }
+        });
+        DeafFuse {
+            mnt: mnt.to_path_buf(),
+            stop,
+            server: Some(server),
+        }
+    }
+}
+
+impl Drop for DeafFuse {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // The server's end of the device closes with its thread: that
+        // aborts the connection.
+        if let Some(t) = self.server.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs `nodecheck nhc` on a profile that checks the filesystem at `mnt`,
+/// and one whose include lives on `mnt`, with a 2 s budget: each must exit
+/// within the budget + 1 s, the first naming the stuck check, the second
+/// saying the profile could not be loaded in time.
+fn nhc_exits_within_the_budget_on(dir: &Path, mnt: &Path) {
+    let budget = Duration::from_secs(2);
+    let profile = dir.join("hang.toml");
+    fs::write(
+        &profile,
+        format!(
+            "[profile]\nname = \"hang\"\n\n[[control]]\nid = \"root-fs\"\n  [[control.filesystem]]\n  path = \"/\"\n  rw = true\n\n\
+             [[control]]\nid = \"scratch\"\n  [[control.filesystem]]\n  path = \"{}\"\n  free = \"1%\"\n",
+            mnt.display()
+        ),
+    )
+    .unwrap();
+    let (o, took) = nhc(&[
+        "--profile",
+        profile.to_str().unwrap(),
+        "--budget",
+        "2s",
+        "--node",
+        "nodecheck-test",
+        "--dry-run",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out}\n{}", stderr(&o));
+    assert!(
+        took < budget + Duration::from_secs(1),
+        "took {took:?}:\n{out}"
+    );
+    assert!(out.contains("OK:     nodecheck:  root-fs\n"), "{out}");
+    let named = format!(
+        "ERROR:  nodecheck:  Health check failed:  scratch:  filesystem {}: did not finish within the 2s budget\n",
+        mnt.display()
+    );
+    assert!(out.contains(&named), "{out}");
+    assert!(
+        out.contains("reason=\"nodecheck: scratch: filesystem "),
+        "{out}"
+    );
+
+    // The profile itself is read under the budget.
+    let including = dir.join("including.toml");
+    fs::write(
+        &including,
+        format!(
+            "[profile]\nname = \"including\"\ninclude = [\"{}/site.toml\"]\n",
+            mnt.display()
+        ),
+    )
+    .unwrap();
+    let (o, took) = nhc(&[
+        "--profile",
+        including.to_str().unwrap(),
+        "--budget",
+        "2s",
+        "--node",
+        "nodecheck-test",
+        "--dry-run",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out}\n{}", stderr(&o));
+    assert!(
+        took < budget + Duration::from_secs(1),
+        "took {took:?}:\n{out}"
+    );
+    assert!(
+        out.contains(
+            "ERROR:  nodecheck:  Health check failed:  nhc:  loading the profile did not finish within the 2s budget"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("state=drain reason=\"nodecheck: nhc: "),
+        "{out}"
+    );
+}
+
 #[test]
 fn a_hung_mount_is_cut_at_the_budget_and_named() {
     if !can_run(
@@ -362,39 +538,19 @@ fn a_hung_mount_is_cut_at_the_budget_and_named() {
         mnt.join("marker").exists()
     });
     kill(Pid::from_raw(i32::try_from(pid).unwrap()), Signal::SIGSTOP).unwrap();
+    nhc_exits_within_the_budget_on(dir.path(), &mnt);
+}
 
-    let profile = dir.path().join("hang.toml");
-    fs::write(
-        &profile,
-        format!(
-            "[profile]\nname = \"hang\"\n\n[[control]]\nid = \"root-fs\"\n  [[control.filesystem]]\n  path = \"/\"\n  rw = true\n\n\
-             [[control]]\nid = \"scratch\"\n  [[control.filesystem]]\n  path = \"{}\"\n  free = \"1%\"\n",
-            mnt.display()
-        ),
-    )
-    .unwrap();
-    let (o, took) = nhc(&[
-        "--profile",
-        profile.to_str().unwrap(),
-        "--budget",
-        "2s",
-        "--node",
-        "nodecheck-test",
-        "--dry-run",
-    ]);
-    let out = stdout(&o);
-    assert_eq!(code(&o), 1, "{out}\n{}", stderr(&o));
-    assert!(took < Duration::from_secs(8), "took {took:?}:\n{out}");
-    assert!(out.contains("OK:     nodecheck:  root-fs\n"), "{out}");
-    let named = format!(
-        "ERROR:  nodecheck:  Health check failed:  scratch:  filesystem {}: did not finish within the 2s budget\n",
-        mnt.display()
-    );
-    assert!(out.contains(&named), "{out}");
-    assert!(
-        out.contains("reason=\"nodecheck: scratch: filesystem "),
-        "{out}"
-    );
+#[test]
+fn nhc_exits_at_the_budget_even_when_the_kernel_never_lets_a_check_go() {
+    if !can_run("nhc_exits_at_the_budget", true, &[]) || !Path::new("/dev/fuse").exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let _deaf = DeafFuse::mount(&mnt);
+    nhc_exits_within_the_budget_on(dir.path(), &mnt);
 }
 
 /// The samples of a Prometheus text file, as the official Python client's

@@ -30,6 +30,7 @@ const KEYS: &[Key] = &[
     .modifier(),
     exec::MODULES,
     exec::ENV,
+    exec::LIMITS,
     Key::new(
         "exit_status",
         Ty::Matcher(Compare::Quantity),
@@ -83,6 +84,15 @@ from the start and 64 KiB from the end of each stream; the report says how
 many bytes were dropped in between. Processes the command leaves behind
 (daemons included) are killed when it exits.
 
+Each run is bounded: memory (4 GiB) and processes (1024) through a cgroup
+made for the run, and each tmpfs of the sandbox (/tmp, /dev/shm, the overlay
+that takes writes) to 1 GiB; `limits` changes them. A fork bomb gets
+`fork: Resource temporarily unavailable`, a memory hog is killed (SIGKILL),
+a full tmpfs says `No space left on device`. The check's output says which
+limits applied; where no cgroup can be made they are rlimits (rootless) or
+only the tmpfs sizes and a per-process address-space cap (root), and the
+output says so.
+
 ## Example
 
 ```toml
@@ -132,6 +142,10 @@ impl Kind for Command {
 
     fn needs(&self) -> Option<Need> {
         Some(Need::Exec)
+    }
+
+    fn validate(&self, check: &Check) -> Vec<nodecheck_core::profile::Diagnostic> {
+        exec::validate_limits(check)
     }
 
     fn subject_asserts(&self) -> bool {

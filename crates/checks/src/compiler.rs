@@ -32,6 +32,7 @@ const KEYS: &[Key] = &[
     .modifier(),
     exec::MODULES,
     exec::ENV,
+    exec::LIMITS,
     Key::new(
         "run",
         Ty::Bool,

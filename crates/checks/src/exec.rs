@@ -6,10 +6,10 @@
 
 use nodecheck_core::kind::{Key, Ty};
 use nodecheck_core::outcome::PropertyResult;
-use nodecheck_core::profile::Check;
+use nodecheck_core::profile::{Check, Diagnostic};
 use nodecheck_core::run::Context;
 use nodecheck_core::target::{
-    DEFAULT_TIMEOUT, ExecOutput, ExecRequest, Need, Target, format_duration,
+    DEFAULT_TIMEOUT, ExecOutput, ExecRequest, Limits, Need, Target, format_duration,
 };
 
 /// Lines a driver script writes (on stderr, or stdout for
@@ -34,6 +34,38 @@ pub const ENV: Key = Key::new(
     "Environment variables set for the program, on top of nodecheck's clean environment.",
 )
 .modifier();
+
+/// The `limits` key, shared.
+pub const LIMITS: Key = Key::new(
+    "limits",
+    Ty::StrMap,
+    "Resource limits of the run, each optional: `memory` (default `4GiB`: the program and \
+     everything it starts, files it writes to a tmpfs included), `processes` (default `1024` \
+     at once), `tmpfs` (default `1GiB`, each of the sandbox's /tmp, /dev/shm, scratch \
+     directories and the overlay that takes writes to the image). \
+     `limits = { memory = \"16GiB\", processes = \"4096\" }`. The check's output says \
+     which limits applied (a cgroup, or rlimits where none can be made).",
+)
+.modifier();
+
+/// The check's `limits` over the defaults, or what is wrong with them.
+pub fn limits_of(check: &Check) -> Result<Limits, String> {
+    let mut l = Limits::default();
+    if let Some(m) = check.map("limits") {
+        for (k, v) in m {
+            l = l.with(k, v)?;
+        }
+    }
+    Ok(l)
+}
+
+/// `limits` values that do not parse, as profile errors.
+pub fn validate_limits(check: &Check) -> Vec<Diagnostic> {
+    match limits_of(check) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![crate::eval::diagnostic(check, "limits", "bad-value", e)],
+    }
+}
 
 /// Single-quotes `s` for a POSIX shell.
 pub fn quote(s: &str) -> String {
@@ -110,6 +142,7 @@ pub fn run(
     key: &str,
 ) -> Result<ExecOutput, PropertyResult> {
     let mut req = req.timeout(check.timeout.unwrap_or(DEFAULT_TIMEOUT));
+    req.limits = limits_of(check).map_err(|e| PropertyResult::error(key, e))?;
     if req.argv.iter().take(2).any(|a| a == "-l" || a == "--login") {
         // Lmod's stock profile script sets nothing up for root unless told
         // to; programs run as root here, but the check is about what users

@@ -58,6 +58,7 @@ const KEYS: &[Key] = &[
     .modifier(),
     exec::MODULES,
     exec::ENV,
+    exec::LIMITS,
 ];
 
 const DOC: &str = r#"## What it checks

@@ -3,6 +3,7 @@
 //! to an exit status.
 
 mod exit;
+mod generate;
 mod nhc;
 
 use std::io::{self, IsTerminal, Write};
@@ -56,6 +57,13 @@ enum Command {
     /// Check this node's health for Slurm (HealthCheckProgram): drain it
     /// when unhealthy, resume it when nodecheck drained it and it recovered.
     Nhc(nhc::NhcArgs),
+    /// Print the JSON Schema of profiles (for taplo / Even Better TOML).
+    Schema,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Write a man page per subcommand into DIR (for packagers).
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
 }
 
 #[derive(Args)]
@@ -127,7 +135,12 @@ fn main() -> ExitCode {
     // be entered from the runner's threads): it must not get further.
     nodecheck_core::target::sandbox_main();
     // A child process of a check (dlopen of a library on a live node).
-    if let Some(code) = nodecheck_core::helper::dispatch(nodecheck_checks::HELPERS) {
+    let helpers: Vec<(&str, nodecheck_core::helper::Handler)> = nodecheck_checks::HELPERS
+        .iter()
+        .copied()
+        .chain([(nhc::HELPER, nhc::child as nodecheck_core::helper::Handler)])
+        .collect();
+    if let Some(code) = nodecheck_core::helper::dispatch(&helpers) {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let cli = Cli::parse();
@@ -137,6 +150,9 @@ fn main() -> ExitCode {
         Command::List { profiles, vars } => cmd_list(&profiles, &vars.vars),
         Command::Explain { kind } => cmd_explain(kind.as_deref()),
         Command::Nhc(args) => nhc::cmd_nhc(args),
+        Command::Schema => generate::schema(),
+        Command::Completions { shell } => generate::completions::<Cli>(shell),
+        Command::Manpages { dir } => generate::manpages::<Cli>(&dir),
     };
     ExitCode::from(code)
 }
@@ -223,7 +239,7 @@ fn cmd_run(args: RunArgs) -> u8 {
         jobs: args.jobs,
         tags: args.tags,
         controls: args.controls,
-        budget: None,
+        ..Default::default()
     };
     let outcome = run::run(&profile, target.as_ref(), &options, reporters);
     if !outcome.reporter_errors.is_empty() {
@@ -351,7 +367,7 @@ fn summary_line(k: &dyn Kind) -> String {
 }
 
 /// A closed pipe (`nodecheck list | head`) is not an error.
-fn quiet_pipe(r: io::Result<()>) -> u8 {
+pub(crate) fn quiet_pipe(r: io::Result<()>) -> u8 {
     match r {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
             eprintln!("nodecheck: {e}");

@@ -8,19 +8,23 @@
 //! nodecheck drained is resumed; a drain with any other reason (an
 //! admin's) is never touched.
 
-use std::io::{self, Read, Write};
+use std::ffi::OsString;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{Args, Parser};
+use nodecheck_core::helper;
 use nodecheck_core::matcher::parse_duration;
 use nodecheck_core::outcome::Status;
 use nodecheck_core::profile::Severity;
 use nodecheck_core::report::{PrometheusReporter, Report, Reporter};
 use nodecheck_core::run::{self, show_duration};
 use nodecheck_core::target::{RootFs, Target};
+use nodecheck_core::text::clip;
+use serde::{Deserialize, Serialize};
 
 use crate::{VarArgs, exit, load, parse_severity, print_diagnostics, print_warnings};
 
@@ -81,29 +85,32 @@ const DEFAULT_PROFILE: &str = "/etc/nodecheck/nhc.toml";
 const BUNDLED: &str = include_str!("../../../profiles/nhc.toml");
 
 /// Loads the built-in profile. The loader reads files (includes are
-/// relative to them), so the text goes through a private temporary file.
+/// relative to them), so the text goes through a file in a fresh private
+/// directory: an unpredictable name, mode 0700, created with `O_EXCL`, so
+/// nothing another user put in /tmp can stand in for it or block it.
 fn load_bundled(
     vars: &[(String, String)],
 ) -> Result<Result<nodecheck_core::profile::Profile, nodecheck_core::profile::Diagnostics>, String>
 {
-    let path = std::env::temp_dir().join(format!("nodecheck-nhc-{}.toml", std::process::id()));
+    let dir = tempfile::Builder::new()
+        .prefix("nodecheck-nhc-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a private directory for the bundled profile: {e}"))?;
+    let path = dir.path().join("nhc.toml");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&path)
+        .and_then(|mut f| f.write_all(BUNDLED.as_bytes()).map(|()| f))
         .map_err(|e| {
             format!(
                 "cannot write the bundled profile to {}: {e}",
                 path.display()
             )
         })?;
-    let written = f.write_all(BUNDLED.as_bytes());
+    let _ = f.flush();
     drop(f);
-    let loaded = written
-        .map_err(|e| format!("cannot write the bundled profile: {e}"))
-        .map(|()| load(std::slice::from_ref(&path), vars));
-    let _ = std::fs::remove_file(&path);
-    loaded
+    Ok(load(std::slice::from_ref(&path), vars))
 }
 
 fn parse_budget(s: &str) -> Result<Duration, String> {
@@ -115,7 +122,185 @@ fn parse_budget(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// The helper that loads the profile and runs the checks: `nodecheck
+/// nhc` itself only waits for it, so that nothing stuck in the kernel (a
+/// read on a hung NFS or FUSE mount, which no signal interrupts) can keep
+/// it from exiting.
+pub const HELPER: &str = "nhc";
+
+/// How long past the budget `nodecheck nhc` waits for its child's report
+/// before it kills it and reports it stuck. The child's runner returns at
+/// the budget itself; this covers writing the report. Kept well under a
+/// second: the promise is to exit within the budget + 1 s.
+const CHILD_GRACE: Duration = Duration::from_millis(400);
+
+/// The most of the child's output kept (the lines of a large profile).
+const CHILD_KEEP: usize = 64 << 20;
+
+/// The first line the child prints, once the profile is loaded.
+const LOADED: &str = "loaded";
+
+/// What the child hands back, as one line of JSON after [`LOADED`].
+#[derive(Serialize, Deserialize)]
+struct Verdict {
+    /// The NHC lines for stdout.
+    lines: String,
+    healthy: bool,
+    /// The drain reason when unhealthy.
+    reason: Option<String>,
+    hostname: String,
+}
+
+/// The command line of the child: the parent's options, and when the
+/// parent started (the budget counts from there).
+#[derive(Parser)]
+#[command(name = "nodecheck nhc")]
+struct ChildCli {
+    /// `CLOCK_MONOTONIC` when the parent started, in nanoseconds.
+    #[arg(long)]
+    started_ns: u64,
+    #[command(flatten)]
+    args: NhcArgs,
+}
+
 pub fn cmd_nhc(args: NhcArgs) -> u8 {
+    let started = helper::monotonic();
+    let mut cmd = match helper::command(HELPER) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nodecheck: cannot start the health check: {e}");
+            return exit::TARGET;
+        }
+    };
+    cmd.arg("--started-ns")
+        .arg(started.as_nanos().to_string())
+        .args(child_args(&args));
+    let out = match helper::run_bounded(
+        &mut cmd,
+        helper::Bounds {
+            timeout: args.budget + CHILD_GRACE,
+            keep: CHILD_KEEP,
+        },
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("nodecheck: cannot start the health check: {e}");
+            return exit::TARGET;
+        }
+    };
+    // Diagnostics, warnings and reporter errors of the child.
+    eprint!("{}", out.stderr);
+    let (first, rest) = out.stdout.split_once('\n').unwrap_or((&out.stdout, ""));
+    let loaded = first == LOADED;
+    let verdict = serde_json::from_str::<Verdict>(rest.trim_end()).ok();
+    let verdict = match verdict {
+        Some(v) => v,
+        // A profile or target error: said on stderr, nothing to drain.
+        None if !out.timed_out && matches!(out.status, Some(c) if c != 0) => {
+            return out
+                .status
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(exit::USAGE);
+        }
+        None => {
+            let budget = show_duration(args.budget);
+            let why = match (out.timed_out, loaded) {
+                (true, false) => format!(
+                    "loading the profile did not finish within the {budget} budget (a hung mount?)"
+                ),
+                (true, true) => format!(
+                    "the checks did not report within the {budget} budget (stuck in the kernel?)"
+                ),
+                _ => format!(
+                    "the health check process ended without a report ({})",
+                    match (out.status, out.signal) {
+                        (Some(c), _) => format!("exit status {c}"),
+                        (None, Some(s)) => format!("signal {s}"),
+                        _ => "it closed its output and did not exit".to_string(),
+                    }
+                ),
+            };
+            Verdict {
+                lines: format!("ERROR:  nodecheck:  Health check failed:  nhc:  {why}\n"),
+                healthy: false,
+                reason: Some(format!("{REASON_PREFIX} nhc: {why}")),
+                hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "localhost".to_string()),
+            }
+        }
+    };
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(verdict.lines.as_bytes());
+    let node = args
+        .node
+        .clone()
+        .or_else(|| {
+            std::env::var("SLURMD_NODENAME")
+                .ok()
+                .filter(|n| !n.is_empty())
+        })
+        .unwrap_or_else(|| short_hostname(&verdict.hostname));
+    if !args.no_slurm {
+        slurm(&mut out, &node, verdict.reason.as_deref(), args.dry_run);
+    }
+    let _ = out.flush();
+    if verdict.healthy {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+/// The options the child needs, as arguments it parses like the parent.
+fn child_args(args: &NhcArgs) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec![
+        "--budget".into(),
+        format!("{}s", args.budget.as_secs_f64()).into(),
+        "--fail-on".into(),
+        args.fail_on.as_str().into(),
+    ];
+    for (flag, path) in [
+        ("--profile", &args.profile),
+        ("--prometheus", &args.prometheus),
+    ] {
+        if let Some(p) = path {
+            a.push(flag.into());
+            a.push(p.clone().into_os_string());
+        }
+    }
+    if let Some(j) = args.jobs {
+        a.push(format!("--jobs={j}").into());
+    }
+    for (k, v) in &args.vars.vars {
+        a.push(format!("--var={k}={v}").into());
+    }
+    a
+}
+
+/// The child: loads the profile and runs the checks under the budget,
+/// prints [`LOADED`] then the [`Verdict`], and lets go of its output so
+/// the parent has it even when a check's thread keeps this process from
+/// ever exiting.
+pub fn child(_: &[String]) -> i32 {
+    let argv = std::iter::once(OsString::from("nodecheck nhc")).chain(std::env::args_os().skip(3));
+    let cli = match ChildCli::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nodecheck: bad arguments for the nhc helper: {e}");
+            return i32::from(exit::USAGE);
+        }
+    };
+    let spent = helper::monotonic().saturating_sub(Duration::from_nanos(cli.started_ns));
+    let budget_from = Instant::now()
+        .checked_sub(spent)
+        .unwrap_or_else(Instant::now);
+    let code = checks(&cli.args, budget_from);
+    helper::release_stdio();
+    i32::from(code)
+}
+
+fn checks(args: &NhcArgs, budget_from: Instant) -> u8 {
     let loaded = match &args.profile {
         Some(p) => load(std::slice::from_ref(p), &args.vars.vars),
         None if Path::new(DEFAULT_PROFILE).exists() => {
@@ -138,6 +323,9 @@ pub fn cmd_nhc(args: NhcArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "{LOADED}");
+    let _ = stdout.flush();
     print_warnings(&profile);
     let target: Arc<dyn Target> = match RootFs::live() {
         Ok(t) => Arc::new(t),
@@ -153,33 +341,27 @@ pub fn cmd_nhc(args: NhcArgs) -> u8 {
     let options = run::Options {
         jobs: args.jobs,
         budget: Some(args.budget),
+        budget_from: Some(budget_from),
         ..Default::default()
     };
     let outcome = run::run_shared(&profile, target, &options, reporters);
     let report = &outcome.report;
-    let healthy = !report.failed(args.fail_on);
-
-    let mut out = io::stdout().lock();
-    let _ = write_lines(&mut out, report, args.fail_on, args.budget);
     for e in &outcome.reporter_errors {
         eprintln!("nodecheck: failed to write the Prometheus report: {e}");
     }
-
-    let node = args
-        .node
-        .clone()
-        .or_else(|| {
-            std::env::var("SLURMD_NODENAME")
-                .ok()
-                .filter(|n| !n.is_empty())
-        })
-        .unwrap_or_else(|| short_hostname(&report.hostname));
-    let reason = (!healthy).then(|| drain_reason(report, args.fail_on));
-    if !args.no_slurm {
-        slurm(&mut out, &node, reason.as_deref(), args.dry_run);
-    }
-    let _ = out.flush();
-    if healthy { exit::OK } else { exit::FAILED }
+    let healthy = !report.failed(args.fail_on);
+    let mut lines = Vec::new();
+    let _ = write_lines(&mut lines, report, args.fail_on, args.budget);
+    let verdict = Verdict {
+        lines: String::from_utf8_lossy(&lines).into_owned(),
+        healthy,
+        reason: (!healthy).then(|| drain_reason(report, args.fail_on)),
+        hostname: report.hostname.clone(),
+    };
+    let _ = serde_json::to_writer(&mut stdout, &verdict);
+    let _ = writeln!(stdout);
+    let _ = stdout.flush();
+    exit::OK
 }
 
 fn short_hostname(h: &str) -> String {
@@ -457,55 +639,45 @@ fn slurm(w: &mut dyn Write, node: &str, reason: Option<&str>, dry_run: bool) {
     }
 }
 
+/// The most of scontrol's output kept per stream (one node's line is a
+/// few KiB; the rest is read and dropped, never left to fill a pipe).
+const SCONTROL_KEEP: usize = 1 << 20;
+
 /// Runs scontrol with a timeout; its stdout, or why it failed.
 fn scontrol_run(scontrol: &Path, args: &[&str]) -> Result<String, String> {
-    let mut child = Command::new(scontrol)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", scontrol.display()))?;
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() < SCONTROL_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "scontrol took more than {}s",
-                    SCONTROL_TIMEOUT.as_secs()
-                ));
-            }
-            Err(e) => return Err(format!("cannot wait for scontrol: {e}")),
-        }
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut stdout);
+    let out = helper::run_bounded(
+        Command::new(scontrol).args(args),
+        helper::Bounds {
+            timeout: SCONTROL_TIMEOUT,
+            keep: SCONTROL_KEEP,
+        },
+    )
+    .map_err(|e| format!("cannot run {}: {e}", scontrol.display()))?;
+    if out.timed_out {
+        return Err(format!(
+            "scontrol took more than {}s",
+            SCONTROL_TIMEOUT.as_secs()
+        ));
     }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
+    if out.status == Some(0) {
+        return Ok(out.stdout);
     }
-    if status.success() {
-        Ok(stdout)
+    let msg = out.stderr.trim().lines().last().unwrap_or("").to_string();
+    let msg = if msg.is_empty() {
+        out.stdout.trim().to_string()
     } else {
-        let msg = stderr.trim().lines().last().unwrap_or("").to_string();
-        let msg = if msg.is_empty() {
-            stdout.trim().to_string()
-        } else {
-            msg
-        };
-        Err(format!(
-            "scontrol {} exited with {status}: {msg}",
-            args.join(" ")
-        ))
-    }
+        msg
+    };
+    let status = match (out.status, out.signal) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("signal {s}"),
+        (None, None) => "no exit status".to_string(),
+    };
+    Err(format!(
+        "scontrol {} exited with {status}: {}",
+        args.join(" "),
+        clip(&msg, 500)
+    ))
 }
 
 #[cfg(test)]
@@ -566,6 +738,53 @@ mod tests {
         assert_eq!(
             shown(&action_args("vm", &Action::Resume)),
             "scontrol update nodename=vm state=resume"
+        );
+    }
+
+    #[test]
+    fn the_child_gets_the_options_it_needs() {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: NhcArgs,
+        }
+        let parent = Cli::try_parse_from([
+            "nhc",
+            "--budget",
+            "1.5s",
+            "--profile",
+            "/etc/x y.toml",
+            "--prometheus",
+            "/tmp/p.prom",
+            "--fail-on",
+            "high",
+            "-j",
+            "3",
+            "--var",
+            "min_cpus=4",
+            "--var",
+            "a=b=c",
+            "--no-slurm",
+        ])
+        .unwrap()
+        .args;
+        let argv = ["nhc".into(), "--started-ns".into(), "7".into()]
+            .into_iter()
+            .chain(child_args(&parent));
+        let child = ChildCli::try_parse_from::<_, OsString>(argv).unwrap();
+        assert_eq!(child.started_ns, 7);
+        let c = child.args;
+        assert_eq!(c.budget, Duration::from_millis(1500));
+        assert_eq!(c.profile, Some(PathBuf::from("/etc/x y.toml")));
+        assert_eq!(c.prometheus, Some(PathBuf::from("/tmp/p.prom")));
+        assert_eq!(c.fail_on, Severity::High);
+        assert_eq!(c.jobs, Some(3));
+        assert_eq!(
+            c.vars.vars,
+            vec![
+                ("min_cpus".to_string(), "4".to_string()),
+                ("a".to_string(), "b=c".to_string())
+            ]
         );
     }
 

@@ -24,10 +24,14 @@
 //! ```
 
 pub mod helper;
+pub mod hostlist;
 pub mod kind;
 pub mod matcher;
 pub mod outcome;
+pub mod platform;
 pub mod profile;
 pub mod report;
 pub mod run;
+pub mod schema;
 pub mod target;
+pub mod text;

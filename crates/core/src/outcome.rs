@@ -58,6 +58,18 @@ pub struct PropertyResult {
     pub message: String,
 }
 
+/// The most characters a property's message, expected or actual value
+/// keeps: a check that quotes what it read (a 50 MB line of a hostile
+/// file) must still make a message, not a copy of the file.
+pub const MESSAGE_MAX: usize = 4096;
+
+fn bounded(text: String) -> String {
+    match crate::text::clip(&text, MESSAGE_MAX) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(cut) => cut,
+    }
+}
+
 impl PropertyResult {
     /// Compare-style result with the canonical message
     /// `KEY: expected EXPECTED, got ACTUAL`.
@@ -68,8 +80,8 @@ impl PropertyResult {
         actual: impl Into<String>,
     ) -> Self {
         let key = key.into();
-        let expected = expected.into();
-        let actual = actual.into();
+        let expected = bounded(expected.into());
+        let actual = bounded(actual.into());
         let message = format!("{key}: expected {expected}, got {actual}");
         PropertyResult {
             key,
@@ -87,7 +99,7 @@ impl PropertyResult {
             status: if ok { Status::Pass } else { Status::Fail },
             expected: None,
             actual: None,
-            message: message.into(),
+            message: bounded(message.into()),
         }
     }
 
@@ -98,7 +110,7 @@ impl PropertyResult {
             status: Status::Error,
             expected: None,
             actual: None,
-            message: message.into(),
+            message: bounded(message.into()),
         }
     }
 
@@ -109,19 +121,19 @@ impl PropertyResult {
             status: Status::Skip,
             expected: None,
             actual: None,
-            message: reason.into(),
+            message: bounded(reason.into()),
         }
     }
 
     /// Adds an expected value to a verdict (for reports that show both).
     pub fn with_expected(mut self, expected: impl Into<String>) -> Self {
-        self.expected = Some(expected.into());
+        self.expected = Some(bounded(expected.into()));
         self
     }
 
     /// Adds an actual value to a verdict.
     pub fn with_actual(mut self, actual: impl Into<String>) -> Self {
-        self.actual = Some(actual.into());
+        self.actual = Some(bounded(actual.into()));
         self
     }
 }
@@ -177,6 +189,21 @@ mod tests {
             Status::combine([Status::Error, Status::Fail]),
             Status::Error
         );
+    }
+
+    #[test]
+    fn messages_quoting_input_stay_bounded() {
+        let line = "x".repeat(50 << 20);
+        let r = PropertyResult::compare("content", false, "\"y\"", line.as_str());
+        assert!(r.message.len() < 2 * MESSAGE_MAX, "{}", r.message.len());
+        assert!(
+            r.message
+                .ends_with(&format!("… ({} bytes in all)", 50 << 20))
+        );
+        let r = PropertyResult::error("settings", format!("bad line {line}"));
+        assert!(r.message.len() < 2 * MESSAGE_MAX);
+        let r = PropertyResult::verdict("x", false, "m").with_actual(line);
+        assert!(r.actual.unwrap().len() < 2 * MESSAGE_MAX);
     }
 
     #[test]

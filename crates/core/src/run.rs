@@ -45,6 +45,10 @@ pub struct Options {
     /// its thread; [`run`], which only borrows the target, reports the same
     /// but has to wait for such a thread before it returns.
     pub budget: Option<Duration>,
+    /// When the budget started counting; the start of the run when `None`.
+    /// A caller that spent some of the budget before the run (loading the
+    /// profile, as `nodecheck nhc` does) passes when it began.
+    pub budget_from: Option<Instant>,
 }
 
 /// A run's report, and any reporter that could not write.
@@ -149,7 +153,7 @@ fn run_on(
     let started = SystemTime::now();
     let clock = Instant::now();
     let deadline = options.budget.map(|budget| Deadline {
-        at: clock + budget,
+        at: options.budget_from.unwrap_or(clock) + budget,
         budget,
     });
     let (tx, rx) = mpsc::channel::<Event>();
@@ -439,6 +443,9 @@ fn skip_reason(
             target.kind()
         ));
     }
+    if let Some(reason) = c.only_if.as_ref().and_then(|o| o.unmet(target)) {
+        return Some(reason);
+    }
     for dep in &c.depends_on {
         let Some(&j) = index.get(dep.as_str()) else {
             continue;
@@ -475,9 +482,13 @@ fn skipped(check: &Check, reason: &str) -> CheckResult {
 pub fn eval_check(check: &Check, target: &dyn Target) -> CheckResult {
     let start = Instant::now();
     let kind = check.kind;
-    let evaluation = match kind.needs().filter(|n| !target.has(*n)) {
-        Some(need) => Evaluation::from(vec![PropertyResult::skip(kind.name(), need.skip_reason())]),
-        None => eval_supported(check, target),
+    let unmet = check.only_if.as_ref().and_then(|o| o.unmet(target));
+    let evaluation = match (unmet, kind.needs().filter(|n| !target.has(*n))) {
+        (Some(reason), _) => Evaluation::from(vec![PropertyResult::skip("only_if", reason)]),
+        (None, Some(need)) => {
+            Evaluation::from(vec![PropertyResult::skip(kind.name(), need.skip_reason())])
+        }
+        (None, None) => eval_supported(check, target),
     };
     let mut properties = evaluation.properties;
     if properties.is_empty() {
@@ -530,6 +541,7 @@ fn eval_supported(check: &Check, target: &dyn Target) -> Evaluation {
                 .collect(),
             location: check.location.clone(),
             timeout: check.timeout,
+            only_if: None,
         };
         &pruned
     };
@@ -792,6 +804,7 @@ mod tests {
                 .collect(),
             location: loc(),
             timeout: None,
+            only_if: None,
         }
     }
 
@@ -804,6 +817,7 @@ mod tests {
             desc: None,
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             targets: vec![],
+            only_if: None,
             timeout: None,
             checks,
             location: loc(),

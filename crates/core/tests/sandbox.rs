@@ -15,6 +15,9 @@ type Case = (&'static str, fn(&Path));
 
 fn main() {
     sandbox_main();
+    if let Some(code) = nodecheck_core::helper::dispatch(&[("fd-open", fd_open)]) {
+        std::process::exit(code);
+    }
     let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     let cases: &[Case] = &[
         ("output_and_status", output_and_status),
@@ -28,10 +31,15 @@ fn main() {
         ("not_found_is_127", not_found_is_127),
         ("parallel_runs", parallel_runs),
         ("without_overlay", without_overlay),
+        ("session_keyring_is_fresh", session_keyring_is_fresh),
     ];
     let live_cases: &[(&str, fn())] = &[
         ("live_runs_and_reaps", live_runs_and_reaps),
         ("live_timeout", live_timeout),
+        (
+            "helper_children_get_only_stdio",
+            helper_children_get_only_stdio,
+        ),
     ];
     let mut ran = 0;
     for (name, f) in live_cases {
@@ -89,13 +97,14 @@ fn sh(script: &str) -> ExecRequest {
     ExecRequest::new(["/bin/sh", "-c", script]).timeout(Duration::from_secs(30))
 }
 
-/// Processes whose command line contains `marker`, anywhere on the host.
+/// `sleep` processes whose argument starts with `marker`, anywhere on
+/// the host (other programs' command lines may hold the digits).
 fn survivors(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(marker) {
+            if cmd.contains(&format!("sleep {marker}")) {
                 found.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
             }
         }
@@ -111,7 +120,7 @@ fn output_and_status(root: &Path) {
     assert_eq!(out.exit, Exit::Code(3));
     assert!(!out.timed_out);
     if nix::unistd::geteuid().is_root() {
-        assert_eq!(out.isolation, "overlay");
+        assert!(out.isolation.starts_with("overlay; limits: "), "{out:?}");
     }
     // It ran in the image: its os-release, not the host's.
     let out = t.exec(&sh("cat /etc/debian_version; id -u")).unwrap();
@@ -128,7 +137,7 @@ fn writes_vanish(root: &Path) {
              rm -f /etc/os-release && test ! -e /etc/os-release && echo removed",
         ))
         .unwrap();
-    if out.isolation == "overlay" && nix::unistd::geteuid().is_root() {
+    if out.isolation.starts_with("overlay;") && nix::unistd::geteuid().is_root() {
         assert_eq!(out.stdout.text(), "x\nremoved\n", "{out:?}");
     } else {
         // Read-only bind, or rootless (root-owned directories of the image
@@ -313,7 +322,7 @@ fn live_runs_and_reaps() {
     assert!(text.starts_with("file /tmp/nodecheck-"), "{text}");
     let dir = text.trim().trim_start_matches("file ").to_string();
     assert!(!Path::new(&dir).exists(), "{dir} was left behind");
-    assert_eq!(out.isolation, "live");
+    assert!(out.isolation.starts_with("live; limits: "), "{out:?}");
     assert_eq!(survivors("987621"), Vec::<String>::new());
 }
 
@@ -349,4 +358,96 @@ fn without_overlay(root: &Path) {
         "{out:?}"
     );
     assert!(!root.join("etc/x").exists());
+}
+
+/// A helper (`nodecheck_core::helper::run`): whether the descriptor
+/// number in its argument is open.
+fn fd_open(args: &[String]) -> i32 {
+    let fd: i32 = args[0].parse().unwrap();
+    // SAFETY: F_GETFD on a descriptor number only asks about it.
+    let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+    println!("{}", if open { "open" } else { "closed" });
+    0
+}
+
+/// A descriptor this process holds without close-on-exec (as one a CI
+/// runner leaks) does not reach a helper child (dlopen probe, gpu probe).
+fn helper_children_get_only_stdio() {
+    let dir = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    // SAFETY: dup2 onto a free, high descriptor number of this process;
+    // the copy is not close-on-exec.
+    assert_eq!(
+        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&dir), 57) },
+        57
+    );
+    let out = nodecheck_core::helper::run("fd-open", &["57"], Duration::from_secs(20)).unwrap();
+    // SAFETY: closing the copy made above.
+    unsafe { libc::close(57) };
+    assert_eq!(out.stdout, "closed\n", "{out:?}");
+}
+
+/// A key in the caller's session keyring (a CI job's credentials) is out
+/// of the program's reach: it runs in a fresh session keyring.
+fn session_keyring_is_fresh(root: &Path) {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    const KEYCTL_SEARCH: libc::c_long = 10;
+    const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
+    let pid = std::process::id();
+    let session = std::ffi::CString::new(format!("nodecheck-test-{pid}")).unwrap();
+    let desc = format!("nodecheck-test-key-{pid}");
+    let cdesc = std::ffi::CString::new(desc.clone()).unwrap();
+    let secret = format!("KEYCANARY-{pid}");
+    // SAFETY: keyctl and add_key with NUL-terminated strings and a
+    // buffer of the given length.
+    let id = unsafe {
+        assert!(
+            libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_JOIN_SESSION_KEYRING,
+                session.as_ptr()
+            ) >= 0
+        );
+        libc::syscall(
+            libc::SYS_add_key,
+            c"user".as_ptr(),
+            cdesc.as_ptr(),
+            secret.as_ptr(),
+            secret.len(),
+            KEY_SPEC_SESSION_KEYRING,
+        )
+    };
+    assert!(
+        id > 0,
+        "cannot add a key: {}",
+        std::io::Error::last_os_error()
+    );
+    // This process finds it where the program will look.
+    // SAFETY: as above.
+    let found = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_SEARCH,
+            KEY_SPEC_SESSION_KEYRING,
+            c"user".as_ptr(),
+            cdesc.as_ptr(),
+            0,
+        )
+    };
+    assert_eq!(found, id);
+    let t = open(root);
+    let script = format!(
+        "perl -e 'my ($t, $d) = (\"user\", \"{desc}\"); my $id = syscall(250, 10, -3, $t, $d, 0); \
+         print \"search=$id\\n\"; \
+         if ($id > 0) {{ my $b = \"\\0\" x 256; my $n = syscall(250, 11, $id, $b, 256); \
+         print substr($b, 0, $n), \"\\n\"; }}'"
+    );
+    let out = t.exec(&sh(&script)).unwrap();
+    let text = out.stdout.text();
+    assert!(!text.contains(&secret), "{out:?}");
+    assert_eq!(text, "search=-1\n", "{out:?}");
 }

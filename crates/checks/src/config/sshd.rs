@@ -92,7 +92,11 @@ fn read(
             ));
         }
         if value.is_empty() {
-            return Err(format!("{path}:{}: {key} has no value", i + 1));
+            return Err(format!(
+                "{path}:{}: {} has no value",
+                i + 1,
+                nodecheck_core::text::clip(key, 60)
+            ));
         }
         let lower = key.to_ascii_lowercase();
         if lower == "match" {

@@ -11,18 +11,20 @@
 use std::borrow::Cow;
 use std::io::{self, Read};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Condvar, Mutex, PoisonError};
 
-use goblin::container::Ctx;
 use goblin::elf::header::ET_REL;
-use goblin::elf::section_header::{SHN_XINDEX, SHT_NOBITS, SectionHeader};
 use nodecheck_core::target::{FileAt, Target};
+
+use crate::elf::object::InMemory;
+use crate::elf::section::Sections;
 
 use super::normalize;
 
 /// The largest module file read, and the most a compressed one may unpack
 /// to. The biggest real modules are NVIDIA's (tens of MiB; Debian's largest
-/// in-tree module is under 20 MiB), so this leaves room while keeping a
-/// decompression bomb from taking more than this per worker thread.
+/// in-tree module is under 20 MiB), so this leaves room; [`Unpacking`]
+/// keeps a run to one such unpacking at a time.
 pub const SIZE_LIMIT: u64 = 256 << 20;
 
 /// The most memory the xz decoder may use (its dictionary). Kernels
@@ -77,12 +79,135 @@ pub fn read_modinfo(
         }
         Err(e) => return Ok(Some(Err(format!("cannot read {path}: {e}")))),
     };
+    let shared;
+    let budget = match target.memo() {
+        Some(memo) => {
+            shared = memo.get::<Unpacking>();
+            &*shared
+        }
+        None => &FALLBACK,
+    };
     Ok(Some(
-        modinfo_of_file(&*file).map_err(|e| format!("{path}: {e}")),
+        modinfo_of_file(&*file, budget).map_err(|e| format!("{path}: {e}")),
     ))
 }
 
-fn modinfo_of_file(file: &dyn FileAt) -> Result<ModInfo, String> {
+/// The memory one ordinary module may take to unpack (file, output and
+/// decoder), reserved from [`POOL`] before it starts.
+const SLOT: u64 = 64 << 20;
+/// The most an ordinary module's compressed file may be.
+const SLOT_FILE: u64 = 8 << 20;
+/// What an ordinary module may unpack to, and its decoder's window.
+const SLOT_OUT: u64 = 32 << 20;
+const SLOT_WINDOW: u64 = 16 << 20;
+/// The memory all ordinary unpacking of a run shares: four modules at a
+/// time, however many worker threads the run has.
+const POOL: u64 = 4 * SLOT;
+
+/// Memory for unpacking compressed modules, shared by every check of a
+/// run (through the target's memo): ordinary modules unpack side by side
+/// within [`POOL`]; one that needs more (a big driver, or a bomb) waits
+/// for the run's single large slot, where the full [`SIZE_LIMIT`] applies.
+/// Per worker thread, bombs took 417 MB at `--jobs 1` and 1.9 GB at 8;
+/// now the most is [`POOL`] plus one large unpacking, at any `--jobs`.
+pub struct Unpacking {
+    used: Mutex<u64>,
+    freed: Condvar,
+    large: Mutex<()>,
+}
+
+impl Default for Unpacking {
+    fn default() -> Self {
+        Unpacking::new()
+    }
+}
+
+/// For a target without a memo: the whole process shares one budget.
+static FALLBACK: Unpacking = Unpacking::new();
+
+impl Unpacking {
+    const fn new() -> Unpacking {
+        Unpacking {
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+            large: Mutex::new(()),
+        }
+    }
+
+    /// Waits until `n` bytes of the pool are free and takes them. Nothing
+    /// else is held while waiting, so this cannot deadlock.
+    fn take(&self, n: u64) -> Slot<'_> {
+        let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+        while *used + n > POOL {
+            used = self
+                .freed
+                .wait(used)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *used += n;
+        Slot { budget: self, n }
+    }
+}
+
+/// Bytes taken from the pool, given back when dropped.
+struct Slot<'a> {
+    budget: &'a Unpacking,
+    n: u64,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut used = self
+            .budget
+            .used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *used -= self.n;
+        self.budget.freed.notify_all();
+    }
+}
+
+/// Limits of one unpacking.
+#[derive(Clone, Copy)]
+struct Limits {
+    out: u64,
+    xz_kib: u32,
+    zstd_window: u64,
+}
+
+const FULL: Limits = Limits {
+    out: SIZE_LIMIT,
+    xz_kib: XZ_MEM_LIMIT_KIB,
+    zstd_window: ZSTD_MAX_WINDOW,
+};
+
+const ORDINARY: Limits = Limits {
+    out: SLOT_OUT,
+    xz_kib: (SLOT_WINDOW >> 10) as u32,
+    zstd_window: SLOT_WINDOW,
+};
+
+/// Reads a compressed module file whole and unpacks it within the run's
+/// budget: in an ordinary slot when it fits, else (and after any failure
+/// there, so the message is the one the full limits give) in the large
+/// slot.
+fn unpack_file(file: &dyn FileAt, size: u64, budget: &Unpacking) -> Result<ModInfo, String> {
+    let read = || {
+        file.read_exact_at(0, size as usize)
+            .map_err(|e| format!("cannot read: {e}"))
+    };
+    if size <= SLOT_FILE {
+        let _slot = budget.take(SLOT);
+        let bytes = read()?;
+        if let Ok(elf) = unpack_within(&bytes, ORDINARY) {
+            return Ok(modinfo_of_records(&records(&InMemory::new(&elf))?));
+        }
+    }
+    let _large = budget.large.lock().unwrap_or_else(PoisonError::into_inner);
+    modinfo_of_bytes(&read()?)
+}
+
+fn modinfo_of_file(file: &dyn FileAt, budget: &Unpacking) -> Result<ModInfo, String> {
     let size = file.size();
     if size > SIZE_LIMIT {
         return Err(format!(
@@ -98,12 +223,10 @@ fn modinfo_of_file(file: &dyn FileAt) -> Result<ModInfo, String> {
     // say which file instead of failing the whole check anonymously.
     let parsed = panic::catch_unwind(AssertUnwindSafe(|| {
         if head.starts_with(ELF) {
-            records(&Disk { file, head: &head }).map(|r| modinfo_of_records(&r))
+            // Read in place, by its headers: a few KiB of a big module.
+            records(file).map(|r| modinfo_of_records(&r))
         } else {
-            let bytes = file
-                .read_exact_at(0, size as usize)
-                .map_err(|e| format!("cannot read: {e}"))?;
-            modinfo_of_bytes(&bytes)
+            unpack_file(file, size, budget)
         }
     }));
     parsed.unwrap_or_else(|_| Err("the module file is corrupt (its decoder gave up)".into()))
@@ -112,7 +235,7 @@ fn modinfo_of_file(file: &dyn FileAt) -> Result<ModInfo, String> {
 /// The modinfo of a module file's bytes, compressed or not.
 pub fn modinfo_of_bytes(bytes: &[u8]) -> Result<ModInfo, String> {
     let elf = unpack(bytes)?;
-    Ok(modinfo_of_records(&records(&Mem(&elf))?))
+    Ok(modinfo_of_records(&records(&InMemory::new(&elf))?))
 }
 
 fn modinfo_of_records(records: &[(String, String)]) -> ModInfo {
@@ -137,6 +260,10 @@ fn modinfo_of_records(records: &[(String, String)]) -> ModInfo {
 /// The ELF image inside a module file: the bytes themselves, or what they
 /// decompress to (at most [`SIZE_LIMIT`] bytes).
 pub fn unpack(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+    unpack_within(bytes, FULL)
+}
+
+fn unpack_within(bytes: &[u8], limits: Limits) -> Result<Cow<'_, [u8]>, String> {
     const XZ: &[u8] = b"\xfd7zXZ\x00";
     const ZSTD: &[u8] = b"\x28\xb5\x2f\xfd";
     const GZIP: &[u8] = b"\x1f\x8b";
@@ -144,15 +271,15 @@ pub fn unpack(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
         return Ok(Cow::Borrowed(bytes));
     }
     let out = if bytes.starts_with(XZ) {
-        let r = lzma_rust2::XzReader::new_mem_limit(bytes, true, XZ_MEM_LIMIT_KIB);
-        capped(r, "xz")?
+        let r = lzma_rust2::XzReader::new_mem_limit(bytes, true, limits.xz_kib);
+        capped(r, "xz", limits.out)?
     } else if bytes.starts_with(ZSTD) {
         let r =
-            ruzstd::decoding::StreamingDecoder::new_with_max_window_size(bytes, ZSTD_MAX_WINDOW)
+            ruzstd::decoding::StreamingDecoder::new_with_max_window_size(bytes, limits.zstd_window)
                 .map_err(|e| format!("zstd data is corrupt: {e}"))?;
-        capped(r, "zstd")?
+        capped(r, "zstd", limits.out)?
     } else if bytes.starts_with(GZIP) {
-        capped(flate2::read::MultiGzDecoder::new(bytes), "gzip")?
+        capped(flate2::read::MultiGzDecoder::new(bytes), "gzip", limits.out)?
     } else if bytes.is_empty() {
         return Err("the module file is empty".into());
     } else {
@@ -168,140 +295,58 @@ pub fn unpack(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     Ok(Cow::Owned(out))
 }
 
-/// Reads a decoder to its end, failing past [`SIZE_LIMIT`].
-fn capped(r: impl Read, what: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    r.take(SIZE_LIMIT + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("{what} data is corrupt: {e}"))?;
-    if out.len() as u64 > SIZE_LIMIT {
-        return Err(format!(
-            "{what} data unpacks to more than {} MiB (a decompression bomb?)",
-            SIZE_LIMIT >> 20
-        ));
+/// Reads a decoder to its end, failing past `limit` bytes. The buffer
+/// grows by doubling but never past the limit (a plain `read_to_end`
+/// would double a 256 MiB buffer to 512 MiB for the byte that proves the
+/// bomb).
+fn capped(mut r: impl Read, what: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut out: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("{what} data is corrupt: {e}")),
+        };
+        if out.len() + n > limit {
+            return Err(format!(
+                "{what} data unpacks to more than {} MiB (a decompression bomb?)",
+                limit >> 20
+            ));
+        }
+        if out.capacity() < out.len() + n {
+            let grow = out.len().max(n).min(limit - out.len());
+            out.reserve_exact(grow.max(n));
+        }
+        out.extend_from_slice(&buf[..n]);
     }
     Ok(out)
 }
 
-/// Where ELF bytes come from: a buffer, or a file read at offsets.
-trait Bytes {
-    fn size(&self) -> u64;
-    /// `len` bytes at `offset`, or why not (past the end).
-    fn at(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, String>;
-}
-
-fn past_end(what: &str) -> String {
-    format!("truncated ELF: the file ends before its {what}")
-}
-
-/// ELF bytes in memory.
-struct Mem<'a>(&'a [u8]);
-
-/// ELF bytes in a file of the target, whose first bytes are already read.
-struct Disk<'a> {
-    file: &'a dyn FileAt,
-    head: &'a [u8],
-}
-
-impl Bytes for Mem<'_> {
-    fn size(&self) -> u64 {
-        self.0.len() as u64
-    }
-
-    fn at(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, String> {
-        let start = usize::try_from(offset).map_err(|_| past_end(what))?;
-        let len = usize::try_from(len).map_err(|_| past_end(what))?;
-        let end = start.checked_add(len).ok_or_else(|| past_end(what))?;
-        self.0
-            .get(start..end)
-            .map(Cow::Borrowed)
-            .ok_or_else(|| past_end(what))
-    }
-}
-
-impl<'a> Bytes for Disk<'a> {
-    fn size(&self) -> u64 {
-        self.file.size()
-    }
-
-    fn at(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, String> {
-        if offset
-            .checked_add(len)
-            .is_none_or(|end| end > self.file.size())
-        {
-            return Err(past_end(what));
-        }
-        let len = usize::try_from(len).map_err(|_| past_end(what))?;
-        let head: &'a [u8] = self.head;
-        if let Some(bytes) = usize::try_from(offset)
-            .ok()
-            .and_then(|start| head.get(start..start.checked_add(len)?))
-        {
-            return Ok(Cow::Borrowed(bytes));
-        }
-        self.file
-            .read_exact_at(offset, len)
-            .map(Cow::Owned)
-            .map_err(|e| format!("cannot read the {what}: {e}"))
-    }
-}
-
 /// The `key=value` records of the `.modinfo` section of a relocatable ELF
-/// object (what a `.ko` is), reading only the ELF header, the section
-/// table, the section names and `.modinfo` itself.
-fn records(elf: &dyn Bytes) -> Result<Vec<(String, String)>, String> {
-    let head = elf.at(0, elf.size().min(64), "ELF header")?;
-    let header =
-        goblin::elf::Elf::parse_header(&head).map_err(|e| format!("not an ELF file: {e}"))?;
-    if header.e_type != ET_REL {
+/// object (what a `.ko` is), read with the ELF reader of `elf`: only the
+/// ELF header, the section table, the section names and `.modinfo`.
+fn records(file: &dyn FileAt) -> Result<Vec<(String, String)>, String> {
+    let mut elf = match Sections::open(file) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err("not an ELF file".into()),
+        Err(e) if e.0.starts_with("truncated ELF header") => {
+            return Err(format!("not an ELF file: {e}"));
+        }
+        Err(e) => return Err(e.0),
+    };
+    if elf.e_type() != ET_REL {
         return Err(format!(
             "an ELF file but not a kernel module (type {}, a module is a relocatable object)",
-            goblin::elf::header::et_to_str(header.e_type)
+            goblin::elf::header::et_to_str(elf.e_type())
         ));
     }
-    let container = header
-        .container()
-        .map_err(|e| format!("corrupt ELF header: {e}"))?;
-    let endian = header
-        .endianness()
-        .map_err(|e| format!("corrupt ELF header: {e}"))?;
-    let ctx = Ctx::new(container, endian);
-    let entry = SectionHeader::size(ctx) as u64;
-    if header.e_shoff == 0 {
-        return Err("no section headers: not a kernel module".into());
-    }
-    let mut count = u64::from(header.e_shnum);
-    if count == 0 {
-        // More than 0xff00 sections: the count is in the first header.
-        let first = elf.at(header.e_shoff, entry, "section headers")?;
-        count = SectionHeader::parse_from(&first, 0, 1, ctx)
-            .map_err(|e| format!("corrupt ELF section headers: {e}"))?
-            .first()
-            .map_or(0, |s| s.sh_size);
-    }
-    // Each header takes `entry` bytes of the file, so a count the file
-    // cannot hold is a lie, not an allocation to make.
-    let table_len = count
-        .checked_mul(entry)
-        .filter(|&n| n <= elf.size())
-        .ok_or_else(|| past_end("section headers"))?;
-    let table = elf.at(header.e_shoff, table_len, "section headers")?;
-    let sections = SectionHeader::parse_from(&table, 0, count as usize, ctx)
-        .map_err(|e| format!("corrupt ELF section headers: {e}"))?;
-    let names_at = if header.e_shstrndx == SHN_XINDEX as u16 {
-        sections.first().map_or(0, |s| s.sh_link as usize)
-    } else {
-        usize::from(header.e_shstrndx)
-    };
-    let names_section = sections
-        .get(names_at)
-        .ok_or("corrupt ELF: the section name table is missing")?;
-    let names = section(elf, names_section, "section name table")?;
-    let modinfo = sections
-        .iter()
-        .find(|s| name_at(&names, s.sh_name) == Some(b".modinfo".as_slice()))
+    let data = elf
+        .section(".modinfo", SECTION_LIMIT)
+        .map_err(|e| e.0)?
         .ok_or("no .modinfo section: not a kernel module")?;
-    let data = section(elf, modinfo, ".modinfo section")?;
     Ok(data
         .split(|&b| b == 0)
         .filter_map(|r| std::str::from_utf8(r).ok()?.split_once('='))
@@ -309,28 +354,9 @@ fn records(elf: &dyn Bytes) -> Result<Vec<(String, String)>, String> {
         .collect())
 }
 
-/// The largest section name table or `.modinfo` read. Real ones are a few
-/// KiB (NVIDIA's, with its hundreds of PCI aliases, tens of KiB).
+/// The largest `.modinfo` read. Real ones are a few KiB (NVIDIA's, with
+/// its hundreds of PCI aliases, tens of KiB).
 const SECTION_LIMIT: u64 = 16 << 20;
-
-fn section<'a>(elf: &'a dyn Bytes, s: &SectionHeader, what: &str) -> Result<Cow<'a, [u8]>, String> {
-    if s.sh_type == SHT_NOBITS {
-        return Ok(Cow::Borrowed(&[]));
-    }
-    if s.sh_size > SECTION_LIMIT {
-        return Err(format!(
-            "corrupt ELF: its {what} claims {} bytes",
-            s.sh_size
-        ));
-    }
-    elf.at(s.sh_offset, s.sh_size, what)
-}
-
-fn name_at(names: &[u8], at: usize) -> Option<&[u8]> {
-    let rest = names.get(at..)?;
-    let end = rest.iter().position(|&b| b == 0)?;
-    Some(&rest[..end])
-}
 
 #[cfg(test)]
 mod tests {

@@ -33,12 +33,13 @@ pub fn parse(path: &str, bytes: &[u8], need_status: bool) -> Result<Vec<Pkg>, St
         };
         let name = get("Package")
             .ok_or_else(|| format!("{path}:{start}: stanza without a Package field"))?;
+        let shown = nodecheck_core::text::clip(&name, 60).into_owned();
         let state = match get("Status") {
             Some(s) => s,
             None if !need_status => "install ok installed".to_string(),
             None => {
                 return Err(format!(
-                    "{path}:{start}: package {name} has no Status field"
+                    "{path}:{start}: package {shown} has no Status field"
                 ));
             }
         };
@@ -46,7 +47,7 @@ pub fn parse(path: &str, bytes: &[u8], need_status: bool) -> Result<Vec<Pkg>, St
         let version = get("Version").unwrap_or_default();
         if installed && version.is_empty() {
             return Err(format!(
-                "{path}:{start}: installed package {name} has no Version field"
+                "{path}:{start}: installed package {shown} has no Version field"
             ));
         }
         out.push(Pkg {
@@ -77,11 +78,14 @@ pub fn parse(path: &str, bytes: &[u8], need_status: bool) -> Result<Vec<Pkg>, St
         let Some((key, value)) = line.split_once(':') else {
             return Err(format!(
                 "{path}:{lineno}: expected `Field: value`, got {:?}",
-                line.chars().take(60).collect::<String>()
+                nodecheck_core::text::clip(line, 60)
             ));
         };
         if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(format!("{path}:{lineno}: malformed field name {key:?}"));
+            return Err(format!(
+                "{path}:{lineno}: malformed field name {:?}",
+                nodecheck_core::text::clip(key, 60)
+            ));
         }
         if fields.is_empty() {
             start = lineno;

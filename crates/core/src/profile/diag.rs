@@ -26,17 +26,27 @@ pub struct Diagnostic {
     pub source_line: Option<String>,
     /// Width of the underlined span on `source_line` (at least 1).
     pub width: usize,
+    /// The 1-based column of the caret on `source_line` when that is an
+    /// excerpt of a long line; 0: the location's column.
+    pub source_column: usize,
 }
+
+/// The most characters of a profile line a diagnostic quotes, and of its
+/// message: a 50 MB line must not make a 100 MB diagnostic.
+pub const LINE_MAX: usize = 160;
+/// The most characters a diagnostic's message keeps.
+pub const MESSAGE_MAX: usize = 2000;
 
 impl Diagnostic {
     pub fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             level: Level::Error,
             code,
-            message: message.into(),
+            message: crate::text::clip(&message.into(), MESSAGE_MAX).into_owned(),
             location: None,
             source_line: None,
             width: 1,
+            source_column: 0,
         }
     }
 
@@ -68,7 +78,10 @@ impl fmt::Display for Diagnostic {
         }
         write!(f, "{level}[{}]: {}", self.code, self.message)?;
         if let (Some(line), Some(loc)) = (&self.source_line, &self.location) {
-            let col = loc.column.max(1) as usize;
+            let col = match self.source_column {
+                0 => loc.column.max(1) as usize,
+                c => c,
+            };
             let pad: String = line
                 .chars()
                 .take(col - 1)

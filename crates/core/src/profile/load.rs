@@ -36,9 +36,16 @@ pub(crate) const CONTROL_KEYS: &[&str] = &[
     "matrix",
     "depends_on",
     "targets",
+    "only_if",
     "timeout",
 ];
 const WAIVER_KEYS: &[&str] = &["control", "reason", "expires"];
+
+/// The longest include chain loaded. Includes are resolved by recursion;
+/// a hostile or generated chain of thousands of files would otherwise
+/// overflow the stack (an abort, not a diagnostic). Real sites nest a
+/// handful of levels.
+pub const MAX_INCLUDE_DEPTH: usize = 64;
 
 /// Loads one profile file with its includes.
 ///
@@ -194,6 +201,22 @@ impl Loader<'_> {
             let d = Diagnostic::error(
                 "include-cycle",
                 format!("include cycle: {}", chain.join(" -> ")),
+            );
+            self.diags.push(match included_at {
+                Some(at) => at.diag(d),
+                None => d,
+            });
+            return None;
+        }
+        if self.stack.len() >= MAX_INCLUDE_DEPTH {
+            let d = Diagnostic::error(
+                "include-depth",
+                format!(
+                    "includes nest deeper than {MAX_INCLUDE_DEPTH} files: {} would be file {} of the chain that starts at {}",
+                    path.display(),
+                    self.stack.len() + 1,
+                    self.stack[0].display()
+                ),
             );
             self.diags.push(match included_at {
                 Some(at) => at.diag(d),
@@ -609,6 +632,7 @@ impl Loader<'_> {
             desc: None,
             depends_on: Vec::new(),
             targets: Vec::new(),
+            only_if: None,
             timeout: None,
             checks: Vec::new(),
             location: table.loc.clone(),
@@ -679,6 +703,9 @@ impl Loader<'_> {
                             ))),
                         }
                     }
+                }
+                "only_if" => {
+                    c.only_if = super::only_if::parse(&e.value, &mut self.diags).map(Arc::new);
                 }
                 "timeout" | "matrix" => {}
                 _ => resources.push(e),

@@ -52,16 +52,39 @@ impl Source {
         Some(self.text[start..end].trim_end_matches('\r'))
     }
 
-    /// A diagnostic at a byte span, with the source line for a caret.
+    /// A diagnostic at a byte span, with the source line for a caret. A
+    /// line longer than [`LINE_MAX`](super::diag::LINE_MAX) characters is
+    /// quoted as an excerpt around the span.
     pub fn diag(&self, mut d: Diagnostic, span: std::ops::Range<usize>) -> Diagnostic {
+        use super::diag::LINE_MAX;
         let loc = self.location(span.start);
-        d.source_line = self.line(loc.line).map(str::to_string);
-        let line_len = d.source_line.as_ref().map_or(1, |l| l.chars().count());
+        let line = self.line(loc.line).unwrap_or("");
         let width = self.text[span.start.min(self.text.len())..span.end.min(self.text.len())]
             .split('\n')
             .next()
             .map_or(1, |s| s.chars().count());
-        d.width = width.clamp(1, line_len.saturating_sub(loc.column as usize - 1).max(1));
+        let col = (loc.column as usize).max(1);
+        let line_len = line.chars().count();
+        if line_len <= LINE_MAX {
+            d.source_line = self.line(loc.line).map(str::to_string);
+            d.width = width.clamp(1, line_len.saturating_sub(col - 1).max(1));
+        } else {
+            // Some context before the caret, the rest after it.
+            let first = (col - 1).saturating_sub(LINE_MAX / 4);
+            let shown: String = line.chars().skip(first).take(LINE_MAX).collect();
+            let lead = if first > 0 { "…" } else { "" };
+            let trail = if first + LINE_MAX < line_len {
+                "…"
+            } else {
+                ""
+            };
+            d.source_line = Some(format!(
+                "{lead}{shown}{trail} ({} bytes in all)",
+                line.len()
+            ));
+            d.source_column = col - first + usize::from(first > 0);
+            d.width = width.clamp(1, LINE_MAX - (col - 1 - first));
+        }
         d.location = Some(loc);
         d
     }

@@ -323,6 +323,69 @@ fn include_cycles_and_missing_includes_are_errors() {
 }
 
 #[test]
+fn an_include_chain_of_thousands_of_files_is_a_diagnostic_not_a_stack_overflow() {
+    let d = Dir::new();
+    let n = 8000;
+    for i in 0..n {
+        let include = if i + 1 < n {
+            format!("include = [\"p{}.toml\"]\n", i + 1)
+        } else {
+            String::new()
+        };
+        d.write(
+            &format!("p{i}.toml"),
+            &format!("[profile]\nname = \"p{i}\"\n{include}"),
+        );
+    }
+    let e = load(d.0.path().join("p0.toml"), KINDS, &LoadOptions::default()).unwrap_err();
+    let codes: Vec<&str> = e.0.iter().map(|d| d.code).collect();
+    assert_eq!(codes, vec!["include-depth"], "{e}");
+    let at = e.0[0].location.as_ref().unwrap();
+    assert!(at.file.ends_with("p63.toml"), "{at}");
+    assert_eq!((at.line, at.column), (3, 12), "{e}");
+    assert!(e.0[0].message.contains("deeper than 64 files"), "{e}");
+    // 64 levels still load.
+    let e = load(
+        d.0.path().join(format!("p{}.toml", n - 64)),
+        KINDS,
+        &LoadOptions::default(),
+    );
+    assert!(e.is_ok(), "{:?}", e.err());
+}
+
+#[test]
+fn a_long_line_makes_a_short_diagnostic() {
+    // 256 KiB (the red team used 50 MB, minutes at debug speed): the
+    // diagnostic was twice the line, quoted and underlined.
+    let long = "A".repeat(1 << 18);
+    // A value of the wrong type spanning the whole line, and an unknown
+    // key that is the whole line.
+    let e = load_str(&format!(
+        "[profile]\nname = \"x\"\ntitle = [\"{long}\"]\n{long} = 1\n"
+    ))
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(text.len() < 20_000, "{} bytes", text.len());
+    let codes: Vec<&str> = e.0.iter().map(|d| d.code).collect();
+    assert_eq!(codes, vec!["wrong-type", "unknown-key"], "{text:.2000}");
+    let first = &e.0[0];
+    assert_eq!(first.location.as_ref().unwrap().column, 9);
+    // The caret still points at the value, under the excerpt.
+    let shown: Vec<&str> = text.lines().take(3).collect();
+    assert!(
+        shown[1].starts_with("    | title = [\"AAAA"),
+        "{}",
+        shown[1]
+    );
+    assert!(
+        shown[1].ends_with(&format!("… ({} bytes in all)", long.len() + 12)),
+        "{}",
+        shown[1]
+    );
+    assert!(shown[2].starts_with("    |         ^^^^"), "{}", shown[2]);
+}
+
+#[test]
 fn dependencies_must_exist_and_not_cycle() {
     let e = errors(&format!(
         "{HEAD}[[control]]\nid = \"a\"\ndepends_on = [\"b\"]\n[[control.file]]\npath = \"/x\"\nexists = true\n\
@@ -471,4 +534,45 @@ fn diagnostic_codes_are_documented() {
         .map(|c| c.get(1).unwrap().as_str())
         .collect();
     assert_eq!(used, documented, "docs/diagnostics.md is out of date");
+}
+
+#[test]
+fn only_if_on_controls_and_checks_is_parsed_and_validated() {
+    let p = load_str(&format!(
+        "{HEAD}[[control]]\nid = \"a\"\nonly_if = {{ os = [\"debian\", \"ubuntu\"], os_version = {{ ge = \"12\" }}, arch = \"amd64\", exists = \"/usr/bin/python3\", hostname = \"node[001-128]\" }}\n  [[control.file]]\n  path = \"/x\"\n  exists = true\n  only_if = {{ os = \"rhel\" }}\n"
+    ))
+    .unwrap();
+    let c = &p.controls[0];
+    let o = c.only_if.as_ref().unwrap();
+    assert_eq!(o.os, ["debian", "ubuntu"]);
+    assert_eq!(o.arch, ["x86_64"], "Debian's name is the uname name");
+    assert_eq!(o.exists, ["/usr/bin/python3"]);
+    assert!(o.hostname.as_ref().unwrap().1.matches("node007"));
+    assert_eq!(o.os_version.as_ref().unwrap().describe(), ">= 12");
+    assert_eq!((o.location.line, o.location.column), (5, 11));
+    assert_eq!(c.checks[0].only_if.as_ref().unwrap().os, ["rhel"]);
+    let e = errors(&format!(
+        "{HEAD}[[control]]\nid = \"a\"\nonly_if = {{ oss = \"debian\", arch = \"sparc\", exists = \"usr/bin\", hostname = \"n[3-1]\", os = \"Debian\" }}\n  [[control.file]]\n  path = \"/x\"\n  exists = true\n  only_if = {{}}\n[[control]]\nid = \"b\"\nonly_if = \"debian\"\n  [[control.file]]\n  path = \"/x\"\n  exists = true\n"
+    ));
+    let got: Vec<(&str, u32, u32)> = e.iter().map(|(c, l, col, _)| (*c, *l, *col)).collect();
+    assert_eq!(
+        got,
+        [
+            ("unknown-key", 5, 13),
+            ("bad-value", 5, 36),
+            ("bad-value", 5, 54),
+            ("bad-value", 5, 76),
+            ("bad-value", 5, 91),
+            ("empty-matcher", 9, 13),
+            ("wrong-type", 12, 11),
+        ],
+        "{e:#?}"
+    );
+    assert!(e[0].3.contains("did you mean `os`"), "{}", e[0].3);
+    assert!(
+        e[1].3.contains("unknown architecture \"sparc\""),
+        "{}",
+        e[1].3
+    );
+    assert!(e[3].3.contains("range 3-1 runs backwards"), "{}", e[3].3);
 }

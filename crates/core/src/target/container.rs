@@ -10,6 +10,7 @@
 use std::io;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use super::sandbox::{self, Mode};
 use super::{
@@ -104,34 +105,67 @@ impl Container {
     }
 }
 
+/// How long an engine's CLI may take to say where a container is
+/// (`podman inspect` on a busy host takes a second or two); a hung daemon
+/// or CLI must not hang nodecheck. `NODECHECK_ENGINE_TIMEOUT` (`5s`,
+/// `500ms`) changes it.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The most of an engine CLI's output kept per stream.
+const ENGINE_KEEP: usize = 64 << 10;
+
+fn engine_timeout() -> Duration {
+    std::env::var("NODECHECK_ENGINE_TIMEOUT")
+        .ok()
+        .and_then(|v| crate::matcher::parse_duration(&v))
+        .filter(|d| !d.is_zero())
+        .unwrap_or(ENGINE_TIMEOUT)
+}
+
 /// Runs an engine's command line and reads a pid from its output.
 fn engine_pid(program: &str, args: &[&str]) -> Result<i32, String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        let why = stderr.trim();
+    let timeout = engine_timeout();
+    let out = crate::helper::run_bounded(
+        Command::new(program).args(args),
+        crate::helper::Bounds {
+            timeout,
+            keep: ENGINE_KEEP,
+        },
+    )
+    .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let shown = || format!("{program} {}", args.join(" "));
+    if out.timed_out {
         return Err(format!(
-            "{program} {} failed ({}){}",
-            args.join(" "),
-            out.status,
+            "{} did not answer within {} and was killed (is the engine hung?)",
+            shown(),
+            crate::run::show_duration(timeout)
+        ));
+    }
+    if out.status != Some(0) {
+        let why = out.stderr.trim();
+        let status = match (out.status, out.signal) {
+            (Some(c), _) => format!("exit status {c}"),
+            (None, Some(s)) => format!("signal {s}"),
+            (None, None) => "no exit status".to_string(),
+        };
+        return Err(format!(
+            "{} failed ({status}){}",
+            shown(),
             if why.is_empty() {
                 String::new()
             } else {
-                format!(": {why}")
+                format!(": {}", crate::text::clip(why, crate::text::QUOTE_MAX))
             }
         ));
     }
-    match stdout.trim().parse::<i32>() {
+    let stdout = out.stdout.trim();
+    match stdout.parse::<i32>() {
         Ok(pid) if pid > 0 => Ok(pid),
         Ok(_) => Err("the container is not running".into()),
         Err(_) => Err(format!(
-            "{program} {} printed {:?}, not a pid",
-            args.join(" "),
-            stdout.trim()
+            "{} printed {:?}, not a pid",
+            shown(),
+            crate::text::clip(stdout, crate::text::QUOTE_MAX)
         )),
     }
 }

@@ -43,6 +43,107 @@ pub struct ExecRequest {
     /// Bytes kept per stream: the first half and the last half of the
     /// output; what lies between is counted, not kept.
     pub output_limit: usize,
+    /// Memory, process and scratch-space limits of the run.
+    pub limits: Limits,
+}
+
+/// What one run may use: memory and processes (through a cgroup where
+/// nodecheck can make one; the report says which limits applied) and the
+/// size of each tmpfs of a sandbox (/tmp, /dev/shm, the overlay's upper
+/// layer, ...).
+///
+/// ```
+/// use nodecheck_core::target::Limits;
+///
+/// let l = Limits::default().with("memory", "512MiB").unwrap();
+/// assert_eq!(l.memory, 512 << 20);
+/// assert!(Limits::default().with("memory", "lots").is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Limits {
+    /// Bytes of memory (tmpfs pages written by the program included).
+    pub memory: u64,
+    /// Processes (and threads) at once.
+    pub processes: u64,
+    /// Bytes of each tmpfs.
+    pub tmpfs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory: 4 << 30,
+            processes: 1024,
+            tmpfs: 1 << 30,
+        }
+    }
+}
+
+impl Limits {
+    /// The names [`Limits::with`] takes.
+    pub const NAMES: [&'static str; 3] = ["memory", "processes", "tmpfs"];
+
+    /// These limits with `name` set from its text (`"2GiB"`, `"512M"`,
+    /// `"4096"`), or why the text is wrong.
+    pub fn with(mut self, name: &str, value: &str) -> Result<Limits, String> {
+        let slot = match name {
+            "memory" => &mut self.memory,
+            "processes" => &mut self.processes,
+            "tmpfs" => &mut self.tmpfs,
+            _ => {
+                return Err(format!(
+                    "unknown limit {name:?} (known: {})",
+                    Self::NAMES.join(", ")
+                ));
+            }
+        };
+        let n = if name == "processes" {
+            value.trim().parse::<u64>().ok()
+        } else {
+            parse_bytes(value)
+        };
+        match n {
+            Some(n) if n > 0 => {
+                *slot = n;
+                Ok(self)
+            }
+            _ => Err(format!(
+                "limit {name} = {value:?}: expected {}",
+                if name == "processes" {
+                    "a positive number"
+                } else {
+                    "a size such as \"512MiB\" or \"2G\""
+                }
+            )),
+        }
+    }
+}
+
+/// `"2GiB"`, `"2G"`, `"512M"`, `"64KiB"`, `"4096"` (bytes; binary units).
+fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        "T" | "TiB" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
+}
+
+/// A size as the limits read it back: `4GiB`, `512MiB`, `1000B`.
+pub fn format_bytes(n: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
 }
 
 /// A file handed to the program in its working directory.
@@ -73,6 +174,7 @@ impl ExecRequest {
             stdin: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            limits: Limits::default(),
         }
     }
 
@@ -274,7 +376,9 @@ pub struct ExecOutput {
     /// Wall time from start to the end of the program, setup included.
     pub duration: Duration,
     /// How the program was isolated (`overlay`, `read-only bind`,
-    /// `container namespaces`, `live`), for reports and debugging.
+    /// `container namespaces`, `live`) and which limits applied
+    /// (`overlay; limits: cgroup v1 memory 4GiB, 1024 processes, tmpfs
+    /// 1GiB each`), for reports and debugging.
     pub isolation: String,
 }
 
@@ -416,6 +520,23 @@ mod tests {
                 .validate()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn limits_parse_and_read_back() {
+        let l = Limits::default()
+            .with("tmpfs", "64MiB")
+            .unwrap()
+            .with("processes", "50")
+            .unwrap();
+        assert_eq!((l.tmpfs, l.processes), (64 << 20, 50));
+        assert_eq!(format_bytes(l.tmpfs), "64MiB");
+        assert_eq!(format_bytes(Limits::default().memory), "4GiB");
+        assert_eq!(format_bytes(1000), "1000B");
+        assert!(Limits::default().with("processes", "0").is_err());
+        assert!(Limits::default().with("memory", "64m").is_err());
+        let e = Limits::default().with("cpu", "1").unwrap_err();
+        assert!(e.contains("unknown limit \"cpu\""), "{e}");
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub use accounts::{Accounts, Group, User};
 pub use container::Container;
 pub use exec::{
     Captured, DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, ExecFile, ExecOutput, ExecRequest, Exit,
-    base_env, format_duration, merge_env,
+    Limits, base_env, format_bytes, format_duration, merge_env,
 };
 pub use memo::Memo;
 pub use memory::MemoryTarget;

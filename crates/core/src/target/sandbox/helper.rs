@@ -60,6 +60,9 @@ pub(super) fn main() -> i32 {
     };
     // SAFETY: closing the original fd 3, which we no longer use.
     unsafe { libc::close(3) };
+    // Whatever else came along (closed before exec already where the
+    // kernel has close_range).
+    crate::helper::close_fds_except(&[report_fd.as_raw_fd()]);
     let mut input = Vec::new();
     let report = match std::io::stdin().lock().read_to_end(&mut input) {
         Err(e) => failed(format!("cannot read the job: {e}")),
@@ -81,17 +84,35 @@ fn failed(e: String) -> Report {
 }
 
 fn run(job: &Job) -> Report {
-    sys::die_with_parent();
+    if let Err(e) = sys::term_with_parent() {
+        return failed(e);
+    }
     if nix::unistd::getppid().as_raw() != job.parent {
         return failed("nodecheck went away before the sandbox was set up".into());
     }
+    let probe = matches!(job.mode, JobMode::Probe { .. });
+    let (cgroup, limits) = if probe {
+        (None, String::new())
+    } else {
+        super::limits::apply(
+            &job.limits,
+            !nix::unistd::geteuid().is_root(),
+            !matches!(job.mode, JobMode::Live),
+        )
+    };
     let r = match &job.mode {
         JobMode::Rootfs { root } => rootfs(job, root, false),
         JobMode::Probe { root } => rootfs(job, root, true),
         JobMode::Container { pid, start_time } => super::join::container(job, *pid, *start_time),
         JobMode::Live => live(job),
     };
-    r.unwrap_or_else(failed)
+    // Kills what is left in the run's cgroup and removes it.
+    drop(cgroup);
+    let mut report = r.unwrap_or_else(failed);
+    if !limits.is_empty() {
+        report.isolation = format!("{}; {limits}", report.isolation);
+    }
+    report
 }
 
 /// How the init prepares the new root before entering it.
@@ -115,6 +136,8 @@ pub(super) struct Setup {
     /// In a user namespace that is not the initial one: /proc needs no
     /// masking (its sysctls are out of reach anyway).
     pub(super) userns: bool,
+    /// Bytes of each tmpfs (/tmp, /dev/shm, the scratch directories).
+    pub(super) tmpfs_size: u64,
 }
 
 // ---------------------------------------------------------------------
@@ -162,6 +185,7 @@ fn rootfs(job: &Job, root: &Path, probe: bool) -> Res<Report> {
     let scratch = Scratch::mount(
         &procfd,
         &["/tmp", "/run", "/mnt", "/var/tmp", "/media", "/srv"],
+        job.limits.tmpfs,
     )?;
     let lower = scratch.dir("lower")?;
     procfd.mount(
@@ -204,6 +228,7 @@ fn rootfs(job: &Job, root: &Path, probe: bool) -> Res<Report> {
             writable_dirs(job)
         },
         userns: rootless,
+        tmpfs_size: job.limits.tmpfs,
     };
     let stdin = stdin_fd(job)?;
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(ctx("cannot create a pipe"))?;
@@ -273,7 +298,9 @@ pub(super) struct Scratch {
 }
 
 impl Scratch {
-    pub(super) fn mount(procfd: &Procfd, candidates: &[&str]) -> Res<Scratch> {
+    /// The tmpfs holds the overlay's upper layer: `size` bounds what the
+    /// program can write over the image.
+    pub(super) fn mount(procfd: &Procfd, candidates: &[&str], size: u64) -> Res<Scratch> {
         let path = candidates
             .iter()
             .map(PathBuf::from)
@@ -295,7 +322,7 @@ impl Scratch {
             fd.as_fd(),
             Some("tmpfs"),
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some("mode=0755"),
+            Some(&format!("mode=0755,size={size}")),
             "the sandbox's tmpfs",
         )?;
         for d in ["lower", "upper", "work", "root"] {
@@ -347,14 +374,41 @@ pub(super) fn stdin_fd(job: &Job) -> Res<Option<OwnedFd>> {
     if job.stdin.is_empty() {
         return Ok(None);
     }
-    let fd =
-        nix::sys::memfd::memfd_create(c"nodecheck-stdin", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-            .map_err(ctx("cannot create the program's stdin"))?;
-    let mut f = File::from(fd);
+    let mut f = anonymous_file().map_err(|e| format!("cannot create the program's stdin: {e}"))?;
     f.write_all(&job.stdin)
         .map_err(|e| format!("cannot write the program's stdin: {e}"))?;
     nix::unistd::lseek(&f, 0, nix::unistd::Whence::SeekSet).map_err(ctx("cannot rewind stdin"))?;
     Ok(Some(f.into()))
+}
+
+/// A file with no name: a memfd, or on kernels older than 3.17 (RHEL 7) an
+/// O_TMPFILE in /tmp. memfd_create goes through the raw system call: its
+/// glibc wrapper (2.27) is newer than the glibc nodecheck's release build
+/// targets (2.17).
+fn anonymous_file() -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // SAFETY: a valid NUL-terminated name and flags; the result is checked.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_memfd_create,
+            c"nodecheck-stdin".as_ptr(),
+            libc::MFD_CLOEXEC,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: a new descriptor this process owns.
+        return Ok(unsafe { File::from_raw_fd(fd as i32) });
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .mode(0o600)
+        .open("/tmp")
 }
 
 /// Reads the messages the init (and nested supervisor) left on the
@@ -388,10 +442,19 @@ pub(super) fn send(w: &OwnedFd, msg: &str) {
     let _ = nix::unistd::write(w, line.as_bytes());
 }
 
+/// Where the live target's working directories go, and their names:
+/// `nodecheck-` and six random characters (mkdtemp), mode 0700.
+const LIVE_TMP: &str = "/tmp";
+const LIVE_PREFIX: &str = "nodecheck-";
+
 fn live(job: &Job) -> Res<Report> {
     sys::subreaper()?;
-    let dir = nix::unistd::mkdtemp("/tmp/nodecheck-XXXXXX")
+    clean_stale_workdirs();
+    let dir = nix::unistd::mkdtemp(&Path::new(LIVE_TMP).join(format!("{LIVE_PREFIX}XXXXXX")))
         .map_err(ctx("cannot create a working directory in /tmp"))?;
+    // Held until the helper ends: a directory nobody holds is left over
+    // from a run that was killed, and the next run removes it.
+    let _lock = lock_dir(&dir, false);
     let result = (|| {
         let stdin = stdin_fd(job)?;
         for (name, content, mode) in &job.files {
@@ -435,4 +498,56 @@ fn live(job: &Job) -> Res<Report> {
     })();
     let _ = fs::remove_dir_all(&dir);
     result
+}
+
+/// Opens `dir` (not following a link) and takes an exclusive `flock` on
+/// it; `None` when it cannot be opened or (with `try_only`) another
+/// process holds it.
+fn lock_dir(dir: &Path, try_only: bool) -> Option<OwnedFd> {
+    let fd = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let op = if try_only {
+        libc::LOCK_EX | libc::LOCK_NB
+    } else {
+        libc::LOCK_EX
+    };
+    // SAFETY: flock on a descriptor we own.
+    (unsafe { libc::flock(fd.as_raw_fd(), op) } == 0).then_some(fd)
+}
+
+/// Removes working directories of live runs that were killed before they
+/// could remove their own: ours (same owner, mode 0700, a real
+/// directory), older than a minute, and locked by no running helper.
+fn clean_stale_workdirs() {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(LIVE_TMP) else {
+        return;
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    let now = std::time::SystemTime::now();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rand) = name.to_str().and_then(|n| n.strip_prefix(LIVE_PREFIX)) else {
+            continue;
+        };
+        let path = e.path();
+        let Ok(m) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let old = m
+            .modified()
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > Duration::from_secs(60));
+        if rand.len() != 6 || !m.is_dir() || m.uid() != me || m.mode() & 0o777 != 0o700 || !old {
+            continue;
+        }
+        if let Some(_held) = lock_dir(&path, true) {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
 }

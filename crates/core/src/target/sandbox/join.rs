@@ -17,7 +17,7 @@ use super::helper::{
     Scratch, Setup, collect_report, make_private, remount_ro, send, stdin_fd, timeout,
     writable_dirs,
 };
-use super::root::{enter_root, exec_program, exit, prepare_root, workdir};
+use super::root::{enter_root, exec_program, exit, prepare_root, proc_inside, seal, workdir};
 use super::sys::{self, Create, Procfd, Res, Src, ctx, in_root};
 use super::{Job, Report};
 
@@ -87,7 +87,7 @@ pub(super) fn container(job: &Job, pid: i32, start_time: u64) -> Res<Report> {
     nix::unistd::chdir("/").map_err(ctx("cannot enter /"))?;
     let mounts = mount_points(&procfd)?;
     let scratch_at = ["/tmp", "/var/tmp", "/run", "/mnt", "/root", "/srv", "/opt"];
-    let scratch = Scratch::mount(&procfd, &scratch_at)?;
+    let scratch = Scratch::mount(&procfd, &scratch_at, job.limits.tmpfs)?;
     let scratch_path = scratch.path.display().to_string();
     let lower = scratch.dir("lower")?;
     procfd.mount(
@@ -158,10 +158,14 @@ pub(super) fn container(job: &Job, pid: i32, start_time: u64) -> Res<Report> {
         }
     }
     let has = |dir: &str| bound.contains(&dir);
+    // A fresh /proc must be mounted from the container's pid namespace,
+    // by the child; everything else is done here, in a process the
+    // container cannot see.
+    let proc_needed = !has("/proc");
     let setup = Setup {
         root,
         writable,
-        fresh_proc: !has("/proc"),
+        fresh_proc: false,
         fresh_dev: !has("/dev"),
         fresh_sys: !has("/sys"),
         extra_tmpfs: if writable {
@@ -170,18 +174,36 @@ pub(super) fn container(job: &Job, pid: i32, start_time: u64) -> Res<Report> {
             writable_dirs(job)
         },
         userns,
+        tmpfs_size: job.limits.tmpfs,
     };
+    prepare_root(&procfd, &setup)?;
     let stdin = stdin_fd(job)?;
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(ctx("cannot create a pipe"))?;
+    // The child is a process of the container's pid namespace from its
+    // first instant, visible to everything in the container: it must
+    // start with nothing of the host. Non-dumpable (inherited by fork), so
+    // that no process of the container can open its /proc/PID/fd, root or
+    // cwd or trace it; the host's /proc and every other host directory
+    // closed here, the working directory moved off the host's /proc. What
+    // it still inherits (the report and output pipes) it closes first
+    // thing.
+    sys::not_dumpable()?;
+    nix::unistd::fchdir(&setup.root).map_err(ctx("cannot enter the new root"))?;
+    drop(procfd);
+    drop(croot);
+    drop(join);
     // SAFETY: single-threaded helper.
     match unsafe { nix::unistd::fork() }.map_err(ctx("cannot fork"))? {
         ForkResult::Child => {
             drop(r);
-            contained(job, &procfd, &setup, stdin.as_ref(), w)
+            contained(job, &setup, proc_needed, stdin.as_ref(), w)
         }
         ForkResult::Parent { child } => {
             drop(w);
-            // The child enforces the timeout; this wait only ends with it.
+            // The child enforces the timeout; this wait only ends with it
+            // (or with nodecheck: then the child is killed).
+            let forever = std::time::Duration::from_secs(100 * 365 * 86_400);
+            sys::wait_exit(child.as_raw(), forever);
             sys::reap(child.as_raw());
             Ok(collect_report(r, false, isolation))
         }
@@ -193,10 +215,29 @@ pub(super) fn container(job: &Job, pid: i32, start_time: u64) -> Res<Report> {
 /// runs the program as a subreaper and, when it ends or the timeout passes,
 /// kills its process group and every descendant left (daemons re-parent to
 /// this process). Never returns.
-fn contained(job: &Job, procfd: &Procfd, setup: &Setup, stdin: Option<&OwnedFd>, w: OwnedFd) -> ! {
+fn contained(
+    job: &Job,
+    setup: &Setup,
+    proc_needed: bool,
+    stdin: Option<&OwnedFd>,
+    w: OwnedFd,
+) -> ! {
     sys::die_with_parent();
-    let prepared = prepare_root(procfd, setup)
+    sys::forget_term();
+    let keep = [
+        Some(w.as_raw_fd()),
+        stdin.map(AsRawFd::as_raw_fd),
+        Some(setup.root.as_raw_fd()),
+    ];
+    let prepared = seal(&keep)
         .and_then(|()| enter_root(setup.root.as_fd()))
+        .and_then(|()| {
+            if proc_needed {
+                proc_inside(setup)
+            } else {
+                Ok(())
+            }
+        })
         .and_then(|()| workdir(job, Path::new("/tmp/nodecheck")))
         .and_then(|()| sys::subreaper())
         .and_then(|()| sys::drop_caps());

@@ -26,6 +26,7 @@
 
 mod helper;
 mod join;
+mod limits;
 mod root;
 mod sys;
 
@@ -44,7 +45,7 @@ use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::{Deserialize, Serialize};
 
-use super::exec::{Captured, ExecOutput, ExecRequest, Exit};
+use super::exec::{Captured, ExecOutput, ExecRequest, Exit, Limits};
 
 /// The hidden first argument that makes the executable a sandbox helper.
 pub const HELPER_ARG: &str = "__nodecheck_sandbox";
@@ -106,6 +107,7 @@ pub(crate) struct Job {
     /// (`NODECHECK_NO_OVERLAY=1`, for filesystems where overlayfs mounts
     /// but misbehaves; also what the kernel's refusal falls back to).
     no_overlay: bool,
+    limits: Limits,
 }
 
 /// What the helper answers on fd 3.
@@ -142,6 +144,7 @@ pub(crate) fn run(
         timeout_ms: u64::try_from(req.timeout.as_millis()).unwrap_or(u64::MAX),
         parent: i32::try_from(std::process::id()).unwrap_or(0),
         no_overlay: std::env::var_os("NODECHECK_NO_OVERLAY").is_some_and(|v| v == "1"),
+        limits: req.limits,
     };
     let started = Instant::now();
     let (report, stdout, stderr) =
@@ -181,6 +184,7 @@ pub(crate) fn available(root: &std::path::Path) -> Result<(), String> {
                 timeout_ms: 0,
                 parent: i32::try_from(std::process::id()).unwrap_or(0),
                 no_overlay: false,
+                limits: Limits::default(),
             };
             match spawn_helper(&job, 4096, HELPER_GRACE) {
                 Ok((report, _, _)) => report.error.map_or(Ok(()), Err),
@@ -215,16 +219,24 @@ fn spawn_helper(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let w = status_w.as_raw_fd();
-    // SAFETY: dup2 is async-signal-safe; it is the only call made between
-    // fork and exec, and `w` stays open in the parent until spawn returns.
+    // SAFETY: dup2 and fcntl are async-signal-safe; `w` stays open in the
+    // parent until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(w, 3) < 0 {
+            // dup2 onto itself keeps close-on-exec: clear it instead.
+            let r = if w == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(w, 3)
+            };
+            if r < 0 {
                 return Err(io::Error::last_os_error());
             }
             Ok(())
         });
     }
+    // Nothing but stdio and the report pipe crosses into the helper.
+    crate::helper::child_hygiene(&mut cmd, 4);
     let mut child = cmd
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start the sandbox helper: {e}")))?;

@@ -29,8 +29,11 @@ pub(super) fn init(
     w: OwnedFd,
 ) -> ! {
     sys::die_with_parent();
+    sys::forget_term();
+    let keep = [Some(w.as_raw_fd()), stdin.map(AsRawFd::as_raw_fd)];
     let prepared = prepare_root(procfd, setup)
         .and_then(|()| enter_root(setup.root.as_fd()))
+        .and_then(|()| seal(&keep))
         .and_then(|()| workdir(job, Path::new("/tmp/nodecheck")))
         .and_then(|()| sys::drop_caps());
     if let Err(e) = prepared {
@@ -64,6 +67,20 @@ pub(super) fn init(
     }
 }
 
+/// What a process the program can see (the init, pid 1 of its pid
+/// namespace; the supervisor in a container) does before the program
+/// starts: closes every descriptor but `keep` (the host's /proc, the
+/// image, the report pipe, anything nodecheck inherited), becomes
+/// non-dumpable (its /proc/PID/fd, root, cwd and memory are out of the
+/// program's reach, and it cannot be traced), and joins a fresh session
+/// keyring that the program inherits.
+pub(super) fn seal(keep: &[Option<RawFd>]) -> Res<()> {
+    let keep: Vec<RawFd> = keep.iter().flatten().copied().collect();
+    crate::helper::close_fds_except(&keep);
+    sys::not_dumpable()?;
+    sys::new_session_keyring()
+}
+
 pub(super) fn exit(code: i32) -> ! {
     // SAFETY: _exit skips atexit handlers and stdio flushing, which belong
     // to the helper we were forked from.
@@ -81,9 +98,9 @@ pub(super) fn prepare_root(procfd: &Procfd, s: &Setup) -> Res<()> {
         fresh_proc(procfd, s)?;
     }
     if s.fresh_dev {
-        minimal_dev(procfd, root, create(Create::Dir))?;
+        minimal_dev(procfd, root, create(Create::Dir), s.tmpfs_size)?;
     } else if let Ok(shm) = in_root(root, "dev/shm", None) {
-        tmpfs(procfd, shm.as_fd(), "mode=1777", "/dev/shm")?;
+        tmpfs(procfd, shm.as_fd(), "mode=1777", s.tmpfs_size, "/dev/shm")?;
     }
     if s.fresh_sys {
         let sys_dir = in_root(root, "sys", create(Create::Dir))
@@ -115,7 +132,7 @@ pub(super) fn prepare_root(procfd: &Procfd, s: &Setup) -> Res<()> {
     }
     let tmp = in_root(root, "tmp", create(Create::Dir))
         .map_err(|e| format!("no /tmp in the image: {e}"))?;
-    tmpfs(procfd, tmp.as_fd(), "mode=1777", "/tmp")?;
+    tmpfs(procfd, tmp.as_fd(), "mode=1777", s.tmpfs_size, "/tmp")?;
     for rel in &s.extra_tmpfs {
         if let Ok(fd) = in_root(root, rel, None) {
             let mode = if rel == "var/tmp" {
@@ -123,7 +140,7 @@ pub(super) fn prepare_root(procfd: &Procfd, s: &Setup) -> Res<()> {
             } else {
                 "mode=0755"
             };
-            tmpfs(procfd, fd.as_fd(), mode, rel)?;
+            tmpfs(procfd, fd.as_fd(), mode, s.tmpfs_size, rel)?;
         }
     }
     Ok(())
@@ -157,6 +174,27 @@ fn fresh_proc(procfd: &Procfd, s: &Setup) -> Res<()> {
             )
             .map_err(|e2| format!("{e}; {e2}"))?;
     }
+    mask_proc(procfd, s)
+}
+
+/// /proc for a container that has none, mounted by a process of the
+/// container's pid namespace after it entered the new root (so that
+/// nothing of the host is open in it): by path, which resolves inside
+/// that root, then masked through the new /proc itself.
+pub(super) fn proc_inside(s: &Setup) -> Res<()> {
+    if s.writable {
+        let _ = fs::create_dir("/proc");
+    }
+    let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    nix::mount::mount(Some("proc"), "/proc", Some("proc"), noexec, None::<&str>)
+        .map_err(ctx("cannot mount /proc"))?;
+    let procfd = Procfd::open()?;
+    mask_proc(&procfd, s)
+}
+
+fn mask_proc(procfd: &Procfd, s: &Setup) -> Res<()> {
+    let root = s.root.as_fd();
+    let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     if !s.userns {
         // Real root keeps CAP_DAC_OVERRIDE: the global knobs under /proc
         // become read-only, as container engines do.
@@ -194,20 +232,33 @@ fn fresh_proc(procfd: &Procfd, s: &Setup) -> Res<()> {
     Ok(())
 }
 
-pub(super) fn tmpfs(procfd: &Procfd, at: BorrowedFd<'_>, mode: &str, what: &str) -> Res<()> {
+/// A size-capped tmpfs: a program filling it gets `ENOSPC`, not the
+/// host's memory.
+pub(super) fn tmpfs(
+    procfd: &Procfd,
+    at: BorrowedFd<'_>,
+    mode: &str,
+    size: u64,
+    what: &str,
+) -> Res<()> {
     procfd.mount(
         Src::Path("tmpfs"),
         at,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(mode),
+        Some(&format!("{mode},size={size}")),
         what,
     )
 }
 
 /// A tmpfs /dev with the usual character devices, /dev/shm and /dev/pts,
 /// like a container engine's.
-fn minimal_dev(procfd: &Procfd, root: BorrowedFd<'_>, create: Option<Create>) -> Res<()> {
+fn minimal_dev(
+    procfd: &Procfd,
+    root: BorrowedFd<'_>,
+    create: Option<Create>,
+    shm_size: u64,
+) -> Res<()> {
     let dev = in_root(root, "dev", create).map_err(|e| format!("no /dev in the image: {e}"))?;
     procfd.mount(
         Src::Path("tmpfs"),
@@ -288,7 +339,7 @@ fn minimal_dev(procfd: &Procfd, root: BorrowedFd<'_>, create: Option<Create>) ->
     nix::sys::stat::umask(old_umask);
     result?;
     let shm = in_root(root, "dev/shm", None).map_err(|e| format!("/dev/shm: {e}"))?;
-    tmpfs(procfd, shm.as_fd(), "mode=1777", "/dev/shm")?;
+    tmpfs(procfd, shm.as_fd(), "mode=1777", shm_size, "/dev/shm")?;
     // Terminals are a nicety (`script`, `expect`): no error without them.
     if let Ok(pts) = in_root(root, "dev/pts", None) {
         let _ = procfd.mount(
@@ -343,12 +394,20 @@ pub(super) fn exec_program(job: &Job, stdin: Option<RawFd>) -> ! {
             libc::dup2(fd, 0);
         },
         None => {
-            if let Ok(null) = nix::fcntl::open("/dev/null", OFlag::O_RDONLY, Mode::empty()) {
+            if let Ok(null) = nix::fcntl::open(
+                "/dev/null",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            ) {
                 // SAFETY: as above.
                 unsafe { libc::dup2(null.as_raw_fd(), 0) };
             }
         }
     }
+    // Only stdio crosses into the program: every other descriptor of the
+    // helper or init (the host's /proc, the image, status pipes, anything
+    // nodecheck inherited) is closed, close-on-exec or not.
+    crate::helper::close_fds_except(&[]);
     // Rust ignores SIGPIPE; a program must get the default back (`yes |
     // head` ends `yes` by SIGPIPE).
     // SAFETY: resetting signal dispositions and the mask before exec.

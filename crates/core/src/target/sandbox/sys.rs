@@ -6,6 +6,7 @@ use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -208,6 +209,104 @@ pub(super) fn die_with_parent() {
     }
 }
 
+/// The signalfd that reports SIGTERM, the helper's parent-death signal
+/// (`-1` where none: in the helper's children).
+static TERM_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Set once SIGTERM came: nodecheck is gone, clean up and leave.
+static TERMINATED: AtomicBool = AtomicBool::new(false);
+
+/// Makes the helper learn of nodecheck's death (SIGTERM, its parent-death
+/// signal, read from a signalfd by [`wait_exit`]) instead of dying at once:
+/// it then kills the program and all it started, removes its temporary
+/// directory and cgroup, and exits. A helper that simply died would leave
+/// the program's daemons and its directory behind on a live node.
+pub(super) fn term_with_parent() -> Res<()> {
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGTERM);
+    set.thread_block().map_err(ctx("cannot block SIGTERM"))?;
+    let fd = nix::sys::signalfd::SignalFd::with_flags(
+        &set,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+    .map_err(ctx("cannot create a signalfd"))?;
+    let raw = fd.as_fd().as_raw_fd();
+    // Lives as long as the helper.
+    std::mem::forget(fd);
+    TERM_FD.store(raw, Ordering::Relaxed);
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGTERM as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+    }
+    Ok(())
+}
+
+/// In a child of the helper: the signalfd is not ours to poll (and is
+/// closed with the other inherited descriptors).
+pub(super) fn forget_term() {
+    TERM_FD.store(-1, Ordering::Relaxed);
+}
+
+/// Whether SIGTERM is pending on the signalfd (consumes it).
+fn term_pending() -> bool {
+    let fd = TERM_FD.load(Ordering::Relaxed);
+    if fd < 0 {
+        return false;
+    }
+    let mut buf = [0u8; 128];
+    // SAFETY: a read into a local buffer from the helper's own signalfd.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n > 0 {
+        TERMINATED.store(true, Ordering::Relaxed);
+    }
+    n > 0 || TERMINATED.load(Ordering::Relaxed)
+}
+
+/// The process can no longer be inspected or traced through /proc by
+/// processes that lack `CAP_SYS_PTRACE` over the namespace it was started
+/// in (the host's): its `/proc/PID/fd`, `root`, `cwd`, `environ` and
+/// `mem` are closed to a container's root, even one sharing its uid and
+/// capabilities. Inherited by `fork`, reset by `exec`.
+pub(super) fn not_dumpable() -> Res<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) } < 0 {
+        return Err(format!(
+            "cannot make the process non-dumpable: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Joins a new, empty session keyring: the program cannot reach the keys
+/// of the caller's session (`@s`). Kernels without keyrings have nothing
+/// to hide.
+pub(super) fn new_session_keyring() -> Res<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING, NULL) creates and joins an
+    // anonymous keyring; no pointer but NULL is passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if r < 0 {
+        let e = Errno::last();
+        if e != Errno::ENOSYS {
+            return Err(format!("cannot join a new session keyring: {}", e.desc()));
+        }
+    }
+    Ok(())
+}
+
 /// Becomes the reaper of orphaned descendants (live targets).
 pub(super) fn subreaper() -> Res<()> {
     // SAFETY: prctl with integer arguments.
@@ -377,20 +476,30 @@ pub(super) fn wait_exit(pid: i32, timeout: Duration) -> bool {
     let mut sleep = Duration::from_micros(200);
     loop {
         let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || term_pending() {
             // SAFETY: kill of our own, unreaped child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             return true;
         }
         match &fd {
             Some(fd) => {
-                let mut p = [nix::poll::PollFd::new(
+                let term = TERM_FD.load(Ordering::Relaxed);
+                // SAFETY: the signalfd lives as long as the helper.
+                let term = (term >= 0).then(|| unsafe { BorrowedFd::borrow_raw(term) });
+                let mut p = vec![nix::poll::PollFd::new(
                     fd.as_fd(),
                     nix::poll::PollFlags::POLLIN,
                 )];
+                if let Some(t) = &term {
+                    p.push(nix::poll::PollFd::new(
+                        t.as_fd(),
+                        nix::poll::PollFlags::POLLIN,
+                    ));
+                }
                 let ms = u16::try_from(left.as_millis().min(30_000)).unwrap_or(30_000);
                 if let Ok(n) = nix::poll::poll(&mut p, nix::poll::PollTimeout::from(ms))
                     && n > 0
+                    && p[0].revents().is_some_and(|r| !r.is_empty())
                 {
                     return false;
                 }

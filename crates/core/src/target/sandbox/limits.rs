@@ -1,0 +1,412 @@
+//! Memory and process limits of one run, through a cgroup made for it.
+//!
+//! rlimits do not bind uid 0 (`RLIMIT_NPROC` exempts root, `RLIMIT_AS`
+//! counts one process), so the limits live in a cgroup: cgroup v2 where
+//! the helper's cgroup can delegate the `memory` and `pids` controllers,
+//! else the v1 `memory` and `pids` hierarchies. The helper moves itself in
+//! before it forks (everything the program starts is counted, tmpfs pages
+//! it writes included), and at the end kills whatever is left in it, moves
+//! back out and removes it. Where no cgroup can be made (rootless, a
+//! read-only /sys/fs/cgroup) a rootless helper falls back to rlimits, which
+//! do bind a user namespace's root; the run's `isolation` says which
+//! limits applied.
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use super::sys::{Res, ctx};
+use crate::target::exec::{Limits, format_bytes};
+
+/// Names of the cgroups made for runs (also how stale ones are known).
+const PREFIX: &str = "nodecheck-";
+
+/// A cgroup (one directory per hierarchy) the helper is in, held by
+/// descriptors: the sandbox's `pivot_root` takes the host's /sys/fs/cgroup
+/// out of the helper's view before the cgroup is removed.
+pub(super) struct Cgroup {
+    dirs: Vec<Dir>,
+    v2: bool,
+}
+
+/// One hierarchy's new cgroup.
+struct Dir {
+    /// The cgroup the helper came from, where it returns.
+    home: OwnedFd,
+    /// Where the new one was made (and is removed from).
+    parent: OwnedFd,
+    name: String,
+    dir: OwnedFd,
+}
+
+impl Dir {
+    fn create(home: &Path, parent: &Path, name: &str) -> Res<Dir> {
+        let open = |p: &Path| {
+            nix::fcntl::open(
+                p,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(ctx(format!("cannot open {}", p.display())))
+        };
+        let home_fd = open(home)?;
+        let parent_fd = open(parent)?;
+        let path = parent.join(name);
+        fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let dir = match open(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = fs::remove_dir(&path);
+                return Err(e);
+            }
+        };
+        Ok(Dir {
+            home: home_fd,
+            parent: parent_fd,
+            name: name.to_string(),
+            dir,
+        })
+    }
+
+    fn write(&self, file: &str, v: &str) -> Res<()> {
+        write_at(&self.dir, file, v).map_err(|e| format!("cannot write {}/{file}: {e}", self.name))
+    }
+}
+
+fn write_at(dir: &OwnedFd, file: &str, v: &str) -> std::io::Result<()> {
+    let fd = nix::fcntl::openat(dir, file, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    std::io::Write::write_all(&mut fs::File::from(fd), v.as_bytes())
+}
+
+/// Applies `limits` to the helper and everything it will start: a cgroup,
+/// or rlimits. Returns the cgroup (to remove later) and the text saying
+/// which limits applied.
+pub(super) fn apply(limits: &Limits, rootless: bool, sandboxed: bool) -> (Option<Cgroup>, String) {
+    // The live node has no tmpfs of nodecheck's.
+    let tmpfs = if sandboxed {
+        format!(", tmpfs {} each", format_bytes(limits.tmpfs))
+    } else {
+        String::new()
+    };
+    match Cgroup::make(limits) {
+        Ok(cg) => {
+            let text = format!(
+                "limits: cgroup {} memory {}, {} processes{tmpfs}",
+                if cg.v2 { "v2" } else { "v1" },
+                format_bytes(limits.memory),
+                limits.processes
+            );
+            (Some(cg), text)
+        }
+        Err(why) if rootless => {
+            // In a user namespace RLIMIT_NPROC binds its root (the real
+            // uid is not 0), and RLIMIT_AS bounds each process.
+            set_rlimit(libc::RLIMIT_NPROC, limits.processes);
+            set_rlimit(libc::RLIMIT_AS, limits.memory);
+            (
+                None,
+                format!(
+                    "limits: rlimits (no cgroup: {why}): {} processes of this user, {} address \
+                     space per process{tmpfs}",
+                    limits.processes,
+                    format_bytes(limits.memory)
+                ),
+            )
+        }
+        Err(why) => {
+            set_rlimit(libc::RLIMIT_AS, limits.memory);
+            (
+                None,
+                format!(
+                    "limits: {} address space per process{tmpfs}; no memory or process \
+                     limit (no cgroup: {why})",
+                    format_bytes(limits.memory)
+                ),
+            )
+        }
+    }
+}
+
+fn set_rlimit(which: libc::__rlimit_resource_t, v: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: v,
+        rlim_max: v,
+    };
+    // SAFETY: setrlimit with a filled struct; a failure leaves the limit
+    // as it was (the text still names the intended one).
+    unsafe { libc::setrlimit(which, &lim) };
+}
+
+impl Cgroup {
+    fn make(limits: &Limits) -> Res<Cgroup> {
+        let mounts = fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+        let mine = fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+        let name = format!("{PREFIX}{}-{}", std::process::id(), unique());
+        let v2 = Self::make_v2(&mounts, &mine, &name, limits);
+        if let Ok(cg) = v2 {
+            return Ok(cg);
+        }
+        Self::make_v1(&mounts, &mine, &name, limits)
+            .map_err(|e1| format!("{}; {e1}", v2.err().unwrap_or_default()))
+    }
+
+    fn make_v2(mounts: &str, mine: &str, name: &str, limits: &Limits) -> Res<Cgroup> {
+        let mount = mount_of(mounts, "cgroup2", None).ok_or("no cgroup2 mount")?;
+        let rel = mine
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or("not in a cgroup v2")?;
+        // The helper's own cgroup is usually a leaf with processes, where
+        // no controller can be delegated; the nearest ancestor that
+        // delegates both takes the run's cgroup (beside the service or
+        // scope nodecheck runs in).
+        let parent = ancestors(rel)
+            .map(|r| join(&mount, r))
+            .find(|dir| {
+                fs::read_to_string(dir.join("cgroup.subtree_control")).is_ok_and(|c| {
+                    let has = |x: &str| c.split_whitespace().any(|w| w == x);
+                    has("memory") && has("pids")
+                })
+            })
+            .ok_or_else(|| {
+                format!("no cgroup v2 group above {rel} delegates the memory and pids controllers")
+            })?;
+        clean_stale(&parent);
+        let dir = Dir::create(&join(&mount, rel), &parent, name)?;
+        let w = |f: &str, v: String| dir.write(f, &v);
+        let set = w("memory.max", limits.memory.to_string())
+            .and_then(|()| w("memory.swap.max", "0".into()).or(Ok(())))
+            .and_then(|()| w("pids.max", limits.processes.to_string()))
+            .and_then(|()| w("cgroup.procs", std::process::id().to_string()));
+        // Removed when dropped, on a failure too.
+        let cg = Cgroup {
+            dirs: vec![dir],
+            v2: true,
+        };
+        set.map(|()| cg)
+    }
+
+    fn make_v1(mounts: &str, mine: &str, name: &str, limits: &Limits) -> Res<Cgroup> {
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            v2: false,
+        };
+        for ctl in ["memory", "pids"] {
+            let mount = mount_of(mounts, "cgroup", Some(ctl))
+                .ok_or_else(|| format!("no cgroup v1 {ctl} hierarchy"))?;
+            let rel = mine
+                .lines()
+                .find_map(|l| {
+                    let mut f = l.splitn(3, ':');
+                    let (_, ctls, path) = (f.next()?, f.next()?, f.next()?);
+                    ctls.split(',').any(|c| c == ctl).then_some(path)
+                })
+                .ok_or_else(|| format!("not in a cgroup v1 {ctl} group"))?;
+            let parent = join(&mount, rel);
+            clean_stale(&parent);
+            let dir = Dir::create(&parent, &parent, name)?;
+            let w = |f: &str, v: String| dir.write(f, &v);
+            let set = if ctl == "memory" {
+                w("memory.limit_in_bytes", limits.memory.to_string()).and_then(|()| {
+                    // No swapping past the limit either, where swap is
+                    // counted.
+                    match w("memory.memsw.limit_in_bytes", limits.memory.to_string()) {
+                        Err(e)
+                            if parent
+                                .join(name)
+                                .join("memory.memsw.limit_in_bytes")
+                                .exists() =>
+                        {
+                            Err(e)
+                        }
+                        _ => Ok(()),
+                    }
+                })
+            } else {
+                w("pids.max", limits.processes.to_string())
+            };
+            // Pushed first: removed (dropped) on a failure.
+            cg.dirs.push(dir);
+            set?;
+        }
+        for d in &cg.dirs {
+            d.write("cgroup.procs", &std::process::id().to_string())?;
+        }
+        Ok(cg)
+    }
+
+    fn procs(&self) -> Vec<i32> {
+        let me = std::process::id() as i32;
+        let mut v = Vec::new();
+        for d in &self.dirs {
+            let mut text = String::new();
+            let read = nix::fcntl::openat(
+                &d.dir,
+                "cgroup.procs",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map(fs::File::from)
+            .map(|mut f| f.read_to_string(&mut text));
+            if read.is_ok() {
+                v.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        v.sort_unstable();
+        v.dedup();
+        v.retain(|&p| p != me);
+        v
+    }
+}
+
+/// Dropping the cgroup kills every process left in it (the program's
+/// daemons that escaped everything else), moves the helper back out and
+/// removes it.
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let me = std::process::id().to_string();
+        for d in &self.dirs {
+            let _ = write_at(&d.home, "cgroup.procs", &me);
+        }
+        // Whatever is left was started by the program: SIGKILL until none
+        // is (a process forking as it is killed is caught by the next
+        // pass), bounded in time.
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.v2
+                && let Some(d) = self.dirs.first()
+            {
+                // One write kills them all (kernels from 5.14).
+                let _ = write_at(&d.dir, "cgroup.kill", "1");
+            }
+            let left = self.procs();
+            if left.is_empty() || Instant::now() > end {
+                break;
+            }
+            for p in left {
+                // SAFETY: kill of a process in the cgroup this run made.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for d in self.dirs.iter().rev() {
+            // Killed processes take a moment to leave.
+            let end = Instant::now() + Duration::from_secs(2);
+            while nix::unistd::unlinkat(
+                &d.parent,
+                d.name.as_str(),
+                nix::unistd::UnlinkatFlags::RemoveDir,
+            )
+            .is_err()
+                && Instant::now() < end
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// Removes empty cgroups of runs whose helper is gone (killed before it
+/// could remove its own): their names hold the helper's pid.
+fn clean_stale(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only asks whether the pid exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || nix::errno::Errno::last() != nix::errno::Errno::ESRCH;
+        if !alive {
+            // Fails harmlessly while processes are still in it.
+            let _ = fs::remove_dir(e.path());
+        }
+    }
+}
+
+/// A number no other run of this boot uses with the same pid.
+fn unique() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// `/a/b`, `/a`, `/`.
+fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
+    let rel = rel.trim_end_matches('/');
+    std::iter::successors(Some(rel), |r| {
+        if r.is_empty() {
+            None
+        } else {
+            Some(r.rsplit_once('/').map_or("", |(a, _)| a))
+        }
+    })
+}
+
+fn join(mount: &Path, rel: &str) -> PathBuf {
+    mount.join(rel.trim_start_matches('/'))
+}
+
+/// The mount point of a cgroup filesystem of type `fstype` (with `ctl`
+/// among its super options, for v1).
+fn mount_of(mountinfo: &str, fstype: &str, ctl: Option<&str>) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let mut post = post.split(' ');
+        let (ty, _src, opts) = (post.next()?, post.next()?, post.next()?);
+        if ty != fstype {
+            return None;
+        }
+        if let Some(c) = ctl
+            && !opts.split(',').any(|o| o == c)
+        {
+            return None;
+        }
+        let mp = pre.split(' ').nth(4)?;
+        Some(PathBuf::from(crate::target::unescape_octal(mp)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_groups_are_looked_for_upwards() {
+        assert_eq!(
+            ancestors("/system.slice/x.service").collect::<Vec<_>>(),
+            ["/system.slice/x.service", "/system.slice", ""]
+        );
+        assert_eq!(ancestors("/").collect::<Vec<_>>(), [""]);
+    }
+
+    #[test]
+    fn finds_cgroup_mounts() {
+        let mi = "30 25 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
+                  35 30 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                  36 30 0:32 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n\
+                  37 30 0:33 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            mount_of(mi, "cgroup", Some("pids")),
+            Some(PathBuf::from("/sys/fs/cgroup/pids"))
+        );
+        assert_eq!(
+            mount_of(mi, "cgroup2", None),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(mount_of(mi, "cgroup", Some("cpu")), None);
+    }
+}

@@ -1,0 +1,39 @@
+//! Text from an image, a profile or a program, quoted in a message.
+//!
+//! A message that echoes a line of input must stay a message: a hostile
+//! file with a 50 MB line once made a 100 MB error. Every such quote goes
+//! through [`clip`].
+
+use std::borrow::Cow;
+
+/// The most characters of input a message quotes by default.
+pub const QUOTE_MAX: usize = 200;
+
+/// `text` when it has at most `max` characters; else its first `max`
+/// characters, an ellipsis and how long the whole was.
+///
+/// ```
+/// use nodecheck_core::text::clip;
+///
+/// assert_eq!(clip("short", 10), "short");
+/// assert_eq!(clip(&"x".repeat(50), 4), "xxxx… (50 bytes in all)");
+/// ```
+pub fn clip(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}… ({} bytes in all)", &text[..cut], text.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_on_character_boundaries() {
+        assert_eq!(clip("ééé", 3), "ééé");
+        assert_eq!(clip("éééé", 2), "éé… (8 bytes in all)");
+        assert_eq!(clip("", 0), "");
+        assert_eq!(clip("a", 0), "… (1 bytes in all)");
+    }
+}
