@@ -9,6 +9,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant, SystemTime};
@@ -45,6 +46,13 @@ pub struct Options {
     /// its thread; [`run`], which only borrows the target, reports the same
     /// but has to wait for such a thread before it returns.
     pub budget: Option<Duration>,
+    /// Set (by a signal handler, say) to stop the run: no check starts
+    /// after it, and the checks still running end as an `error`
+    /// "interrupted". [`run_shared`] returns within a fraction of a second
+    /// and abandons their threads (programs they started die with the
+    /// process: the sandbox helper has a parent-death signal); [`run`]
+    /// waits for them.
+    pub interrupt: Option<&'static AtomicBool>,
 }
 
 /// A run's report, and any reporter that could not write.
@@ -152,6 +160,16 @@ fn run_on(
         at: clock + budget,
         budget,
     });
+    let profile_info = ProfileInfo {
+        name: profile.name.clone(),
+        title: profile.title.clone(),
+        version: profile.version.clone(),
+        file: profile.file.display().to_string(),
+    };
+    let target_info = TargetInfo {
+        kind: target.kind(),
+        description: target.describe(),
+    };
     let (tx, rx) = mpsc::channel::<Event>();
     let mut reporter_errors = Vec::new();
     let report = std::thread::scope(|s| {
@@ -172,8 +190,10 @@ fn run_on(
         let _ = tx.send(Event::Started {
             controls: controls.len(),
             checks,
+            profile: profile_info.clone(),
+            target: target_info.clone(),
         });
-        let results = evaluate(&controls, shared, options.jobs, deadline, &tx);
+        let results = evaluate(&controls, shared, options, deadline, &tx);
         let controls: Vec<ControlResult> = controls
             .iter()
             .zip(results)
@@ -181,16 +201,8 @@ fn run_on(
             .collect();
         let report = Arc::new(Report {
             schema: JSON_SCHEMA,
-            profile: ProfileInfo {
-                name: profile.name.clone(),
-                title: profile.title.clone(),
-                version: profile.version.clone(),
-                file: profile.file.display().to_string(),
-            },
-            target: TargetInfo {
-                kind: target.kind(),
-                description: target.describe(),
-            },
+            profile: profile_info,
+            target: target_info,
             hostname: hostname(),
             started,
             duration: clock.elapsed(),
@@ -216,11 +228,24 @@ type ControlOutcome = (Status, Option<String>, Vec<CheckResult>, Duration);
 fn evaluate(
     controls: &[&Control],
     shared: &Shared<'_>,
-    jobs: Option<usize>,
+    options: &Options,
     deadline: Option<Deadline>,
     tx: &mpsc::Sender<Event>,
 ) -> Vec<ControlOutcome> {
     let target = shared.get();
+    let (jobs, interrupt) = (options.jobs, options.interrupt);
+    let stop = move || interrupt.is_some_and(|f| f.load(Ordering::Relaxed));
+    // Tells reporters as soon as a control is settled (once each).
+    let mut sent = vec![false; controls.len()];
+    let settle = |i: usize, o: &ControlOutcome, sent: &mut Vec<bool>| {
+        if !std::mem::replace(&mut sent[i], true) {
+            let (status, skip, checks, d) = o.clone();
+            let _ = tx.send(Event::ControlFinished {
+                index: i,
+                result: Arc::new(control_result(controls[i], status, skip, checks, d)),
+            });
+        }
+    };
     let index: HashMap<&str, usize> = controls
         .iter()
         .enumerate()
@@ -232,6 +257,21 @@ fn evaluate(
         .thread_name(|i| format!("nodecheck-worker-{i}"))
         .build();
     loop {
+        if stop() {
+            for (i, c) in controls.iter().enumerate() {
+                if done[i].is_none() {
+                    let checks = c
+                        .checks
+                        .iter()
+                        .map(|k| interrupted(k, Duration::ZERO))
+                        .collect();
+                    let o = (Status::Error, None, checks, Duration::ZERO);
+                    settle(i, &o, &mut sent);
+                    done[i] = Some(o);
+                }
+            }
+            break;
+        }
         let mut wave = Vec::new();
         for (i, c) in controls.iter().enumerate() {
             if done[i].is_some() {
@@ -248,7 +288,9 @@ fn evaluate(
             }
             if let Some(reason) = skip_reason(c, target, &index, &done) {
                 let checks = c.checks.iter().map(|k| skipped(k, &reason)).collect();
-                done[i] = Some((Status::Skip, Some(reason), checks, Duration::ZERO));
+                let o = (Status::Skip, Some(reason), checks, Duration::ZERO);
+                settle(i, &o, &mut sent);
+                done[i] = Some(o);
                 continue;
             }
             wave.push(i);
@@ -268,6 +310,9 @@ fn evaluate(
                     if let Some(d) = deadline.filter(Deadline::passed) {
                         return timed_out(check, d.budget, Duration::ZERO);
                     }
+                    if stop() {
+                        return interrupted(check, Duration::ZERO);
+                    }
                     let name = check.name();
                     let _ = tx.send(Event::CheckStarted {
                         control: c.id.clone(),
@@ -286,9 +331,18 @@ fn evaluate(
                 })
                 .collect::<Vec<CheckResult>>()
         };
-        let results = match (deadline, shared) {
-            (Some(d), Shared::Owned(t)) => {
-                eval_detached(controls, &work, t, d, pool.as_ref().ok(), tx)
+        let results = match shared {
+            Shared::Owned(t) if deadline.is_some() || interrupt.is_some() => {
+                let mut on_control = |i: usize, checks: &[CheckResult]| {
+                    settle(i, &settled(checks.to_vec()), &mut sent);
+                };
+                let run = Detached {
+                    deadline,
+                    interrupt,
+                    pool: pool.as_ref().ok(),
+                    tx,
+                };
+                eval_detached(controls, &work, t, &run, &mut on_control)
             }
             _ => match &pool {
                 Ok(pool) => pool.install(eval_all),
@@ -299,14 +353,32 @@ fn evaluate(
         for &i in &wave {
             let checks: Vec<CheckResult> =
                 results.by_ref().take(controls[i].checks.len()).collect();
-            let status = Status::combine(checks.iter().map(|c| c.status));
-            let d = checks.iter().map(|c| c.duration).sum();
-            done[i] = Some((status, None, checks, d));
+            let o = settled(checks);
+            settle(i, &o, &mut sent);
+            done[i] = Some(o);
         }
     }
     done.into_iter()
         .map(|d| d.unwrap_or((Status::Skip, None, Vec::new(), Duration::ZERO)))
         .collect()
+}
+
+/// A control whose checks all ran.
+fn settled(checks: Vec<CheckResult>) -> ControlOutcome {
+    let status = Status::combine(checks.iter().map(|c| c.status));
+    let d = checks.iter().map(|c| c.duration).sum();
+    (status, None, checks, d)
+}
+
+/// How often a run with an interrupt flag looks at it while it waits.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What [`eval_detached`] works with besides the checks.
+struct Detached<'a> {
+    deadline: Option<Deadline>,
+    interrupt: Option<&'static AtomicBool>,
+    pool: Option<&'a rayon::ThreadPool>,
+    tx: &'a mpsc::Sender<Event>,
 }
 
 /// What a detached worker tells the waiting runner.
@@ -316,25 +388,34 @@ enum Progress {
 }
 
 /// Runs one wave's checks on threads that may outlive the run, and waits
-/// for them no longer than the deadline: what has not finished by then is
-/// reported as timed out and its thread abandoned (it only holds clones of
-/// the check and the target, and a channel nobody reads any more).
+/// for them no longer than the deadline or an interrupt: what has not
+/// finished by then is reported as timed out (or interrupted) and its
+/// thread abandoned (it only holds clones of the check and the target, and
+/// a channel nobody reads any more). `on_control` hears of each control
+/// whose checks all finished, as soon as they did.
 fn eval_detached(
     controls: &[&Control],
     work: &[(usize, usize)],
     target: &Arc<dyn Target>,
-    deadline: Deadline,
-    pool: Option<&rayon::ThreadPool>,
-    tx: &mpsc::Sender<Event>,
+    run: &Detached<'_>,
+    on_control: &mut dyn FnMut(usize, &[CheckResult]),
 ) -> Vec<CheckResult> {
+    let Detached {
+        deadline,
+        interrupt,
+        pool,
+        tx,
+    } = *run;
+    let over = move || deadline.is_some_and(|d| d.passed());
+    let stop = move || interrupt.is_some_and(|f| f.load(Ordering::Relaxed));
     let (done_tx, done_rx) = mpsc::channel::<Progress>();
-    if !deadline.passed() {
+    if !over() && !stop() {
         for (n, &(i, j)) in work.iter().enumerate() {
             let check = controls[i].checks[j].clone();
             let target = Arc::clone(target);
             let done_tx = done_tx.clone();
             let job = move || {
-                if deadline.passed() {
+                if over() || stop() {
                     return;
                 }
                 let _ = done_tx.send(Progress::Started(n));
@@ -351,8 +432,18 @@ fn eval_detached(
     let mut results: Vec<Option<CheckResult>> = vec![None; work.len()];
     let mut started: Vec<Option<Instant>> = vec![None; work.len()];
     let mut left = work.len();
-    while left > 0 {
-        let wait = deadline.at.saturating_duration_since(Instant::now());
+    // Checks not yet finished, per control.
+    let mut open: HashMap<usize, usize> = HashMap::new();
+    for &(i, _) in work {
+        *open.entry(i).or_default() += 1;
+    }
+    while left > 0 && !stop() {
+        let mut wait = deadline.map_or(Duration::MAX, |d| {
+            d.at.saturating_duration_since(Instant::now())
+        });
+        if interrupt.is_some() {
+            wait = wait.min(POLL);
+        }
         let (n, r) = match done_rx.recv_timeout(wait) {
             Ok(Progress::Started(n)) => {
                 started[n] = Some(Instant::now());
@@ -364,6 +455,7 @@ fn eval_detached(
                 continue;
             }
             Ok(Progress::Done(n, r)) => (n, r),
+            Err(mpsc::RecvTimeoutError::Timeout) if !over() => continue,
             Err(_) => break,
         };
         let i = work[n].0;
@@ -374,7 +466,20 @@ fn eval_detached(
         });
         results[n] = Some(r);
         left -= 1;
+        let open = open.entry(i).or_default();
+        *open -= 1;
+        if *open == 0 {
+            // A control's checks are contiguous in `work`.
+            let checks: Vec<CheckResult> = work
+                .iter()
+                .zip(&results)
+                .filter(|((c, _), _)| *c == i)
+                .filter_map(|(_, r)| r.clone())
+                .collect();
+            on_control(i, &checks);
+        }
     }
+    let interrupted_now = stop();
     results
         .into_iter()
         .zip(work)
@@ -383,7 +488,10 @@ fn eval_detached(
             r.unwrap_or_else(|| {
                 let check = &controls[i].checks[j];
                 let ran = started.map_or(Duration::ZERO, |s| s.elapsed());
-                let r = timed_out(check, deadline.budget, ran);
+                let r = match deadline {
+                    Some(d) if !interrupted_now => timed_out(check, d.budget, ran),
+                    _ => interrupted(check, ran),
+                };
                 let _ = tx.send(Event::CheckFinished {
                     control: controls[i].id.clone(),
                     check: r.name.clone(),
@@ -409,6 +517,22 @@ fn timed_out(check: &Check, budget: Duration, ran: Duration) -> CheckResult {
             kind,
             format!("did not finish within the {} budget", show_duration(budget)),
         )],
+        output: String::new(),
+    }
+}
+
+/// The result of a check that an interrupt (SIGINT, SIGTERM) stopped or
+/// kept from starting.
+fn interrupted(check: &Check, ran: Duration) -> CheckResult {
+    let kind = check.kind.name();
+    CheckResult {
+        kind: kind.to_string(),
+        subject: check.subject.clone(),
+        name: check.name(),
+        status: Status::Error,
+        location: check.location.clone(),
+        duration: ran,
+        properties: vec![PropertyResult::error(kind, "interrupted")],
         output: String::new(),
     }
 }
