@@ -454,6 +454,9 @@ fn eval_detached(
                 });
                 continue;
             }
+            // A check ending after an interrupt ended because of it (a
+            // terminal's Ctrl-C reaches its programs too): interrupted.
+            Ok(Progress::Done(..)) if stop() => break,
             Ok(Progress::Done(n, r)) => (n, r),
             Err(mpsc::RecvTimeoutError::Timeout) if !over() => continue,
             Err(_) => break,
@@ -738,6 +741,43 @@ fn control_result(
     }
 }
 
+/// Whether `glob` selects control `c`: by its id, or its id before the
+/// matrix suffix.
+fn id_matches(glob: &globset::GlobMatcher, c: &Control) -> bool {
+    let base = c.id.split('[').next().unwrap_or(&c.id);
+    glob.is_match(&c.id) || glob.is_match(base)
+}
+
+/// The selectors of `options` that match no control of `profile`, as the
+/// command line spells them (`--tags nosuch`, `--controls 'x*'`): a gate
+/// asked to run them would check nothing, so callers treat them as usage
+/// errors. An invalid `--controls` pattern is reported too.
+///
+/// ```no_run
+/// # use nodecheck_core::{profile, run};
+/// # let kinds: &[&'static dyn nodecheck_core::kind::Kind] = &[];
+/// let profile = profile::load("profiles/base.toml", kinds, &Default::default())?;
+/// let options = run::Options { tags: vec!["nosuchtag".into()], ..Default::default() };
+/// assert_eq!(run::unmatched_selectors(&profile, &options), ["--tags nosuchtag"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn unmatched_selectors(profile: &Profile, options: &Options) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &options.tags {
+        if !profile.controls.iter().any(|c| c.tags.contains(t)) {
+            out.push(format!("--tags {t}"));
+        }
+    }
+    for p in &options.controls {
+        let hit = crate::profile::id_glob(p)
+            .is_ok_and(|g| profile.controls.iter().any(|c| id_matches(&g, c)));
+        if !hit {
+            out.push(format!("--controls {p}"));
+        }
+    }
+    out
+}
+
 /// Which controls run: all, or those selected by tag or id, plus what they
 /// depend on.
 fn select(profile: &Profile, options: &Options) -> Vec<bool> {
@@ -753,8 +793,7 @@ fn select(profile: &Profile, options: &Options) -> Vec<bool> {
         .controls
         .iter()
         .map(|c| {
-            let base = c.id.split('[').next().unwrap_or(&c.id);
-            let by_id = globs.iter().any(|g| g.is_match(&c.id) || g.is_match(base));
+            let by_id = globs.iter().any(|g| id_matches(g, c));
             let by_tag = c.tags.iter().any(|t| options.tags.contains(t));
             by_id || by_tag
         })
