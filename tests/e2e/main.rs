@@ -7,6 +7,7 @@ mod cli;
 mod elf;
 mod escape;
 mod exec;
+mod gate;
 mod kmod;
 mod live;
 mod services;

@@ -1183,4 +1183,119 @@ mod tests {
         let r = run(&p, &t, &o, Vec::new()).report;
         assert_eq!(r.controls.len(), 1);
     }
+
+    /// Collects the events of a run.
+    struct Events(Arc<std::sync::Mutex<Vec<Event>>>);
+
+    impl Reporter for Events {
+        fn event(&mut self, e: &Event) -> io::Result<()> {
+            self.0.lock().unwrap().push(e.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_control_settles_once_and_as_soon_as_it_ends() {
+        let p = profile(vec![
+            control("slow", &[], vec![check("slow", &["ok"])]),
+            control("fast", &[], vec![check("pass", &["ok"])]),
+            control("dep", &["fast"], vec![check("fail", &["ok"])]),
+            control("skipped", &["dep"], vec![check("pass", &["ok"])]),
+        ]);
+        for shared in [false, true] {
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Events(seen.clone()))];
+            let t = Empty {
+                live: false,
+                accounts: Accounts::default(),
+            };
+            static NEVER: AtomicBool = AtomicBool::new(false);
+            let o = Options {
+                interrupt: Some(&NEVER),
+                ..Default::default()
+            };
+            let r = if shared {
+                run_shared(&p, Arc::new(t), &o, reporters).report
+            } else {
+                run(&p, &t, &Options::default(), reporters).report
+            };
+            let events = seen.lock().unwrap();
+            assert!(matches!(&events[0], Event::Started { profile, .. } if profile.name == "t"));
+            let settled: Vec<usize> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::ControlFinished { index, result } => {
+                        assert_eq!(result.status, r.controls[*index].status);
+                        Some(*index)
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut sorted = settled.clone();
+            sorted.sort();
+            assert_eq!(sorted, [0, 1, 2, 3], "once each");
+            if shared {
+                // The detached runner tells of `fast` before `slow` ends.
+                let pos = |i| settled.iter().position(|&x| x == i).unwrap();
+                assert!(pos(1) < pos(0), "{settled:?}");
+            }
+            assert!(matches!(events.last(), Some(Event::Finished(_))));
+        }
+    }
+
+    #[test]
+    fn an_interrupt_stops_the_run_and_reports_unfinished_checks() {
+        static STOP: AtomicBool = AtomicBool::new(false);
+        let p = profile(vec![
+            control("a", &[], vec![check("pass", &["ok"])]),
+            control("b", &[], vec![check("hang", &["ok"])]),
+            control("c", &["b"], vec![check("pass", &["ok"])]),
+        ]);
+        let t: Arc<dyn Target> = Arc::new(Empty {
+            live: true,
+            accounts: Accounts::default(),
+        });
+        let o = Options {
+            interrupt: Some(&STOP),
+            ..Default::default()
+        };
+        let stopper = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            STOP.store(true, Ordering::Relaxed);
+        });
+        let clock = Instant::now();
+        let r = run_shared(&p, t, &o, Vec::new()).report;
+        stopper.join().unwrap();
+        // Returned soon after the interrupt, the stuck check abandoned.
+        assert!(clock.elapsed() < Duration::from_secs(3), "{:?}", clock.elapsed());
+        let status: Vec<Status> = r.controls.iter().map(|c| c.status).collect();
+        assert_eq!(status, vec![Status::Pass, Status::Error, Status::Error]);
+        for c in &r.controls[1..] {
+            assert_eq!(c.checks[0].properties[0].message, "interrupted", "{}", c.id);
+        }
+        // An interrupt before the run starts nothing.
+        let t = Empty {
+            live: true,
+            accounts: Accounts::default(),
+        };
+        let r = run(&p, &t, &o, Vec::new()).report;
+        assert!(r.controls.iter().all(|c| c.status == Status::Error));
+        assert_eq!(r.evaluated(), 3);
+    }
+
+    #[test]
+    fn selectors_that_match_nothing_are_named() {
+        let mut a = control("compiler[cc=gcc]", &[], vec![check("pass", &["ok"])]);
+        a.tags = vec!["toolchain".into()];
+        let p = profile(vec![a]);
+        let o = Options {
+            tags: vec!["toolchain".into(), "nosuchtag".into()],
+            controls: vec!["compiler".into(), "comp*".into(), "nosuch".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            unmatched_selectors(&p, &o),
+            ["--tags nosuchtag", "--controls nosuch"]
+        );
+    }
 }
