@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -18,14 +18,14 @@ use crate::util::*;
 /// live-only control and one failing control.
 fn fixture() -> (Tree, String) {
     let t = Tree::new();
-    t.file("root/etc/hostname", 0o644, "node01\n");
+    t.file("root/etc/hostname", 0o644, "node01");
     t.file(
         "p.toml",
         0o644,
         "[profile]\nname = \"gate\"\n\n\
          [[control]]\nid = \"hostname\"\ntags = [\"base\"]\n  [[control.file]]\n  path = \"/etc/hostname\"\n  content = \"node01\"\n\n\
-         [[control]]\nid = \"live-only\"\ntargets = [\"live\"]\n  [[control.file]]\n  path = \"/etc/hostname\"\n\n\
-         [[control]]\nid = \"motd\"\ntags = [\"motd\"]\nseverity = \"low\"\n  [[control.file]]\n  path = \"/etc/motd\"\n",
+         [[control]]\nid = \"live-only\"\ntargets = [\"live\"]\n  [[control.file]]\n  path = \"/etc/hostname\"\n  exists = true\n\n\
+         [[control]]\nid = \"motd\"\ntags = [\"motd\"]\nseverity = \"low\"\n  [[control.file]]\n  path = \"/etc/motd\"\n  exists = true\n",
     );
     let p = t.path().join("p.toml").display().to_string();
     (t, p)
@@ -102,7 +102,7 @@ fn json_to_dash_is_stdout_and_creates_no_file() {
     ]);
     assert_eq!(code(&o), 2);
     assert!(
-        stderr(&o).contains("--json and --junit cannot both go to standard output"),
+        stderr(&o).contains("--junit and --json cannot both go to standard output"),
         "{}",
         stderr(&o)
     );
@@ -150,6 +150,11 @@ fn a_fifo_is_written_in_place_to_its_reader() {
         .spawn()
         .unwrap();
     let o = nodecheck(&["run", &p, "--target", &root_of(&t), "--junit", fifo.to_str().unwrap()]);
+    // Should nodecheck not have opened the FIFO, let the reader go.
+    let _ = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     let mut got = String::new();
     reader.stdout.take().unwrap().read_to_string(&mut got).unwrap();
@@ -280,9 +285,9 @@ fn slow_profile(dir: &Path, secs: &str) -> String {
         &p,
         format!(
             "[profile]\nname = \"slow\"\n\n\
-             [[control]]\nid = \"fast\"\n  [[control.file]]\n  path = \"/etc/os-release\"\n\n\
+             [[control]]\nid = \"fast\"\n  [[control.file]]\n  path = \"/etc/os-release\"\n  exists = true\n\n\
              [[control]]\nid = \"slow\"\ntimeout = \"120s\"\n  [[control.command]]\n  run = \"sleep {secs}\"\n\n\
-             [[control]]\nid = \"after\"\ndepends_on = [\"slow\"]\n  [[control.file]]\n  path = \"/etc/hostname\"\n"
+             [[control]]\nid = \"after\"\ndepends_on = [\"slow\"]\n  [[control.file]]\n  path = \"/etc/hostname\"\n  exists = true\n"
         ),
     )
     .unwrap();
@@ -555,7 +560,7 @@ fn prometheus_counts_a_waived_control_once_and_the_alert_ignores_it() {
 #[test]
 fn validate_lints_each_profile_on_its_own() {
     let t = Tree::new();
-    let one = "[profile]\nname = \"site-a\"\n[[control]]\nid = \"shared-id\"\n  [[control.file]]\n  path = \"/etc\"\n";
+    let one = "[profile]\nname = \"site-a\"\n[[control]]\nid = \"shared-id\"\n  [[control.file]]\n  path = \"/etc\"\n  exists = true\n";
     t.file("a.toml", 0o644, one);
     t.file("b.toml", 0o644, &one.replace("site-a", "site-b"));
     t.file("bad.toml", 0o644, "[profile]\nname = \"bad\"\n[[control]]\nid = \"x\"\n  [[control.file]]\n  pth = \"/etc\"\n");
