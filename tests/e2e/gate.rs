@@ -74,12 +74,18 @@ fn json_to_dev_stdout_writes_stdout_and_keeps_the_link() {
     let out = stdout(&o);
     assert!(out.contains("rc=1"), "{out}{}", stderr(&o));
     assert!(out.contains("link-kept"), "{out}");
-    assert!(!out.contains(".stdout"), "a temp file was left in /dev: {out}");
+    assert!(
+        !out.contains(".stdout"),
+        "a temp file was left in /dev: {out}"
+    );
     let json: Value = serde_json::from_str(&fs::read_to_string(t.path().join("out.json")).unwrap())
         .expect("stdout holds the JSON report alone");
     assert_eq!(json["profile"]["name"], "gate");
     let err = fs::read_to_string(t.path().join("err.txt")).unwrap();
-    assert!(err.contains("Profile Summary"), "terminal report on stderr: {err}");
+    assert!(
+        err.contains("Profile Summary"),
+        "terminal report on stderr: {err}"
+    );
 }
 
 #[test]
@@ -98,7 +104,14 @@ fn json_to_dash_is_stdout_and_creates_no_file() {
     assert!(!t.path().join("-").exists());
     // Two reports cannot share stdout.
     let o = nodecheck(&[
-        "run", &p, "--target", &root_of(&t), "--json", "-", "--junit", "/dev/stdout",
+        "run",
+        &p,
+        "--target",
+        &root_of(&t),
+        "--json",
+        "-",
+        "--junit",
+        "/dev/stdout",
     ]);
     assert_eq!(code(&o), 2);
     assert!(
@@ -129,11 +142,23 @@ fn a_symlinked_report_is_written_through_the_link() {
             .unwrap();
     }
     let link = t.path().join("link.json");
-    let o = nodecheck(&["run", &p, "--target", &root_of(&t), "--json", link.to_str().unwrap()]);
+    let o = nodecheck(&[
+        "run",
+        &p,
+        "--target",
+        &root_of(&t),
+        "--json",
+        link.to_str().unwrap(),
+    ]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
-    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-    let json: Value = serde_json::from_str(&fs::read_to_string(reports.join("real.json")).unwrap())
-        .unwrap();
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let json: Value =
+        serde_json::from_str(&fs::read_to_string(reports.join("real.json")).unwrap()).unwrap();
     assert_eq!(json["profile"]["name"], "gate");
     assert!(!stale.exists(), "stale temp file left");
     assert!(other.exists());
@@ -149,7 +174,14 @@ fn a_fifo_is_written_in_place_to_its_reader() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let o = nodecheck(&["run", &p, "--target", &root_of(&t), "--junit", fifo.to_str().unwrap()]);
+    let o = nodecheck(&[
+        "run",
+        &p,
+        "--target",
+        &root_of(&t),
+        "--junit",
+        fifo.to_str().unwrap(),
+    ]);
     // Should nodecheck not have opened the FIFO, let the reader go.
     let _ = fs::OpenOptions::new()
         .write(true)
@@ -157,7 +189,12 @@ fn a_fifo_is_written_in_place_to_its_reader() {
         .open(&fifo);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     let mut got = String::new();
-    reader.stdout.take().unwrap().read_to_string(&mut got).unwrap();
+    reader
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut got)
+        .unwrap();
     reader.wait().unwrap();
     assert!(got.starts_with("<?xml"), "{got}");
     assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
@@ -237,7 +274,13 @@ fn a_run_that_checked_nothing_exits_4_unless_allowed() {
         "{}",
         stderr(&o)
     );
-    let o = nodecheck(&["run", "profiles/nhc.toml", "--target", &root, "--allow-empty"]);
+    let o = nodecheck(&[
+        "run",
+        "profiles/nhc.toml",
+        "--target",
+        &root,
+        "--allow-empty",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
 
@@ -245,10 +288,23 @@ fn a_run_that_checked_nothing_exits_4_unless_allowed() {
 fn fail_on_skip_fails_the_gate_on_any_skip() {
     let (t, p) = fixture();
     let root = root_of(&t);
-    let o = nodecheck(&["run", &p, "--target", &root, "--controls", "hostname,live-only"]);
+    let o = nodecheck(&[
+        "run",
+        &p,
+        "--target",
+        &root,
+        "--controls",
+        "hostname,live-only",
+    ]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     let o = nodecheck(&[
-        "run", &p, "--target", &root, "--controls", "hostname,live-only", "--fail-on-skip",
+        "run",
+        &p,
+        "--target",
+        &root,
+        "--controls",
+        "hostname,live-only",
+        "--fail-on-skip",
     ]);
     assert_eq!(code(&o), 1, "{}", stdout(&o));
     assert!(
@@ -258,8 +314,15 @@ fn fail_on_skip_fails_the_gate_on_any_skip() {
     );
     // Below --fail-on, a skip does not count either.
     let o = nodecheck(&[
-        "run", &p, "--target", &root, "--controls", "hostname,live-only", "--fail-on-skip",
-        "--fail-on", "critical",
+        "run",
+        &p,
+        "--target",
+        &root,
+        "--controls",
+        "hostname,live-only",
+        "--fail-on-skip",
+        "--fail-on",
+        "critical",
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
@@ -311,7 +374,13 @@ fn sigterm_and_sigint_stop_the_run_report_and_kill_the_checks() {
         let profile = slow_profile(dir.path(), secs);
         let json = dir.path().join("r.json");
         let mut child = Command::new(env!("CARGO_BIN_EXE_nodecheck"))
-            .args(["run", &profile, "--target", rootfs.to_str().unwrap(), "--json"])
+            .args([
+                "run",
+                &profile,
+                "--target",
+                rootfs.to_str().unwrap(),
+                "--json",
+            ])
             .arg(&json)
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -320,17 +389,34 @@ fn sigterm_and_sigint_stop_the_run_report_and_kill_the_checks() {
             .unwrap();
         let start = Instant::now();
         while running(secs).is_empty() {
-            assert!(start.elapsed() < Duration::from_secs(30), "sleep never started");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "sleep never started"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let sent = Instant::now();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
         let status = child.wait().unwrap();
-        assert!(sent.elapsed() < Duration::from_secs(5), "{:?}", sent.elapsed());
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            sent.elapsed()
+        );
         let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         let mut err = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         assert_eq!(status.code(), Some(want), "{signal}: {out}{err}");
         assert!(err.contains(&format!("interrupted by {signal}")), "{err}");
         assert!(
@@ -487,8 +573,14 @@ fn color_follows_the_flag_then_the_environment() {
     assert!(colored(&with(&["--color", "always"]), &[]));
     assert!(colored(&with(&["--color", "always"]), &[("NO_COLOR", "1")]));
     assert!(colored(&base, &[("CLICOLOR_FORCE", "1")]));
-    assert!(!colored(&base, &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]));
-    assert!(!colored(&with(&["--color", "never"]), &[("CLICOLOR_FORCE", "1")]));
+    assert!(!colored(
+        &base,
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]
+    ));
+    assert!(!colored(
+        &with(&["--color", "never"]),
+        &[("CLICOLOR_FORCE", "1")]
+    ));
     assert!(!colored(&with(&["--no-color"]), &[("CLICOLOR_FORCE", "1")]));
 }
 
@@ -498,7 +590,13 @@ fn prometheus_counts_a_waived_control_once_and_the_alert_ignores_it() {
     let prom = dir.path().join("n.prom");
     let cases = repo().join("tests/cmd");
     let o = Command::new(env!("CARGO_BIN_EXE_nodecheck"))
-        .args(["run", "waived.profile.toml", "--target", "waived.in", "--prometheus"])
+        .args([
+            "run",
+            "waived.profile.toml",
+            "--target",
+            "waived.in",
+            "--prometheus",
+        ])
         .arg(&prom)
         .current_dir(&cases)
         .output()
@@ -533,13 +631,17 @@ fn prometheus_counts_a_waived_control_once_and_the_alert_ignores_it() {
         r#"^nodecheck_control_status\{status=~"([a-z|]+)"\} == 1 unless on \(([a-z, ]+)\) nodecheck_control_waived == 1$"#,
     )
     .unwrap();
-    let caps = re.captures(&expr).unwrap_or_else(|| panic!("unexpected alert: {expr}"));
+    let caps = re
+        .captures(&expr)
+        .unwrap_or_else(|| panic!("unexpected alert: {expr}"));
     let statuses: Vec<&str> = caps[1].split('|').collect();
     let on: Vec<&str> = caps[2].split(", ").collect();
     assert!(on.contains(&"control") && on.contains(&"profile"), "{expr}");
     let label = |s: &str, k: &str| {
         let key = format!("{k}=\"");
-        s.split(&key).nth(1).map(|r| r.split('"').next().unwrap().to_string())
+        s.split(&key)
+            .nth(1)
+            .map(|r| r.split('"').next().unwrap().to_string())
     };
     let waived: Vec<String> = series
         .iter()

@@ -308,16 +308,15 @@ fn cmd_run(args: RunArgs) -> u8 {
         }
     };
     // With a report on stdout, the terminal report goes to stderr.
-    let (out, color, width): (Box<dyn Write + Send>, bool, Option<usize>) =
-        if to_stdout.is_some() {
-            let e = io::stderr();
-            let (c, w) = (use_color(args.color, args.no_color, &e), terminal_width(&e));
-            (Box::new(e), c, w)
-        } else {
-            let o = io::stdout();
-            let (c, w) = (use_color(args.color, args.no_color, &o), terminal_width(&o));
-            (Box::new(o), c, w)
-        };
+    let (out, color, width): (Box<dyn Write + Send>, bool, Option<usize>) = if to_stdout.is_some() {
+        let e = io::stderr();
+        let (c, w) = (use_color(args.color, args.no_color, &e), terminal_width(&e));
+        (Box::new(e), c, w)
+    } else {
+        let o = io::stdout();
+        let (c, w) = (use_color(args.color, args.no_color, &o), terminal_width(&o));
+        (Box::new(o), c, w)
+    };
     let progress = io::IsTerminal::is_terminal(&io::stderr());
     let terminal = TerminalReporter::new(out, TerminalOptions { color, progress })
         .with_progress_target(indicatif::ProgressDrawTarget::stderr())
@@ -396,7 +395,9 @@ fn use_color<S: anstream::stream::RawStream>(when: ColorWhen, no_color: bool, st
     match (when, no_color) {
         (_, true) | (ColorWhen::Never, _) => false,
         (ColorWhen::Always, _) => true,
-        (ColorWhen::Auto, _) => anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never,
+        (ColorWhen::Auto, _) => {
+            anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
+        }
     }
 }
 

@@ -1272,7 +1272,11 @@ mod tests {
         let r = run_shared(&p, t, &o, Vec::new()).report;
         stopper.join().unwrap();
         // Returned soon after the interrupt, the stuck check abandoned.
-        assert!(clock.elapsed() < Duration::from_secs(2), "{:?}", clock.elapsed());
+        assert!(
+            clock.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            clock.elapsed()
+        );
         let status: Vec<Status> = r.controls.iter().map(|c| c.status).collect();
         assert_eq!(status, vec![Status::Pass, Status::Error, Status::Error]);
         for c in &r.controls[1..] {

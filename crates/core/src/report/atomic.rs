@@ -274,11 +274,7 @@ pub fn write_atomically(
         let f = tmp.as_file();
         let _ = f.set_permissions(fs::Permissions::from_mode(old.mode() & 0o7777));
         if nix::unistd::geteuid().is_root() {
-            let _ = nix::unistd::fchown(
-                f.as_fd(),
-                Some(old.uid().into()),
-                Some(old.gid().into()),
-            );
+            let _ = nix::unistd::fchown(f.as_fd(), Some(old.uid().into()), Some(old.gid().into()));
         }
     }
 
@@ -437,7 +433,10 @@ mod tests {
         let path = dir.path().join("nope/junit.xml");
         let err = write_report(&path, |w| w.write_all(b"x")).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
         assert!(entries(dir.path()).is_empty());
     }
 
@@ -566,7 +565,11 @@ mod tests {
         let alive = make(&format!(".r.json.nodecheck-{me}-Live1234.tmp"), Some(old));
         let other_report = make(&format!(".x.json.nodecheck-{dead}-AbCd1234.tmp"), Some(old));
         let not_ours = make(".r.json.something.tmp", Some(old));
-        symlink("/etc/passwd", d.join(format!(".r.json.nodecheck-{dead}-Link1234.tmp"))).unwrap();
+        symlink(
+            "/etc/passwd",
+            d.join(format!(".r.json.nodecheck-{dead}-Link1234.tmp")),
+        )
+        .unwrap();
         // Someone else's file (only root can make one here).
         let foreign = make(&format!(".r.json.nodecheck-{dead}-Else1234.tmp"), Some(old));
         if nix::unistd::geteuid().is_root() {

@@ -48,7 +48,7 @@ impl Reporter for JsonReporter {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         match event {
             Event::Finished(report) => write_report(&self.path, |w| write_json(report, w)),
-            _ => Ok(())
+            _ => Ok(()),
         }
     }
 }
@@ -89,8 +89,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("report.json");
         let mut r = JsonReporter::new(&path);
-        r.event(&crate::report::test_report::started())
-        .unwrap();
+        r.event(&crate::report::test_report::started()).unwrap();
         assert!(!path.exists());
         r.event(&Event::Finished(Arc::new(sample()))).unwrap();
         let v: serde_json::Value =

@@ -91,7 +91,7 @@ impl Reporter for JunitReporter {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         match event {
             Event::Finished(report) => write_report(&self.path, |w| write_junit(report, w)),
-            _ => Ok(())
+            _ => Ok(()),
         }
     }
 }

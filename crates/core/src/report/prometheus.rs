@@ -211,7 +211,7 @@ impl Reporter for PrometheusReporter {
             Event::Finished(report) => {
                 write_report(&self.path, |w| write_prometheus(report, self.fail_on, w))
             }
-            _ => Ok(())
+            _ => Ok(()),
         }
     }
 }
@@ -330,8 +330,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nodecheck.prom");
         let mut r = PrometheusReporter::new(&path, Severity::Low);
-        r.event(&crate::report::test_report::started())
-        .unwrap();
+        r.event(&crate::report::test_report::started()).unwrap();
         assert!(!path.exists());
         r.event(&Event::Finished(Arc::new(sample()))).unwrap();
         let t = std::fs::read_to_string(&path).unwrap();

@@ -119,7 +119,9 @@ impl TerminalReporter {
         Render {
             s: String::new(),
             color: self.options.color,
-            verbose: self.verbose.then_some(self.width.unwrap_or(Self::DEFAULT_WIDTH)),
+            verbose: self
+                .verbose
+                .then_some(self.width.unwrap_or(Self::DEFAULT_WIDTH)),
         }
     }
 
@@ -627,12 +629,13 @@ impl Progress {
     }
 
     fn maybe_show(&mut self) {
-        if !self.shown && self.started.elapsed() >= self.delay {
-            if let Some(t) = self.target.take() {
-                self.bar.set_draw_target(t);
-                self.shown = true;
-                self.bar.tick();
-            }
+        if !self.shown
+            && self.started.elapsed() >= self.delay
+            && let Some(t) = self.target.take()
+        {
+            self.bar.set_draw_target(t);
+            self.shown = true;
+            self.bar.tick();
         }
     }
 
@@ -791,7 +794,11 @@ mod tests {
         events(&mut r, |_| seen.push(out.text()));
         assert_eq!(out.text(), full);
         // Control 1 settled first: nothing past the header until 0 did.
-        assert!(seen[0].ends_with("Target:    rootfs:/srv/img\n\n"), "{}", seen[0]);
+        assert!(
+            seen[0].ends_with("Target:    rootfs:/srv/img\n\n"),
+            "{}",
+            seen[0]
+        );
         assert!(seen[1].contains("shadow-perms"), "{}", seen[1]);
         assert!(!seen[1].contains("gpu-count"), "{}", seen[1]);
         // Every prefix is a prefix of the final text: nothing is rewritten.
