@@ -432,10 +432,11 @@ fn eval_detached(
     let mut results: Vec<Option<CheckResult>> = vec![None; work.len()];
     let mut started: Vec<Option<Instant>> = vec![None; work.len()];
     let mut left = work.len();
-    // Checks not yet finished, per control.
-    let mut open: HashMap<usize, usize> = HashMap::new();
-    for &(i, _) in work {
-        *open.entry(i).or_default() += 1;
+    // Per control: where its checks start in `work` (they are
+    // contiguous) and how many have not finished.
+    let mut open: HashMap<usize, (usize, usize)> = HashMap::new();
+    for (n, &(i, _)) in work.iter().enumerate() {
+        open.entry(i).or_insert((n, 0)).1 += 1;
     }
     while left > 0 && !stop() {
         let mut wait = deadline.map_or(Duration::MAX, |d| {
@@ -469,17 +470,16 @@ fn eval_detached(
         });
         results[n] = Some(r);
         left -= 1;
-        let open = open.entry(i).or_default();
-        *open -= 1;
-        if *open == 0 {
-            // A control's checks are contiguous in `work`.
-            let checks: Vec<CheckResult> = work
-                .iter()
-                .zip(&results)
-                .filter(|((c, _), _)| *c == i)
-                .filter_map(|(_, r)| r.clone())
-                .collect();
-            on_control(i, &checks);
+        if let Some((first, left)) = open.get_mut(&i) {
+            *left -= 1;
+            if *left == 0 {
+                let len = controls[i].checks.len();
+                let checks: Vec<CheckResult> = results[*first..*first + len]
+                    .iter()
+                    .filter_map(Clone::clone)
+                    .collect();
+                on_control(i, &checks);
+            }
         }
     }
     let interrupted_now = stop();
