@@ -193,11 +193,9 @@ fn run_on(
             profile: profile_info.clone(),
             target: target_info.clone(),
         });
-        let results = evaluate(&controls, shared, options, deadline, &tx);
-        let controls: Vec<ControlResult> = controls
-            .iter()
-            .zip(results)
-            .map(|(c, (status, skip, checks, d))| control_result(c, status, skip, checks, d))
+        let controls: Vec<ControlResult> = evaluate(&controls, shared, options, deadline, &tx)
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
             .collect();
         let report = Arc::new(Report {
             schema: JSON_SCHEMA,
@@ -231,27 +229,25 @@ fn evaluate(
     options: &Options,
     deadline: Option<Deadline>,
     tx: &mpsc::Sender<Event>,
-) -> Vec<ControlOutcome> {
+) -> Vec<Arc<ControlResult>> {
     let target = shared.get();
     let (jobs, interrupt) = (options.jobs, options.interrupt);
     let stop = move || interrupt.is_some_and(|f| f.load(Ordering::Relaxed));
-    // Tells reporters as soon as a control is settled (once each).
-    let mut sent = vec![false; controls.len()];
-    let settle = |i: usize, o: &ControlOutcome, sent: &mut Vec<bool>| {
-        if !std::mem::replace(&mut sent[i], true) {
-            let (status, skip, checks, d) = o.clone();
-            let _ = tx.send(Event::ControlFinished {
-                index: i,
-                result: Arc::new(control_result(controls[i], status, skip, checks, d)),
-            });
-        }
+    // The control's result, told to reporters as soon as it is settled.
+    let settle = |i: usize, (status, skip, checks, d): ControlOutcome| {
+        let r = Arc::new(control_result(controls[i], status, skip, checks, d));
+        let _ = tx.send(Event::ControlFinished {
+            index: i,
+            result: Arc::clone(&r),
+        });
+        r
     };
     let index: HashMap<&str, usize> = controls
         .iter()
         .enumerate()
         .map(|(i, c)| (c.id.as_str(), i))
         .collect();
-    let mut done: Vec<Option<ControlOutcome>> = vec![None; controls.len()];
+    let mut done: Vec<Option<Arc<ControlResult>>> = vec![None; controls.len()];
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.unwrap_or(0))
         .thread_name(|i| format!("nodecheck-worker-{i}"))
@@ -265,9 +261,7 @@ fn evaluate(
                         .iter()
                         .map(|k| interrupted(k, Duration::ZERO))
                         .collect();
-                    let o = (Status::Error, None, checks, Duration::ZERO);
-                    settle(i, &o, &mut sent);
-                    done[i] = Some(o);
+                    done[i] = Some(settle(i, (Status::Error, None, checks, Duration::ZERO)));
                 }
             }
             break;
@@ -277,20 +271,20 @@ fn evaluate(
             if done[i].is_some() {
                 continue;
             }
-            let deps: Vec<Option<&ControlOutcome>> = c
+            let waiting = c
                 .depends_on
                 .iter()
                 .filter_map(|d| index.get(d.as_str()))
-                .map(|&j| done[j].as_ref())
-                .collect();
-            if deps.iter().any(Option::is_none) {
+                .any(|&j| done[j].is_none());
+            if waiting {
                 continue;
             }
             if let Some(reason) = skip_reason(c, target, &index, &done) {
                 let checks = c.checks.iter().map(|k| skipped(k, &reason)).collect();
-                let o = (Status::Skip, Some(reason), checks, Duration::ZERO);
-                settle(i, &o, &mut sent);
-                done[i] = Some(o);
+                done[i] = Some(settle(
+                    i,
+                    (Status::Skip, Some(reason), checks, Duration::ZERO),
+                ));
                 continue;
             }
             wave.push(i);
@@ -334,7 +328,7 @@ fn evaluate(
         let results = match shared {
             Shared::Owned(t) if deadline.is_some() || interrupt.is_some() => {
                 let mut on_control = |i: usize, checks: &[CheckResult]| {
-                    settle(i, &settled(checks.to_vec()), &mut sent);
+                    done[i] = Some(settle(i, settled(checks.to_vec())));
                 };
                 let run = Detached {
                     deadline,
@@ -353,13 +347,20 @@ fn evaluate(
         for &i in &wave {
             let checks: Vec<CheckResult> =
                 results.by_ref().take(controls[i].checks.len()).collect();
-            let o = settled(checks);
-            settle(i, &o, &mut sent);
-            done[i] = Some(o);
+            // Settled already when its checks all finished in time.
+            if done[i].is_none() {
+                done[i] = Some(settle(i, settled(checks)));
+            }
         }
     }
     done.into_iter()
-        .map(|d| d.unwrap_or((Status::Skip, None, Vec::new(), Duration::ZERO)))
+        .enumerate()
+        .map(|(i, d)| {
+            d.unwrap_or_else(|| {
+                let (c, z) = (controls[i], Duration::ZERO);
+                Arc::new(control_result(c, Status::Skip, None, Vec::new(), z))
+            })
+        })
         .collect()
 }
 
@@ -556,7 +557,7 @@ fn skip_reason(
     c: &Control,
     target: &dyn Target,
     index: &HashMap<&str, usize>,
-    done: &[Option<ControlOutcome>],
+    done: &[Option<Arc<ControlResult>>],
 ) -> Option<String> {
     if !c.targets.is_empty() && !c.targets.contains(&target.kind()) {
         let kinds: Vec<&str> = c.targets.iter().map(|k| k.as_str()).collect();
@@ -570,10 +571,10 @@ fn skip_reason(
         let Some(&j) = index.get(dep.as_str()) else {
             continue;
         };
-        if let Some((status, _, _, _)) = &done[j]
-            && *status != Status::Pass
+        if let Some(r) = &done[j]
+            && r.status != Status::Pass
         {
-            let what = match status {
+            let what = match r.status {
                 Status::Fail => "failed",
                 Status::Error => "errored",
                 _ => "was skipped",
