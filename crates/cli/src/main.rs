@@ -280,6 +280,7 @@ fn cmd_run(args: RunArgs) -> u8 {
     }
     // Warnings are part of the report (terminal and JSON), not printed here.
     let mut to_stdout = None;
+    let mut to_stderr = false;
     for (flag, path) in [
         ("--junit", &args.junit),
         ("--json", &args.json),
@@ -293,7 +294,7 @@ fn cmd_run(args: RunArgs) -> u8 {
                     return exit::USAGE;
                 }
             }
-            Ok(_) => {}
+            Ok(d) => to_stderr |= d == Destination::Fd(2),
             Err(e) => {
                 eprintln!("nodecheck: {e}");
                 return exit::USAGE;
@@ -317,7 +318,8 @@ fn cmd_run(args: RunArgs) -> u8 {
         let (c, w) = (use_color(args.color, args.no_color, &o), terminal_width(&o));
         (Box::new(o), c, w)
     };
-    let progress = io::IsTerminal::is_terminal(&io::stderr());
+    // No bar through a report written to stderr.
+    let progress = io::IsTerminal::is_terminal(&io::stderr()) && !to_stderr;
     let terminal = TerminalReporter::new(out, TerminalOptions { color, progress })
         .with_progress_target(indicatif::ProgressDrawTarget::stderr())
         .verbose(args.verbose)
