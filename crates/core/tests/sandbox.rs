@@ -483,11 +483,19 @@ fn root_without_cgroup_is_bounded(root: &Path) {
     ))
     .timeout(Duration::from_secs(20));
     bomb.limits.processes = 40;
+    // The same, each child taking another uid of the namespace.
+    let mut spread = sh(&format!(
+        "perl -e '$n = 0; for $u (1..200) {{ $p = fork; defined $p or next; \
+         if (!$p) {{ $( = $) = $u; $< = $> = $u; exec qw(sleep {marker}) }} $n++ }} \
+         {procs} print qq(started=$n procs=$c\\n)'"
+    ));
+    spread.limits.processes = 40;
     // SAFETY: the cases run one after the other on the main thread.
     unsafe { std::env::set_var("NODECHECK_NO_CGROUP", "1") };
     let t = open(root);
     let out = t.exec(&req);
     let bombed = t.exec(&bomb);
+    let spread = t.exec(&spread);
     unsafe { std::env::remove_var("NODECHECK_NO_CGROUP") };
     let out = out.unwrap();
     assert!(
@@ -500,7 +508,7 @@ fn root_without_cgroup_is_bounded(root: &Path) {
         text.split_whitespace()
             .find_map(|w| w.strip_prefix(key))
             .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in {text:?}: {:?}", out.stderr.text()))
+            .unwrap_or_else(|| panic!("no {key} in {text:?}"))
     };
     // The init, sh and perl count too; never more than the limit.
     let (started, seen) = (num(&text, "started="), num(&text, "procs="));
@@ -511,6 +519,13 @@ fn root_without_cgroup_is_bounded(root: &Path) {
         "{out:?}"
     );
     assert!(survivors(&marker).is_empty(), "{:?}", survivors(&marker));
+    let spread = spread.unwrap();
+    let text = spread.stdout.text();
+    let (started, seen) = (num(&text, "started="), num(&text, "procs="));
+    assert!(
+        started <= 40 && seen <= 40,
+        "over uids: {started} started, {seen} seen: {spread:?}"
+    );
     let bombed = bombed.unwrap();
     assert!(!bombed.timed_out, "{bombed:?}");
     let n = num(&bombed.stdout.text(), "procs=");

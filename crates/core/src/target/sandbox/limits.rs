@@ -163,9 +163,10 @@ pub(super) fn apply(
             set_rlimit(libc::RLIMIT_NPROC, limits.processes);
             set_rlimit(libc::RLIMIT_AS, limits.memory);
             let text = format!(
-                "limits: user namespace + rlimits (no cgroup: {why}): {} processes of this user, \
+                "limits: user namespace + rlimits (no cgroup: {why}): {} processes{}, \
                  {} address space per process{tmpfs}",
                 limits.processes,
+                if rootless { " of this user" } else { "" },
                 format_bytes(limits.memory)
             );
             applied(None, text, !rootless, why)

@@ -597,6 +597,9 @@ pub(super) const ID_BASE: u32 = 0x7000_0000;
 /// How many ids that namespace maps (`0..ID_COUNT` inside).
 pub(super) const ID_COUNT: u32 = 0x0fff_0000;
 
+/// The host uid that owns that namespace (outside its map).
+const ID_OWNER: u32 = ID_BASE - 1;
+
 /// A user namespace that maps ids `0..ID_COUNT` to `ID_BASE..` on the
 /// host, held by an fd. A root process may write any map, but only from
 /// the parent namespace: a child made for it unshares, the helper writes
@@ -611,7 +614,13 @@ pub(super) fn shifted_userns(procfd: &Procfd) -> Res<OwnedFd> {
             drop(r);
             drop(w2);
             die_with_parent();
-            let ok = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok();
+            // Made by a uid that is not 0 (nor mapped in it), the
+            // namespace takes this process's RLIMIT_NPROC as its own limit
+            // over all its uids: a program cannot get round the limit by
+            // spreading its processes over uids of the namespace.
+            let owner = nix::unistd::Uid::from_raw(ID_OWNER);
+            let ok = nix::unistd::setresuid(owner, owner, owner).is_ok()
+                && nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok();
             let _ = nix::unistd::write(&w, if ok { b"y" } else { b"n" });
             // Held until the helper has opened the namespace.
             let mut b = [0u8; 1];
