@@ -157,7 +157,7 @@ pub(super) fn apply(
         Cgroup::make(limits, !rootless)
     };
     let applied = |cgroup, text, userns, why: String| Applied {
-        cgroup,
+        cgroup: cgroup,
         text,
         userns,
         why,
