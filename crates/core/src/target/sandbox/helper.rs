@@ -92,7 +92,7 @@ fn run(job: &Job) -> Report {
     }
     let probe = matches!(job.mode, JobMode::Probe { .. });
     let root = nix::unistd::geteuid().is_root();
-    let mut applied = (!probe).then(|| {
+    let applied = (!probe).then(|| {
         super::limits::apply(
             &job.limits,
             !root,
@@ -104,18 +104,11 @@ fn run(job: &Job) -> Report {
     let mut limits = applied.as_ref().map(|a| a.text.clone()).unwrap_or_default();
     let shift = applied.as_ref().is_some_and(|a| a.userns);
     let mut no_userns = None;
-    let mut ready = || {
-        applied
-            .as_mut()
-            .map_or(Ok(()), super::limits::Applied::ready)
-    };
     let r = match &job.mode {
-        JobMode::Rootfs { root } => rootfs(job, root, false, shift, &mut no_userns, &mut ready),
-        JobMode::Probe { root } => rootfs(job, root, true, false, &mut no_userns, &mut ready),
-        JobMode::Container { pid, start_time } => {
-            ready().and_then(|()| super::join::container(job, *pid, *start_time))
-        }
-        JobMode::Live => ready().and_then(|()| live(job)),
+        JobMode::Rootfs { root } => rootfs(job, root, false, shift, &mut no_userns),
+        JobMode::Probe { root } => rootfs(job, root, true, false, &mut no_userns),
+        JobMode::Container { pid, start_time } => super::join::container(job, *pid, *start_time),
+        JobMode::Live => live(job),
     };
     if let (Some(a), Some(e)) = (&applied, &no_userns) {
         limits = a.without_userns(&job.limits, e);
@@ -171,7 +164,6 @@ fn rootfs(
     probe: bool,
     shift: bool,
     no_userns: &mut Option<String>,
-    ready: &mut dyn FnMut() -> Res<()>,
 ) -> Res<Report> {
     let procfd = Procfd::open()?;
     let rootless = !nix::unistd::geteuid().is_root();
@@ -283,8 +275,6 @@ fn rootfs(
     };
     let stdin = stdin_fd(job)?;
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(ctx("cannot create a pipe"))?;
-    // The init must be forked inside the run's cgroup.
-    ready()?;
     // SAFETY: the helper is single-threaded, so the child may do anything.
     match unsafe { nix::unistd::fork() }.map_err(ctx("cannot fork"))? {
         ForkResult::Child => {

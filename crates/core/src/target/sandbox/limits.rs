@@ -35,17 +35,6 @@ const PREFIX: &str = "nodecheck-";
 pub(super) struct Cgroup {
     dirs: Vec<Dir>,
     v2: bool,
-    /// The process moving the helper in, while it runs ([`Cgroup::join`]).
-    mover: Option<Mover>,
-}
-
-/// A child that writes the helper's pid into the cgroup: the write waits
-/// for an RCU grace period (the kernel's `cgroup_threadgroup_rwsem`),
-/// milliseconds that the helper spends setting up the sandbox meanwhile.
-struct Mover {
-    pid: i32,
-    /// Why it failed, written before it exits.
-    why: OwnedFd,
 }
 
 /// One hierarchy's new cgroup.
@@ -100,7 +89,7 @@ fn write_at(dir: &OwnedFd, file: &str, v: &str) -> std::io::Result<()> {
 /// Which limits a run got.
 pub(super) struct Applied {
     /// The run's cgroup, held: dropping it removes it.
-    pub(super) cgroup: Option<Cgroup>,
+    pub(super) _cgroup: Option<Cgroup>,
     /// What the report says about them.
     pub(super) text: String,
     /// No cgroup, as root: the program must run in a user namespace of
@@ -113,12 +102,6 @@ pub(super) struct Applied {
 }
 
 impl Applied {
-    /// Waits until the helper is in the run's cgroup (where it has one):
-    /// call before forking the program.
-    pub(super) fn ready(&mut self) -> Res<()> {
-        self.cgroup.as_mut().map_or(Ok(()), Cgroup::joined)
-    }
-
     /// The text for a root run whose user namespace could not be made.
     pub(super) fn without_userns(&self, limits: &Limits, err: &str) -> String {
         format!(
@@ -132,7 +115,7 @@ impl Applied {
 }
 
 /// Applies `limits` to the helper and everything it will start: a cgroup,
-/// or rlimits (`nocgroup`: `NODECHECK_NO_CGROUP=1`, which skips the
+/// or rlimits (`no_cgroup`: `NODECHECK_NO_CGROUP=1`, which skips the
 /// cgroup). `userns_ok`: as root, the program can be moved into a user
 /// namespace of its own where no cgroup can be had (a root filesystem's
 /// sandbox).
@@ -140,7 +123,7 @@ pub(super) fn apply(
     limits: &Limits,
     rootless: bool,
     sandboxed: bool,
-    nocgroup: bool,
+    no_cgroup: bool,
     userns_ok: bool,
 ) -> Applied {
     // The live node has no tmpfs of nodecheck's.
@@ -149,15 +132,13 @@ pub(super) fn apply(
     } else {
         String::new()
     };
-    let made = if nocgroup {
+    let made = if no_cgroup {
         Err("NODECHECK_NO_CGROUP=1".to_string())
     } else {
-        // As root the move cannot fail once the cgroup is made: it runs
-        // beside the sandbox's setup (see [`Applied::ready`]).
-        Cgroup::make(limits, !rootless)
+        Cgroup::make(limits)
     };
     let applied = |cgroup, text, userns, why: String| Applied {
-        cgroup: cgroup,
+        _cgroup: cgroup,
         text,
         userns,
         why,
@@ -213,30 +194,21 @@ fn set_rlimit(which: libc::__rlimit_resource_t, v: u64) {
 }
 
 impl Cgroup {
-    /// `background`: move the helper in from a child, to be waited for
-    /// with [`Cgroup::joined`] (as root, where that write does not fail
-    /// once the cgroup could be made); else at once.
-    fn make(limits: &Limits, background: bool) -> Res<Cgroup> {
+    fn make(limits: &Limits) -> Res<Cgroup> {
         let mounts = fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
         let mine = fs::read_to_string("/proc/self/cgroup")
             .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
         let name = format!("{PREFIX}{}-{}", std::process::id(), unique());
-        let v2 = Self::make_v2(&mounts, &mine, &name, limits, background);
+        let v2 = Self::make_v2(&mounts, &mine, &name, limits);
         if let Ok(cg) = v2 {
             return Ok(cg);
         }
-        Self::make_v1(&mounts, &mine, &name, limits, background)
+        Self::make_v1(&mounts, &mine, &name, limits)
             .map_err(|e1| format!("{}; {e1}", v2.err().unwrap_or_default()))
     }
 
-    fn make_v2(
-        mounts: &str,
-        mine: &str,
-        name: &str,
-        limits: &Limits,
-        background: bool,
-    ) -> Res<Cgroup> {
+    fn make_v2(mounts: &str, mine: &str, name: &str, limits: &Limits) -> Res<Cgroup> {
         let mount = mount_of(mounts, "cgroup2", None).ok_or("no cgroup2 mount")?;
         let rel = mine
             .lines()
@@ -262,29 +234,20 @@ impl Cgroup {
         let w = |f: &str, v: String| dir.write(f, &v);
         let set = w("memory.max", limits.memory.to_string())
             .and_then(|()| w("memory.swap.max", "0".into()).or(Ok(())))
-            .and_then(|()| w("pids.max", limits.processes.to_string()));
+            .and_then(|()| w("pids.max", limits.processes.to_string()))
+            .and_then(|()| w("cgroup.procs", std::process::id().to_string()));
         // Removed when dropped, on a failure too.
-        let mut cg = Cgroup {
+        let cg = Cgroup {
             dirs: vec![dir],
             v2: true,
-            mover: None,
         };
-        set?;
-        cg.join(background)?;
-        Ok(cg)
+        set.map(|()| cg)
     }
 
-    fn make_v1(
-        mounts: &str,
-        mine: &str,
-        name: &str,
-        limits: &Limits,
-        background: bool,
-    ) -> Res<Cgroup> {
+    fn make_v1(mounts: &str, mine: &str, name: &str, limits: &Limits) -> Res<Cgroup> {
         let mut cg = Cgroup {
             dirs: Vec::new(),
             v2: false,
-            mover: None,
         };
         for ctl in ["memory", "pids"] {
             let mount = mount_of(mounts, "cgroup", Some(ctl))
@@ -324,70 +287,10 @@ impl Cgroup {
             cg.dirs.push(dir);
             set?;
         }
-        cg.join(background)?;
+        for d in &cg.dirs {
+            d.write("cgroup.procs", &std::process::id().to_string())?;
+        }
         Ok(cg)
-    }
-
-    /// Moves the helper into every directory: now, or (`background`) from
-    /// a child started here.
-    fn join(&mut self, background: bool) -> Res<()> {
-        let me = std::process::id().to_string();
-        if !background {
-            for d in &self.dirs {
-                d.write("cgroup.procs", &me)?;
-            }
-            return Ok(());
-        }
-        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(ctx("cannot create a pipe"))?;
-        // SAFETY: the helper is single-threaded; the child only writes to
-        // descriptors it holds and leaves with _exit.
-        match unsafe { nix::unistd::fork() }.map_err(ctx("cannot fork"))? {
-            nix::unistd::ForkResult::Child => {
-                let code = match self
-                    .dirs
-                    .iter()
-                    .try_for_each(|d| d.write("cgroup.procs", &me))
-                {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        let _ = nix::unistd::write(&w, e.as_bytes());
-                        1
-                    }
-                };
-                // SAFETY: leaving the forked child without the helper's
-                // exit handlers (or the cgroup's Drop).
-                unsafe { libc::_exit(code) }
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                self.mover = Some(Mover {
-                    pid: child.as_raw(),
-                    why: r,
-                });
-                Ok(())
-            }
-        }
-    }
-
-    /// Waits until the helper is in the cgroup: call before forking
-    /// anything that must be counted.
-    pub(super) fn joined(&mut self) -> Res<()> {
-        let Some(m) = self.mover.take() else {
-            return Ok(());
-        };
-        let status = super::sys::reap(m.pid);
-        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-            return Ok(());
-        }
-        let mut why = String::new();
-        let _ = fs::File::from(m.why).read_to_string(&mut why);
-        Err(format!(
-            "cannot move into the run's cgroup: {}",
-            if why.is_empty() {
-                "the process doing it failed"
-            } else {
-                &why
-            }
-        ))
     }
 
     fn procs(&self) -> Vec<i32> {
@@ -419,8 +322,6 @@ impl Cgroup {
 /// removes it.
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        // A move still under way would put the helper back in.
-        let _ = self.joined();
         let me = std::process::id().to_string();
         for d in &self.dirs {
             let _ = write_at(&d.home, "cgroup.procs", &me);
@@ -544,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn findscgroup_mounts() {
+    fn finds_cgroup_mounts() {
         let mi = "30 25 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
                   35 30 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
                   36 30 0:32 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n\
