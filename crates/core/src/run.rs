@@ -23,10 +23,7 @@ use crate::report::{
 };
 use crate::target::Target;
 
-/// What a kind gets to evaluate a check.
-pub struct Context<'a> {
-    pub target: &'a dyn Target,
-}
+pub use crate::kind::Context;
 
 /// How to run.
 #[derive(Clone, Debug, Default)]
