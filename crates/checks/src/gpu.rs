@@ -265,8 +265,8 @@ fn live_init(
             expected,
             false,
             &format!(
-                "the CUDA driver did not initialise within {}s",
-                timeout.as_secs_f64()
+                "the CUDA driver did not initialise within {}",
+                nodecheck_core::matcher::format_duration(timeout)
             ),
         );
     }

@@ -17,7 +17,6 @@ mod sandbox;
 
 use std::fmt;
 use std::io;
-use std::path::Path;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -442,11 +441,6 @@ pub fn join(base: &str, rel: &str) -> String {
     s.push('/');
     s.push_str(rel);
     s
-}
-
-/// The path nodecheck shows for an in-target path.
-pub fn display(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
 }
 
 /// Undoes the octal escapes of fstab and mountinfo fields (`\040` for a
