@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser};
 use nodecheck_core::helper;
+use nodecheck_core::matcher::format_duration;
 use nodecheck_core::matcher::parse_duration;
 use nodecheck_core::outcome::Status;
 use nodecheck_core::profile::Severity;
 use nodecheck_core::report::{PrometheusReporter, Report, Reporter};
-use nodecheck_core::matcher::format_duration;
 use nodecheck_core::run;
 use nodecheck_core::target::{RootFs, Target};
 use nodecheck_core::text::clip;

@@ -408,7 +408,10 @@ fn timed_out(check: &Check, budget: Duration, ran: Duration) -> CheckResult {
         duration: ran,
         properties: vec![PropertyResult::error(
             kind,
-            format!("did not finish within the {} budget", crate::matcher::format_duration(budget)),
+            format!(
+                "did not finish within the {} budget",
+                crate::matcher::format_duration(budget)
+            ),
         )],
         output: String::new(),
     }
