@@ -255,7 +255,7 @@ fn live_init(
         return PropertyResult::skip("init", Need::Live.skip_reason());
     }
     let timeout = timeout.unwrap_or(std::time::Duration::from_secs(30));
-    let out = match nodecheck_core::helper::run(PROBE, &[], timeout) {
+    let out = match t.helper(PROBE, &[], timeout) {
         Ok(o) => o,
         Err(e) => return PropertyResult::error("init", format!("cannot run the GPU probe: {e}")),
     };

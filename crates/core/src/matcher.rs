@@ -379,7 +379,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// ```
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms < 10 && d.subsec_nanos() % 1_000_000 != 0 {
+    if ms < 10 && !d.subsec_nanos().is_multiple_of(1_000_000) {
         let text = format!("{:.3}", d.as_secs_f64() * 1e3);
         format!("{}ms", text.trim_end_matches('0').trim_end_matches('.'))
     } else if ms < 1000 {

@@ -2,7 +2,7 @@
 //! ([`ExecRequest`]) and what it gets back ([`ExecOutput`]).
 //!
 //! Where the program runs depends on the target: in a throw-away sandbox
-//! over a root filesystem (see [`sandbox_main`](super::sandbox_main)), in a
+//! over a root filesystem (see [`helper::dispatch`](crate::helper::dispatch)), in a
 //! running container's namespaces, or directly on the live node. In every
 //! case the program gets a clean environment, an empty working directory
 //! holding the request's files, a time limit after which it and everything

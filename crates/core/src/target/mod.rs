@@ -31,7 +31,7 @@ pub use memo::Memo;
 pub use memory::MemoryTarget;
 pub use resolve::Resolver;
 pub use rootfs::{OpenError, RootFs};
-pub use sandbox::{HELPER_ARG, sandbox_main};
+pub(crate) use sandbox::helper_main as sandbox_helper;
 
 /// The kinds of target a control can be limited to with `targets = [...]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -317,6 +317,29 @@ pub trait Target: Send + Sync {
                 Ok(buf)
             })
             .collect()
+    }
+
+    /// Runs helper `name` of this executable ([`crate::helper`]: a `dlopen`
+    /// that runs a library's constructors, the GPU driver probe) as a
+    /// child on the host, stdin closed, at most `timeout`. Only where the
+    /// host *is* the target, the live node; every other target answers
+    /// `Unsupported`, so a kind cannot reach the host through it.
+    fn helper(
+        &self,
+        name: &str,
+        args: &[&str],
+        timeout: std::time::Duration,
+    ) -> io::Result<crate::helper::HelperOutput> {
+        if self.kind() != TargetKind::Live {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "helper {name} runs only on the live node, this is a {} target",
+                    self.kind()
+                ),
+            ));
+        }
+        crate::helper::run(name, args, timeout)
     }
 
     /// Runs a program in the target and waits for it (at most
