@@ -400,6 +400,19 @@ mod tests {
     }
 
     #[test]
+    fn only_the_live_target_starts_a_helper_on_the_host() {
+        use crate::target::{MemoryTarget, Target, TargetKind};
+        for kind in [TargetKind::Rootfs, TargetKind::Container, TargetKind::Image] {
+            let t = MemoryTarget::new().kind(kind);
+            let e = t
+                .helper("dlopen", &["libc.so.6"], Duration::from_secs(5))
+                .expect_err("no host process for an image or a container");
+            assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{kind}");
+            assert!(e.to_string().contains("only on the live node"), "{e}");
+        }
+    }
+
+    #[test]
     fn both_outputs_are_read_at_once_and_kept_bounded() {
         // 1 MiB on each stream: reading one after the other would leave
         // the child blocked on a full pipe until the timeout.
