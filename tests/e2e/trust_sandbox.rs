@@ -245,7 +245,7 @@ while :; do
   for p in /proc/[0-9]*; do
     n=${{p#/proc/}}
     case "$(tr '\0' ' ' < $p/cmdline 2>/dev/null)" in
-      *"__nodecheck_"sandbox*) case " $seen " in *" $n "*) ;; *) seen="$seen $n"; echo "SEEN $n";; esac ;;
+      *"__nodecheck-helper sandbox"*) case " $seen " in *" $n "*) ;; *) seen="$seen $n"; echo "SEEN $n";; esac ;;
     esac
   done
 {probe}  for n in $seen; do [ -e /proc/$n ] && echo "SCANNED $n"; done
@@ -396,7 +396,7 @@ fn helpers_of(pid: u32) -> Vec<u32> {
             let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
             let after = &stat[stat.rfind(')')? + 2..];
             let ppid: u32 = after.split(' ').nth(1)?.parse().ok()?;
-            (ppid == pid && String::from_utf8_lossy(&cmd).contains("__nodecheck_sandbox"))
+            (ppid == pid && String::from_utf8_lossy(&cmd).contains("__nodecheck-helper\0sandbox"))
                 .then_some(p)
         })
         .collect()

@@ -425,48 +425,14 @@ impl Kind for Config {
         let path = check.subject.as_str();
         let t = cx.target;
         let mut out = Vec::new();
-        let exists = check.bool("exists");
-        match t.metadata(path, true) {
-            Ok(_) => {
-                if exists == Some(true) {
-                    out.push(PropertyResult::verdict(
-                        "exists",
-                        true,
-                        format!("exists: {path} exists"),
-                    ));
-                }
-                if exists == Some(false) {
-                    out.push(PropertyResult::compare("exists", false, "false", "true"));
-                    return out.into();
-                }
-            }
-            Err(e) if is_absent(&e) => {
-                let ok = exists == Some(false);
-                let mut r =
-                    PropertyResult::verdict("exists", ok, format!("exists: {path} does not exist"));
-                if !ok {
-                    r = r.with_expected("true").with_actual("false");
-                }
-                out.push(r);
-                out.extend(eval::skip_rest(
-                    check,
-                    &["exists"],
-                    &format!("{path} does not exist"),
-                ));
-                return out.into();
-            }
-            Err(e) => {
-                out.push(PropertyResult::error(
-                    "exists",
-                    format!("exists: {path}: {}", io_text(&e)),
-                ));
-                out.extend(eval::skip_rest(
-                    check,
-                    &["exists"],
-                    &format!("{path} could not be read"),
-                ));
-                return out.into();
-            }
+        let found = match t.metadata(path, true) {
+            Ok(_) => eval::Presence::Found(String::new()),
+            Err(e) if is_absent(&e) => eval::Presence::Absent(String::new()),
+            Err(e) => eval::Presence::Unknown(io_text(&e)),
+        };
+        match eval::presence(check, path, found) {
+            Ok(r) => out.extend(r),
+            Err(r) => return r.into(),
         }
         let Some(settings) = check.matchers("settings") else {
             return out.into();

@@ -132,13 +132,100 @@ pub fn unreadable(file: &str, errors: &[&str]) -> String {
     format!("{file} could not be fully read: {}", capped(&errors))
 }
 
-/// The goss rule for a named subject looked up in the target's accounts
-/// (`what` = `user munge`): the `exists` result, if any, and whether the
-/// other properties may be evaluated (`Err` holds the finished results,
-/// the rest skipped with the reason). `found` describes the subject when
-/// it exists (`uid 101`); `broken` are the unparsable lines of `file`: a
-/// subject not found while some lines could not be read is an error, not
-/// a "does not exist".
+/// What looking up a check's subject found: the three answers of the
+/// goss rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// It is there; how to describe it (`uid 101`, `regular file`), or "".
+    Found(String),
+    /// It is not there; where nodecheck looked, or "".
+    Absent(String),
+    /// Whether it is there could not be told; why (an unreadable file).
+    Unknown(String),
+}
+
+/// The goss rule, the one place it is written: the `exists` result (when
+/// written, or when the subject is missing) and whether the other
+/// properties may be evaluated. `Ok` holds the results so far (the caller
+/// goes on); `Err` the finished results, every other asserted property
+/// skipped with one reason. `what` names the subject (`user munge`,
+/// `/etc/munge/munge.key`). One message per situation:
+///
+/// | found | `exists` | result | the rest |
+/// |---|---|---|---|
+/// | yes | true | pass `exists: W exists (D)` | evaluated |
+/// | yes | — | nothing | evaluated |
+/// | yes | false | fail `exists: expected false, but W exists (D)` | skipped: `W exists` |
+/// | no | false | pass `exists: W does not exist (L)` | skipped: `W does not exist` |
+/// | no | true, — | fail `exists: W does not exist (L)` | skipped: `W does not exist` |
+/// | unknown | any | error `exists: W could not be looked up: WHY` | skipped: `W could not be looked up` |
+pub fn presence(
+    check: &Check,
+    what: &str,
+    presence: Presence,
+) -> Result<Vec<PropertyResult>, Vec<PropertyResult>> {
+    let paren = |s: &str| {
+        if s.is_empty() {
+            String::new()
+        } else {
+            format!(" ({s})")
+        }
+    };
+    let exists = check.bool("exists");
+    let (first, reason) = match (presence, exists) {
+        (Presence::Found(desc), Some(true)) => {
+            return Ok(vec![PropertyResult::verdict(
+                "exists",
+                true,
+                format!("exists: {what} exists{}", paren(&desc)),
+            )]);
+        }
+        (Presence::Found(_), None) => return Ok(Vec::new()),
+        (Presence::Found(desc), Some(false)) => (
+            PropertyResult::verdict(
+                "exists",
+                false,
+                format!("exists: expected false, but {what} exists{}", paren(&desc)),
+            )
+            .with_expected("false")
+            .with_actual("true"),
+            format!("{what} exists"),
+        ),
+        (Presence::Unknown(why), _) => (
+            PropertyResult::error(
+                "exists",
+                format!("exists: {what} could not be looked up: {why}"),
+            ),
+            format!("{what} could not be looked up"),
+        ),
+        (Presence::Absent(looked), Some(false)) => (
+            PropertyResult::verdict(
+                "exists",
+                true,
+                format!("exists: {what} does not exist{}", paren(&looked)),
+            ),
+            format!("{what} does not exist"),
+        ),
+        (Presence::Absent(looked), _) => (
+            PropertyResult::verdict(
+                "exists",
+                false,
+                format!("exists: {what} does not exist{}", paren(&looked)),
+            )
+            .with_expected("true")
+            .with_actual("false"),
+            format!("{what} does not exist"),
+        ),
+    };
+    let mut out = vec![first];
+    out.extend(skip_rest(check, &["exists"], &reason));
+    Err(out)
+}
+
+/// [`presence`] for a named subject looked up in a file of the target
+/// (`/etc/passwd`): `found` describes the subject when it exists (`uid
+/// 101`); `broken` are the unparsable lines of `file`: a subject not found
+/// while some lines could not be read is unknown, not absent.
 pub fn existence(
     check: &Check,
     what: &str,
@@ -146,47 +233,12 @@ pub fn existence(
     file: &str,
     broken: &[&str],
 ) -> Result<Vec<PropertyResult>, Vec<PropertyResult>> {
-    let exists = check.bool("exists");
-    let (first, reason) = match (found, exists) {
-        (Some(desc), Some(true)) => {
-            return Ok(vec![PropertyResult::verdict(
-                "exists",
-                true,
-                format!("exists: {what} exists ({desc})"),
-            )]);
-        }
-        (Some(_), None) => return Ok(Vec::new()),
-        (Some(desc), Some(false)) => (
-            PropertyResult::verdict(
-                "exists",
-                false,
-                format!("exists: expected false, but {what} exists ({desc})"),
-            )
-            .with_expected("false")
-            .with_actual("true"),
-            format!("{what} exists"),
-        ),
-        (None, _) if !broken.is_empty() => (
-            PropertyResult::error(
-                "exists",
-                format!("exists: {what} not found, and {}", unreadable(file, broken)),
-            ),
-            format!("{what} could not be looked up"),
-        ),
-        (None, Some(false)) => (
-            PropertyResult::verdict("exists", true, format!("exists: {what} does not exist")),
-            format!("{what} does not exist"),
-        ),
-        (None, _) => (
-            PropertyResult::verdict("exists", false, format!("exists: {what} does not exist"))
-                .with_expected("true")
-                .with_actual("false"),
-            format!("{what} does not exist"),
-        ),
+    let p = match found {
+        Some(desc) => Presence::Found(desc),
+        None if !broken.is_empty() => Presence::Unknown(unreadable(file, broken)),
+        None => Presence::Absent(String::new()),
     };
-    let mut out = vec![first];
-    out.extend(skip_rest(check, &["exists"], &reason));
-    Err(out)
+    presence(check, what, p)
 }
 
 /// Validation shared by the account kinds: `exists = false` asserts the
@@ -410,6 +462,97 @@ mod tests {
     use nodecheck_core::kind::Compare;
     use nodecheck_core::outcome::Status;
     use regex::Regex;
+
+    #[test]
+    fn presence_has_one_message_per_situation() {
+        use crate::testing::{b, check, eq};
+        use nodecheck_core::outcome::Status::{Error, Fail, Pass, Skip};
+        let shown = |r: Result<Vec<PropertyResult>, Vec<PropertyResult>>| {
+            let (done, v) = match r {
+                Ok(v) => (false, v),
+                Err(v) => (true, v),
+            };
+            let v: Vec<_> = v
+                .into_iter()
+                .map(|p| (p.key, p.status, p.message))
+                .collect();
+            (done, v)
+        };
+        let with = |exists: Option<bool>| {
+            let mut props = vec![("uid", eq("0"))];
+            props.extend(exists.map(|e| ("exists", b(e))));
+            check(&crate::user::User, "x", props)
+        };
+        let found = || Presence::Found("uid 7".into());
+        assert_eq!(
+            shown(presence(&with(Some(true)), "user x", found())),
+            (
+                false,
+                vec![(
+                    "exists".into(),
+                    Pass,
+                    "exists: user x exists (uid 7)".into()
+                )]
+            )
+        );
+        assert_eq!(
+            shown(presence(&with(None), "user x", found())),
+            (false, vec![])
+        );
+        assert_eq!(
+            shown(presence(&with(Some(false)), "user x", found())),
+            (
+                true,
+                vec![
+                    (
+                        "exists".into(),
+                        Fail,
+                        "exists: expected false, but user x exists (uid 7)".into()
+                    ),
+                    ("uid".into(), Skip, "user x exists".into()),
+                ]
+            )
+        );
+        for (exists, status) in [(Some(false), Pass), (Some(true), Fail), (None, Fail)] {
+            assert_eq!(
+                shown(presence(
+                    &with(exists),
+                    "user x",
+                    Presence::Absent(String::new())
+                )),
+                (
+                    true,
+                    vec![
+                        (
+                            "exists".into(),
+                            status,
+                            "exists: user x does not exist".into()
+                        ),
+                        ("uid".into(), Skip, "user x does not exist".into()),
+                    ]
+                ),
+                "{exists:?}"
+            );
+        }
+        assert_eq!(
+            shown(presence(
+                &with(None),
+                "user x",
+                Presence::Unknown("/etc/passwd: EIO".into())
+            )),
+            (
+                true,
+                vec![
+                    (
+                        "exists".into(),
+                        Error,
+                        "exists: user x could not be looked up: /etc/passwd: EIO".into()
+                    ),
+                    ("uid".into(), Skip, "user x could not be looked up".into()),
+                ]
+            )
+        );
+    }
 
     fn accounts() -> Accounts {
         Accounts::parse(

@@ -281,9 +281,9 @@ fn tail_note(out: &ExecOutput) -> String {
 /// with a note of how much was dropped).
 pub fn transcript(what: &str, out: &ExecOutput, check: &Check) -> String {
     let mut s = format!(
-        "$ {what}\n{} after {:.2}s ({})\n",
+        "$ {what}\n{} after {} ({})\n",
         ended(out, check),
-        out.duration.as_secs_f64(),
+        format_duration(out.duration),
         out.isolation
     );
     for (name, c) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {

@@ -209,71 +209,23 @@ impl Kind for File {
         let path = check.subject.as_str();
         let t = cx.target;
         let mut out = Evaluation::default();
-        let lstat = match t.metadata(path, false) {
-            Ok(m) => m,
-            Err(e) if eval::is_absent(&e) => {
-                if check.bool("exists") == Some(false) {
-                    out.push(PropertyResult::verdict(
-                        "exists",
-                        true,
-                        format!("exists: {path} does not exist"),
-                    ));
-                } else {
-                    let reason = format!("{path} does not exist");
-                    out.push(
-                        PropertyResult::verdict("exists", false, format!("exists: {reason}"))
-                            .with_expected("true")
-                            .with_actual("false"),
-                    );
-                }
-                out.properties.extend(eval::skip_rest(
-                    check,
-                    &["exists"],
-                    &format!("{path} does not exist"),
-                ));
-                return out;
-            }
-            Err(e) => {
-                out.push(PropertyResult::error(
-                    "exists",
-                    format!("exists: cannot stat {path}: {}", eval::io_text(&e)),
-                ));
-                out.properties.extend(eval::skip_rest(
-                    check,
-                    &["exists"],
-                    &format!("cannot stat {path}"),
-                ));
-                return out;
-            }
+        // The goss rule (eval::presence): a missing path fails `exists`,
+        // written or not, and skips the rest.
+        let lstat = t.metadata(path, false);
+        let found = match &lstat {
+            Ok(m) => eval::Presence::Found(m.file_type.to_string()),
+            Err(e) if eval::is_absent(e) => eval::Presence::Absent(String::new()),
+            Err(e) => eval::Presence::Unknown(format!("cannot stat it: {}", eval::io_text(e))),
         };
-        match check.bool("exists") {
-            Some(false) => {
-                out.push(
-                    PropertyResult::verdict(
-                        "exists",
-                        false,
-                        format!(
-                            "exists: expected false, but {path} exists ({})",
-                            lstat.file_type
-                        ),
-                    )
-                    .with_expected("false")
-                    .with_actual("true"),
-                );
-                out.properties.extend(eval::skip_rest(
-                    check,
-                    &["exists"],
-                    &format!("{path} exists"),
-                ));
+        match eval::presence(check, path, found) {
+            Ok(r) => out.properties.extend(r),
+            Err(r) => {
+                out.properties.extend(r);
                 return out;
             }
-            Some(true) => out.push(PropertyResult::verdict(
-                "exists",
-                true,
-                format!("exists: {path} exists ({})", lstat.file_type),
-            )),
-            None => {}
         }
+        // presence() has finished every check whose path cannot be stat'ed.
+        let Ok(lstat) = lstat else { return out };
         let subject = Subject {
             t,
             path,
@@ -1097,12 +1049,12 @@ mod tests {
                 (
                     "exists".into(),
                     Error,
-                    "exists: cannot stat /root/.ssh/authorized_keys: Permission denied (os error 13) \
+                    "exists: /root/.ssh/authorized_keys could not be looked up: cannot stat it: Permission denied (os error 13) \
                      (nodecheck may need to run as root)"
                         .into()
                 ),
-                ("content".into(), Skip, "cannot stat /root/.ssh/authorized_keys".into()),
-                ("mode".into(), Skip, "cannot stat /root/.ssh/authorized_keys".into()),
+                ("content".into(), Skip, "/root/.ssh/authorized_keys could not be looked up".into()),
+                ("mode".into(), Skip, "/root/.ssh/authorized_keys could not be looked up".into()),
             ]
         );
     }

@@ -255,7 +255,7 @@ fn live_init(
         return PropertyResult::skip("init", Need::Live.skip_reason());
     }
     let timeout = timeout.unwrap_or(std::time::Duration::from_secs(30));
-    let out = match nodecheck_core::helper::run(PROBE, &[], timeout) {
+    let out = match t.helper(PROBE, &[], timeout) {
         Ok(o) => o,
         Err(e) => return PropertyResult::error("init", format!("cannot run the GPU probe: {e}")),
     };
@@ -265,8 +265,8 @@ fn live_init(
             expected,
             false,
             &format!(
-                "the CUDA driver did not initialise within {}s",
-                timeout.as_secs_f64()
+                "the CUDA driver did not initialise within {}",
+                nodecheck_core::matcher::format_duration(timeout)
             ),
         );
     }

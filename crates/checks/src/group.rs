@@ -269,7 +269,7 @@ mod tests {
                 (
                     "exists".into(),
                     Error,
-                    "exists: group slurm not found, and /etc/group could not be fully read: \
+                    "exists: group slurm could not be looked up: /etc/group could not be fully read: \
                      /etc/group:2: expected a numeric id, got \"sixty\""
                         .into()
                 ),

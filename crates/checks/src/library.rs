@@ -144,7 +144,7 @@ impl Kind for Library {
         }
         if let Some(expected) = check.bool("loadable") {
             let timeout = check.timeout.unwrap_or(DEFAULT_TIMEOUT);
-            out.push(loadable(name, expected, timeout));
+            out.push(loadable(t, name, expected, timeout));
         }
         out
     }
@@ -287,9 +287,9 @@ fn native(linker: &Linker, t: &dyn Target) -> Result<Ident, String> {
 }
 
 /// `loadable`: dlopen in a child process.
-fn loadable(name: &str, expected: bool, timeout: Duration) -> PropertyResult {
+fn loadable(t: &dyn Target, name: &str, expected: bool, timeout: Duration) -> PropertyResult {
     let key = "loadable";
-    let out = match nodecheck_core::helper::run(DLOPEN, &[name], timeout) {
+    let out = match t.helper(DLOPEN, &[name], timeout) {
         Ok(o) => o,
         Err(e) => {
             return PropertyResult::error(
@@ -303,7 +303,10 @@ fn loadable(name: &str, expected: bool, timeout: Duration) -> PropertyResult {
     let (ok, shown) = if out.timed_out {
         (
             false,
-            format!("{call} did not return within {}s", timeout.as_secs()),
+            format!(
+                "{call} did not return within {}",
+                nodecheck_core::matcher::format_duration(timeout)
+            ),
         )
     } else if first == "ok" {
         (true, format!("{call} succeeded"))

@@ -102,39 +102,32 @@ impl Kind for Mount {
         let path = check.subject.trim_end_matches('/');
         let path = if path.is_empty() { "/" } else { path };
         let table = if t.has(Need::Live) { MOUNTS } else { FSTAB };
+        let what = format!("mount entry for {path}");
         let entries = match read_table(t, table) {
             Ok(e) => e,
             Err(e) => {
-                let mut out = vec![PropertyResult::error("exists", format!("exists: {e}"))];
-                out.extend(eval::skip_rest(
-                    check,
-                    &["exists"],
-                    &format!("{table} could not be read"),
-                ));
-                return out.into();
+                return match eval::presence(check, &what, eval::Presence::Unknown(e)) {
+                    Ok(r) | Err(r) => r.into(),
+                };
             }
         };
         let found = entries.iter().rev().find(|m| m.point == path);
         let exists = check.bool("exists");
         let mut out = Vec::new();
         let Some(m) = found else {
-            let why = if t.metadata(table, true).is_err() {
+            let looked = if t.metadata(table, true).is_err() {
                 format!("{table} does not exist")
             } else {
-                format!("no entry for {path} in {table}")
+                format!("none in {table}")
             };
-            let ok =
-                exists == Some(false) || (exists.is_none() && check.bool("mounted") == Some(false));
+            // `mounted = false` alone asks exactly this: no entry passes.
             if check.bool("mounted") == Some(false) && exists.is_none() {
+                let why = format!("{what} does not exist ({looked})");
                 return vec![eval::boolean("mounted", false, false, &why)].into();
             }
-            let mut r = PropertyResult::verdict("exists", ok, format!("exists: {why}"));
-            if !ok {
-                r = r.with_expected("true").with_actual("false");
-            }
-            out.push(r);
-            out.extend(eval::skip_rest(check, &["exists"], &why));
-            return out.into();
+            return match eval::presence(check, &what, eval::Presence::Absent(looked)) {
+                Ok(r) | Err(r) => r.into(),
+            };
         };
         let at = format!("{table}:{}", m.line);
         if let Some(want) = exists {
@@ -288,12 +281,12 @@ mod tests {
                 (
                     "exists".into(),
                     Fail,
-                    "exists: no entry for /opt in /etc/fstab".into()
+                    "exists: mount entry for /opt does not exist (none in /etc/fstab)".into()
                 ),
                 (
                     "fstype".into(),
                     Skip,
-                    "no entry for /opt in /etc/fstab".into()
+                    "mount entry for /opt does not exist".into()
                 ),
             ]
         );
@@ -303,13 +296,16 @@ mod tests {
         let e = run(&check(&Mount, "/", vec![("fstype", eq("ext4"))]), &bad);
         assert_eq!(
             result(&e, "exists"),
-            (Error, "exists: /etc/fstab:1: expected at least 3 fields (device, mount point, type), got 2".into())
+            (Error, "exists: mount entry for / could not be looked up: /etc/fstab:1: expected at least 3 fields (device, mount point, type), got 2".into())
         );
         let e = run(
             &check(&Mount, "/", vec![("fstype", eq("ext4"))]),
             &MemoryTarget::new(),
         );
-        assert_eq!(result(&e, "exists").1, "exists: /etc/fstab does not exist");
+        assert_eq!(
+            result(&e, "exists").1,
+            "exists: mount entry for / does not exist (/etc/fstab does not exist)"
+        );
     }
 
     #[test]

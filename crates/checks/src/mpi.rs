@@ -41,7 +41,7 @@ const KEYS: &[Key] = &[
     Key::new(
         "compiler",
         Ty::Str,
-        "The compiler the wrapper must drive, for a compiler × MPI matrix: sets `OMPI_CC`,          `MPICH_CC` and `I_MPI_CC` (or the C++ / Fortran equivalents) to it.",
+        "The compiler the wrapper must drive, for a compiler × MPI matrix: sets `OMPI_CC`, `MPICH_CC` and `I_MPI_CC` (or the C++ / Fortran equivalents) to it.",
     )
     .modifier(),
     Key::new(

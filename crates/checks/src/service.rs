@@ -171,16 +171,10 @@ impl Kind for Service {
         let unit = match unit::find(t, &check.subject) {
             Ok(u) => u,
             Err(e) => {
-                let mut out = vec![PropertyResult::error(
-                    "exists",
-                    format!("exists: cannot look the unit up: {}", io_text(&e)),
-                )];
-                out.extend(eval::skip_rest(
-                    check,
-                    &["exists"],
-                    "the unit could not be looked up",
-                ));
-                return out.into();
+                let what = format!("service {}", check.subject);
+                return match eval::presence(check, &what, eval::Presence::Unknown(io_text(&e))) {
+                    Ok(r) | Err(r) => r.into(),
+                };
             }
         };
         let mut output = describe(&unit);
@@ -262,58 +256,34 @@ fn describe(u: &Unit) -> String {
     s
 }
 
-/// The goss rule, with what systemd would say about a missing unit.
+/// The goss rule ([`eval::presence`]), with what systemd would say about
+/// a missing unit.
 fn existence(
     check: &Check,
     t: &dyn Target,
     u: &Unit,
 ) -> Result<Vec<PropertyResult>, Vec<PropertyResult>> {
-    let want = check.bool("exists");
     let what = format!("service {}", u.name);
     let found = match &u.found {
-        Found::File { fragment, .. } => Some(fragment.clone()),
-        Found::Masked { at } => Some(format!("masked by {at}")),
-        Found::SysV { script } => Some(format!("SysV init script {script}")),
-        Found::Dangling { .. } | Found::Missing => None,
-    };
-    let (first, reason) = match (found, want) {
-        (Some(desc), Some(true)) => {
-            return Ok(vec![PropertyResult::verdict(
-                "exists",
-                true,
-                format!("exists: {what} exists ({desc})"),
-            )]);
+        Found::File { fragment, .. } => eval::Presence::Found(fragment.clone()),
+        Found::Masked { at } => eval::Presence::Found(format!("masked by {at}")),
+        Found::SysV { script } => eval::Presence::Found(format!("SysV init script {script}")),
+        Found::Dangling { at, to } => {
+            eval::Presence::Absent(format!("{at} links to {to}, which does not exist"))
         }
-        (Some(_), None) => return Ok(Vec::new()),
-        (Some(desc), Some(false)) => (
-            PropertyResult::compare("exists", false, "false", format!("true ({desc})")),
-            format!("{what} exists"),
-        ),
-        (None, want) => {
-            let mut msg = format!("{what} does not exist");
-            if let Found::Dangling { at, to } = &u.found {
-                msg = format!("{what} does not exist: {at} links to {to}, which does not exist");
-            } else {
-                let names = vec![u.name.clone()];
-                let links = unit::wants_links(t, &names).unwrap_or_default();
-                if let Some(l) = links.first() {
+        Found::Missing => {
+            let names = vec![u.name.clone()];
+            let links = unit::wants_links(t, &names).unwrap_or_default();
+            eval::Presence::Absent(match links.first() {
+                Some(l) => {
                     let to = t.read_link(&l.path).unwrap_or_default();
-                    msg = format!("{what} does not exist, but {} links to it ({to})", l.path);
+                    format!("{} links to it ({to})", l.path)
                 }
-            }
-            let ok = want == Some(false);
-            let r = PropertyResult::verdict("exists", ok, format!("exists: {msg}"));
-            let r = if ok {
-                r
-            } else {
-                r.with_expected("true").with_actual("false")
-            };
-            (r, format!("{what} does not exist"))
+                None => String::new(),
+            })
         }
     };
-    let mut out = vec![first];
-    out.extend(eval::skip_rest(check, &["exists"], &reason));
-    Err(out)
+    eval::presence(check, &what, found)
 }
 
 /// Whether the unit starts at boot, and why.

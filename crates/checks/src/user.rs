@@ -332,7 +332,7 @@ mod tests {
                 (
                     "exists".into(),
                     Error,
-                    "exists: user slurm not found, and /etc/passwd could not be fully read: \
+                    "exists: user slurm could not be looked up: /etc/passwd could not be fully read: \
                      /etc/passwd:2: expected 7 colon-separated fields, got 5"
                         .into()
                 ),
@@ -358,7 +358,7 @@ mod tests {
         assert_eq!(status, Error);
         assert_eq!(
             msg,
-            "exists: user root not found, and /etc/passwd could not be fully read: \
+            "exists: user root could not be looked up: /etc/passwd could not be fully read: \
              /etc/passwd: Permission denied (os error 13)"
         );
     }

@@ -100,37 +100,14 @@ impl Kind for YumRepo {
         let exists = check.bool("exists");
         let mut out = Vec::new();
         let Some((header, enabled_entry)) = found else {
-            let (status_ok, msg) = if errors.is_empty() {
-                (
-                    exists == Some(false),
-                    format!(
-                        "exists: {what} is not defined (looked in {})",
-                        looked.join(", ")
-                    ),
-                )
+            let p = if errors.is_empty() {
+                eval::Presence::Absent(format!("looked in {}", looked.join(", ")))
             } else {
-                out.push(PropertyResult::error(
-                    "exists",
-                    format!("exists: {what} not found, and {}", errors.join("; ")),
-                ));
-                out.extend(eval::skip_rest(
-                    check,
-                    &["exists"],
-                    &format!("{what} could not be looked up"),
-                ));
-                return out.into();
+                eval::Presence::Unknown(errors.join("; "))
             };
-            let mut r = PropertyResult::verdict("exists", status_ok, msg);
-            if !status_ok {
-                r = r.with_expected("true").with_actual("false");
-            }
-            out.push(r);
-            out.extend(eval::skip_rest(
-                check,
-                &["exists"],
-                &format!("{what} is not defined"),
-            ));
-            return out.into();
+            return match eval::presence(check, &what, p) {
+                Ok(r) | Err(r) => r.into(),
+            };
         };
         match exists {
             Some(true) => out.push(PropertyResult::verdict(
@@ -335,14 +312,14 @@ mod tests {
                 (
                     "exists".into(),
                     Fail,
-                    "exists: repository epel is not defined (looked in /etc/yum.repos.d/*.repo, \
+                    "exists: repository epel does not exist (looked in /etc/yum.repos.d/*.repo, \
                      /etc/distro.repos.d/*.repo, /etc/dnf/dnf.conf, /etc/yum.conf)"
                         .into()
                 ),
                 (
                     "enabled".into(),
                     Skip,
-                    "repository epel is not defined".into()
+                    "repository epel does not exist".into()
                 ),
             ]
         );
@@ -372,7 +349,7 @@ mod tests {
             result(&e, "exists"),
             (
                 Error,
-                "exists: repository epel not found, and /etc/yum.repos.d/broken.repo:1: malformed section header \"[epel\"".into()
+                "exists: repository epel could not be looked up: /etc/yum.repos.d/broken.repo:1: malformed section header \"[epel\"".into()
             )
         );
         // Found elsewhere: the broken file does not matter.

@@ -178,10 +178,9 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 }
 
 fn main() -> ExitCode {
-    // A copy of this binary runs each sandboxed program (namespaces cannot
-    // be entered from the runner's threads): it must not get further.
-    nodecheck_core::target::sandbox_main();
-    // A child process of a check (dlopen of a library on a live node).
+    // A copy of this binary is every child nodecheck starts of itself: the
+    // sandbox of each program (namespaces cannot be entered from the
+    // runner's threads), dlopen and the GPU probe, nhc's budgeted child.
     let helpers: Vec<(&str, nodecheck_core::helper::Handler)> = nodecheck_checks::HELPERS
         .iter()
         .copied()

@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser};
 use nodecheck_core::helper;
+use nodecheck_core::matcher::format_duration;
 use nodecheck_core::matcher::parse_duration;
 use nodecheck_core::outcome::Status;
 use nodecheck_core::profile::Severity;
 use nodecheck_core::report::{PrometheusReporter, Report, Reporter};
-use nodecheck_core::run::{self, show_duration};
+use nodecheck_core::run;
 use nodecheck_core::target::{RootFs, Target};
 use nodecheck_core::text::clip;
 use serde::{Deserialize, Serialize};
@@ -203,7 +204,7 @@ pub fn cmd_nhc(args: NhcArgs) -> u8 {
                 .unwrap_or(exit::USAGE);
         }
         None => {
-            let budget = show_duration(args.budget);
+            let budget = format_duration(args.budget);
             let why = match (out.timed_out, loaded) {
                 (true, false) => format!(
                     "loading the profile did not finish within the {budget} budget (a hung mount?)"
@@ -256,7 +257,7 @@ pub fn cmd_nhc(args: NhcArgs) -> u8 {
 fn child_args(args: &NhcArgs) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec![
         "--budget".into(),
-        format!("{}s", args.budget.as_secs_f64()).into(),
+        format_duration(args.budget).into(),
         "--fail-on".into(),
         args.fail_on.as_str().into(),
     ];
@@ -403,14 +404,14 @@ fn write_lines(
     let s = &report.summary.controls;
     writeln!(
         w,
-        "nodecheck:  {} controls: {} passed, {} failed, {} errors, {} skipped in {:.1} ms (budget {})",
+        "nodecheck:  {} controls: {} passed, {} failed, {} errors, {} skipped in {} (budget {})",
         s.total,
         s.passed,
         s.failed,
         s.errored,
         s.skipped,
-        report.duration.as_secs_f64() * 1000.0,
-        show_duration(budget)
+        format_duration(report.duration),
+        format_duration(budget)
     )
 }
 

@@ -12,10 +12,12 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nodecheck_core::target::{ExecRequest, RootFs, Target, sandbox_main};
+use nodecheck_core::target::{ExecRequest, RootFs, Target};
 
 fn main() {
-    sandbox_main();
+    if let Some(code) = nodecheck_core::helper::dispatch(&[]) {
+        std::process::exit(code);
+    }
     let mut args = std::env::args().skip(1);
     let Some(root) = args.next() else {
         eprintln!("usage: exec_bench ROOTFS [RUNS]");

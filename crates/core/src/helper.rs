@@ -4,9 +4,13 @@
 //! async-signal-safe functions, so the child is a fresh `exec` of the
 //! current executable with a hidden first argument.
 //!
-//! A binary embedding nodecheck calls [`dispatch`] first thing in `main`,
-//! with the handlers of the kinds it registers (the `nodecheck` binary
-//! passes `nodecheck_checks::HELPERS`).
+//! Every child nodecheck starts of itself goes through here: the sandbox
+//! that runs a program in a target (built in, named [`SANDBOX`]) and the
+//! helpers the kinds register (dlopen, the GPU probe, nhc's budgeted
+//! child). A binary embedding nodecheck calls [`dispatch`] first thing in
+//! `main`, before any thread starts, with the handlers of the kinds it
+//! registers (the `nodecheck` binary passes `nodecheck_checks::HELPERS`
+//! and nhc's child): one hidden argument, one entry function.
 //!
 //! Only stdio crosses into a child: descriptors nodecheck inherited (a CI
 //! runner's `7</some/dir`) or opened itself are closed before the child's
@@ -25,6 +29,10 @@ use std::time::{Duration, Instant};
 /// The hidden first argument of a helper process.
 pub const ARG: &str = "__nodecheck-helper";
 
+/// The built-in helper that sets up a sandbox and runs a program in it
+/// (`crate::target`'s exec); a handler of that name is never called.
+pub const SANDBOX: &str = "sandbox";
+
 /// Output kept per stream; the rest is read and dropped.
 const KEEP: usize = 64 << 10;
 
@@ -34,13 +42,20 @@ const GRACE: Duration = Duration::from_secs(1);
 /// A helper: gets the arguments after its name, returns the exit status.
 pub type Handler = fn(&[String]) -> i32;
 
-/// In a helper process, runs the handler named by the command line and
-/// returns its exit status; `None` in an ordinary run.
+/// In a helper process, runs the helper named by the command line (the
+/// built-in [`SANDBOX`] or one of `handlers`) and returns its exit status;
+/// `None` in an ordinary run. Call it first thing in `main` of any program
+/// that runs checks, before threads are started (namespaces cannot be
+/// entered from a threaded process): a program that does not gets an
+/// error naming this function from every command it tries to run.
 ///
 /// ```
 /// fn echo(args: &[String]) -> i32 { args.len() as i32 }
-/// // Not started as a helper: nothing to do.
-/// assert_eq!(nodecheck_core::helper::dispatch(&[("echo", echo)]), None);
+/// // The first lines of `main`:
+/// if let Some(code) = nodecheck_core::helper::dispatch(&[("echo", echo)]) {
+///     std::process::exit(code);
+/// }
+/// // Not started as a helper: on to parsing arguments, loading, running.
 /// ```
 pub fn dispatch(handlers: &[(&str, Handler)]) -> Option<i32> {
     // Lossy: a handler that takes paths reads `std::env::args_os` itself.
@@ -51,6 +66,10 @@ pub fn dispatch(handlers: &[(&str, Handler)]) -> Option<i32> {
         return None;
     }
     let name = args.get(2).map_or("", String::as_str);
+    if name == SANDBOX {
+        // Keeps its report pipe (fd 3) and closes the rest itself.
+        return Some(crate::target::sandbox_helper());
+    }
     // Closed before exec already where the kernel has close_range; this
     // catches older kernels (and a parent that was not nodecheck).
     close_fds_except(&[]);
@@ -92,9 +111,11 @@ pub fn run(name: &str, args: &[&str], timeout: Duration) -> io::Result<HelperOut
 
 /// The command line of helper `name` (this executable with the hidden
 /// argument), for a caller that adds its own arguments and runs it with
-/// [`run_bounded`].
+/// [`run_bounded`]. The executable is `/proc/self/exe`, the file this
+/// process runs, even when its path was replaced since (a package
+/// upgrade during the run).
 pub fn command(name: &str) -> io::Result<Command> {
-    let mut cmd = Command::new(std::env::current_exe()?);
+    let mut cmd = Command::new("/proc/self/exe");
     cmd.arg(ARG).arg(name);
     Ok(cmd)
 }
@@ -376,6 +397,19 @@ mod tests {
         )
         .unwrap();
         (out, start.elapsed())
+    }
+
+    #[test]
+    fn only_the_live_target_starts_a_helper_on_the_host() {
+        use crate::target::{MemoryTarget, Target, TargetKind};
+        for kind in [TargetKind::Rootfs, TargetKind::Container, TargetKind::Image] {
+            let t = MemoryTarget::new().kind(kind);
+            let e = t
+                .helper("dlopen", &["libc.so.6"], Duration::from_secs(5))
+                .expect_err("no host process for an image or a container");
+            assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{kind}");
+            assert!(e.to_string().contains("only on the live node"), "{e}");
+        }
     }
 
     #[test]

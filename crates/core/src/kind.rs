@@ -8,8 +8,12 @@
 
 use crate::outcome::Evaluation;
 use crate::profile::{Check, Diagnostic};
-use crate::run::Context;
-use crate::target::Need;
+use crate::target::{Need, Target};
+
+/// What a kind gets to evaluate a check.
+pub struct Context<'a> {
+    pub target: &'a dyn Target,
+}
 
 /// The type of value a key takes in a profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,7 +161,7 @@ pub fn find<'a>(kinds: &[&'a dyn Kind], name: &str) -> Option<&'a dyn Kind> {
 ///
 /// ```
 /// # use nodecheck_core::kind::{render_doc, Key, Kind, Ty};
-/// # use nodecheck_core::{outcome::Evaluation, profile::Check, run::Context};
+/// # use nodecheck_core::{kind::Context, outcome::Evaluation, profile::Check};
 /// struct Motd;
 /// impl Kind for Motd {
 ///     fn name(&self) -> &'static str { "motd" }

@@ -2,7 +2,7 @@
 //!
 //! A program whose profiles run commands in the target (`command`,
 //! `compiler`, `mpi`, `module_system`) must call
-//! [`target::sandbox_main`] first thing in `main`: every such command is
+//! [`helper::dispatch`] first thing in `main`: every such command is
 //! started by a re-executed copy of the program.
 //!
 //! ```

@@ -361,6 +361,39 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
+/// A duration as a profile writes it, the one way nodecheck shows a
+/// duration (budgets, timeouts, how long a program ran): `250ms`, `30s`,
+/// `1.25s`, `2m`. Exact to the millisecond, so [`parse_duration`] reads
+/// back what it wrote; below 10 ms a fraction is kept (`0.35ms`).
+///
+/// Not `humantime::format_duration`: it writes `1s 500ms`, which a profile
+/// cannot hold, and `humantime::parse_duration` refuses the `1.5s` that
+/// profiles and their docs use.
+///
+/// ```
+/// use nodecheck_core::matcher::format_duration;
+/// use std::time::Duration;
+///
+/// assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+/// assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+/// ```
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 10 && !d.subsec_nanos().is_multiple_of(1_000_000) {
+        let text = format!("{:.3}", d.as_secs_f64() * 1e3);
+        format!("{}ms", text.trim_end_matches('0').trim_end_matches('.'))
+    } else if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        let text = format!("{}.{:03}", ms / 1000, ms % 1000);
+        format!("{}s", text.trim_end_matches('0'))
+    }
+}
+
 fn human_amount(v: f64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = v;
@@ -457,6 +490,27 @@ mod tests {
         assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse_duration("soon"), None);
         assert_eq!(parse_duration("-1s"), None);
+    }
+
+    #[test]
+    fn durations_are_written_as_profiles_write_them_and_read_back() {
+        for (ms, text) in [
+            (250, "250ms"),
+            (0, "0ms"),
+            (30_000, "30s"),
+            (120_000, "2m"),
+            (1500, "1.5s"),
+            (1250, "1.25s"),
+            (61_001, "61.001s"),
+        ] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text), Some(d), "{text} reads back");
+        }
+        assert_eq!(format_duration(Duration::from_micros(350)), "0.35ms");
+        assert_eq!(format_duration(Duration::from_micros(2500)), "2.5ms");
+        // Below a millisecond's resolution past 10 ms: whole milliseconds.
+        assert_eq!(format_duration(Duration::from_micros(12_700)), "12ms");
     }
 
     #[test]

@@ -2,19 +2,18 @@
 //! (tests/rootfs/build.sh) and the live node.
 //!
 //! This test binary is its own sandbox helper, as any program embedding
-//! nodecheck-core must be: `main` calls `sandbox_main()` first, so it has
+//! nodecheck-core must be: `main` calls `helper::dispatch()` first, so it has
 //! no libtest harness; each case is a plain function.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nodecheck_core::target::{ExecRequest, Exit, Need, RootFs, Target, sandbox_main};
+use nodecheck_core::target::{ExecRequest, Exit, Need, RootFs, Target};
 
 /// A named test over the reference rootfs.
 type Case = (&'static str, fn(&Path));
 
 fn main() {
-    sandbox_main();
     if let Some(code) = nodecheck_core::helper::dispatch(&[("fd-open", fd_open)]) {
         std::process::exit(code);
     }

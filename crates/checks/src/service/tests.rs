@@ -219,9 +219,9 @@ fn missing_units_name_dangling_links() {
             (
                 "exists".into(),
                 Fail,
-                "exists: service slurmd.service does not exist, but \
-                 /etc/systemd/system/multi-user.target.wants/slurmd.service links to it \
-                 (/lib/systemd/system/slurmd.service)"
+                "exists: service slurmd.service does not exist \
+                 (/etc/systemd/system/multi-user.target.wants/slurmd.service links to it \
+                 (/lib/systemd/system/slurmd.service))"
                     .into()
             ),
             (
@@ -238,8 +238,8 @@ fn missing_units_name_dangling_links() {
     let e = eval_on(&t, "slurmctld", vec![("exists", b(true))]);
     assert_eq!(
         result(&e, "exists").1,
-        "exists: service slurmctld.service does not exist: /etc/systemd/system/slurmctld.service \
-         links to /opt/slurm/slurmctld.service, which does not exist"
+        "exists: service slurmctld.service does not exist (/etc/systemd/system/slurmctld.service \
+         links to /opt/slurm/slurmctld.service, which does not exist)"
     );
     let e = eval_on(&t, "telnet", vec![("exists", b(false))]);
     assert_eq!(result(&e, "exists").0, Pass);

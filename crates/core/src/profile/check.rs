@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use super::diag::suggest;
+use super::model::CONTROL_KEYS;
 use super::raw::{Entry, Sv, V};
 use super::{Check, Diagnostic, Prop, Value};
 use crate::kind::{Compare, Key, Kind, Ty};
@@ -31,12 +33,9 @@ pub(crate) fn checks(
                     name.key,
                     suggest(
                         &name.key,
-                        names
-                            .iter()
-                            .copied()
-                            .chain(super::load::CONTROL_KEYS.iter().copied())
+                        names.iter().copied().chain(CONTROL_KEYS.iter().copied())
                     ),
-                    super::load::CONTROL_KEYS.join(", "),
+                    CONTROL_KEYS.join(", "),
                     names.join(", ")
                 ),
             )
@@ -606,38 +605,4 @@ fn matcher(key: &str, compare: Compare, v: &Sv, diags: &mut Vec<Diagnostic>) -> 
         }
     }
     ok.then_some(Matcher { preds, compare })
-}
-
-/// ", did you mean `x`?" for a near miss, or nothing.
-pub(crate) fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
-    candidates
-        .map(|c| (distance(word, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d < word.len().max(1))
-        .min()
-        .map(|(_, c)| format!(" (did you mean `{c}`?)"))
-        .unwrap_or_default()
-}
-
-/// Edit distance (Levenshtein) between a word and a candidate.
-fn distance(a: &str, b: &str) -> usize {
-    strsim::levenshtein(a, b)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suggestions_catch_typos_only() {
-        let keys = ["path", "owner", "group", "mode"];
-        assert_eq!(
-            suggest("ownr", keys.iter().copied()),
-            " (did you mean `owner`?)"
-        );
-        assert_eq!(
-            suggest("mdoe", keys.iter().copied()),
-            " (did you mean `mode`?)"
-        );
-        assert_eq!(suggest("frobnicate", keys.iter().copied()), "");
-    }
 }

@@ -128,3 +128,37 @@ impl fmt::Display for Diagnostics {
 }
 
 impl std::error::Error for Diagnostics {}
+
+/// ", did you mean `x`?" for a near miss, or nothing.
+pub(crate) fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    candidates
+        .map(|c| (distance(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d < word.len().max(1))
+        .min()
+        .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}
+
+/// Edit distance (Levenshtein) between a word and a candidate.
+fn distance(a: &str, b: &str) -> usize {
+    strsim::levenshtein(a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        let keys = ["path", "owner", "group", "mode"];
+        assert_eq!(
+            suggest("ownr", keys.iter().copied()),
+            " (did you mean `owner`?)"
+        );
+        assert_eq!(
+            suggest("mdoe", keys.iter().copied()),
+            " (did you mean `mode`?)"
+        );
+        assert_eq!(suggest("frobnicate", keys.iter().copied()), "");
+    }
+}

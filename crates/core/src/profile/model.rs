@@ -12,6 +12,20 @@ use crate::kind::Kind;
 use crate::matcher::{Matcher, ModeSpec};
 use crate::target::TargetKind;
 
+/// The keys a `[[control]]` table knows besides its resource tables.
+pub(crate) const CONTROL_KEYS: &[&str] = &[
+    "id",
+    "title",
+    "severity",
+    "tags",
+    "desc",
+    "matrix",
+    "depends_on",
+    "targets",
+    "only_if",
+    "timeout",
+];
+
 /// A place in a profile file, 1-based.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Location {

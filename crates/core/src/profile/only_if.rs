@@ -9,7 +9,8 @@
 //! ```
 
 use super::Location;
-use super::check::{convert, suggest};
+use super::check::convert;
+use super::diag::suggest;
 use super::raw::{Sv, V};
 use super::{Diagnostic, Value};
 use crate::hostlist::HostList;

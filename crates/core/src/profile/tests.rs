@@ -508,14 +508,20 @@ fn diagnostics_render_with_a_caret() {
 fn diagnostic_codes_are_documented() {
     // The loader's codes and those the kinds return from `validate`.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut sources = String::new();
-    for dir in ["crates/core/src/profile", "crates/checks/src"] {
-        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+    // Subfolders too: the loader's passes live in profile/load/.
+    fn read_rs(dir: &Path, out: &mut String) {
+        for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
-            if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs") {
-                sources += &std::fs::read_to_string(p).unwrap();
+            if p.is_dir() {
+                read_rs(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs") {
+                *out += &std::fs::read_to_string(p).unwrap();
             }
         }
+    }
+    let mut sources = String::new();
+    for dir in ["crates/core/src/profile", "crates/checks/src"] {
+        read_rs(&root.join(dir), &mut sources);
     }
     let re = regex::Regex::new(
         r#"(?:Diagnostic::(?:error|warning)\(|diagnostic\(\s*check,\s*[^,]+,)\s*"([a-z0-9-]+)""#,

@@ -138,7 +138,7 @@ fn engine_pid(program: &str, args: &[&str]) -> Result<i32, String> {
         return Err(format!(
             "{} did not answer within {} and was killed (is the engine hung?)",
             shown(),
-            crate::run::show_duration(timeout)
+            crate::matcher::format_duration(timeout)
         ));
     }
     if out.status != Some(0) {

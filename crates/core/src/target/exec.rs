@@ -2,7 +2,7 @@
 //! ([`ExecRequest`]) and what it gets back ([`ExecOutput`]).
 //!
 //! Where the program runs depends on the target: in a throw-away sandbox
-//! over a root filesystem (see [`sandbox_main`](super::sandbox_main)), in a
+//! over a root filesystem (see [`helper::dispatch`](crate::helper::dispatch)), in a
 //! running container's namespaces, or directly on the live node. In every
 //! case the program gets a clean environment, an empty working directory
 //! holding the request's files, a time limit after which it and everything
@@ -393,19 +393,9 @@ impl ExecOutput {
     }
 }
 
-/// A duration as a profile writes it: `500ms`, `30s`, `1.5s`, `2m`.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
+/// Kept here for the imports of `target::format_duration`; the one
+/// formatter lives beside the parser.
+pub use crate::matcher::format_duration;
 
 /// The environment a program starts with before the request's own
 /// variables: a fixed, minimal set so that the same profile behaves the
@@ -482,14 +472,6 @@ mod tests {
         c.push(b"hello\n", 100);
         c.push(b"world\n", 100);
         assert_eq!(c.text(), "hello\nworld\n");
-    }
-
-    #[test]
-    fn durations_read_as_written() {
-        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
-        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
-        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
     }
 
     #[test]

@@ -18,7 +18,6 @@ mod walk;
 
 use std::fmt;
 use std::io;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -34,7 +33,7 @@ pub use memo::Memo;
 pub use memory::MemoryTarget;
 pub use resolve::Resolver;
 pub use rootfs::{OpenError, RootFs};
-pub use sandbox::{HELPER_ARG, sandbox_main};
+pub(crate) use sandbox::helper_main as sandbox_helper;
 pub use walk::{MAX_DEPTH, Opener, Visit, Visited, WalkError, display_bytes};
 
 /// The kinds of target a control can be limited to with `targets = [...]`.
@@ -406,6 +405,29 @@ pub trait Target: Send + Sync {
             .collect()
     }
 
+    /// Runs helper `name` of this executable ([`crate::helper`]: a `dlopen`
+    /// that runs a library's constructors, the GPU driver probe) as a
+    /// child on the host, stdin closed, at most `timeout`. Only where the
+    /// host *is* the target, the live node; every other target answers
+    /// `Unsupported`, so a kind cannot reach the host through it.
+    fn helper(
+        &self,
+        name: &str,
+        args: &[&str],
+        timeout: std::time::Duration,
+    ) -> io::Result<crate::helper::HelperOutput> {
+        if self.kind() != TargetKind::Live {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "helper {name} runs only on the live node, this is a {} target",
+                    self.kind()
+                ),
+            ));
+        }
+        crate::helper::run(name, args, timeout)
+    }
+
     /// Runs a program in the target and waits for it (at most
     /// `req.timeout`, after which it and everything it started are
     /// killed). The target itself is never changed: on a root filesystem
@@ -534,12 +556,6 @@ pub fn join(base: &str, rel: &str) -> String {
     s.push('/');
     s.push_str(rel);
     s
-}
-
-/// The path nodecheck shows for an in-target path.
-pub fn display(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    display_bytes(path.as_os_str().as_bytes())
 }
 
 /// Undoes the octal escapes of fstab and mountinfo fields (`\040` for a

@@ -307,7 +307,7 @@ impl Target for RootFs {
     }
 
     /// Live: directly on the node, as nodecheck's user. Rootfs: as uid 0
-    /// in a sandbox over the image (see [`sandbox_main`](super::sandbox_main)).
+    /// in a sandbox over the image (see [`helper::dispatch`](crate::helper::dispatch)).
     fn exec(&self, req: &super::ExecRequest) -> io::Result<super::ExecOutput> {
         use super::sandbox::{Mode, run};
         let (mode, uid) = match self.kind {

@@ -40,7 +40,7 @@ use super::root::{exec_program, exit, init};
 use super::sys::{self, Procfd, Res, Src, ctx};
 use super::{Job, Mode as JobMode, Report};
 
-/// Entry point, called by [`super::sandbox_main`]. Returns the exit code.
+/// Entry point, called by [`crate::helper::dispatch`]. Returns the exit code.
 pub(super) fn main() -> i32 {
     // fd 3 is the report pipe: keep a close-on-exec copy so that no
     // program ever inherits it.
@@ -52,8 +52,9 @@ pub(super) fn main() -> i32 {
         Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
         Err(_) => {
             eprintln!(
-                "nodecheck: {} is internal; it is not meant to be run by hand",
-                super::HELPER_ARG
+                "nodecheck: {} {} is internal; it is not meant to be run by hand",
+                crate::helper::ARG,
+                crate::helper::SANDBOX
             );
             return 2;
         }

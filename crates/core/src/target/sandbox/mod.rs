@@ -6,11 +6,13 @@
 //! and after `fork` only async-signal-safe calls are allowed), and the
 //! runner evaluates checks on rayon threads. So every program is started
 //! by a fresh copy of the running executable (`/proc/self/exe
-//! __nodecheck_sandbox`) that reads a [`Job`] on stdin, builds the sandbox,
+//! __nodecheck-helper sandbox`, started like every helper by
+//! [`crate::helper`]) that reads a [`Job`] on stdin, builds the sandbox,
 //! runs the program and writes a [`Report`] on fd 3; the program's stdout
-//! and stderr are the helper's, read by the caller with a cap. A program
-//! embedding nodecheck-core must therefore call [`sandbox_main`] first
-//! thing in `main`.
+//! and stderr are the helper's, read by the caller with a cap (its own
+//! poll loop over the three pipes, since the report pipe must be read
+//! whole). A program embedding nodecheck-core must therefore call
+//! [`crate::helper::dispatch`] first thing in `main`.
 //!
 //! The sandbox for a root filesystem (see [`helper`] for the details):
 //! fresh mount, pid, ipc, uts and network namespaces (plus a user namespace
@@ -32,12 +34,11 @@ mod sys;
 
 pub(crate) use sys::start_time;
 
-use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -47,35 +48,15 @@ use serde::{Deserialize, Serialize};
 
 use super::exec::{Captured, ExecOutput, ExecRequest, Exit, Limits};
 
-/// The hidden first argument that makes the executable a sandbox helper.
-pub const HELPER_ARG: &str = "__nodecheck_sandbox";
-
 /// How long past the program's timeout the caller waits for the helper
 /// itself (setting up and tearing down a sandbox takes milliseconds; this
 /// only catches a helper that is stuck).
 const HELPER_GRACE: Duration = Duration::from_secs(20);
 
-/// Runs the sandbox helper and exits when this process was started as one;
-/// returns at once otherwise.
-///
-/// Call it first thing in `main` of any program that runs checks needing
-/// command execution, before threads are started:
-///
-/// ```no_run
-/// // The first line of `main`:
-/// nodecheck_core::target::sandbox_main();
-/// // ... then parse arguments, load profiles, run ...
-/// ```
-///
-/// A program that does not call it gets an error naming this function
-/// from every command it tries to run.
-pub fn sandbox_main() {
-    let mut args = std::env::args_os();
-    if args.nth(1).as_deref() != Some(OsStr::new(HELPER_ARG)) {
-        return;
-    }
-    let code = helper::main();
-    std::process::exit(code);
+/// The sandbox helper's entry, called by [`crate::helper::dispatch`].
+/// Returns the exit code.
+pub(crate) fn helper_main() -> i32 {
+    helper::main()
 }
 
 /// Where the program runs.
@@ -194,7 +175,7 @@ pub(crate) fn available(root: &std::path::Path) -> Result<(), String> {
             };
             match spawn_helper(&job, 4096, HELPER_GRACE) {
                 Ok((report, _, _)) => report.error.map_or(Ok(()), Err),
-                // A program that forgot sandbox_main(): say so on every
+                // A program that forgot helper::dispatch(): say so on every
                 // check that runs something, instead of skipping them.
                 Err(e) if e.to_string().contains(NO_HOOK) => Ok(()),
                 Err(e) => Err(e.to_string()),
@@ -206,11 +187,6 @@ pub(crate) fn available(root: &std::path::Path) -> Result<(), String> {
 /// What the error says when the helper never answered.
 const NO_HOOK: &str = "the sandbox helper did not answer";
 
-/// The executable started as helper.
-fn helper_exe() -> PathBuf {
-    PathBuf::from("/proc/self/exe")
-}
-
 fn spawn_helper(
     job: &Job,
     limit: usize,
@@ -218,9 +194,8 @@ fn spawn_helper(
 ) -> io::Result<(Report, Captured, Captured)> {
     let input = serde_json::to_vec(job).map_err(io::Error::other)?;
     let (status_r, status_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    let mut cmd = Command::new(helper_exe());
-    cmd.arg(HELPER_ARG)
-        .env_clear()
+    let mut cmd = crate::helper::command(crate::helper::SANDBOX)?;
+    cmd.env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -302,7 +277,7 @@ fn spawn_helper(
             let text = text.trim();
             Err(io::Error::other(format!(
                 "{NO_HOOK} ({why}{}); a program embedding \
-                 nodecheck-core must call nodecheck_core::target::sandbox_main() first \
+                 nodecheck-core must call nodecheck_core::helper::dispatch() first \
                  thing in main",
                 if text.is_empty() {
                     String::new()
