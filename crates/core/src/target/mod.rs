@@ -9,6 +9,7 @@
 mod accounts;
 mod container;
 mod exec;
+mod image;
 mod memo;
 mod memory;
 mod resolve;
@@ -30,6 +31,7 @@ pub use exec::{
     Captured, DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, ExecFile, ExecOutput, ExecRequest, Exit,
     Limits, base_env, format_bytes, format_duration, merge_env,
 };
+pub use image::{Compression, Format as ImageFormat, ImageInfo, ImageTarget, spill_cap};
 pub use memo::Memo;
 pub use memory::MemoryTarget;
 pub use resolve::Resolver;
@@ -360,6 +362,12 @@ pub trait Target: Send + Sync {
     /// [`Target::accounts`]. `None` (the default): nothing is kept, and
     /// every check reads afresh.
     fn memo(&self) -> Option<&Memo> {
+        None
+    }
+
+    /// What a packed image target is (format, compression, sizes);
+    /// `None` for every other target.
+    fn image(&self) -> Option<&ImageInfo> {
         None
     }
 
