@@ -97,6 +97,8 @@ pub enum Need {
     /// rootless sandbox (a user namespace) shows root-owned files as
     /// `nobody` and cannot write where only root may.
     Root,
+    /// A packed image (cpio, tar): its format, compression and sizes.
+    Image,
 }
 
 impl Need {
@@ -106,6 +108,7 @@ impl Need {
             Need::Live => "needs a live node",
             Need::Exec => "needs command execution in the target",
             Need::Root => "needs root",
+            Need::Image => "needs a packed image target (cpio, tar)",
         }
     }
 }

@@ -657,8 +657,8 @@ impl Target for ImageTarget {
     }
 
     fn has(&self, need: Need) -> bool {
-        let _ = need;
-        false
+        // Programs do not run in a packed image (docs/targets.md).
+        need == Need::Image
     }
 
     fn metadata(&self, path: &str, follow: bool) -> io::Result<Metadata> {
