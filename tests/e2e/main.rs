@@ -7,6 +7,7 @@ mod cli;
 mod elf;
 mod escape;
 mod exec;
+mod images;
 mod install;
 mod kmod;
 mod ldso_diff;
