@@ -8,8 +8,7 @@
 #
 # Made: rootfs.cpio.zst (find | cpio -o -H newc | zstd), rootfs.cpio.gz with
 # an uncompressed early-microcode cpio prepended (as dracut writes it),
-# rootfs.tar (tar --xattrs, uncompressed: read by offset), and
-# rootfs.squashfs when mksquashfs is there.
+# and rootfs.tar (tar --xattrs, uncompressed: read by offset).
 set -euo pipefail
 root=$1
 out=$2
@@ -35,10 +34,4 @@ early_gz() {
 }
 make rootfs.early.cpio.gz early_gz
 make rootfs.tar tar --xattrs --xattrs-include='*' --numeric-owner -cf - .
-if command -v mksquashfs >/dev/null; then
-  [ -e "$out/rootfs.squashfs" ] || {
-    mksquashfs . "$out/rootfs.squashfs.tmp" -comp zstd -noappend -quiet -no-progress -processors 2 >/dev/null
-    mv "$out/rootfs.squashfs.tmp" "$out/rootfs.squashfs"
-  }
-fi
 echo pack-done

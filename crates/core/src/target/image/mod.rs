@@ -26,10 +26,12 @@
 //! name an earlier entry of the same archive, and a later entry replaces an
 //! earlier one of the same name, as the kernel unpacks an initramfs.
 //!
-//! Programs cannot run in a packed image (see docs/targets.md): checks
-//! that need [`Need::Exec`] are skipped with the runner's reason.
+//! Programs (checks that need [`Need::Exec`]) run, as root, in the tree
+//! written out once per run into a private directory ([`materialise`]),
+//! under the rootfs sandbox; unprivileged, they are skipped.
 
 mod cpio;
+mod materialise;
 mod stream;
 mod tar;
 #[cfg(test)]
@@ -325,6 +327,8 @@ pub struct ImageTarget {
     stores: Vec<Arc<Store>>,
     accounts: OnceLock<Accounts>,
     memo: Memo,
+    /// The tree written out for programs, on the first exec.
+    materialised: OnceLock<Result<materialise::Materialised, String>>,
 }
 
 impl std::fmt::Debug for ImageTarget {
@@ -414,6 +418,7 @@ impl ImageTarget {
             stores: vec![store],
             accounts: OnceLock::new(),
             memo: Memo::default(),
+            materialised: OnceLock::new(),
         })
     }
 
@@ -515,15 +520,21 @@ impl ImageTarget {
         if node.attrs.file_type != FileType::File {
             return Err(not_regular(node.attrs.file_type));
         }
+        Ok(self.file_of(n))
+    }
+
+    /// The content of the regular file `n`.
+    fn file_of(&self, n: usize) -> ImageFile {
+        let node = &self.index.nodes[n];
         let (store, offset) = match node.data {
             Some(d) => (Some(self.stores[d.store as usize].clone()), d.offset),
             None => (None, 0),
         };
-        Ok(ImageFile {
+        ImageFile {
             metadata: self.metadata_of(n),
             store,
             offset,
-        })
+        }
     }
 
     fn walk_from(
@@ -657,8 +668,36 @@ impl Target for ImageTarget {
     }
 
     fn has(&self, need: Need) -> bool {
-        // Programs do not run in a packed image (docs/targets.md).
-        need == Need::Image
+        match need {
+            Need::Image => true,
+            Need::Live => false,
+            // Programs run in the tree written out with its owners, which
+            // takes root (docs/targets.md), then in the rootfs sandbox.
+            Need::Exec | Need::Root => nix::unistd::geteuid().is_root(),
+        }
+    }
+
+    /// Writes the tree out once (root only), then runs the program in
+    /// the rootfs sandbox over it.
+    fn exec(&self, req: &super::ExecRequest) -> io::Result<super::ExecOutput> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "programs in a packed image need root (the tree is written out with its owners)",
+            ));
+        }
+        let m = self.materialised.get_or_init(|| {
+            materialise::materialise(self).map_err(|e| {
+                format!(
+                    "cannot write {} out to run programs: {e}",
+                    self.info.path.display()
+                )
+            })
+        });
+        match m {
+            Ok(m) => m.rootfs.exec(req),
+            Err(e) => Err(io::Error::other(e.clone())),
+        }
     }
 
     fn metadata(&self, path: &str, follow: bool) -> io::Result<Metadata> {
