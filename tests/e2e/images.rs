@@ -63,11 +63,7 @@ fn packed() -> Option<&'static PathBuf> {
             "/var/cache/nodecheck/images-{}",
             &hex(&key.finalize())[..16]
         ));
-        let st = Command::new(&script)
-            .arg(&root)
-            .arg(&dir)
-            .status()
-            .unwrap();
+        let st = Command::new(&script).arg(&root).arg(&dir).status().unwrap();
         assert!(st.success(), "{} failed", script.display());
         Some(dir)
     })
@@ -95,7 +91,11 @@ fn tmp_trees() -> Vec<PathBuf> {
     fs::read_dir(std::env::temp_dir())
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("nodecheck-image-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("nodecheck-image-")
+        })
         .map(|e| e.path())
         .collect()
 }
@@ -151,7 +151,10 @@ fn static_checks_give_the_directory_s_outcomes_on_every_packed_form() {
     assert!(want.len() > 50, "{want:?}");
     for (form, target) in [
         ("tar", format!("tar:{}", dir.join("rootfs.tar").display())),
-        ("cpio.zst", dir.join("rootfs.cpio.zst").display().to_string()),
+        (
+            "cpio.zst",
+            dir.join("rootfs.cpio.zst").display().to_string(),
+        ),
         (
             "early+cpio.gz",
             dir.join("rootfs.early.cpio.gz").display().to_string(),
@@ -162,7 +165,10 @@ fn static_checks_give_the_directory_s_outcomes_on_every_packed_form() {
         let got = outcomes(&target, &tmp.path().join(format!("{form}.json")));
         assert_eq!(stamp(&file), before, "{form}: the image changed");
         let leftover = tmp_trees();
-        assert!(leftover.is_empty(), "{form}: written-out trees left behind: {leftover:?}");
+        assert!(
+            leftover.is_empty(),
+            "{form}: written-out trees left behind: {leftover:?}"
+        );
         assert_eq!(
             got.keys().collect::<Vec<_>>(),
             want.keys().collect::<Vec<_>>()
@@ -175,7 +181,10 @@ fn static_checks_give_the_directory_s_outcomes_on_every_packed_form() {
                 // Unprivileged, the tree cannot be written out with its
                 // owners: skipped, saying why.
                 assert_eq!(status, "skip", "{form}: {key}: {msg}");
-                assert_eq!(msg, "needs command execution in the target", "{form}: {key}");
+                assert_eq!(
+                    msg, "needs command execution in the target",
+                    "{form}: {key}"
+                );
                 continue;
             }
             // As root, programs run in the tree written out once per run:
@@ -201,6 +210,9 @@ fn image_kind_and_explicit_forms_on_the_packed_reference() {
     fs::write(
         &profile,
         r#"
+[profile]
+name = "packed"
+
 [[control]]
 id = "packed"
 title = "The packed reference"

@@ -132,13 +132,20 @@ impl Kind for Image {
                 "`init = false` asserts nothing; write `init = true` or leave it out".to_string(),
             ));
         }
-        for key in ["compressed_size", "uncompressed_size", "entries", "max_file_size"] {
+        for key in [
+            "compressed_size",
+            "uncompressed_size",
+            "entries",
+            "max_file_size",
+        ] {
             if check.matcher(key).is_some_and(|m| !is_bound(m)) {
                 out.push(eval::diagnostic(
                     check,
                     key,
                     "bad-value",
-                    format!("`{key}` is a budget: write a bound such as `{key} = {{ le = \"2GiB\" }}`"),
+                    format!(
+                        "`{key}` is a budget: write a bound such as `{key} = {{ le = \"2GiB\" }}`"
+                    ),
                 ));
             }
         }
@@ -265,7 +272,12 @@ fn max_file_size(t: &dyn Target, m: &Matcher, output: &mut String) -> PropertyRe
     let biggest = largest.map_or("no file".to_string(), |(s, p)| {
         format!("the largest is {p} ({})", bytes(s))
     });
-    PropertyResult::compare(key, true, m.describe(), format!("{biggest}, of {files} files"))
+    PropertyResult::compare(
+        key,
+        true,
+        m.describe(),
+        format!("{biggest}, of {files} files"),
+    )
 }
 
 /// `/init` (initramfs) or `/sbin/init`, resolved in the image, a regular

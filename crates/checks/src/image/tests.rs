@@ -79,7 +79,10 @@ fn sizes_format_and_init_of_an_initramfs() {
     // The file is ~200 bytes: passes; entries: / init usr usr/lib big.so etc motd = 7.
     assert_eq!(result(&e, "compressed_size").0, Status::Pass);
     let (st, msg) = result(&e, "entries");
-    assert_eq!((st, msg.as_str()), (Status::Fail, "entries: expected 6, got 7"));
+    assert_eq!(
+        (st, msg.as_str()),
+        (Status::Fail, "entries: expected 6, got 7")
+    );
     let (st, msg) = result(&e, "max_file_size");
     assert_eq!(st, Status::Fail);
     assert!(msg.contains("/usr/lib/big.so"), "{msg}");
@@ -118,7 +121,11 @@ fn skipped_with_the_reason_on_other_targets() {
 #[test]
 fn budgets_take_bounds() {
     use nodecheck_core::kind::Kind;
-    let c = check(&Image, "image", vec![("max_file_size", eq("2GiB")), ("init", b(false))]);
+    let c = check(
+        &Image,
+        "image",
+        vec![("max_file_size", eq("2GiB")), ("init", b(false))],
+    );
     let d = messages(&Image.validate(&c));
     assert_eq!(d.len(), 2, "{d:?}");
 }

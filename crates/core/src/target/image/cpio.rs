@@ -183,7 +183,9 @@ pub(crate) fn read(store: &Store, store_id: u32, index: &mut Index) -> Result<u6
         }
         // The kernel forgets hard-link sets at each trailer.
         let mut links: HashMap<(u64, u64, u64, u32), usize> = HashMap::new();
-        pos = headers(&store.file, pos, len, |h| add(store, store_id, index, &mut links, h))?;
+        pos = headers(&store.file, pos, len, |h| {
+            add(store, store_id, index, &mut links, h)
+        })?;
         archives += 1;
     }
     if archives == 0 {

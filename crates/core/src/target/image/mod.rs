@@ -370,7 +370,8 @@ impl ImageTarget {
     pub fn open_as(path: impl AsRef<Path>, format: Option<Format>) -> io::Result<ImageTarget> {
         let path = path.as_ref();
         let name = path.display();
-        let file = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
+        let file =
+            File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(io::Error::new(
@@ -636,7 +637,9 @@ impl FileAt for ImageFile {
         if offset >= size {
             return Ok(0);
         }
-        let n = buf.len().min((size - offset).min(usize::MAX as u64) as usize);
+        let n = buf
+            .len()
+            .min((size - offset).min(usize::MAX as u64) as usize);
         let got = read_full_at(&store.file, &mut buf[..n], self.offset + offset)?;
         if got < n {
             return Err(io::Error::new(

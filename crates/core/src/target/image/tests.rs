@@ -104,8 +104,15 @@ fn initramfs() -> Vec<u8> {
         .entry("init", REG | 0o755, 0, b"#!/bin/sh\n")
         .raw("dev/console", 99, 0o020600, 0, 1, b"", (5, 1));
     // A hard-link set as GNU cpio writes it: data with the last name.
-    c.raw("usr/bin/a", 500, REG | 0o755, 0, 2, b"", (0, 0))
-        .raw("usr/bin/b", 500, REG | 0o755, 0, 2, b"shared", (0, 0));
+    c.raw("usr/bin/a", 500, REG | 0o755, 0, 2, b"", (0, 0)).raw(
+        "usr/bin/b",
+        500,
+        REG | 0o755,
+        0,
+        2,
+        b"shared",
+        (0, 0),
+    );
     c.finish()
 }
 
@@ -116,7 +123,10 @@ fn cpio_entries_answer_like_a_directory() {
     assert_eq!(t.info().format, Format::Cpio);
     assert!(t.info().compression.is_empty());
     let su = t.metadata("/bin/su", true).unwrap();
-    assert_eq!((su.file_type, su.mode, su.uid, su.size), (FileType::File, 0o4755, 0, 7));
+    assert_eq!(
+        (su.file_type, su.mode, su.uid, su.size),
+        (FileType::File, 0o4755, 0, 7)
+    );
     assert_eq!(t.read("/bin/su", 100).unwrap(), b"\x7fELF su");
     assert_eq!(t.canonicalize("/bin/../bin/su").unwrap(), "/usr/bin/su");
     // Links that climb or are absolute stay inside the image.
@@ -155,7 +165,12 @@ fn cpio_entries_answer_like_a_directory() {
     );
     // Accounts from the image's own files.
     assert_eq!(t.accounts().user("munge").unwrap().uid, 101);
-    let names: Vec<String> = t.read_dir("/").unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<String> = t
+        .read_dir("/")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(
         names,
         ["abs", "bin", "dev", "escape", "etc", "init", "loop", "usr"]
@@ -195,7 +210,12 @@ fn a_later_entry_replaces_an_earlier_one() {
 fn concatenated_archives_unpack_in_order_like_the_kernel() {
     let mut early = Cpio::default();
     early
-        .entry("kernel/x86/microcode/GenuineIntel.bin", REG | 0o644, 0, b"ucode")
+        .entry(
+            "kernel/x86/microcode/GenuineIntel.bin",
+            REG | 0o644,
+            0,
+            b"ucode",
+        )
         .entry("etc/motd", REG | 0o644, 0, b"early");
     let mut image = early.finish();
     // Padding between archives, as dracut writes it.
@@ -221,7 +241,8 @@ fn concatenated_archives_unpack_in_order_like_the_kernel() {
     assert_eq!(t.info().archives, 3);
     assert_eq!(t.read("/etc/motd", 10).unwrap(), b"main");
     assert_eq!(
-        t.read("/kernel/x86/microcode/GenuineIntel.bin", 10).unwrap(),
+        t.read("/kernel/x86/microcode/GenuineIntel.bin", 10)
+            .unwrap(),
         b"ucode"
     );
     assert_eq!(t.read("/etc/extra", 100).unwrap(), b"zstd part");
@@ -251,7 +272,10 @@ fn hostile_cpio_is_an_error_naming_the_entry() {
     let mut c = Cpio::default();
     c.entry("../../etc/passwd", REG | 0o644, 0, b"x");
     let e = error_of(&c.finish());
-    assert!(e.contains("entry ../../etc/passwd: the name climbs out"), "{e}");
+    assert!(
+        e.contains("entry ../../etc/passwd: the name climbs out"),
+        "{e}"
+    );
 
     // A declared size far beyond the file.
     let mut c = Cpio::default();
@@ -262,7 +286,10 @@ fn hostile_cpio_is_an_error_naming_the_entry() {
     // Truncated: no trailer.
     let full = initramfs();
     let e = error_of(&full[..full.len() - 40]);
-    assert!(e.contains("truncated") || e.contains("no cpio header"), "{e}");
+    assert!(
+        e.contains("truncated") || e.contains("no cpio header"),
+        "{e}"
+    );
 
     // Wrong magic.
     let e = error_of(b"070799not a cpio at all, but long enough to look at");
@@ -270,7 +297,8 @@ fn hostile_cpio_is_an_error_naming_the_entry() {
 
     // A file below a file.
     let mut c = Cpio::default();
-    c.entry("a", REG | 0o644, 0, b"").entry("a/b", REG | 0o644, 0, b"");
+    c.entry("a", REG | 0o644, 0, b"")
+        .entry("a/b", REG | 0o644, 0, b"");
     let e = error_of(&c.finish());
     assert!(e.contains("entry a/b: a is not a directory"), "{e}");
 }
@@ -346,7 +374,8 @@ fn tar_fixture() -> Vec<u8> {
     let mut h = hdr(::tar::Header::new_ustar());
     h.set_entry_type(::tar::EntryType::Link);
     h.set_size(0);
-    b.append_link(&mut h, "usr/bin/ping6", "usr/bin/ping").unwrap();
+    b.append_link(&mut h, "usr/bin/ping6", "usr/bin/ping")
+        .unwrap();
     let mut h = hdr(::tar::Header::new_ustar());
     h.set_entry_type(::tar::EntryType::Symlink);
     h.set_size(0);
@@ -363,7 +392,10 @@ fn tar_long_names_xattrs_and_hard_links() {
     assert_eq!(t.read(&long, 10).unwrap(), b"hello");
     assert_eq!(
         t.xattrs("/bin/ping").unwrap(),
-        [(b"security.capability".to_vec(), b"\x01\x00\x00\x02".to_vec())]
+        [(
+            b"security.capability".to_vec(),
+            b"\x01\x00\x00\x02".to_vec()
+        )]
     );
     let a = t.metadata("/usr/bin/ping6", false).unwrap();
     assert_eq!((a.nlink, a.size), (2, 4));
@@ -383,7 +415,8 @@ fn hostile_tar_is_an_error_naming_the_entry() {
     let mut h = hdr(::tar::Header::new_ustar());
     h.set_entry_type(::tar::EntryType::Link);
     h.set_size(0);
-    b.append_link(&mut h, "etc/shadow", "../../etc/shadow").unwrap();
+    b.append_link(&mut h, "etc/shadow", "../../etc/shadow")
+        .unwrap();
     let e = error_of(&b.into_inner().unwrap());
     assert!(
         e.contains("entry etc/shadow: hard link to ../../etc/shadow: climbs out"),
@@ -454,11 +487,20 @@ fn materialised_tree_keeps_owners_modes_links_and_xattrs() {
         PathBuf::from("/etc/shadow")
     );
     let mut v = [0u8; 16];
-    let c = std::ffi::CString::new(root.join("usr/bin/su").into_os_string().into_encoded_bytes())
-        .unwrap();
+    let c = std::ffi::CString::new(
+        root.join("usr/bin/su")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
     // SAFETY: NUL-terminated strings and a buffer of the given length.
     let n = unsafe {
-        libc::getxattr(c.as_ptr(), c"user.note".as_ptr(), v.as_mut_ptr().cast(), v.len())
+        libc::getxattr(
+            c.as_ptr(),
+            c"user.note".as_ptr(),
+            v.as_mut_ptr().cast(),
+            v.len(),
+        )
     };
     if n >= 0 {
         assert_eq!(&v[..n as usize], b"kept");
