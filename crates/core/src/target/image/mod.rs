@@ -32,6 +32,7 @@
 
 mod cpio;
 mod materialise;
+mod oci;
 mod stream;
 mod tar;
 #[cfg(test)]
@@ -50,6 +51,7 @@ use super::{
     Visit, Visited, WalkEntry, WalkOptions, display_bytes, not_regular,
 };
 
+pub use oci::OciConfig;
 pub use stream::Compression;
 
 /// How many symlinks one resolution may follow, as the kernel's
@@ -61,6 +63,12 @@ const MAX_LINKS: usize = 40;
 pub enum Format {
     Cpio,
     Tar,
+    /// An OCI image layout directory.
+    Oci,
+    /// An OCI image layout in a tar.
+    OciArchive,
+    /// `docker save` / `podman save --format docker-archive`.
+    DockerArchive,
 }
 
 impl Format {
@@ -68,14 +76,23 @@ impl Format {
         match self {
             Format::Cpio => "cpio",
             Format::Tar => "tar",
+            Format::Oci => "oci",
+            Format::OciArchive => "oci-archive",
+            Format::DockerArchive => "docker-archive",
         }
     }
 
-    /// `cpio` / `tar` (the explicit `FORMAT:FILE` target forms).
+    /// The explicit `FORMAT:FILE` target forms.
     pub fn parse(s: &str) -> Option<Format> {
-        [Format::Cpio, Format::Tar]
-            .into_iter()
-            .find(|f| f.as_str() == s)
+        [
+            Format::Cpio,
+            Format::Tar,
+            Format::Oci,
+            Format::OciArchive,
+            Format::DockerArchive,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == s)
     }
 }
 
@@ -97,6 +114,12 @@ pub struct ImageInfo {
     /// Archives concatenated in the file (an early-microcode cpio before
     /// the main one counts as one more).
     pub archives: u64,
+    /// OCI: the layers applied.
+    pub layers: Option<u64>,
+    /// OCI: the image config (Env, Entrypoint, Cmd, User, …).
+    pub config: Option<OciConfig>,
+    /// OCI: the manifest's digest.
+    pub digest: Option<String>,
 }
 
 /// Where a node's content lies.
@@ -305,6 +328,58 @@ impl Index {
         Ok(at)
     }
 
+    /// The names reachable from the root (`/` included).
+    pub(crate) fn count(&self) -> u64 {
+        let mut n = 0;
+        let mut todo = vec![0];
+        while let Some(at) = todo.pop() {
+            n += 1;
+            if self.nodes[at].attrs.file_type == FileType::Directory {
+                todo.extend(self.nodes[at].children.values().copied());
+            }
+        }
+        n
+    }
+
+    /// Removes the name `path` (an OCI whiteout); a missing name is no
+    /// error (a layer may delete what it never saw).
+    pub(crate) fn remove(&mut self, path: &[u8]) -> Result<(), String> {
+        let comps = Index::components(path)?;
+        let Some((last, dirs)) = comps.split_last() else {
+            return Err("a whiteout of the root".into());
+        };
+        let mut at = 0;
+        for c in dirs {
+            match self.nodes[at].children.get(*c) {
+                Some(&n) => at = n,
+                None => return Ok(()),
+            }
+        }
+        if let Some(old) = self.nodes[at].children.remove(*last) {
+            self.nodes[old].nlink = self.nodes[old].nlink.saturating_sub(1);
+            self.names = self.names.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    /// Empties the directory `path` (an OCI opaque directory: what lower
+    /// layers put there is hidden).
+    pub(crate) fn clear(&mut self, path: &[u8]) -> Result<(), String> {
+        let comps = Index::components(path)?;
+        let mut at = 0;
+        for c in &comps {
+            match self.nodes[at].children.get(*c) {
+                Some(&n) => at = n,
+                None => return Ok(()),
+            }
+        }
+        if self.nodes[at].attrs.file_type == FileType::Directory {
+            let gone = std::mem::take(&mut self.nodes[at].children);
+            self.names = self.names.saturating_sub(gone.len() as u64);
+        }
+        Ok(())
+    }
+
     /// Gives node `n` its content (cpio: the last name of a hard-link set
     /// carries the data).
     pub(crate) fn set_data(&mut self, n: usize, size: u64, data: Data) {
@@ -369,6 +444,15 @@ impl ImageTarget {
     /// Opens `path` as `format` (`None`: by its magic bytes).
     pub fn open_as(path: impl AsRef<Path>, format: Option<Format>) -> io::Result<ImageTarget> {
         let path = path.as_ref();
+        if let Some(f @ (Format::Oci | Format::OciArchive | Format::DockerArchive)) = format {
+            // `FILE:REF`, unless the whole string names the file.
+            if !path.exists()
+                && let Some((file, reference)) = path.to_str().and_then(|s| s.rsplit_once(':'))
+            {
+                return ImageTarget::open_oci(file, f, Some(reference));
+            }
+            return ImageTarget::open_oci(path, f, None);
+        }
         let name = path.display();
         let file =
             File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
@@ -401,7 +485,7 @@ impl ImageTarget {
         let mut index = Index::new();
         let archives = match format {
             Format::Cpio => cpio::read(&store, 0, &mut index),
-            Format::Tar => tar::read(&store, 0, &mut index),
+            _ => tar::read(&store, 0, &mut index),
         }
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{name}: {e}")))?;
         let info = ImageInfo {
@@ -410,13 +494,70 @@ impl ImageTarget {
             compression: flat.compression,
             compressed_size: meta.len(),
             uncompressed_size: store.len,
-            entries: index.names,
+            entries: index.count(),
             archives,
+            layers: None,
+            config: None,
+            digest: None,
         };
         Ok(ImageTarget {
             info,
             index,
             stores: vec![store],
+            accounts: OnceLock::new(),
+            memo: Memo::default(),
+            materialised: OnceLock::new(),
+        })
+    }
+
+    /// Opens an OCI image: a layout directory, an oci-archive or a
+    /// docker-archive, the image named `reference` (needed when there are
+    /// several).
+    pub fn open_oci(
+        path: impl AsRef<Path>,
+        format: Format,
+        reference: Option<&str>,
+    ) -> io::Result<ImageTarget> {
+        let path = path.as_ref();
+        let form = match format {
+            Format::Oci => oci::Form::Layout,
+            Format::OciArchive => oci::Form::OciArchive,
+            Format::DockerArchive => oci::Form::DockerArchive,
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is not an OCI form", other.as_str()),
+                ));
+            }
+        };
+        let mut index = Index::new();
+        let read = oci::read(path, form, reference, &mut index).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+        let compressed_size = if form == oci::Form::Layout {
+            read.stores.iter().map(|s| s.len).sum()
+        } else {
+            std::fs::metadata(path)?.len()
+        };
+        let info = ImageInfo {
+            path: path.to_path_buf(),
+            format,
+            compression: Vec::new(),
+            compressed_size,
+            uncompressed_size: read.uncompressed,
+            entries: index.count(),
+            archives: read.layers,
+            layers: Some(read.layers),
+            config: Some(read.config),
+            digest: read.digest,
+        };
+        Ok(ImageTarget {
+            info,
+            index,
+            stores: read.stores,
             accounts: OnceLock::new(),
             memo: Memo::default(),
             materialised: OnceLock::new(),

@@ -190,7 +190,7 @@ pub(crate) fn flatten(file: File, len: u64, cap: u64) -> io::Result<Flat> {
         })?;
         // A tar, or a cpio followed by nothing (but padding): no spill.
         let plain = match format {
-            Format::Tar => true,
+            Format::Tar | Format::Oci | Format::OciArchive | Format::DockerArchive => true,
             Format::Cpio => {
                 let end = cpio::archive_end(&file, 0, len)?;
                 skip_zeros(&file, end, len)? == len
@@ -234,7 +234,7 @@ pub(crate) fn flatten(file: File, len: u64, cap: u64) -> io::Result<Flat> {
         } else {
             let end = match archive_format(head) {
                 Some(Format::Cpio) => cpio::archive_end(&file, pos, len)?,
-                Some(Format::Tar) => len,
+                Some(_) => len,
                 None => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -248,6 +248,63 @@ pub(crate) fn flatten(file: File, len: u64, cap: u64) -> io::Result<Flat> {
             pos = end;
             Compression::None
         };
+        if kinds.last() != Some(&kind) {
+            kinds.push(kind);
+        }
+    }
+    out.flush()?;
+    let written = out.written;
+    let spill = writer.into_inner().map_err(|e| e.into_error())?;
+    Ok(Flat {
+        file: spill,
+        len: written,
+        compression: kinds,
+    })
+}
+
+/// Whether `head` starts a compressed stream.
+pub(crate) fn is_compressed(head: &[u8]) -> bool {
+    compression(head).is_some()
+}
+
+/// Decompresses the streams in `window` (an OCI layer blob) into a spill
+/// file of its own (at most `cap` bytes).
+pub(crate) fn flatten_window(window: &super::tar::Window, cap: u64) -> io::Result<Flat> {
+    let file = window.file();
+    let end = window.start() + window.len();
+    let spill = tempfile::tempfile()?;
+    let mut writer = io::BufWriter::with_capacity(256 << 10, spill);
+    let mut out = Capped {
+        file: &mut writer,
+        written: 0,
+        cap,
+    };
+    let mut kinds = Vec::new();
+    let mut pos = window.start();
+    loop {
+        pos = skip_zeros(file, pos, end)?;
+        if pos >= end {
+            break;
+        }
+        let mut head = [0; 16];
+        let n = read_full_at(file, &mut head, pos)?;
+        let Some(kind) = compression(&head[..n]) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("data after the compressed stream at offset {pos}"),
+            ));
+        };
+        let next = decode(file, pos, kind, &mut out)?;
+        if next <= pos || next > end {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} stream at offset {pos} is empty or runs past the blob",
+                    kind.as_str()
+                ),
+            ));
+        }
+        pos = next;
         if kinds.last() != Some(&kind) {
             kinds.push(kind);
         }

@@ -4,7 +4,7 @@
 //! `tar --xattrs` writes). The crate seeks past each entry's content; the
 //! index keeps the content's offset.
 
-use std::io::Seek;
+use std::io::{Read, Seek};
 
 use tar::EntryType;
 
@@ -13,13 +13,113 @@ use crate::target::{FileType, display_bytes};
 
 const MAX_LINK: u64 = 4096;
 
+/// A window `[start, start + len)` of a file, as a seekable reader: a
+/// layer inside an outer archive.
+pub(crate) struct Window {
+    file: std::fs::File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Window {
+    pub(crate) fn new(file: &std::fs::File, start: u64, len: u64) -> std::io::Result<Window> {
+        Ok(Window {
+            file: file.try_clone()?,
+            start,
+            len,
+            pos: 0,
+        })
+    }
+
+    pub(crate) fn file(&self) -> &std::fs::File {
+        &self.file
+    }
+
+    pub(crate) fn start(&self) -> u64 {
+        self.start
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl Read for Window {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let left = self.len.saturating_sub(self.pos);
+        let n = buf.len().min(left.min(usize::MAX as u64) as usize);
+        let got = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+impl Seek for Window {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let p = match to {
+            std::io::SeekFrom::Start(p) => Some(p),
+            std::io::SeekFrom::End(d) => self.len.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = p.ok_or_else(|| std::io::Error::other("seek out of range"))?;
+        Ok(self.pos)
+    }
+}
+
 /// Indexes the tar archive `store` holds; returns 1 (the archives read).
 pub(crate) fn read(store: &Store, store_id: u32, index: &mut Index) -> Result<u64, String> {
-    let mut file = store.file.try_clone().map_err(|e| e.to_string())?;
-    // A spill file was just written: its offset is at the end.
-    file.seek(std::io::SeekFrom::Start(0))
-        .map_err(|e| e.to_string())?;
-    let mut archive = tar::Archive::new(file);
+    let window = Window::new(&store.file, 0, store.len).map_err(|e| e.to_string())?;
+    read_window(window, store_id, index, false)?;
+    Ok(1)
+}
+
+/// The whiteouts of an OCI layer: names deleted (`.wh.NAME`) and
+/// directories made opaque (`.wh..wh..opq`), as paths.
+pub(crate) fn whiteouts(window: Window) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), String> {
+    let mut archive = tar::Archive::new(window);
+    let entries = archive
+        .entries_with_seek()
+        .map_err(|e| format!("tar: {e}"))?;
+    let (mut gone, mut opaque) = (Vec::new(), Vec::new());
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("tar: {e}"))?;
+        let name = entry.path_bytes().into_owned();
+        let (dir, base) = match name.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&name[..=i], &name[i + 1..]),
+            None => (&b""[..], &name[..]),
+        };
+        if base == b".wh..wh..opq" {
+            opaque.push(dir.to_vec());
+        } else if let Some(hidden) = base.strip_prefix(b".wh.") {
+            if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.starts_with(b".wh.")
+            {
+                return Err(format!(
+                    "entry {}: a malformed whiteout",
+                    display_bytes(&name)
+                ));
+            }
+            let mut p = dir.to_vec();
+            p.extend_from_slice(hidden);
+            gone.push(p);
+        }
+    }
+    Ok((gone, opaque))
+}
+
+/// Indexes a tar read through `window` (offsets in the index are the
+/// window's plus its start). `layer`: whiteout entries are skipped (the
+/// caller applied them first).
+pub(crate) fn read_window(
+    window: Window,
+    store_id: u32,
+    index: &mut Index,
+    layer: bool,
+) -> Result<(), String> {
+    let base = window.start;
+    let store_len = window.len;
+    let mut archive = tar::Archive::new(window);
     let entries = archive
         .entries_with_seek()
         .map_err(|e| format!("tar: {e}"))?;
@@ -64,20 +164,27 @@ pub(crate) fn read(store: &Store, store_id: u32, index: &mut Index) -> Result<u6
                 }
             }
         }
+        if layer
+            && name
+                .rsplit(|&b| b == b'/')
+                .next()
+                .is_some_and(|b| b.starts_with(b".wh."))
+        {
+            continue;
+        }
         let size = entry.size();
         let offset = entry.raw_file_position();
         match kind {
             EntryType::Regular | EntryType::Continuous => {
-                if offset.checked_add(size).is_none_or(|e| e > store.len) {
+                if offset.checked_add(size).is_none_or(|e| e > store_len) {
                     return Err(bad(format!(
-                        "its {size} bytes of content run past the end of the archive ({} bytes)",
-                        store.len
+                        "its {size} bytes of content run past the end of the archive ({store_len} bytes)"
                     )));
                 }
                 attrs.size = size;
                 let data = Data {
                     store: store_id,
-                    offset,
+                    offset: base + offset,
                 };
                 index.insert(&name, attrs, Some(data))?;
             }
@@ -123,5 +230,5 @@ pub(crate) fn read(store: &Store, store_id: u32, index: &mut Index) -> Result<u6
             }
         }
     }
-    Ok(1)
+    Ok(())
 }

@@ -508,3 +508,192 @@ fn materialised_tree_keeps_owners_modes_links_and_xattrs() {
     drop(m);
     assert!(!outer.exists(), "the tree is removed with the target");
 }
+
+fn layer(entries: &[(&str, &[u8])], gzip: bool) -> Vec<u8> {
+    let mut b = ::tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = hdr(::tar::Header::new_ustar());
+        if name.ends_with('/') {
+            h.set_entry_type(::tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_size(0);
+            b.append_data(&mut h, name, &b""[..]).unwrap();
+        } else {
+            h.set_entry_type(::tar::EntryType::Regular);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+    }
+    let t = b.into_inner().unwrap();
+    if !gzip {
+        return t;
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&t).unwrap();
+    gz.finish().unwrap()
+}
+
+const CONFIG: &str = r#"{"architecture":"amd64","config":{"Env":["PATH=/usr/bin","LANG=C"],"Entrypoint":["/init"],"User":"1000","WorkingDir":"/opt","Labels":{"site":"hpc"},"ExposedPorts":{"22/tcp":{}}}}"#;
+
+fn two_layers() -> (Vec<u8>, Vec<u8>) {
+    let l1 = layer(
+        &[
+            ("etc/", b""),
+            ("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+            ("usr/bin/a", b"old a"),
+            ("usr/bin/b", b"b"),
+            ("opt/x/y", b"lower"),
+        ],
+        false,
+    );
+    let l2 = layer(
+        &[
+            ("usr/bin/.wh.a", b""),
+            ("opt/.wh..wh..opq", b""),
+            ("opt/new", b"upper"),
+        ],
+        true,
+    );
+    (l1, l2)
+}
+
+fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = ::tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = hdr(::tar::Header::new_ustar());
+        h.set_entry_type(::tar::EntryType::Regular);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn open_form(bytes: &[u8], format: Format, reference: Option<&str>) -> io::Result<ImageTarget> {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(bytes).unwrap();
+    f.flush().unwrap();
+    ImageTarget::open_oci(f.path(), format, reference)
+}
+
+fn assert_layers_applied(t: &ImageTarget) {
+    assert_eq!(t.read("/usr/bin/b", 10).unwrap(), b"b");
+    assert_eq!(
+        t.metadata("/usr/bin/a", false).unwrap_err().kind(),
+        io::ErrorKind::NotFound,
+        "whited out"
+    );
+    assert_eq!(
+        t.metadata("/opt/x", false).unwrap_err().kind(),
+        io::ErrorKind::NotFound,
+        "hidden by the opaque directory"
+    );
+    assert_eq!(t.read("/opt/new", 10).unwrap(), b"upper");
+    assert_eq!(t.info().layers, Some(2));
+    let c = t.info().config.as_ref().unwrap();
+    assert_eq!(c.env.as_deref().unwrap(), ["PATH=/usr/bin", "LANG=C"]);
+    assert_eq!(c.user.as_deref(), Some("1000"));
+    assert_eq!(c.working_dir.as_deref(), Some("/opt"));
+    assert!(c.exposed_ports.as_ref().unwrap().contains_key("22/tcp"));
+}
+
+#[test]
+fn docker_archive_layers_whiteouts_and_config() {
+    let (l1, l2) = two_layers();
+    let manifest = r#"[{"Config":"cfg.json","RepoTags":["compute:1"],"Layers":["l1/layer.tar","l2/layer.tar"]}]"#;
+    let a = archive(&[
+        ("manifest.json", manifest.as_bytes()),
+        ("cfg.json", CONFIG.as_bytes()),
+        ("l1/layer.tar", &l1),
+        ("l2/layer.tar", &l2),
+    ]);
+    let t = open_form(&a, Format::DockerArchive, None).unwrap();
+    assert_layers_applied(&t);
+    assert!(open_form(&a, Format::DockerArchive, Some("compute:1")).is_ok());
+    let e = open_form(&a, Format::DockerArchive, Some("other:2"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no image tagged"), "{e}");
+    // A manifest naming a missing blob.
+    let a = archive(&[
+        ("manifest.json", manifest.as_bytes()),
+        ("cfg.json", CONFIG.as_bytes()),
+        ("l1/layer.tar", &l1),
+    ]);
+    let e = open_form(&a, Format::DockerArchive, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("blob l2/layer.tar: missing"), "{e}");
+}
+
+#[test]
+fn oci_archive_and_layout() {
+    use sha2::Digest;
+    let (l1, l2) = two_layers();
+    let digest = |b: &[u8]| {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{}"}},{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{}"}}]}}"#,
+        digest(CONFIG.as_bytes()),
+        digest(&l1),
+        digest(&l2)
+    );
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","annotations":{{"org.opencontainers.image.ref.name":"latest"}}}}]}}"#,
+        digest(manifest.as_bytes())
+    );
+    let blob = |b: &[u8]| format!("blobs/sha256/{}", digest(b));
+    let files: Vec<(String, Vec<u8>)> = vec![
+        (
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        ("index.json".into(), index.into_bytes()),
+        (blob(manifest.as_bytes()), manifest.clone().into_bytes()),
+        (blob(CONFIG.as_bytes()), CONFIG.as_bytes().to_vec()),
+        (blob(&l1), l1.clone()),
+        (blob(&l2), l2.clone()),
+    ];
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let t = open_form(&archive(&refs), Format::OciArchive, Some("latest")).unwrap();
+    assert_layers_applied(&t);
+    assert!(t.info().digest.as_ref().unwrap().starts_with("sha256:"));
+
+    // The same as a layout directory.
+    let dir = tempfile::tempdir().unwrap();
+    for (n, b) in &files {
+        let p = dir.path().join(n);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b).unwrap();
+    }
+    let t = ImageTarget::open_oci(dir.path(), Format::Oci, None).unwrap();
+    assert_layers_applied(&t);
+}
+
+#[test]
+fn hostile_oci_is_an_error() {
+    let bad = layer(&[("etc/.wh..wh.x", b"")], false);
+    let manifest = r#"[{"Config":"cfg.json","Layers":["l/layer.tar"]}]"#;
+    let a = archive(&[
+        ("manifest.json", manifest.as_bytes()),
+        ("cfg.json", CONFIG.as_bytes()),
+        ("l/layer.tar", &bad),
+    ]);
+    let e = open_form(&a, Format::DockerArchive, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("malformed whiteout"), "{e}");
+    // A digest that climbs out of the layout.
+    let index = r#"{"manifests":[{"digest":"sha256:../../etc/passwd"}]}"#;
+    let a = archive(&[("index.json", index.as_bytes())]);
+    let e = open_form(&a, Format::OciArchive, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is malformed"), "{e}");
+}
