@@ -187,6 +187,13 @@ fn static_checks_give_the_directory_s_outcomes_on_every_packed_form() {
                 );
                 continue;
             }
+            // The early archive adds /kernel/x86/microcode/GenuineIntel.bin
+            // (as dracut's does): a budget over the whole tree counts one
+            // file more there, with the same verdict.
+            if form.starts_with("early") && key.contains(" tree / ") {
+                assert_eq!(status, &want[key].0, "{form}: {key}: {msg}");
+                continue;
+            }
             // As root, programs run in the tree written out once per run:
             // compilers, MPI and Lmod give the directory's outcomes too.
             assert_eq!(

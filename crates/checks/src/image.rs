@@ -18,7 +18,7 @@ const KEYS: &[Key] = &[
     Key::new(
         "format",
         Ty::Matcher(Compare::Version),
-        "The archive format: `\"cpio\"` or `\"tar\"`.",
+        "The format: `\"cpio\"`, `\"tar\"`, `\"oci\"`, `\"oci-archive\"`, `\"docker-archive\"`.",
     ),
     Key::new(
         "compression",
@@ -56,6 +56,60 @@ const KEYS: &[Key] = &[
          `/sbin/init` of any other, resolved inside the image, is a regular file with an \
          execute bit. `false` is refused.",
     ),
+    Key::new(
+        "layers",
+        Ty::Matcher(Compare::Quantity),
+        "OCI images: the number of layers, `{ le = \"20\" }`.",
+    ),
+    Key::new(
+        "env",
+        Ty::MatcherMap(Compare::Version),
+        "OCI images: variables of the config's `Env`, each a matcher: \
+         `env = { PATH = { contains = \"/opt/slurm/bin\" } }`; a variable not set fails.",
+    ),
+    Key::new(
+        "entrypoint",
+        Ty::Matcher(Compare::Version),
+        "OCI images: the config's `Entrypoint`, its words joined by spaces: `\"/init\"`.",
+    ),
+    Key::new(
+        "cmd",
+        Ty::Matcher(Compare::Version),
+        "OCI images: the config's `Cmd`, its words joined by spaces.",
+    ),
+    Key::new(
+        "user",
+        Ty::Matcher(Compare::Version),
+        "OCI images: the config's `User` (`\"\"` when unset: root).",
+    ),
+    Key::new(
+        "workdir",
+        Ty::Matcher(Compare::Version),
+        "OCI images: the config's `WorkingDir` (`\"\"` when unset).",
+    ),
+    Key::new(
+        "labels",
+        Ty::MatcherMap(Compare::Version),
+        "OCI images: labels of the config, each a matcher: \
+         `labels = { \"org.opencontainers.image.version\" = { ge = \"2\" } }`; a label not set fails.",
+    ),
+    Key::new(
+        "exposed_ports",
+        Ty::StrList,
+        "OCI images: ports the config exposes, each of these at least: `[\"22/tcp\"]`.",
+    ),
+];
+
+/// The keys that read the OCI config or manifest.
+const OCI_KEYS: &[&str] = &[
+    "layers",
+    "env",
+    "entrypoint",
+    "cmd",
+    "user",
+    "workdir",
+    "labels",
+    "exposed_ports",
 ];
 
 const DOC: &str = r#"## What it checks
@@ -89,8 +143,11 @@ title = "The RAM root fits the compute nodes"
 
 ## Targets
 
-Packed images only (cpio, tar); on every other target the check is
-skipped with the reason.
+Packed images only (cpio, tar, OCI layouts and archives); on every other
+target the check is skipped with the reason. The OCI keys (`layers`,
+`env`, `entrypoint`, `cmd`, `user`, `workdir`, `labels`, `exposed_ports`,
+what container-structure-test's `metadataTest` checks) are skipped on a
+cpio or tar image, which has no config.
 "#;
 
 impl Kind for Image {
@@ -159,6 +216,10 @@ impl Kind for Image {
         };
         let mut out = Evaluation::default();
         for p in eval::asserted(check, &[]) {
+            if OCI_KEYS.contains(&p.key) {
+                out.push(oci(check, p.key, info));
+                continue;
+            }
             let r = match p.key {
                 "init" => init(t, info),
                 "max_file_size" => match check.matcher(p.key) {
@@ -186,6 +247,104 @@ impl Kind for Image {
             out.push(r);
         }
         out
+    }
+}
+
+/// One property of the OCI config or manifest.
+fn oci(check: &Check, key: &str, info: &ImageInfo) -> PropertyResult {
+    let (Some(config), Some(layers)) = (&info.config, info.layers) else {
+        return PropertyResult::skip(
+            key,
+            format!(
+                "not an OCI image ({}): it has no config",
+                info.format.as_str()
+            ),
+        );
+    };
+    let words = |w: &Option<Vec<String>>| w.as_ref().map(|w| w.join(" ")).unwrap_or_default();
+    match key {
+        "layers" => match check.matcher(key) {
+            Some(m) => PropertyResult::compare(
+                key,
+                m.test(Actual::Int(layers as i64)),
+                m.describe(),
+                layers.to_string(),
+            ),
+            None => PropertyResult::error(key, "layers: not a matcher"),
+        },
+        "entrypoint" | "cmd" | "user" | "workdir" => {
+            let actual = match key {
+                "entrypoint" => words(&config.entrypoint),
+                "cmd" => words(&config.cmd),
+                "user" => config.user.clone().unwrap_or_default(),
+                _ => config.working_dir.clone().unwrap_or_default(),
+            };
+            match check.matcher(key) {
+                Some(m) => text(key, m, &actual),
+                None => PropertyResult::error(key, format!("{key}: not a matcher")),
+            }
+        }
+        "env" | "labels" => {
+            let have: std::collections::BTreeMap<String, String> = if key == "env" {
+                config
+                    .env
+                    .iter()
+                    .flatten()
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            } else {
+                config.labels.clone().unwrap_or_default()
+            };
+            let mut bad = Vec::new();
+            for nm in check.matchers(key).unwrap_or_default() {
+                match have.get(&nm.name) {
+                    Some(v) if nm.matcher.test(Actual::Str(v)) => {}
+                    Some(v) => bad.push(format!(
+                        "{} is {v:?}, expected {}",
+                        nm.name,
+                        nm.matcher.describe()
+                    )),
+                    None => bad.push(format!("{} is not set", nm.name)),
+                }
+            }
+            PropertyResult::verdict(
+                key,
+                bad.is_empty(),
+                if bad.is_empty() {
+                    format!("{key}: as expected")
+                } else {
+                    format!("{key}: {}", bad.join("; "))
+                },
+            )
+        }
+        _ => {
+            let have: Vec<&String> = config
+                .exposed_ports
+                .iter()
+                .flatten()
+                .map(|(k, _)| k)
+                .collect();
+            let missing: Vec<&String> = check
+                .list(key)
+                .unwrap_or_default()
+                .iter()
+                .filter(|p| !have.contains(p))
+                .collect();
+            PropertyResult::verdict(
+                key,
+                missing.is_empty(),
+                format!(
+                    "exposed_ports: {} (the image exposes {:?})",
+                    if missing.is_empty() {
+                        "all exposed".to_string()
+                    } else {
+                        format!("{missing:?} not exposed")
+                    },
+                    have
+                ),
+            )
+        }
     }
 }
 

@@ -129,3 +129,94 @@ fn budgets_take_bounds() {
     let d = messages(&Image.validate(&c));
     assert_eq!(d.len(), 2, "{d:?}");
 }
+
+fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn oci_config_keys_on_a_docker_archive_and_skipped_on_cpio() {
+    use nodecheck_core::profile::{NamedMatcher, Value};
+    let layer = tar_of(&[("sbin/init", b"ELF")]);
+    let config = r#"{"config":{"Env":["PATH=/usr/bin:/opt/slurm/bin"],"Entrypoint":["/sbin/init","--log"],"User":"slurm","WorkingDir":"/","Labels":{"site":"hpc"},"ExposedPorts":{"6818/tcp":{}}}}"#;
+    let manifest = r#"[{"Config":"c.json","RepoTags":["node:1"],"Layers":["l.tar"]}]"#;
+    let a = tar_of(&[
+        ("manifest.json", manifest.as_bytes()),
+        ("c.json", config.as_bytes()),
+        ("l.tar", &layer),
+    ]);
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(&a).unwrap();
+    let t = ImageTarget::open_oci(
+        f.path(),
+        nodecheck_core::target::ImageFormat::DockerArchive,
+        None,
+    )
+    .unwrap();
+    let named = |name: &str, m: Value| {
+        let Value::Matcher(matcher) = m else {
+            unreachable!()
+        };
+        NamedMatcher {
+            name: name.into(),
+            matcher,
+            location: check(&Image, "image", vec![]).location,
+        }
+    };
+    let c = check(
+        &Image,
+        "image",
+        vec![
+            ("layers", eq_int(1)),
+            ("entrypoint", eq("/sbin/init --log")),
+            ("user", eq("root")),
+            (
+                "env",
+                Value::Matchers(vec![named("PATH", re("/opt/slurm/bin"))]),
+            ),
+            (
+                "labels",
+                Value::Matchers(vec![named("site", eq("hpc")), named("owner", eq("x"))]),
+            ),
+            ("exposed_ports", list(&["6818/tcp"])),
+            ("init", b(true)),
+        ],
+    );
+    let e = run(&c, &t);
+    assert_eq!(result(&e, "layers").0, Status::Pass);
+    assert_eq!(result(&e, "entrypoint").0, Status::Pass);
+    assert_eq!(
+        result(&e, "user"),
+        (Status::Fail, "user: expected root, got slurm".into())
+    );
+    assert_eq!(result(&e, "env").0, Status::Pass);
+    assert_eq!(
+        result(&e, "labels"),
+        (Status::Fail, "labels: owner is not set".into())
+    );
+    assert_eq!(result(&e, "exposed_ports").0, Status::Pass);
+    // The layer's /sbin/init is 0644: the kernel could not start it.
+    let (st, msg) = result(&e, "init");
+    assert_eq!(st, Status::Fail);
+    assert!(msg.contains("/sbin/init is not executable"), "{msg}");
+
+    let f = cpio_gz(&[("init", 0o100755, b"#!")]);
+    let t = ImageTarget::open(f.path()).unwrap();
+    let c = check(&Image, "image", vec![("user", eq("root"))]);
+    let (st, msg) = result(&run(&c, &t), "user");
+    assert_eq!(
+        (st, msg.as_str()),
+        (Status::Skip, "not an OCI image (cpio): it has no config")
+    );
+}
