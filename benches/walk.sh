@@ -13,7 +13,11 @@
 #          finding them with standard tools.
 #
 #   benches/walk.sh [ROOTFS]      (default: $NODECHECK_TEST_ROOTFS)
-#   NODECHECK_BIN=/path/to/nodecheck benches/walk.sh   (compare a build)
+#   NODECHECK_BIN=/path/to/nodecheck benches/walk.sh   (measure a build)
+#   NODECHECK_BASE=/path/to/old/nodecheck benches/walk.sh
+#       adds a before/after table: old, new and find/libtree run in
+#       interleaved rounds (so load from other processes hits all alike),
+#       medians of wall and CPU time.
 #
 # Wall-clock means of the whole command (process start included), page
 # cache warm, release build; hyperfine.
@@ -104,3 +108,32 @@ for r in json.load(open(sys.argv[1]))["results"]:
     t = sorted(r["times"])
     print(f"{r['command']:40s} {t[len(t)//2]*1e3:9.1f} ms {t[0]*1e3:7.1f} ms {(r['user']+r['system'])*1e3:7.1f} ms")
 PY
+
+if [[ -n ${NODECHECK_BASE:-} ]]; then
+  base=$(readlink -f "$NODECHECK_BASE")
+  printf '\nbefore/after, %s interleaved rounds (base: %s)\n' "${ROUNDS:-15}" "$base"
+  /usr/bin/python3 - "${ROUNDS:-15}" <<PY
+import resource, statistics, subprocess, sys, time
+cmds = {
+    "base tree /usr": "$base run $work/tree.toml --target $root --no-color",
+    "new tree /usr": "$bin run $work/tree.toml --target $root --no-color",
+    "find /usr -xdev (same tests)": "$work/find.sh",
+    "base elf /usr": "$base run $work/elf.toml --target $root --no-color",
+    "new elf /usr": "$bin run $work/elf.toml --target $root --no-color",
+    "libtree (chroot)": "chroot $copy /tmp/nodecheck-libtree.sh",
+}
+res = {k: ([], []) for k in cmds}
+for _ in range(int(sys.argv[1])):
+    for k, c in cmds.items():
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        subprocess.run(c.split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t = time.perf_counter() - t
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        res[k][0].append(t * 1e3)
+        res[k][1].append((r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) * 1e3)
+print(f"{'command':32s} {'wall median':>12s} {'cpu median':>12s}")
+for k, (w, c) in res.items():
+    print(f"{k:32s} {statistics.median(w):9.1f} ms {statistics.median(c):9.1f} ms")
+PY
+fi

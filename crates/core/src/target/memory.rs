@@ -523,7 +523,7 @@ impl MemoryTarget {
         if !keep || !matches!(node.body, Body::Dir) {
             return;
         }
-        // Like walkdir (and `find -xdev`): a mount point is reported, its
+        // Like the real walker (and `find -xdev`): a mount point is reported, its
         // contents are not.
         if options.same_file_system && node.dev != start_dev {
             return;
