@@ -75,9 +75,12 @@ pub(crate) fn read(store: &Store, store_id: u32, index: &mut Index) -> Result<u6
     Ok(1)
 }
 
+/// Paths inside an image, as bytes.
+pub(crate) type Paths = Vec<Vec<u8>>;
+
 /// The whiteouts of an OCI layer: names deleted (`.wh.NAME`) and
 /// directories made opaque (`.wh..wh..opq`), as paths.
-pub(crate) fn whiteouts(window: Window) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), String> {
+pub(crate) fn whiteouts(window: Window) -> Result<(Paths, Paths), String> {
     let mut archive = tar::Archive::new(window);
     let entries = archive
         .entries_with_seek()
