@@ -35,6 +35,9 @@ packages=(
   python3-pip binutils
   # taplo (npm's @taplo/cli) lints the bundled profiles with the JSON Schema.
   npm
+  # Packed-image targets (tests/e2e/images.rs pack the reference rootfs
+  # with the real tools): cpio, mksquashfs.
+  cpio squashfs-tools
 )
 missing=()
 # npm: any Node.js with npm does (a machine may have one outside Debian's).

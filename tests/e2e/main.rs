@@ -8,6 +8,7 @@ mod elf;
 mod escape;
 mod exec;
 mod gate;
+mod images;
 mod install;
 mod kmod;
 mod ldso_diff;

@@ -23,6 +23,7 @@ pub mod kernel_module;
 mod kmod;
 /// A kernel module file's `.modinfo` (public for the fuzz targets).
 pub use kmod::modfile;
+pub mod image;
 pub mod library;
 pub mod live;
 pub mod module_system;
@@ -46,6 +47,7 @@ use nodecheck_core::kind::Kind;
 pub const KINDS: &[&dyn Kind] = &[
     &file::File,
     &tree::Tree,
+    &image::Image,
     &user::User,
     &group::Group,
     &users::Users,

@@ -21,7 +21,7 @@ use nodecheck_core::report::{
     TerminalReporter,
 };
 use nodecheck_core::run;
-use nodecheck_core::target::{Container, RootFs, Target};
+use nodecheck_core::target::{Container, ImageFormat, ImageTarget, RootFs, Target};
 
 /// Test HPC node images, containers and booted nodes against declarative
 /// TOML profiles.
@@ -226,9 +226,23 @@ fn open_target(spec: &str) -> Result<Box<dyn Target>, String> {
     let target: Result<Box<dyn Target>, _> = match spec {
         "local" | "/" => RootFs::live().map(|t| Box::new(t) as _),
         s if Container::is_spec(s) => Container::open(s).map(|t| Box::new(t) as _),
+        // `cpio:FILE`, `tar:FILE`, or a packed image known by its magic.
+        s if let Some((f, path)) = s.split_once(':')
+            && let Some(format) = ImageFormat::parse(f) =>
+        {
+            return image(spec, ImageTarget::open_as(path, Some(format)));
+        }
+        path if std::path::Path::new(path).is_file() && ImageTarget::sniff(path) => {
+            return image(spec, ImageTarget::open(path));
+        }
         path => RootFs::open(path).map(|t| Box::new(t) as _),
     };
     target.map_err(|e| format!("cannot use target {spec}: {e}"))
+}
+
+fn image(spec: &str, t: io::Result<ImageTarget>) -> Result<Box<dyn Target>, String> {
+    t.map(|t| Box::new(t) as _)
+        .map_err(|e| format!("cannot use target {spec}: {e}"))
 }
 
 /// Set by the first SIGINT or SIGTERM; the run stops and reports.

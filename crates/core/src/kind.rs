@@ -223,6 +223,7 @@ fn keys_table(kind: &dyn Kind) -> String {
             Some(Need::Live) => "live node",
             Some(Need::Exec) => "command execution",
             Some(Need::Root) => "root",
+            Some(Need::Image) => "packed image",
         };
         let doc = format!("{note}{}", key.doc).replace('|', "\\|");
         t.push_str(&format!(

@@ -197,6 +197,7 @@ impl Target for Container {
                         .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == me.as_raw())
             }
             Need::Root => nix::unistd::geteuid().is_root(),
+            Need::Image => false,
         }
     }
 

@@ -89,6 +89,7 @@ enum NeedKey {
     Live,
     Exec,
     Root,
+    Image,
 }
 
 impl From<Need> for NeedKey {
@@ -97,6 +98,7 @@ impl From<Need> for NeedKey {
             Need::Live => NeedKey::Live,
             Need::Exec => NeedKey::Exec,
             Need::Root => NeedKey::Root,
+            Need::Image => NeedKey::Image,
         }
     }
 }

@@ -9,6 +9,7 @@
 mod accounts;
 mod container;
 mod exec;
+mod image;
 mod memo;
 mod memory;
 mod resolve;
@@ -29,6 +30,7 @@ pub use exec::{
     Captured, DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, ExecFile, ExecOutput, ExecRequest, Exit,
     Limits, base_env, format_bytes, format_duration, merge_env,
 };
+pub use image::{Compression, Format as ImageFormat, ImageInfo, ImageTarget, spill_cap};
 pub use memo::Memo;
 pub use memory::MemoryTarget;
 pub use resolve::Resolver;
@@ -94,6 +96,8 @@ pub enum Need {
     /// rootless sandbox (a user namespace) shows root-owned files as
     /// `nobody` and cannot write where only root may.
     Root,
+    /// A packed image (cpio, tar): its format, compression and sizes.
+    Image,
 }
 
 impl Need {
@@ -103,6 +107,7 @@ impl Need {
             Need::Live => "needs a live node",
             Need::Exec => "needs command execution in the target",
             Need::Root => "needs root",
+            Need::Image => "needs a packed image target (cpio, tar)",
         }
     }
 }
@@ -359,6 +364,12 @@ pub trait Target: Send + Sync {
     /// [`Target::accounts`]. `None` (the default): nothing is kept, and
     /// every check reads afresh.
     fn memo(&self) -> Option<&Memo> {
+        None
+    }
+
+    /// What a packed image target is (format, compression, sizes);
+    /// `None` for every other target.
+    fn image(&self) -> Option<&ImageInfo> {
         None
     }
 

@@ -193,6 +193,7 @@ impl Target for RootFs {
                 _ => super::sandbox::available(&self.host).is_ok(),
             },
             Need::Root => nix::unistd::geteuid().is_root(),
+            Need::Image => false,
         }
     }
 

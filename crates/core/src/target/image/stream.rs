@@ -1,0 +1,320 @@
+//! Compressed streams: magic bytes, and flattening an image into one
+//! uncompressed archive (the file itself, or a private spill file).
+//!
+//! An initramfs may be several archives one after the other, each
+//! compressed or not (an uncompressed early-microcode cpio, then the main
+//! one compressed), with zero padding between them: the kernel unpacks
+//! them in order, and so does [`flatten`].
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+
+use super::{Format, cpio, read_full_at};
+
+/// A compression of (a part of) an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+    Xz,
+    Lz4,
+    Bzip2,
+    Lzma,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Xz => "xz",
+            Compression::Lz4 => "lz4",
+            Compression::Bzip2 => "bzip2",
+            Compression::Lzma => "lzma",
+        }
+    }
+}
+
+/// The compression `head` starts with, if any.
+fn compression(head: &[u8]) -> Option<Compression> {
+    let table: [(&[u8], Compression); 6] = [
+        (b"\x1f\x8b", Compression::Gzip),
+        (b"\x28\xb5\x2f\xfd", Compression::Zstd),
+        (b"\xfd7zXZ\x00", Compression::Xz),
+        (b"\x02\x21\x4c\x18", Compression::Lz4),
+        (b"\x04\x22\x4d\x18", Compression::Lz4),
+        (b"BZh", Compression::Bzip2),
+    ];
+    table
+        .into_iter()
+        .find(|(m, _)| head.starts_with(m))
+        .map(|(_, c)| c)
+}
+
+/// The archive format `head` (uncompressed) starts with.
+pub(crate) fn archive_format(head: &[u8]) -> Option<Format> {
+    if cpio::is_magic(head) {
+        Some(Format::Cpio)
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        Some(Format::Tar)
+    } else {
+        None
+    }
+}
+
+/// Whether `head` looks like something [`flatten`] takes: compressed data
+/// or an archive.
+pub(crate) fn sniff(head: &[u8]) -> Option<()> {
+    (compression(head).is_some() || archive_format(head).is_some()).then_some(())
+}
+
+/// An image as one uncompressed archive.
+pub(crate) struct Flat {
+    pub file: File,
+    pub len: u64,
+    /// The compressions met, consecutive repeats folded; empty when the
+    /// file is a plain archive (and `file` is the image itself).
+    pub compression: Vec<Compression>,
+}
+
+/// Counts what the decoder's `BufReader` pulled from the file.
+struct Counting<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// A writer that refuses to grow past `cap` bytes (a decompression bomb
+/// ends here, not on a full disk).
+struct Capped<'a> {
+    file: &'a mut io::BufWriter<File>,
+    written: u64,
+    cap: u64,
+}
+
+impl Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.written + buf.len() as u64 > self.cap {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!(
+                    "decompresses to more than {} bytes (the spill cap: 64 × the image + 1 GiB)",
+                    self.cap
+                ),
+            ));
+        }
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// The first non-zero byte at or after `pos` (padding between archives).
+fn skip_zeros(file: &File, mut pos: u64, len: u64) -> io::Result<u64> {
+    let mut buf = [0; 4096];
+    while pos < len {
+        let n = read_full_at(file, &mut buf, pos)?;
+        if n == 0 {
+            break;
+        }
+        match buf[..n].iter().position(|&b| b != 0) {
+            Some(i) => return Ok(pos + i as u64),
+            None => pos += n as u64,
+        }
+    }
+    Ok(len)
+}
+
+/// Decompresses one stream of `kind` starting at `pos` into `out`;
+/// returns where the stream ended in the file.
+fn decode(file: &File, pos: u64, kind: Compression, out: &mut Capped<'_>) -> io::Result<u64> {
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(pos))?;
+    let mut buffered = BufReader::with_capacity(64 << 10, Counting { inner: f, count: 0 });
+    let copied = match kind {
+        Compression::Gzip => io::copy(&mut flate2::bufread::GzDecoder::new(&mut buffered), out),
+        // libzstd (the `zstd` crate): several times faster than a pure
+        // Rust decoder on a 1 GB initramfs; one frame per call, so the
+        // loop in `flatten` sees what follows it.
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(&mut buffered)?.single_frame();
+            io::copy(&mut d, out)
+        }
+        Compression::Xz => io::copy(&mut lzma_rust2::XzReader::new(&mut buffered, false), out),
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "{} compression (at offset {pos}) is not supported; decompress the image first",
+                    other.as_str()
+                ),
+            ));
+        }
+    };
+    copied.map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("{} stream at offset {pos}: {e}", kind.as_str()),
+        )
+    })?;
+    let left = buffered.buffer().len() as u64;
+    Ok(pos + buffered.get_ref().count - left)
+}
+
+/// The image `file` (of `len` bytes) as one uncompressed archive: the file
+/// itself when it is a single plain archive, else a spill file holding
+/// every part decompressed, in order (at most `cap` bytes).
+pub(crate) fn flatten(file: File, len: u64, cap: u64) -> io::Result<Flat> {
+    let mut head = [0; 512];
+    let n = read_full_at(&file, &mut head, 0)?;
+    let head = &head[..n];
+    if compression(head).is_none() {
+        let format = archive_format(head).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "neither a cpio nor a tar archive, nor a compressed one (by its first bytes)",
+            )
+        })?;
+        // A tar, or a cpio followed by nothing (but padding): no spill.
+        let plain = match format {
+            Format::Tar | Format::Oci | Format::OciArchive | Format::DockerArchive => true,
+            Format::Cpio => {
+                let end = cpio::archive_end(&file, 0, len)?;
+                skip_zeros(&file, end, len)? == len
+            }
+        };
+        if plain {
+            return Ok(Flat {
+                file,
+                len,
+                compression: Vec::new(),
+            });
+        }
+    }
+    let spill = tempfile::tempfile()?;
+    let mut writer = io::BufWriter::with_capacity(256 << 10, spill);
+    let mut out = Capped {
+        file: &mut writer,
+        written: 0,
+        cap,
+    };
+    let mut kinds: Vec<Compression> = Vec::new();
+    let mut pos = 0;
+    loop {
+        pos = skip_zeros(&file, pos, len)?;
+        if pos >= len {
+            break;
+        }
+        let mut head = [0; 512];
+        let n = read_full_at(&file, &mut head, pos)?;
+        let head = &head[..n];
+        let kind = if let Some(kind) = compression(head) {
+            let end = decode(&file, pos, kind, &mut out)?;
+            if end <= pos {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} stream at offset {pos} is empty", kind.as_str()),
+                ));
+            }
+            pos = end;
+            kind
+        } else {
+            let end = match archive_format(head) {
+                Some(Format::Cpio) => cpio::archive_end(&file, pos, len)?,
+                Some(_) => len,
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("unknown data at offset {pos} (neither an archive nor compressed)"),
+                    ));
+                }
+            };
+            let mut f = file.try_clone()?;
+            f.seek(SeekFrom::Start(pos))?;
+            io::copy(&mut f.take(end - pos), &mut out)?;
+            pos = end;
+            Compression::None
+        };
+        if kinds.last() != Some(&kind) {
+            kinds.push(kind);
+        }
+    }
+    out.flush()?;
+    let written = out.written;
+    let spill = writer.into_inner().map_err(|e| e.into_error())?;
+    Ok(Flat {
+        file: spill,
+        len: written,
+        compression: kinds,
+    })
+}
+
+/// Whether `head` starts a compressed stream.
+pub(crate) fn is_compressed(head: &[u8]) -> bool {
+    compression(head).is_some()
+}
+
+/// Decompresses the streams in `window` (an OCI layer blob) into a spill
+/// file of its own (at most `cap` bytes).
+pub(crate) fn flatten_window(window: &super::tar::Window, cap: u64) -> io::Result<Flat> {
+    let file = window.file();
+    let end = window.start() + window.len();
+    let spill = tempfile::tempfile()?;
+    let mut writer = io::BufWriter::with_capacity(256 << 10, spill);
+    let mut out = Capped {
+        file: &mut writer,
+        written: 0,
+        cap,
+    };
+    let mut kinds = Vec::new();
+    let mut pos = window.start();
+    loop {
+        pos = skip_zeros(file, pos, end)?;
+        if pos >= end {
+            break;
+        }
+        let mut head = [0; 16];
+        let n = read_full_at(file, &mut head, pos)?;
+        let Some(kind) = compression(&head[..n]) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("data after the compressed stream at offset {pos}"),
+            ));
+        };
+        let next = decode(file, pos, kind, &mut out)?;
+        if next <= pos || next > end {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} stream at offset {pos} is empty or runs past the blob",
+                    kind.as_str()
+                ),
+            ));
+        }
+        pos = next;
+        if kinds.last() != Some(&kind) {
+            kinds.push(kind);
+        }
+    }
+    out.flush()?;
+    let written = out.written;
+    let spill = writer.into_inner().map_err(|e| e.into_error())?;
+    Ok(Flat {
+        file: spill,
+        len: written,
+        compression: kinds,
+    })
+}
