@@ -230,6 +230,52 @@ struct Scanner {
     unshare: Child,
     pid: i32,
     seen: Arc<Mutex<String>>,
+    /// The container's root: a private overlay over the reference rootfs,
+    /// since the scanner writes into every root it sees, its own included
+    /// (the cached reference must stay as debootstrap left it).
+    root: Overlay,
+}
+
+/// An overlay mount of `lower` with a throwaway upper layer, unmounted
+/// when dropped.
+struct Overlay {
+    dir: tempfile::TempDir,
+}
+
+impl Overlay {
+    fn new(lower: &Path) -> Overlay {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["upper", "work", "merged"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            dir.path().join("upper").display(),
+            dir.path().join("work").display()
+        );
+        let st = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(dir.path().join("merged"))
+            .status()
+            .expect("mount");
+        assert!(
+            st.success(),
+            "cannot mount an overlay over {}",
+            lower.display()
+        );
+        Overlay { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("merged")
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+    }
 }
 
 /// Docker's default capability set.
@@ -238,7 +284,8 @@ const DOCKER_CAPS: &str = "-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setg
                            +setfcap";
 
 impl Scanner {
-    fn start(root: &Path, canary: &Canary) -> Scanner {
+    fn start(lower: &Path, canary: &Canary) -> Scanner {
+        let root = Overlay::new(lower);
         let script = format!(
             r#"seen=
 while :; do
@@ -255,7 +302,7 @@ done
         );
         let mut unshare = Command::new("unshare")
             .args(["--mount", "--pid", "--fork", "--kill-child", "--mount-proc"])
-            .arg(format!("--root={}", root.display()))
+            .arg(format!("--root={}", root.path().display()))
             .args([
                 "/usr/bin/setpriv",
                 "--bounding-set",
@@ -296,7 +343,12 @@ done
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        Scanner { unshare, pid, seen }
+        Scanner {
+            unshare,
+            pid,
+            seen,
+            root,
+        }
     }
 
     fn output(&self) -> String {
