@@ -10,7 +10,7 @@ use nodecheck_core::matcher::{Actual, Matcher, Pred, format_mode};
 use nodecheck_core::outcome::{Evaluation, PropertyResult};
 use nodecheck_core::profile::{Check, Diagnostic, Value};
 use nodecheck_core::run::Context;
-use nodecheck_core::target::{FileType, WalkEntry, WalkOptions, display_bytes};
+use nodecheck_core::target::{FileType, Target, WalkEntry, WalkOptions, display_bytes};
 
 use crate::eval;
 
@@ -309,7 +309,7 @@ impl Kind for Tree {
                 if entry.depth > 0 && exclude.is_match(&entry.path) {
                     return false;
                 }
-                found.look_at(&entry, &want, &allow);
+                found.look_at(cx.target, &entry, &want, &allow);
                 true
             }
         });
@@ -471,7 +471,7 @@ fn into_runtime_fs(path: &str, to: &str) -> bool {
 }
 
 impl Found {
-    fn look_at(&mut self, entry: &WalkEntry, want: &Wanted, allow: &GlobSet) {
+    fn look_at(&mut self, t: &dyn Target, entry: &WalkEntry, want: &Wanted, allow: &GlobSet) {
         self.entries += 1;
         let md = &entry.metadata;
         let path = &entry.path;
