@@ -16,3 +16,4 @@ mod services;
 mod trust_misc;
 mod trust_sandbox;
 mod util;
+mod verify;
