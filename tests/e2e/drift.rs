@@ -98,7 +98,6 @@ fn each_fault_class_shows_in_its_category_with_its_risk() {
         return;
     };
     let f = Fault::of(&root);
-    let rel = |p: &str| p.trim_start_matches('/').to_string();
     // Module removed.
     let kernel = fs::read_dir(f.path().join("usr/lib/modules"))
         .unwrap()
@@ -241,6 +240,104 @@ fn each_fault_class_shows_in_its_category_with_its_risk() {
     ]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     assert!(!changes(&o).iter().any(|c| c.3 == "/usr/bin/find"));
+
+    // The baseline written from the good image fails on the fault copy,
+    // in the control of each fault's area.
+    let golden = dir.path().join("golden.toml");
+    let o = nodecheck(&["baseline", root.to_str().unwrap(), "-o", golden.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (status, o) = run_profile(&golden, f.path());
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    for id in [
+        "packages-installed",
+        "account-files-pinned",
+        "privileged-files",
+        "sensitive-files",
+        "units-enabled",
+        "kernel-modules",
+        "elf-linkage",
+    ] {
+        assert_eq!(
+            status.get(id).map(String::as_str),
+            Some("fail"),
+            "{id}: {status:?}\n{}",
+            stdout(&o)
+        );
+    }
+}
+
+/// Runs a profile against a tree: each control's status, and the output.
+fn run_profile(
+    profile: &Path,
+    root: &Path,
+) -> (std::collections::BTreeMap<String, String>, std::process::Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let o = nodecheck(&[
+        "run",
+        profile.to_str().unwrap(),
+        "--target",
+        root.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&json).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&o), stderr(&o)));
+    let status = v["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (status, o)
+}
+
+#[test]
+fn a_baseline_passes_on_its_image_and_its_rebuild_and_reads_like_a_profile() {
+    let Some(root) = reference_rootfs() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let golden = dir.path().join("golden.toml");
+    let o = nodecheck(&["baseline", root.to_str().unwrap(), "-o", golden.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = fs::read_to_string(&golden).unwrap();
+    let lines = text.lines().count();
+    assert!(lines < 300, "{lines} lines:\n{text}");
+    let o = nodecheck(&["validate", golden.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let (status, o) = run_profile(&golden, &root);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(status.values().all(|s| s == "pass"), "{status:?}");
+    // An independent rebuild from the same package list passes too.
+    if let Some(rebuilt) = rebuilt_rootfs() {
+        let (status, o) = run_profile(&golden, &rebuilt);
+        assert_eq!(code(&o), 0, "{}", stdout(&o));
+        assert!(status.values().all(|s| s == "pass"), "{status:?}");
+    }
+    // Areas: only what was asked.
+    let o = nodecheck(&[
+        "baseline",
+        root.to_str().unwrap(),
+        "--areas",
+        "units,kernel",
+        "-o",
+        golden.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (status, _) = run_profile(&golden, &root);
+    assert_eq!(
+        status.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["kernel-modules", "units-enabled"]
+    );
+    let o = nodecheck(&["baseline", root.to_str().unwrap(), "--areas", "bogus", "-o", "x"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
 }
 
 #[test]

@@ -114,6 +114,14 @@ skips the others.
 directories) are normal. An empty list (`setuid = []`) allows no setuid or
 setgid file at all.
 
+`capabilities` is the same kind of allow-list for regular files that carry
+file capabilities (the `security.capability` xattr `setcap` writes, shown
+as `getcap` does: `cap_net_raw=ep`): a file with capabilities that no glob
+matches fails. Each regular file is opened through the content door and
+its xattrs are read from that descriptor; a target that cannot read
+xattrs makes the property an *error*, never a pass. `nodecheck baseline`
+writes both lists from a known-good image.
+
 `unowned = false` looks every entry's uid and gid up in the target's own
 `/etc/passwd` and `/etc/group` (never the host's): a file left by a deleted
 account, or unpacked with a build host's ids, fails. When those files

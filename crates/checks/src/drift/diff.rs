@@ -924,3 +924,134 @@ pub fn by_directory(changes: &[Change]) -> Vec<(String, usize, usize, usize, u64
     v.sort_by(|x, y| y.4.cmp(&x.4).then(x.0.cmp(&y.0)));
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::{Meaning, User};
+
+    fn entry(path: &str, kind: &str, mode: u32, digest: &str) -> Entry {
+        Entry {
+            path: BPath(path.as_bytes().to_vec()),
+            kind: kind.into(),
+            mode,
+            uid: 0,
+            gid: 0,
+            size: 10,
+            mtime: 1,
+            link: None,
+            rdev: None,
+            digest: (kind == "file").then(|| digest.to_string()),
+            xattrs: BTreeMap::new(),
+        }
+    }
+
+    fn snap(entries: Vec<Entry>, meaning: Meaning) -> Snapshot {
+        Snapshot {
+            source: "test".into(),
+            tool: "test".into(),
+            digest: "blake3".into(),
+            user_names: BTreeMap::new(),
+            group_names: BTreeMap::new(),
+            meaning,
+            entries,
+            errors: Vec::new(),
+        }
+    }
+
+    fn rules(changes: &[Change]) -> Vec<(&'static str, Risk, String)> {
+        changes
+            .iter()
+            .map(|c| (c.rule, c.risk, c.subject.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn same_snapshot_no_change() {
+        let a = snap(vec![entry("/etc/x", "file", 0o644, "1")], Meaning::default());
+        assert!(diff(&a, &a, &Ignore::new(&[], false).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn modes_owners_and_ignores() {
+        let a = snap(
+            vec![
+                entry("/etc/machine-id", "file", 0o444, "1"),
+                entry("/usr/bin/a", "file", 0o755, "1"),
+                entry("/usr/bin/b", "file", 0o755, "1"),
+            ],
+            Meaning::default(),
+        );
+        let mut eb = vec![
+            entry("/etc/machine-id", "file", 0o444, "2"),
+            entry("/usr/bin/a", "file", 0o775, "1"),
+            entry("/usr/bin/b", "file", 0o700, "1"),
+        ];
+        eb[2].uid = 7;
+        let b = snap(eb, Meaning::default());
+        let got = rules(&diff(&a, &b, &Ignore::new(&[], false).unwrap()));
+        assert_eq!(
+            got,
+            [
+                ("owner-changed", Risk::High, "/usr/bin/b".into()),
+                ("mode-loosened", Risk::Medium, "/usr/bin/a".into()),
+                ("mode-tightened", Risk::Low, "/usr/bin/b".into()),
+            ]
+        );
+        let all = rules(&diff(&a, &b, &Ignore::new(&[], true).unwrap()));
+        assert!(all.contains(&("config-changed", Risk::Medium, "/etc/machine-id".into())));
+        let quiet = diff(&a, &b, &Ignore::new(&["/usr/bin/*".into()], false).unwrap());
+        assert!(quiet.is_empty(), "{quiet:?}");
+    }
+
+    #[test]
+    fn a_uid_that_owns_files_is_critical() {
+        let user = |uid| User {
+            uid,
+            gid: 100,
+            home: "/".into(),
+            shell: "/bin/sh".into(),
+        };
+        let mut ma = Meaning::default();
+        ma.users.insert("svc".into(), user(500));
+        let mut mb = Meaning::default();
+        mb.users.insert("svc".into(), user(501));
+        let mut owned = entry("/srv/data", "file", 0o644, "1");
+        owned.uid = 500;
+        let a = snap(vec![owned.clone()], ma.clone());
+        let b = snap(vec![owned], mb.clone());
+        let got = rules(&diff(&a, &b, &Ignore::new(&[], false).unwrap()));
+        assert_eq!(got, [("uid-changed-owning-files", Risk::Critical, "svc".into())]);
+        let got = rules(&diff(&snap(vec![], ma), &snap(vec![], mb), &Ignore::new(&[], false).unwrap()));
+        assert_eq!(got, [("uid-changed", Risk::High, "svc".into())]);
+    }
+
+    #[test]
+    fn versions_order_by_the_package_manager() {
+        let with = |v: &str| {
+            let mut m = Meaning::default();
+            m.packages.insert("p:amd64".into(), v.into());
+            m.package_format = "dpkg".into();
+            snap(vec![], m)
+        };
+        let ig = Ignore::new(&[], false).unwrap();
+        // dpkg: 1.0~rc1 sorts before 1.0.
+        assert_eq!(diff(&with("1.0"), &with("1.0~rc1"), &ig)[0].rule, "package-downgraded");
+        assert_eq!(diff(&with("1.0~rc1"), &with("1.0"), &ig)[0].rule, "package-upgraded");
+        assert_eq!(diff(&with("1:0.1"), &with("2.0"), &ig)[0].rule, "package-downgraded");
+    }
+
+    /// docs/diff.md lists every rule with its risk and every default
+    /// ignore glob.
+    #[test]
+    fn docs_list_every_rule_and_ignore() {
+        let doc = include_str!("../../../../docs/diff.md");
+        for (cat, risk, name, _) in RULES {
+            let row = format!("| {} | {} | `{name}` |", cat.as_str(), risk.as_str());
+            assert!(doc.contains(&row), "docs/diff.md lacks {row}");
+        }
+        for glob in DEFAULT_IGNORE {
+            assert!(doc.contains(&format!("| `{glob}` |")), "docs/diff.md lacks {glob}");
+        }
+    }
+}

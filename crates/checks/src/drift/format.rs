@@ -133,3 +133,85 @@ fn check(s: &Snapshot) -> Result<(), SnapshotError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::{BPath, Entry, Meaning};
+    use std::collections::BTreeMap;
+
+    fn sample() -> Snapshot {
+        Snapshot {
+            source: "test".into(),
+            tool: "test".into(),
+            digest: "blake3".into(),
+            user_names: BTreeMap::from([(0, "root".into())]),
+            group_names: BTreeMap::new(),
+            meaning: Meaning::default(),
+            entries: vec![
+                Entry {
+                    path: BPath(b"/a".to_vec()),
+                    kind: "file".into(),
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    size: 1,
+                    mtime: 0,
+                    link: None,
+                    rdev: None,
+                    digest: Some("00".into()),
+                    xattrs: BTreeMap::new(),
+                },
+                Entry {
+                    path: BPath(b"/b\xff".to_vec()),
+                    kind: "symlink".into(),
+                    mode: 0o777,
+                    uid: 0,
+                    gid: 0,
+                    size: 1,
+                    mtime: 0,
+                    link: Some(BPath(b"\xfe".to_vec())),
+                    rdev: None,
+                    digest: None,
+                    xattrs: BTreeMap::new(),
+                },
+            ],
+            errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn round_trip_keeps_byte_paths() {
+        let s = sample();
+        let bytes = encode(&s);
+        assert!(is_snapshot(&bytes));
+        assert_eq!(decode(&bytes).unwrap(), s);
+    }
+
+    #[test]
+    fn every_damage_is_an_error_never_other_content() {
+        let bytes = encode(&sample());
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        // A flipped bit is an error, or (a zstd header field that does
+        // not matter, such as a larger window) the very same snapshot:
+        // never different content.
+        let s = sample();
+        for at in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[at] ^= 0x01;
+            if let Ok(got) = decode(&b) {
+                assert_eq!(got, s, "flip at {at}");
+                assert!(at >= HEADER, "flip at {at} in the header");
+            }
+        }
+        let mut future = bytes.clone();
+        future[8] = 2;
+        assert!(matches!(decode(&future), Err(SnapshotError::Future(2))));
+        // Unsorted entries are refused even with a valid digest.
+        let mut s = sample();
+        s.entries.reverse();
+        assert!(matches!(decode(&encode(&s)), Err(SnapshotError::Content(_))));
+    }
+}
