@@ -491,22 +491,23 @@ fn verify_plan(t: &dyn Target, db: &Db, want: &dyn Fn(&Pkg) -> bool) -> verify::
             ..verify::Plan::default()
         },
         Format::Dpkg => verify::dpkg::plan(t, &pkgs),
-        Format::Rpm => match rpm_blobs(t, &db.path) {
-            Ok(blobs) => {
+        Format::Rpm => match &*verify::rpm::cached(t, &db.path, || rpm_blobs(t, &db.path)) {
+            Ok(files) => {
                 let names: std::collections::HashSet<&str> =
                     pkgs.iter().map(|p| p.name.as_str()).collect();
-                verify::rpm::plan(&db.path, &blobs, &|n| names.contains(n))
+                verify::rpm::plan(files, &|n| names.contains(n))
             }
             Err(e) => verify::Plan {
-                errors: vec![e],
+                errors: vec![e.clone()],
                 ..verify::Plan::default()
             },
         },
     }
 }
 
-/// The header blobs of the rpm database at `path` (read afresh: the
-/// parsed database keeps names and versions only).
+/// The header blobs of the rpm database at `path` (the parsed database
+/// keeps names and versions only; verify indexes the files once per
+/// target, see `verify::rpm::cached`).
 fn rpm_blobs(t: &dyn Target, path: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
     let db = t
         .read(path, RPMDB_LIMIT)

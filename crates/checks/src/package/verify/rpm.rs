@@ -10,6 +10,7 @@
 //! (lib/verify.c), applied to what the Target says.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::UNIX_EPOCH;
 
 use nodecheck_core::target::{Accounts, FileType, Metadata, Target};
@@ -342,43 +343,85 @@ fn parse(blob: &[u8]) -> Result<Parsed, String> {
     Ok(Parsed { name, files })
 }
 
-/// The plan for the installed packages `want` accepts (by name), from
-/// every header blob of the database `db` (each blob with where it is,
-/// for messages). Paths several packages own are marked shared.
-pub fn plan(db: &str, blobs: &[(String, Vec<u8>)], want: &dyn Fn(&str) -> bool) -> Plan {
-    let mut plan = Plan::default();
-    let mut parsed = Vec::new();
+/// Every header's files, parsed once per database and target, and the
+/// headers that did not parse.
+pub struct Files {
+    pkgs: Vec<Parsed>,
+    errors: Vec<String>,
+}
+
+/// Parses every header blob of the database `db` (each blob with where it
+/// is, for messages), marking the paths several packages own as shared.
+pub fn index(db: &str, blobs: &[(String, Vec<u8>)]) -> Files {
+    let mut errors = Vec::new();
+    let mut pkgs = Vec::new();
     for (at, blob) in blobs {
         match parse(blob) {
             Ok(p) if p.name == "gpg-pubkey" => {}
-            Ok(p) => parsed.push(p),
-            Err(e) => plan.errors.push(format!("{db}: {at}: {e}")),
+            Ok(p) => pkgs.push(p),
+            Err(e) => errors.push(format!("{db}: {at}: {e}")),
         }
     }
-    let mut owners: HashMap<&str, u32> = HashMap::new();
-    for p in &parsed {
+    let mut owners: HashMap<String, u32> = HashMap::new();
+    for p in &pkgs {
         for (path, _) in &p.files {
-            *owners.entry(path.as_str()).or_default() += 1;
+            *owners.entry(path.clone()).or_default() += 1;
         }
     }
-    let shared: std::collections::HashSet<String> = owners
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(p, _)| p.to_string())
-        .collect();
-    for p in parsed {
-        if !want(&p.name) {
-            continue;
+    for p in &mut pkgs {
+        for (path, f) in &mut p.files {
+            f.shared = owners.get(path).is_some_and(|&n| n > 1);
         }
+    }
+    Files { pkgs, errors }
+}
+
+/// Header blobs, each with where it was found (`package #12`).
+pub type Blobs = Vec<(String, Vec<u8>)>;
+
+/// A database's [`Files`], or why it could not be read.
+pub type Indexed = Arc<Result<Files, String>>;
+
+/// The rpm databases of a target, indexed once each: a profile that
+/// verifies ten packages by name reads and parses a 100 MB rpmdb once.
+/// Kept in the target's memo, so it lives as long as the target object.
+#[derive(Default)]
+struct ByDb(Mutex<HashMap<String, Arc<OnceLock<Indexed>>>>);
+
+/// [`index`] of the database at `db`, whose blobs `load` reads, once per
+/// target (a target without a memo reads afresh).
+pub fn cached(t: &dyn Target, db: &str, load: impl FnOnce() -> Result<Blobs, String>) -> Indexed {
+    let Some(memo) = t.memo() else {
+        return Arc::new(load().map(|b| index(db, &b)));
+    };
+    let slot = memo
+        .get::<ByDb>()
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(db.to_string())
+        .or_default()
+        .clone();
+    // Checks that arrive while the first one parses wait for it.
+    slot.get_or_init(|| Arc::new(load().map(|b| index(db, &b))))
+        .clone()
+}
+
+/// The plan for the packages `want` accepts (by name).
+pub fn plan(files: &Files, want: &dyn Fn(&str) -> bool) -> Plan {
+    let mut plan = Plan {
+        errors: files.errors.clone(),
+        ..Plan::default()
+    };
+    for p in files.pkgs.iter().filter(|p| want(&p.name)) {
         let idx = plan.packages.len();
-        plan.packages.push(p.name);
-        for (path, mut f) in p.files {
-            f.shared = shared.contains(&path);
+        plan.packages.push(p.name.clone());
+        for (path, f) in &p.files {
             plan.entries.push(Entry {
                 pkg: idx,
                 conffile: f.flags & CONFIG != 0,
-                path,
-                expect: Expect::Rpm(Box::new(f)),
+                path: path.clone(),
+                expect: Expect::Rpm(Box::new(f.clone())),
             });
         }
     }
