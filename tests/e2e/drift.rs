@@ -244,7 +244,12 @@ fn each_fault_class_shows_in_its_category_with_its_risk() {
     // The baseline written from the good image fails on the fault copy,
     // in the control of each fault's area.
     let golden = dir.path().join("golden.toml");
-    let o = nodecheck(&["baseline", root.to_str().unwrap(), "-o", golden.to_str().unwrap()]);
+    let o = nodecheck(&[
+        "baseline",
+        root.to_str().unwrap(),
+        "-o",
+        golden.to_str().unwrap(),
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let (status, o) = run_profile(&golden, f.path());
     assert_eq!(code(&o), 1, "{}", stdout(&o));
@@ -270,7 +275,10 @@ fn each_fault_class_shows_in_its_category_with_its_risk() {
 fn run_profile(
     profile: &Path,
     root: &Path,
-) -> (std::collections::BTreeMap<String, String>, std::process::Output) {
+) -> (
+    std::collections::BTreeMap<String, String>,
+    std::process::Output,
+) {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
     let o = nodecheck(&[
@@ -281,9 +289,8 @@ fn run_profile(
         "--json",
         json.to_str().unwrap(),
     ]);
-    let v: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(&json).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&o), stderr(&o)));
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&o), stderr(&o)));
     let status = v["controls"]
         .as_array()
         .unwrap()
@@ -305,7 +312,12 @@ fn a_baseline_passes_on_its_image_and_its_rebuild_and_reads_like_a_profile() {
     };
     let dir = tempfile::tempdir().unwrap();
     let golden = dir.path().join("golden.toml");
-    let o = nodecheck(&["baseline", root.to_str().unwrap(), "-o", golden.to_str().unwrap()]);
+    let o = nodecheck(&[
+        "baseline",
+        root.to_str().unwrap(),
+        "-o",
+        golden.to_str().unwrap(),
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let text = fs::read_to_string(&golden).unwrap();
     let lines = text.lines().count();
@@ -336,7 +348,14 @@ fn a_baseline_passes_on_its_image_and_its_rebuild_and_reads_like_a_profile() {
         status.keys().map(String::as_str).collect::<Vec<_>>(),
         ["kernel-modules", "units-enabled"]
     );
-    let o = nodecheck(&["baseline", root.to_str().unwrap(), "--areas", "bogus", "-o", "x"]);
+    let o = nodecheck(&[
+        "baseline",
+        root.to_str().unwrap(),
+        "--areas",
+        "bogus",
+        "-o",
+        "x",
+    ]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
 }
 
@@ -402,4 +421,103 @@ fn a_damaged_snapshot_is_exit_2_naming_the_file() {
         );
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+/// File capabilities as `setcap` writes them: recorded in `getcap`'s form,
+/// held to `tree`'s `capabilities` allow-list, and a gained one is critical.
+#[test]
+fn file_capabilities_are_recorded_allow_listed_and_diffed() {
+    if !is_root() {
+        return;
+    }
+    let setcap = |caps: &str, p: &Path| {
+        let st = std::process::Command::new("setcap")
+            .arg(caps)
+            .arg(p)
+            .status();
+        assert!(
+            st.is_ok_and(|s| s.success()),
+            "setcap {caps} {}",
+            p.display()
+        );
+    };
+    let t = Tree::new();
+    t.file("etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\n")
+        .file("etc/group", 0o644, "root:x:0:\n")
+        .file("var/lib/dpkg/status", 0o644, "")
+        .file("usr/bin/ping", 0o755, "ping")
+        .file("usr/bin/tool", 0o755, "tool");
+    setcap("cap_net_raw=ep", &t.path().join("usr/bin/ping"));
+    let getcap = std::process::Command::new("getcap")
+        .arg(t.path().join("usr/bin/ping"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&getcap.stdout).contains("cap_net_raw=ep"));
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.snap");
+    snapshot(t.path(), &a);
+
+    let profile = dir.path().join("caps.toml");
+    let write = |allow: &str| {
+        fs::write(
+            &profile,
+            format!(
+                "[profile]\nname = \"caps\"\n[[control]]\nid = \"caps\"\n  [[control.tree]]\n  \
+                 path = \"/\"\n  capabilities = [{allow}]\n"
+            ),
+        )
+        .unwrap()
+    };
+    write("");
+    let o = nodecheck(&[
+        "run",
+        profile.to_str().unwrap(),
+        "--target",
+        t.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("/usr/bin/ping (cap_net_raw=ep)"),
+        "{}",
+        stdout(&o)
+    );
+    write("\"/usr/bin/ping\"");
+    let o = nodecheck(&[
+        "run",
+        profile.to_str().unwrap(),
+        "--target",
+        t.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+
+    setcap(
+        "cap_sys_admin,cap_net_admin=eip",
+        &t.path().join("usr/bin/tool"),
+    );
+    let o = nodecheck(&[
+        "diff",
+        a.to_str().unwrap(),
+        t.path().to_str().unwrap(),
+        "--json",
+        "-",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let found = changes(&o);
+    assert!(
+        found
+            .iter()
+            .any(|c| c.1 == "critical" && c.2 == "capability-gained" && c.3 == "/usr/bin/tool"),
+        "{found:#?}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let detail = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rule"] == "capability-gained")
+        .unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(detail, "none → cap_net_admin,cap_sys_admin=eip");
 }

@@ -968,7 +968,10 @@ mod tests {
 
     #[test]
     fn same_snapshot_no_change() {
-        let a = snap(vec![entry("/etc/x", "file", 0o644, "1")], Meaning::default());
+        let a = snap(
+            vec![entry("/etc/x", "file", 0o644, "1")],
+            Meaning::default(),
+        );
         assert!(diff(&a, &a, &Ignore::new(&[], false).unwrap()).is_empty());
     }
 
@@ -1021,8 +1024,15 @@ mod tests {
         let a = snap(vec![owned.clone()], ma.clone());
         let b = snap(vec![owned], mb.clone());
         let got = rules(&diff(&a, &b, &Ignore::new(&[], false).unwrap()));
-        assert_eq!(got, [("uid-changed-owning-files", Risk::Critical, "svc".into())]);
-        let got = rules(&diff(&snap(vec![], ma), &snap(vec![], mb), &Ignore::new(&[], false).unwrap()));
+        assert_eq!(
+            got,
+            [("uid-changed-owning-files", Risk::Critical, "svc".into())]
+        );
+        let got = rules(&diff(
+            &snap(vec![], ma),
+            &snap(vec![], mb),
+            &Ignore::new(&[], false).unwrap(),
+        ));
         assert_eq!(got, [("uid-changed", Risk::High, "svc".into())]);
     }
 
@@ -1036,9 +1046,18 @@ mod tests {
         };
         let ig = Ignore::new(&[], false).unwrap();
         // dpkg: 1.0~rc1 sorts before 1.0.
-        assert_eq!(diff(&with("1.0"), &with("1.0~rc1"), &ig)[0].rule, "package-downgraded");
-        assert_eq!(diff(&with("1.0~rc1"), &with("1.0"), &ig)[0].rule, "package-upgraded");
-        assert_eq!(diff(&with("1:0.1"), &with("2.0"), &ig)[0].rule, "package-downgraded");
+        assert_eq!(
+            diff(&with("1.0"), &with("1.0~rc1"), &ig)[0].rule,
+            "package-downgraded"
+        );
+        assert_eq!(
+            diff(&with("1.0~rc1"), &with("1.0"), &ig)[0].rule,
+            "package-upgraded"
+        );
+        assert_eq!(
+            diff(&with("1:0.1"), &with("2.0"), &ig)[0].rule,
+            "package-downgraded"
+        );
     }
 
     /// docs/diff.md lists every rule with its risk and every default
@@ -1051,7 +1070,10 @@ mod tests {
             assert!(doc.contains(&row), "docs/diff.md lacks {row}");
         }
         for glob in DEFAULT_IGNORE {
-            assert!(doc.contains(&format!("| `{glob}` |")), "docs/diff.md lacks {glob}");
+            assert!(
+                doc.contains(&format!("| `{glob}` |")),
+                "docs/diff.md lacks {glob}"
+            );
         }
     }
 }

@@ -212,6 +212,9 @@ mod tests {
         // Unsorted entries are refused even with a valid digest.
         let mut s = sample();
         s.entries.reverse();
-        assert!(matches!(decode(&encode(&s)), Err(SnapshotError::Content(_))));
+        assert!(matches!(
+            decode(&encode(&s)),
+            Err(SnapshotError::Content(_))
+        ));
     }
 }
