@@ -90,7 +90,7 @@ fn files(out: &mut String, here: &[&Change], all: &[Change]) {
         let _ = writeln!(out, "    {dir:<40} +{a} -{r} ~{c}  {}", bytes(*b));
     }
     let mut largest: Vec<&&Change> = here.iter().filter(|c| c.bytes > 0).collect();
-    largest.sort_by(|x, y| y.bytes.cmp(&x.bytes));
+    largest.sort_by_key(|c| std::cmp::Reverse(c.bytes));
     if !largest.is_empty() {
         let _ = writeln!(out, "  largest additions:");
         for c in largest.iter().take(10) {

@@ -425,6 +425,9 @@ pub trait Target: Send + Sync {
     }
 }
 
+/// Extended attributes of a file: (name, value), sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A regular file of a target opened by [`Target::open`].
 pub trait FileAt: Send + Sync {
     /// What `fstat` said when the file was opened.
@@ -443,7 +446,7 @@ pub trait FileAt: Send + Sync {
     /// and value, sorted by name, read from the open descriptor (so they
     /// belong to the file whose content is read). `None`: this target
     /// cannot tell (a file read whole through a path-based target).
-    fn xattrs(&self) -> io::Result<Option<Vec<(Vec<u8>, Vec<u8>)>>> {
+    fn xattrs(&self) -> io::Result<Option<Xattrs>> {
         Ok(None)
     }
 }

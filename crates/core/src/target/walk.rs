@@ -144,14 +144,14 @@ impl FileAt for Regular {
         Ok(done)
     }
 
-    fn xattrs(&self) -> io::Result<Option<Vec<(Vec<u8>, Vec<u8>)>>> {
+    fn xattrs(&self) -> io::Result<Option<super::Xattrs>> {
         fd_xattrs(self.file.as_fd()).map(Some)
     }
 }
 
 /// Every extended attribute of an open file (`flistxattr` + `fgetxattr`),
 /// sorted by name. A filesystem without xattrs gives none.
-fn fd_xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+fn fd_xattrs(fd: BorrowedFd<'_>) -> io::Result<super::Xattrs> {
     // A list or value that grows between the size query and the read
     // answers ERANGE: ask again, a few times.
     fn sized(mut call: impl FnMut(&mut [u8]) -> isize) -> io::Result<Vec<u8>> {
