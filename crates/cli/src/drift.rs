@@ -132,10 +132,26 @@ fn load(arg: &str) -> Result<Snapshot, Bad> {
                 exit::USAGE,
             ));
         }
-        return format::decode(&bytes).map_err(|e| Bad(format!("{arg}: {e}"), exit::USAGE));
+        if format::is_snapshot(&bytes) || bytes.len() < format::MAGIC.len() {
+            return format::decode(&bytes).map_err(|e| Bad(format!("{arg}: {e}"), exit::USAGE));
+        }
+        // Not a snapshot: a file may still be a target (a packed image,
+        // where the target kinds know one); if not, say both.
+        return match open_target(arg) {
+            Ok(t) => record(arg, &*t),
+            Err(e) => Err(Bad(
+                format!("{arg}: not a nodecheck snapshot (no snapshot magic bytes), and {e}"),
+                exit::USAGE,
+            )),
+        };
     }
     let t = open_target(arg).map_err(|e| Bad(e, exit::TARGET))?;
-    let snap = build::snapshot(&*t).map_err(|e| Bad(format!("{arg}: {e}"), exit::TARGET))?;
+    record(arg, &*t)
+}
+
+/// Snapshots a target given as an argument (its read errors as warnings).
+fn record(arg: &str, t: &dyn nodecheck_core::target::Target) -> Result<Snapshot, Bad> {
+    let snap = build::snapshot(t).map_err(|e| Bad(format!("{arg}: {e}"), exit::TARGET))?;
     for e in &snap.errors {
         eprintln!("nodecheck: warning: {arg}: {e}");
     }
