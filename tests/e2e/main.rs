@@ -8,6 +8,7 @@ mod drift;
 mod elf;
 mod escape;
 mod exec;
+mod gate;
 mod install;
 mod kmod;
 mod ldso_diff;

@@ -15,7 +15,7 @@ mod test_report;
 use std::io;
 use std::sync::Arc;
 
-pub use atomic::write_atomically;
+pub use atomic::{Destination, write_atomically, write_report};
 pub use json::{JsonReporter, write_json};
 pub use junit::{JunitReporter, junit_xml, write_junit, xml as junit_text};
 pub use model::{
@@ -29,8 +29,14 @@ use crate::outcome::Status;
 /// What the runner tells reporters while it works.
 #[derive(Clone, Debug)]
 pub enum Event {
-    /// The run begins: `checks` checks in `controls` controls.
-    Started { controls: usize, checks: usize },
+    /// The run begins: `checks` checks in `controls` controls of
+    /// `profile` against `target`.
+    Started {
+        controls: usize,
+        checks: usize,
+        profile: ProfileInfo,
+        target: TargetInfo,
+    },
     /// A check began (for live progress only).
     CheckStarted { control: String, check: String },
     /// A check ended.
@@ -38,6 +44,14 @@ pub enum Event {
         control: String,
         check: String,
         status: Status,
+    },
+    /// A control is settled (its checks all ended, or it was skipped as a
+    /// whole): its result as the report will hold it, at `index` of the
+    /// report's controls. Controls settle in any order; one interrupted
+    /// run may never settle some (the final report has them all).
+    ControlFinished {
+        index: usize,
+        result: Arc<ControlResult>,
     },
     /// The run is over; the full report, in profile order.
     Finished(Arc<Report>),
