@@ -1060,6 +1060,28 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_rebuilt_ld_so_cache_with_the_same_set_is_no_change() {
+        let with = |digest: &str, libs: &[&str]| {
+            let m = Meaning {
+                ld_cache: libs.iter().map(|s| s.to_string()).collect(),
+                ..Meaning::default()
+            };
+            snap(vec![entry("/etc/ld.so.cache", "file", 0o644, digest)], m)
+        };
+        let ig = Ignore::new(&[], false).unwrap();
+        let a = with("1", &["libc.so.6 => /usr/lib/libc.so.6 (0x303)"]);
+        let same = with("2", &["libc.so.6 => /usr/lib/libc.so.6 (0x303)"]);
+        assert!(diff(&a, &same, &ig).is_empty());
+        let other = with("2", &["libc.so.6 => /opt/evil/libc.so.6 (0x303)"]);
+        assert_eq!(
+            rules(&diff(&a, &other, &ig)),
+            [("config-changed", Risk::Medium, "/etc/ld.so.cache".into())]
+        );
+        // --all shows the rebuilt file anyway.
+        assert!(!diff(&a, &same, &Ignore::new(&[], true).unwrap()).is_empty());
+    }
+
     /// docs/diff.md lists every rule with its risk and every default
     /// ignore glob.
     #[test]
