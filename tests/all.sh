@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 tests/deps.sh
 NODECHECK_TEST_ROOTFS=$(tests/rootfs/build.sh)
+# A second, independent build from the same package list: the drift tests
+# diff the two (tests/e2e/drift.rs).
+NODECHECK_TEST_ROOTFS_REBUILD=$(NODECHECK_ROOTFS_VARIANT=rebuild tests/rootfs/build.sh)
+export NODECHECK_TEST_ROOTFS_REBUILD
 export NODECHECK_TEST_ROOTFS
 echo "reference rootfs: $NODECHECK_TEST_ROOTFS"
 

@@ -14,6 +14,8 @@ packages=(
   python3-pyelftools  # what lddtree (a Python script) needs to run
   libtree          # another peer of the ELF benchmark
   hyperfine        # benchmarks
+  aide             # benches/snapshot.sh: the peer of nodecheck snapshot
+  libcap2-bin      # setcap/getcap: file capabilities in tests/e2e/drift.rs
   rpm              # rpmbuild and rpm --root: a real RPM database for the package kind
   systemd          # systemctl --root: the reference the service kind is compared with
   # Booted-node tests (tests/e2e/live.rs) start these themselves, on

@@ -4,6 +4,7 @@
 mod base;
 mod cases;
 mod cli;
+mod drift;
 mod elf;
 mod escape;
 mod exec;

@@ -60,6 +60,7 @@ pub fn reference_rootfs() -> Option<PathBuf> {
         let cache = Path::new("/var/cache/nodecheck");
         let found = fs::read_dir(cache).ok()?.filter_map(Result::ok).find(|e| {
             e.file_name().to_string_lossy().starts_with("debian-")
+                && !e.file_name().to_string_lossy().ends_with("-rebuild")
                 && e.path().join(".nodecheck-rootfs-complete").exists()
         });
         if found.is_none() {
@@ -68,6 +69,25 @@ pub fn reference_rootfs() -> Option<PathBuf> {
         found.map(|e| e.path())
     })
     .clone()
+}
+
+/// The second, independent build of the reference rootfs
+/// (`NODECHECK_ROOTFS_VARIANT=rebuild tests/rootfs/build.sh`), or `None`
+/// with a note.
+pub fn rebuilt_rootfs() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("NODECHECK_TEST_ROOTFS_REBUILD") {
+        return Some(PathBuf::from(p));
+    }
+    let reference = reference_rootfs()?;
+    let p = PathBuf::from(format!("{}-rebuild", reference.display()));
+    if p.join(".nodecheck-rootfs-complete").exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "note: no rebuilt rootfs; run NODECHECK_ROOTFS_VARIANT=rebuild tests/rootfs/build.sh"
+        );
+        None
+    }
 }
 
 /// Whether we are root (some fixtures need chown; the reference rootfs has

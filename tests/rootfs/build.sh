@@ -5,6 +5,9 @@
 #
 #   tests/rootfs/build.sh            # build if needed, print the path
 #   NODECHECK_ROOTFS_CACHE=/srv/x tests/rootfs/build.sh
+#   NODECHECK_ROOTFS_VARIANT=rebuild tests/rootfs/build.sh
+#                                    # a second, independent build from the
+#                                    # same list (the drift tests diff the two)
 #
 # Tests only ever *read* this tree; every test that needs a broken image makes
 # its own copy first.
@@ -24,6 +27,14 @@ packages=(
 
 key=$(printf '%s\n' "$suite" "${packages[@]}" | sha256sum | cut -c1-12)
 dest="$cache/debian-$suite-compute-$key"
+variant=${NODECHECK_ROOTFS_VARIANT:-}
+if [[ -n $variant ]]; then
+  [[ $variant =~ ^[a-z0-9]+$ ]] || {
+    echo "NODECHECK_ROOTFS_VARIANT must be [a-z0-9]+" >&2
+    exit 1
+  }
+  dest="$dest-$variant"
+fi
 if [[ -f "$dest/.nodecheck-rootfs-complete" ]]; then
   echo "$dest"
   exit 0

@@ -8,6 +8,7 @@
 pub mod command;
 pub mod compiler;
 pub mod config;
+pub mod drift;
 pub mod elf;
 mod eval;
 mod exec;

@@ -1,12 +1,12 @@
 //! `package`: a package in the target's own dpkg or RPM database.
 
 mod bdb;
-mod dpkg;
-mod rpm;
+pub(crate) mod dpkg;
+pub(crate) mod rpm;
 mod verify;
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -621,6 +621,33 @@ fn verify_result(check: &Check, t: &dyn Target, plan: &verify::Plan, e: &mut Eva
     if !errors.is_empty() {
         eval::section(&mut e.output, "could not be verified", &errors);
     }
+}
+
+/// Every installed package of the target (`name:arch` → version) and the
+/// database format (`dpkg`, `rpm`), for snapshots; the errors of the
+/// databases that could not be read (no database at all is one).
+pub fn installed(t: &dyn Target) -> (BTreeMap<String, String>, String, Vec<String>) {
+    let (dbs, errors) = databases(t);
+    let mut out = BTreeMap::new();
+    let mut format = Vec::new();
+    for db in &dbs {
+        let f = match db.format {
+            Format::Dpkg => "dpkg",
+            Format::Rpm => "rpm",
+        };
+        if !format.contains(&f) {
+            format.push(f);
+        }
+        for p in db.packages.values().flatten().filter(|p| p.installed) {
+            let key = if p.arch.is_empty() {
+                p.name.clone()
+            } else {
+                format!("{}:{}", p.name, p.arch)
+            };
+            out.insert(key, p.version.clone());
+        }
+    }
+    (out, format.join(","), errors)
 }
 
 /// Every package database of the target, and the errors of those that

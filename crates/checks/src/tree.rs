@@ -36,6 +36,14 @@ const KEYS: &[Key] = &[
          An empty list allows none.",
     ),
     Key::new(
+        "capabilities",
+        Ty::StrList,
+        "Allow-list of paths (globs): every regular file with file capabilities \
+         (`security.capability`, what `setcap` sets: `cap_net_raw=ep`) must match one. An \
+         empty list allows none. Each regular file's xattrs are read from its descriptor \
+         (through the content door).",
+    ),
+    Key::new(
         "unowned",
         Ty::Bool,
         "`false`: every entry's owner is a user of the target's /etc/passwd and its group a \
@@ -105,6 +113,14 @@ skips the others.
 `setuid` regards regular files only: setgid *directories* (shared group
 directories) are normal. An empty list (`setuid = []`) allows no setuid or
 setgid file at all.
+
+`capabilities` is the same kind of allow-list for regular files that carry
+file capabilities (the `security.capability` xattr `setcap` writes, shown
+as `getcap` does: `cap_net_raw=ep`): a file with capabilities that no glob
+matches fails. Each regular file is opened through the content door and
+its xattrs are read from that descriptor; a target that cannot read
+xattrs makes the property an *error*, never a pass. `nodecheck baseline`
+writes both lists from a known-good image.
 
 `unowned = false` looks every entry's uid and gid up in the target's own
 `/etc/passwd` and `/etc/group` (never the host's): a file left by a deleted
@@ -234,7 +250,7 @@ impl Kind for Tree {
                 "`max_depth` must be 0 or more".to_string(),
             ));
         }
-        for key in ["exclude", "setuid"] {
+        for key in ["exclude", "setuid", "capabilities"] {
             for pattern in check.list(key).unwrap_or_default() {
                 if let Err(e) = Glob::new(pattern) {
                     out.push(eval::diagnostic(
@@ -253,16 +269,17 @@ impl Kind for Tree {
         let path = check.subject.as_str();
         let mut out = Evaluation::default();
         let globs = |key: &str| globs(check.list(key).unwrap_or_default());
-        let (exclude, allow) = match (globs("exclude"), globs("setuid")) {
-            (Ok(e), Ok(a)) => (e, a),
-            (Err(e), _) | (_, Err(e)) => {
-                // validate() refuses these; still never panic.
-                for p in eval::asserted(check, &[]) {
-                    out.push(PropertyResult::error(p.key, format!("{}: {e}", p.key)));
+        let (exclude, allow, caps_allow) =
+            match (globs("exclude"), globs("setuid"), globs("capabilities")) {
+                (Ok(e), Ok(a), Ok(c)) => (e, a, c),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                    // validate() refuses these; still never panic.
+                    for p in eval::asserted(check, &[]) {
+                        out.push(PropertyResult::error(p.key, format!("{}: {e}", p.key)));
+                    }
+                    return out;
                 }
-                return out;
-            }
-        };
+            };
         let options = WalkOptions {
             max_depth: check
                 .int("max_depth")
@@ -277,6 +294,7 @@ impl Kind for Tree {
             writable: check.get("world_writable").is_some(),
             setuid: check.get("setuid").is_some(),
             unowned: check.get("unowned").is_some(),
+            capabilities: check.get("capabilities").is_some().then_some(caps_allow),
             sizes: check.get("total_size").is_some() || check.get("max_file_size").is_some(),
             max_file_size: check.matcher("max_file_size").cloned(),
         };
@@ -354,6 +372,13 @@ impl Kind for Tree {
                     &found.setuid,
                     &mut out.output,
                 ),
+                ("capabilities", Value::List(_)) => found.verdict(
+                    key,
+                    path,
+                    "file with capabilities outside the allow-list",
+                    &found.capabilities,
+                    &mut out.output,
+                ),
                 ("unowned", Value::Bool(false)) => found.verdict(
                     key,
                     path,
@@ -384,6 +409,23 @@ impl Kind for Tree {
     }
 }
 
+/// A file's capabilities (`cap_net_raw=ep`), read from the descriptor
+/// the content door opens; `None` when it has none. A target that cannot
+/// read xattrs is an error, never "no capabilities".
+fn file_capability(t: &dyn Target, path: &str) -> std::io::Result<Option<String>> {
+    let file = t.open(path)?;
+    let Some(xattrs) = file.xattrs()? else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this target cannot read extended attributes",
+        ));
+    };
+    Ok(xattrs
+        .iter()
+        .find(|(name, _)| name.as_slice() == crate::drift::caps::XATTR.as_bytes())
+        .map(|(_, v)| crate::drift::caps::decode(v).unwrap_or_else(|e| format!("invalid: {e}"))))
+}
+
 /// The keys that are budgets (bounds on quantities).
 const BUDGETS: &[&str] = &["total_size", "entries", "max_file_size"];
 
@@ -404,6 +446,8 @@ struct Wanted {
     writable: bool,
     setuid: bool,
     unowned: bool,
+    /// The allow-list of files with capabilities, when asked.
+    capabilities: Option<GlobSet>,
     /// Sum sizes and keep the largest files.
     sizes: bool,
     max_file_size: Option<Matcher>,
@@ -417,6 +461,7 @@ struct Found {
     setuid: Vec<String>,
     allowed: usize,
     unowned: Vec<String>,
+    capabilities: Vec<String>,
     /// Sum of regular file sizes, hard links once.
     bytes: u64,
     files: usize,
@@ -540,6 +585,15 @@ impl Found {
                     } else {
                         self.setuid
                             .push(format!("{path} ({})", format_mode(md.mode)));
+                    }
+                }
+                if let Some(caps_allow) = &want.capabilities {
+                    match file_capability(t, path) {
+                        Ok(Some(caps)) if !caps_allow.is_match(path) => {
+                            self.capabilities.push(format!("{path} ({caps})"));
+                        }
+                        Ok(_) => {}
+                        Err(e) => self.errors.push(format!("{path}: {}", eval::io_text(&e))),
                     }
                 }
             }

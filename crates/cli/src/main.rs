@@ -2,6 +2,7 @@
 //! nodecheck-checks. Parses arguments, calls the libraries, maps the result
 //! to an exit status.
 
+mod drift;
 mod exit;
 mod generate;
 mod nhc;
@@ -79,6 +80,14 @@ enum Command {
     /// Check this node's health for Slurm (HealthCheckProgram): drain it
     /// when unhealthy, resume it when nodecheck drained it and it recovered.
     Nhc(nhc::NhcArgs),
+    /// Record an image (every entry, digests, what it means) to a file
+    /// (docs/snapshot.md).
+    Snapshot(drift::SnapshotArgs),
+    /// What changed between two images or snapshots, by meaning first,
+    /// each change with a risk (docs/diff.md).
+    Diff(drift::DiffArgs),
+    /// Write a profile from a known-good image (docs/baseline.md).
+    Baseline(drift::BaselineArgs),
     /// Print the JSON Schema of profiles (for taplo / Even Better TOML).
     Schema,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -196,6 +205,9 @@ fn main() -> ExitCode {
         Command::List { profiles, vars } => cmd_list(&profiles, &vars.vars),
         Command::Explain { kind } => cmd_explain(kind.as_deref()),
         Command::Nhc(args) => nhc::cmd_nhc(args),
+        Command::Snapshot(args) => drift::cmd_snapshot(args),
+        Command::Diff(args) => drift::cmd_diff(args),
+        Command::Baseline(args) => drift::cmd_baseline(args),
         Command::Schema => generate::schema(),
         Command::Completions { shell } => generate::completions::<Cli>(shell),
         Command::Manpages { dir } => generate::manpages::<Cli>(&dir),

@@ -458,6 +458,9 @@ pub trait Target: Send + Sync {
     }
 }
 
+/// Extended attributes of a file: (name, value), sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A regular file of a target opened by [`Target::open`].
 pub trait FileAt: Send + Sync {
     /// What `fstat` said when the file was opened.
@@ -471,6 +474,14 @@ pub trait FileAt: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of
     /// the file (0 past it).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+
+    /// The file's extended attributes (`security.capability`, …), name
+    /// and value, sorted by name, read from the open descriptor (so they
+    /// belong to the file whose content is read). `None`: this target
+    /// cannot tell (a file read whole through a path-based target).
+    fn xattrs(&self) -> io::Result<Option<Xattrs>> {
+        Ok(None)
+    }
 }
 
 impl dyn FileAt + '_ {

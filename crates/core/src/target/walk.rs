@@ -143,6 +143,85 @@ impl FileAt for Regular {
         }
         Ok(done)
     }
+
+    fn xattrs(&self) -> io::Result<Option<super::Xattrs>> {
+        fd_xattrs(self.file.as_fd()).map(Some)
+    }
+}
+
+/// Every extended attribute of an open file (`flistxattr` + `fgetxattr`),
+/// sorted by name. A filesystem without xattrs gives none.
+fn fd_xattrs(fd: BorrowedFd<'_>) -> io::Result<super::Xattrs> {
+    // A list or value that grows between the size query and the read
+    // answers ERANGE: ask again, a few times.
+    fn sized(mut call: impl FnMut(&mut [u8]) -> isize) -> io::Result<Vec<u8>> {
+        for _ in 0..4 {
+            let n = call(&mut []);
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                return match e.raw_os_error() {
+                    Some(libc::ENOTSUP) | Some(libc::ENODATA) => Ok(Vec::new()),
+                    _ => Err(e),
+                };
+            }
+            if n == 0 {
+                return Ok(Vec::new());
+            }
+            let mut buf = vec![0u8; n as usize];
+            let m = call(&mut buf);
+            if m >= 0 {
+                buf.truncate(m as usize);
+                return Ok(buf);
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ERANGE) {
+                return Err(e);
+            }
+        }
+        Err(io::Error::other(
+            "extended attributes kept changing while read",
+        ))
+    }
+    let raw = fd.as_raw_fd();
+    let list = sized(|buf| {
+        // SAFETY: the buffer pointer and length describe `buf` (a null
+        // pointer with length 0 asks for the size only).
+        unsafe {
+            libc::flistxattr(
+                raw,
+                if buf.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    buf.as_mut_ptr().cast()
+                },
+                buf.len(),
+            )
+        }
+    })?;
+    let mut out = Vec::new();
+    for name in list.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let Ok(cname) = CString::new(name) else {
+            continue;
+        };
+        let value = sized(|buf| {
+            // SAFETY: as above; `cname` is NUL-terminated.
+            unsafe {
+                libc::fgetxattr(
+                    raw,
+                    cname.as_ptr(),
+                    if buf.is_empty() {
+                        std::ptr::null_mut()
+                    } else {
+                        buf.as_mut_ptr().cast()
+                    },
+                    buf.len(),
+                )
+            }
+        })?;
+        out.push((name.to_vec(), value));
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn too_large(limit: u64) -> io::Error {
@@ -404,6 +483,22 @@ impl<'a> Visit<'a> {
                 AtFlags::AT_SYMLINK_NOFOLLOW,
             )?)),
             How::Target { entry, .. } => Ok(entry.metadata.clone()),
+        }
+    }
+
+    /// The device number (`st_rdev`) of a character or block device
+    /// entry, asked of the held directory; `None` for anything else or a
+    /// target without descriptors.
+    pub fn rdev(&self) -> io::Result<Option<u64>> {
+        if !matches!(self.file_type, FileType::Char | FileType::Block) {
+            return Ok(None);
+        }
+        match &self.how {
+            How::Held { stat: Some(st), .. } => Ok(Some(st.st_rdev)),
+            How::Held { dir, name, .. } => Ok(Some(
+                fstatat(*dir, *name, AtFlags::AT_SYMLINK_NOFOLLOW)?.st_rdev,
+            )),
+            How::Target { .. } => Ok(None),
         }
     }
 
