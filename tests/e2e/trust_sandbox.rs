@@ -233,7 +233,7 @@ struct Scanner {
     /// The container's root: a private overlay over the reference rootfs,
     /// since the scanner writes into every root it sees, its own included
     /// (the cached reference must stay as debootstrap left it).
-    root: Overlay,
+    _root: Overlay,
 }
 
 /// An overlay mount of `lower` with a throwaway upper layer, unmounted
@@ -347,7 +347,7 @@ done
             unshare,
             pid,
             seen,
-            root,
+            _root: root,
         }
     }
 
