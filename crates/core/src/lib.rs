@@ -23,7 +23,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod fleet;
 pub mod helper;
+pub mod hostlist;
 pub mod kind;
 pub mod matcher;
 pub mod outcome;

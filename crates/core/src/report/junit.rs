@@ -46,7 +46,7 @@ pub fn write_junit(report: &Report, w: &mut dyn Write) -> io::Result<()> {
 /// quick-junit always writes it and junit-10.xsd (what Jenkins validates
 /// with) does not allow it there. The element is quick-junit's own output,
 /// so the attribute is exactly ` skipped="<digits>"` inside its start tag.
-fn without_root_skipped(xml: &str) -> String {
+pub(crate) fn without_root_skipped(xml: &str) -> String {
     let Some(start) = xml.find("<testsuites") else {
         return xml.to_string();
     };
