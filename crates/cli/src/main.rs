@@ -3,6 +3,7 @@
 //! to an exit status.
 
 mod exit;
+mod fleet;
 mod generate;
 mod nhc;
 
@@ -57,6 +58,9 @@ enum Command {
     /// Check this node's health for Slurm (HealthCheckProgram): drain it
     /// when unhealthy, resume it when nodecheck drained it and it recovered.
     Nhc(nhc::NhcArgs),
+    /// Work with JSON reports of many nodes (`report merge`).
+    #[command(subcommand)]
+    Report(fleet::ReportCommand),
     /// Print the JSON Schema of profiles (for taplo / Even Better TOML).
     Schema,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -150,6 +154,7 @@ fn main() -> ExitCode {
         Command::List { profiles, vars } => cmd_list(&profiles, &vars.vars),
         Command::Explain { kind } => cmd_explain(kind.as_deref()),
         Command::Nhc(args) => nhc::cmd_nhc(args),
+        Command::Report(cmd) => fleet::cmd_report(cmd),
         Command::Schema => generate::schema(),
         Command::Completions { shell } => generate::completions::<Cli>(shell),
         Command::Manpages { dir } => generate::manpages::<Cli>(&dir),

@@ -26,6 +26,7 @@
 pub mod fleet;
 pub mod helper;
 pub mod hostlist;
+pub mod identity;
 pub mod kind;
 pub mod matcher;
 pub mod outcome;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rayon::prelude::*;
 
+use crate::identity::{IMAGE_RELEASE, TargetIdentity};
 use crate::outcome::{Evaluation, PropertyResult, Status};
 use crate::profile::{Check, Control, Profile};
 use crate::report::{
@@ -49,6 +50,9 @@ pub struct Options {
     /// A caller that spent some of the budget before the run (loading the
     /// profile, as `nodecheck nhc` does) passes when it began.
     pub budget_from: Option<Instant>,
+    /// The image's release file inside the target;
+    /// [`IMAGE_RELEASE`](crate::identity::IMAGE_RELEASE) when `None`.
+    pub image_release: Option<String>,
 }
 
 /// A run's report, and any reporter that could not write.
@@ -194,6 +198,10 @@ fn run_on(
             target: TargetInfo {
                 kind: target.kind(),
                 description: target.describe(),
+                identity: TargetIdentity::read(
+                    target,
+                    options.image_release.as_deref().unwrap_or(IMAGE_RELEASE),
+                ),
             },
             hostname: hostname(),
             started,

@@ -71,7 +71,8 @@ impl Identity {
 /// One node's report, reduced to what a fleet report shows.
 #[derive(Clone, Debug)]
 pub struct NodeReport {
-    /// The node: the live target's hostname, else the host nodecheck ran on.
+    /// The node: the target's name (a live node's hostname, an image's
+    /// directory), else the host nodecheck ran on.
     pub node: String,
     /// The file (or stream document) it was read from.
     pub source: String,
@@ -266,7 +267,10 @@ impl Fleet {
                 .collect();
             match expect.expand() {
                 Ok(names) => {
-                    fleet.missing = names.into_iter().filter(|n| !seen.contains_key(n)).collect();
+                    fleet.missing = names
+                        .into_iter()
+                        .filter(|n| !seen.contains_key(n))
+                        .collect();
                     fleet.missing.sort_by(|a, b| natural(a, b));
                     fleet.missing.dedup();
                 }
@@ -354,7 +358,11 @@ impl Fleet {
 
     /// The nodes at `indexes` in hostlist notation.
     pub fn hostlist(&self, indexes: &[u32]) -> String {
-        hostlist::compress(indexes.iter().map(|&i| self.nodes[i as usize].name.as_str()))
+        hostlist::compress(
+            indexes
+                .iter()
+                .map(|&i| self.nodes[i as usize].name.as_str()),
+        )
     }
 }
 
@@ -427,7 +435,12 @@ mod tests {
     #[test]
     fn failures_with_one_message_are_one_group() {
         let mut reports: Vec<_> = (1..=400)
-            .map(|i| node(&format!("node{i:03}"), &[("munge", Status::Fail, "service munge: not running")]))
+            .map(|i| {
+                node(
+                    &format!("node{i:03}"),
+                    &[("munge", Status::Fail, "service munge: not running")],
+                )
+            })
             .collect();
         reports.push(node("node401", &[("munge", Status::Pass, "")]));
         reports.push(node("node402", &[("munge", Status::Error, "timed out")]));

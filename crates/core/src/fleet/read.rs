@@ -89,7 +89,9 @@ fn collect_dir(dir: &Path, files: &mut Vec<Result<PathBuf, InputProblem>>) {
         .sort_by_file_name();
     for entry in walk {
         match entry {
-            Ok(e) if e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "json") => {
+            Ok(e)
+                if e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "json") =>
+            {
                 files.push(Ok(e.into_path()));
             }
             Ok(_) => {}
@@ -210,7 +212,9 @@ fn explain(data: &[u8], e: serde_json::Error) -> String {
 
 fn schema_message(schema: &str) -> String {
     if schema.starts_with("nodecheck/report/") {
-        format!("report format {schema:?} is not one this nodecheck reads ({JSON_SCHEMA}); use a newer nodecheck")
+        format!(
+            "report format {schema:?} is not one this nodecheck reads ({JSON_SCHEMA}); use a newer nodecheck"
+        )
     } else {
         format!("not a nodecheck report: schema {schema:?}")
     }
@@ -240,8 +244,6 @@ struct RawProfile<'a> {
 
 #[derive(Deserialize, Default)]
 struct RawTarget<'a> {
-    #[serde(borrow, default)]
-    kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -312,10 +314,13 @@ fn convert(raw: RawReport<'_>, source: &str) -> Result<NodeReport, String> {
     }
     let target = raw.target.unwrap_or_default();
     let os = target.os.unwrap_or_default();
+    // The target's own name (a node's hostname, an image's directory)
+    // when the report has one: several images checked on one build host
+    // are several entries, not duplicates of that host.
     let name = target
         .name
         .as_deref()
-        .filter(|n| !n.is_empty() && target.kind.as_deref() == Some("live"))
+        .filter(|n| !n.is_empty())
         .unwrap_or(&raw.hostname);
     if name.is_empty() {
         return Err("the report names no host".into());
@@ -407,8 +412,16 @@ mod tests {
     fn bad_documents_are_explained() {
         let good = doc("n1", "pass");
         let cut = &good[..good.len() / 2];
-        assert!(parse_one(cut.as_bytes(), "x").unwrap_err().starts_with("truncated"));
-        assert!(parse_one(b"hello", "x").unwrap_err().starts_with("not a JSON report"));
+        assert!(
+            parse_one(cut.as_bytes(), "x")
+                .unwrap_err()
+                .starts_with("truncated")
+        );
+        assert!(
+            parse_one(b"hello", "x")
+                .unwrap_err()
+                .starts_with("not a JSON report")
+        );
         assert!(parse_one(b"  \n", "x").unwrap_err().starts_with("empty"));
         let future = good.replace("report/v1", "report/v2");
         let e = parse_one(future.as_bytes(), "x").unwrap_err();

@@ -228,7 +228,9 @@ pub fn write_junit(fleet: &Fleet, w: &mut dyn Write) -> io::Result<()> {
     let mut report = quick_junit::Report::new("nodecheck fleet");
     for node in &fleet.nodes {
         let mut suite = TestSuite::new(xml(&node.name));
-        suite.extra.insert("hostname".into(), xml(&node.name).into());
+        suite
+            .extra
+            .insert("hostname".into(), xml(&node.name).into());
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&node.started) {
             suite.set_timestamp(t);
         }
@@ -318,7 +320,11 @@ pub fn write_prometheus(fleet: &Fleet, fail_on: Severity, w: &mut dyn Write) -> 
         );
     }
     for n in &fleet.missing {
-        let _ = writeln!(out, "nodecheck_fleet_node_failed{{node=\"{}\"}} 1", label(n));
+        let _ = writeln!(
+            out,
+            "nodecheck_fleet_node_failed{{node=\"{}\"}} 1",
+            label(n)
+        );
     }
     out.push_str("# HELP nodecheck_fleet_node_controls Controls of each node's report by outcome.\n# TYPE nodecheck_fleet_node_controls gauge\n");
     for n in &fleet.nodes {
@@ -365,16 +371,32 @@ mod tests {
 
     fn fleet() -> Fleet {
         let reports = vec![
-            node("node1", &[("munge", Status::Pass, ""), ("mem", Status::Pass, "")]),
-            node("node2", &[("munge", Status::Pass, ""), ("mem", Status::Pass, "")]),
+            node(
+                "node1",
+                &[("munge", Status::Pass, ""), ("mem", Status::Pass, "")],
+            ),
+            node(
+                "node2",
+                &[("munge", Status::Pass, ""), ("mem", Status::Pass, "")],
+            ),
             node(
                 "node3",
                 &[
-                    ("munge", Status::Fail, "service munge: running: expected true, got false"),
+                    (
+                        "munge",
+                        Status::Fail,
+                        "service munge: running: expected true, got false",
+                    ),
                     ("mem", Status::Error, "meminfo: \x1b[31mcannot read"),
                 ],
             ),
-            node("node4", &[("munge", Status::Pass, ""), ("mem", Status::Skip, "needs a live node")]),
+            node(
+                "node4",
+                &[
+                    ("munge", Status::Pass, ""),
+                    ("mem", Status::Skip, "needs a live node"),
+                ],
+            ),
         ];
         let problems = vec![InputProblem {
             source: "bad.json".into(),
@@ -393,12 +415,23 @@ mod tests {
         let t = String::from_utf8(buf).unwrap();
         assert!(t.contains("fleet: 4 nodes node[1-4]"), "{t}");
         assert!(t.contains("failed: 1 nodes node3"), "{t}");
-        assert!(t.contains("  fail on 1 node3:\n      service munge: running: expected true, got false"), "{t}");
-        assert!(t.contains("\\u{1b}[31m"), "escapes are shown, not sent: {t}");
+        assert!(
+            t.contains(
+                "  fail on 1 node3:\n      service munge: running: expected true, got false"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("\\u{1b}[31m"),
+            "escapes are shown, not sent: {t}"
+        );
         assert!(!t.contains('\x1b'));
         assert!(t.contains("no report from 1 expected nodes: node5"), "{t}");
         assert!(t.contains("bad.json: truncated JSON report"), "{t}");
-        assert!(t.contains("4 node[1-4]: Debian GNU/Linux 12 (bookworm), kernel 6.1.0"), "{t}");
+        assert!(
+            t.contains("4 node[1-4]: Debian GNU/Linux 12 (bookworm), kernel 6.1.0"),
+            "{t}"
+        );
     }
 
     #[test]
@@ -460,9 +493,20 @@ mod tests {
         let mut buf = Vec::new();
         write_prometheus(&fleet(), Severity::Low, &mut buf).unwrap();
         let t = String::from_utf8(buf).unwrap();
-        assert!(t.contains("nodecheck_fleet_node_failed{node=\"node3\"} 1\n"), "{t}");
-        assert!(t.contains("nodecheck_fleet_node_failed{node=\"node1\"} 0\n"), "{t}");
-        assert!(t.contains("nodecheck_fleet_node_failed{node=\"node5\"} 1\n"), "{t}");
-        assert!(t.contains("nodecheck_fleet_control_nodes{control=\"munge\",severity=\"high\",status=\"pass\"} 3\n"));
+        assert!(
+            t.contains("nodecheck_fleet_node_failed{node=\"node3\"} 1\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("nodecheck_fleet_node_failed{node=\"node1\"} 0\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("nodecheck_fleet_node_failed{node=\"node5\"} 1\n"),
+            "{t}"
+        );
+        assert!(t.contains(
+            "nodecheck_fleet_control_nodes{control=\"munge\",severity=\"high\",status=\"pass\"} 3\n"
+        ));
     }
 }

@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 pub use atomic::write_atomically;
 pub use json::{JsonReporter, write_json};
-pub use junit::{JunitReporter, write_junit};
 pub(crate) use junit::without_root_skipped;
+pub use junit::{JunitReporter, write_junit};
 pub use model::{
     CheckResult, ControlResult, Counts, JSON_SCHEMA, ProfileInfo, Report, Summary, TargetInfo,
 };
