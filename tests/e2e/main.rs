@@ -7,6 +7,7 @@ mod cli;
 mod elf;
 mod escape;
 mod exec;
+mod fleet;
 mod install;
 mod kmod;
 mod live;

@@ -1,0 +1,332 @@
+//! A fleet under Slurm: a real four-node cluster on this machine
+//! (tests/fleet/cluster.sh: slurmctld and munged in a hub namespace, four
+//! slurmd each in its own network, UTS and mount namespace), `srun` running
+//! nodecheck on every node, `nodecheck report merge` over what they wrote,
+//! and `nodecheck nhc` as HealthCheckProgram on all four nodes.
+//!
+//! Everything is started by the test and stopped by a Drop guard, also
+//! when an assertion fails.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_nodecheck")
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The cluster of tests/fleet/cluster.sh in a temporary directory.
+struct Cluster {
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn script() -> PathBuf {
+        repo().join("tests/fleet/cluster.sh")
+    }
+
+    fn new() -> Cluster {
+        Cluster {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn up(&self, healthcheck: &Path) {
+        let o = Command::new("bash")
+            .arg(Self::script())
+            .arg("up")
+            .arg(self.dir.path())
+            .arg(healthcheck)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "cluster.sh up: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn pid(&self, holder: &str) -> String {
+        fs::read_to_string(self.path(&format!("{holder}.pid")))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// A Slurm client command in the hub's namespaces (where slurmctld
+    /// listens).
+    fn client(&self, program: &str, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .args(["-t", &self.pid("hub"), "-n", "-u", "--"])
+            .arg(which(program).unwrap())
+            .args(args)
+            .env("SLURM_CONF", self.path("slurm.conf"))
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `sh -c script` in node's mount namespace.
+    fn on_node(&self, node: &str, script: &str) {
+        let o = Command::new("nsenter")
+            .args(["-t", &self.pid(node), "-m", "--", "sh", "-c", script])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{node}: {script}: {}", stderr(&o));
+    }
+
+    /// node -> (State, Reason).
+    fn states(&self) -> Vec<(String, String, String)> {
+        let o = self.client("scontrol", &["-o", "show", "node"]);
+        stdout(&o)
+            .lines()
+            .map(|line| {
+                let field = |k: &str| {
+                    line.split_whitespace()
+                        .find_map(|f| f.strip_prefix(k))
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let reason = line
+                    .find(" Reason=")
+                    .map(|i| line[i + 8..].trim().to_string())
+                    .unwrap_or_default();
+                (field("NodeName="), field("State="), reason)
+            })
+            .collect()
+    }
+
+    fn log(&self) -> String {
+        let mut s = String::new();
+        for f in [
+            "slurmctld.log",
+            "node1.slurmd.log",
+            "hc-node2.log",
+            "hc-node1.log",
+        ] {
+            let text = fs::read_to_string(self.path(f)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            s += &format!("--- {f} (last lines)\n");
+            for l in tail.into_iter().rev() {
+                s += l;
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    fn wait(&self, what: &str, ok: impl Fn(&[(String, String, String)]) -> bool) {
+        let start = Instant::now();
+        loop {
+            let states = self.states();
+            if ok(&states) {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(40) {
+                panic!("timed out waiting for {what}: {states:?}\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(Self::script())
+            .arg("down")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn up(state: &str) -> bool {
+    state.starts_with("IDLE") && !state.contains("DRAIN") && !state.contains("DOWN")
+}
+
+const PROFILE: &str = r#"
+[profile]
+name = "fleet-test"
+
+[[control]]
+id = "healthy"
+title = "The node's own health marker is there"
+severity = "critical"
+
+  [[control.file]]
+  path = "/run/fleet/healthy"
+  exists = true
+
+[[control]]
+id = "munge"
+severity = "critical"
+
+  [[control.process]]
+  name = "munged"
+  running = true
+"#;
+
+const IMAGE_PROFILE: &str = r#"
+[profile]
+name = "fleet-image"
+
+[[control]]
+id = "release"
+title = "The node runs this month's image"
+severity = "high"
+
+  [[control.file]]
+  path = "/run/fleet/release"
+  content = { matches = "^2026\\.07$" }
+"#;
+
+#[test]
+fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
+    let tools = [
+        "slurmctld",
+        "slurmd",
+        "munged",
+        "srun",
+        "scontrol",
+        "nsenter",
+        "unshare",
+        "ip",
+    ];
+    if !is_root() {
+        eprintln!("note: fleet slurm test skipped: needs root");
+        return;
+    }
+    let missing: Vec<&str> = tools.into_iter().filter(|t| which(t).is_none()).collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "note: fleet slurm test skipped: {} not installed (tests/deps.sh installs them)",
+            missing.join(", ")
+        );
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    fs::write(w.join("nhc.toml"), PROFILE).unwrap();
+    fs::write(w.join("image.toml"), IMAGE_PROFILE).unwrap();
+    // slurmd runs HealthCheckProgram with an empty environment and no
+    // arguments: a wrapper names the profile, the config and a log.
+    let cluster = Cluster::new();
+    let d = cluster.dir.path().display().to_string();
+    let hc = w.join("healthcheck.sh");
+    fs::write(
+        &hc,
+        format!(
+            "#!/bin/sh\nexport SLURM_CONF={d}/slurm.conf PATH=/usr/bin:/bin:/usr/sbin:/sbin\n\
+             exec {bin} nhc --profile {profile} --budget 10s >>{d}/hc-$(hostname).log 2>&1\n",
+            bin = bin(),
+            profile = w.join("nhc.toml").display(),
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&hc, fs::Permissions::from_mode(0o755)).unwrap();
+    cluster.up(&hc);
+
+    cluster.wait("four idle nodes", |s| {
+        s.len() == 4 && s.iter().all(|(_, st, _)| up(st))
+    });
+    for n in ["node1", "node2", "node4"] {
+        cluster.on_node(n, "echo 2026.07 > /run/fleet/release");
+    }
+    cluster.on_node("node3", "echo 2026.06 > /run/fleet/release");
+
+    // srun on all four nodes; one JSON report per node.
+    let reports = w.join("reports");
+    fs::create_dir(&reports).unwrap();
+    let run = format!(
+        "exec {} run {} --json {}/$SLURMD_NODENAME.json",
+        bin(),
+        w.join("image.toml").display(),
+        reports.display()
+    );
+    let out = w.join("out-%N.txt");
+    let o = cluster.client(
+        "srun",
+        &[
+            "-N4",
+            &format!("--output={}", out.display()),
+            "sh",
+            "-c",
+            &run,
+        ],
+    );
+    // nodecheck exits 1 on node3, so srun does too.
+    assert_eq!(
+        code(&o),
+        1,
+        "srun: {}{}\n{}",
+        stdout(&o),
+        stderr(&o),
+        cluster.log()
+    );
+    let names: Vec<String> = fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+
+    let junit = w.join("fleet.xml");
+    let json = w.join("fleet.json");
+    let o = nodecheck(&[
+        "report",
+        "merge",
+        "--expect",
+        "node[1-5]",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        reports.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert_eq!(code(&o), 1, "{text}{}", stderr(&o));
+    assert!(text.contains("fleet: 4 nodes node[1-4]"), "{text}");
+    assert!(text.contains("  fail on 1 node3:\n"), "{text}");
+    assert!(text.contains("file /run/fleet/release: content"), "{text}");
+    assert!(
+        text.contains("no report from 1 expected nodes: node5"),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["controls"][0]["pass"]["nodes"], "node[1-2,4]");
+    assert_eq!(v["controls"][0]["fail"]["nodes"], "node3");
+    xmllint(&junit).unwrap();
+
+    // HealthCheckProgram on all four: node2 loses its health marker and is
+    // drained with nodecheck's reason; the others stay up.
+    cluster.on_node("node2", "rm /run/fleet/healthy");
+    cluster.wait("node2 drained by nodecheck", |s| {
+        s.iter().any(|(n, st, r)| {
+            n == "node2" && st.contains("DRAIN") && r.starts_with("nodecheck: healthy: ")
+        })
+    });
+    let states = cluster.states();
+    for (n, st, _) in &states {
+        if n != "node2" {
+            assert!(up(st), "{n} should stay up: {states:?}\n{}", cluster.log());
+        }
+    }
+    // Fixed: nodecheck resumes the node it drained.
+    cluster.on_node("node2", "touch /run/fleet/healthy");
+    cluster.wait("node2 resumed", |s| s.iter().all(|(_, st, _)| up(st)));
+}
