@@ -1,6 +1,7 @@
 //! A whole `elf` check over an image where the fuzzed bytes are the
 //! program, a library it needs, the interpreter and the ld.so.cache:
-//! the search, the load graph and the version checks on hostile input.
+//! the search, the load graph, the version checks and the symbol lookups
+//! (hash tables, version indices) on hostile input.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -32,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
             "/usr/bin/prog",
             Setup {
                 library_path: &dirs,
+                symbols: true,
             },
         );
     }

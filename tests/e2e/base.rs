@@ -96,8 +96,13 @@ fn base_profile_fails_on_a_world_writable_shadow() {
         "{out}"
     );
     assert!(out.contains("profiles/base.toml:"), "{out}");
+    // The world-writable file is also caught by the whole-image control.
+    assert!(
+        out.contains("world_writable: 1 world-writable entry under /: /etc/shadow (0666)"),
+        "{out}"
+    );
     let (_, failed, _, _) = test_summary(&out);
-    assert_eq!(failed, 1, "{out}");
+    assert_eq!(failed, 2, "{out}");
     xmllint(&junit).unwrap();
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("shadow-perms"), "{xml}");
@@ -106,7 +111,7 @@ fn base_profile_fails_on_a_world_writable_shadow() {
         "{xml}"
     );
     let (_, jfail, _, _) = junit_counts(&xml);
-    assert_eq!(jfail, 1);
+    assert_eq!(jfail, 2);
     let _ = std::fs::remove_file(junit);
     // The original is untouched by the fault copy.
     let meta = std::fs::metadata(rootfs.join("etc/shadow")).unwrap();

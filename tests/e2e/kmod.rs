@@ -226,6 +226,7 @@ fn expect_statuses(report: &Value, text: &str, want: &[(&str, &str)]) {
 
 const ALL_PASS: &[(&str, &str)] = &[
     ("kernel-modules-dir", "pass"),
+    ("kernel-module-tree", "pass"),
     ("kmod-network", "pass"),
     ("kmod-storage", "pass"),
     ("kmod-infiniband", "pass"),
@@ -289,10 +290,18 @@ fn a_deleted_module_file_fails_its_control() {
         &text,
         &[
             ("kernel-modules-dir", "pass"),
+            ("kernel-module-tree", "fail"),
             ("kmod-network", "pass"),
             ("kmod-storage", "fail"),
             ("kmod-infiniband", "pass"),
         ],
+    );
+    let (_, msgs) = check_of(&report, "kernel-module-tree", "kernel");
+    assert!(
+        msgs[0].contains(&format!(
+            "1 file modules.dep of {kver} lists is missing: /lib/modules/{kver}/{xfs}"
+        )),
+        "{msgs:?}"
     );
     let (_, msgs) = check_of(&report, "kmod-storage", "kernel_module xfs");
     assert_eq!(
@@ -318,6 +327,7 @@ fn a_deleted_dependency_names_the_chain() {
         &text,
         &[
             ("kernel-modules-dir", "pass"),
+            ("kernel-module-tree", "fail"),
             ("kmod-network", "fail"),
             ("kmod-storage", "pass"),
             ("kmod-infiniband", "fail"),
@@ -354,9 +364,10 @@ fn a_module_directory_renamed_to_another_release() {
         &text,
         &[
             ("kernel-modules-dir", "fail"),
-            ("kmod-network", "fail"),
-            ("kmod-storage", "fail"),
-            ("kmod-infiniband", "fail"),
+            ("kernel-module-tree", "skip"),
+            ("kmod-network", "skip"),
+            ("kmod-storage", "skip"),
+            ("kmod-infiniband", "skip"),
         ],
     );
     let (_, msgs) = check_of(&report, "kernel-modules-dir", "kernel");
@@ -366,12 +377,12 @@ fn a_module_directory_renamed_to_another_release() {
             "fail: modules_dir: expected true, got false (kernel {kver} has no module directory (/lib/modules/{kver} is missing); /lib/modules/{other} has no kernel image (no /boot/vmlinuz-{other}): a leftover of a removed kernel, or named for the wrong release)"
         )]
     );
+    // The per-module controls say what they depend on instead of failing
+    // one by one.
     let (_, msgs) = check_of(&report, "kmod-storage", "kernel_module xfs");
     assert_eq!(
         msgs[0],
-        format!(
-            "fail: present: kernel {kver} has no module directory: /lib/modules/{kver} is missing (the target has module directories for {other} only)"
-        )
+        "skip: depends on `kernel-modules-dir`, which failed"
     );
 }
 
@@ -445,6 +456,7 @@ fn a_module_built_for_another_kernel_fails_on_vermagic() {
         &text,
         &[
             ("kernel-modules-dir", "pass"),
+            ("kernel-module-tree", "pass"),
             ("kmod-network", "fail"),
             ("kmod-storage", "pass"),
             ("kmod-infiniband", "pass"),

@@ -1,6 +1,7 @@
 //! `config`: settings of a configuration file, parsed with its program's
 //! own rules (sshd_config, slurm.conf, INI, key=value).
 
+mod hpc;
 pub(crate) mod ini;
 mod slurm;
 mod sshd;
@@ -21,7 +22,18 @@ const CONFIG_LIMIT: u64 = 16 << 20;
 /// OpenSSH's READCONF_MAX_DEPTH.
 const MAX_INCLUDE_DEPTH: usize = 16;
 
-const FORMATS: &[&str] = &["keyvalue", "ini", "sshd", "slurm"];
+const FORMATS: &[&str] = &[
+    "keyvalue",
+    "ini",
+    "sshd",
+    "slurm",
+    "gres",
+    "plugstack",
+    "apptainer",
+];
+
+/// What a setting the files do not set counts as (`when_unset`).
+const WHEN_UNSET: &[&str] = &["default", "fail", "pass"];
 
 /// One assignment in a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,6 +220,12 @@ fn format_of(check: &Check) -> &str {
     let base = path.rsplit('/').next().unwrap_or(path);
     if base.starts_with("sshd_config") || path.starts_with("/etc/ssh/sshd_config.d/") {
         "sshd"
+    } else if base == "gres.conf" {
+        "gres"
+    } else if base == "plugstack.conf" || path.starts_with("/etc/slurm/plugstack.conf.d/") {
+        "plugstack"
+    } else if base == "singularity.conf" || base == "apptainer.conf" {
+        "apptainer"
     } else if base == "slurm.conf" || base == "slurmdbd.conf" || base == "cgroup.conf" {
         "slurm"
     } else if base.ends_with(".repo") || base.ends_with(".ini") || base.ends_with(".cfg") {
@@ -223,6 +241,9 @@ pub fn parse(t: &dyn Target, path: &str, format: &str) -> Result<(Parsed, Vec<St
     let parsed = match format {
         "sshd" => sshd::parse(&mut files, path)?,
         "slurm" => slurm::parse(&mut files, path)?,
+        "gres" => hpc::gres(&mut files, path)?,
+        "plugstack" => hpc::plugstack(&mut files, path)?,
+        "apptainer" => hpc::apptainer(path, &files.enter(path, None)?)?,
         "ini" => ini::ini(path, &files.enter(path, None)?)?,
         _ => ini::keyvalue(path, &files.enter(path, None)?)?,
     };
@@ -239,7 +260,17 @@ const KEYS: &[Key] = &[
         "format",
         Ty::Enum(FORMATS),
         "How to read the file. Default: `sshd` for sshd_config, `slurm` for slurm.conf, \
-         `ini` for `.repo`/`.ini`/`.cfg`, else `keyvalue`.",
+         `gres` for gres.conf, `plugstack` for plugstack.conf, `apptainer` for \
+         apptainer.conf/singularity.conf, `ini` for `.repo`/`.ini`/`.cfg`, else `keyvalue`.",
+    )
+    .modifier(),
+    Key::new(
+        "when_unset",
+        Ty::Enum(WHEN_UNSET),
+        "What a setting the files do not set counts as: `default` (the default: the program's \
+         compiled-in value where nodecheck knows it, sshd's; else a failure), `fail`, or `pass` \
+         (only values written in the files are judged: `PasswordAuthentication = \"no\"` then \
+         fails on an explicit `yes` and passes when unset).",
     )
     .modifier(),
     Key::new(
@@ -280,12 +311,38 @@ Formats:
   `SwitchName` lines are records: `NodeName=gpu01 CPUs=64` is checked as
   `"NodeName[gpu01]" = "gpu01"` and `"NodeName[gpu01].CPUs" = "64"` (the
   name as written, hostlist expressions included).
+- **`gres`** (gres.conf(5)): read like `slurm`, but every line is a
+  record and a node may have several (one per GPU type or device file):
+  `NodeName=gpu[01-02] Name=gpu Type=a100 File=/dev/nvidia0` gives
+  `NodeName[gpu01].Name`, `NodeName[gpu01].File`, … for **each node of the
+  hostlist**, and a key set by several lines for the same node keeps every
+  value, one per line, in file order (check one with
+  `{ matches = "^/dev/nvidia1$" }`, multi-line). Lines without `NodeName`
+  give plain `Name`, `File`, … entries, also keeping every value.
+- **`plugstack`** (spank(8), plugstack.conf): `required PLUGIN [ARGS]`,
+  `optional PLUGIN [ARGS]` and `include PATTERN` (globs, relative to the
+  file's directory) lines. Each plugin is a setting named by its path as
+  written and by its file name (`"container_singularity.so" = "required"`),
+  whose value is `required` or `optional`; `NAME.args` holds its
+  arguments.
+- **`apptainer`** (apptainer.conf, singularity.conf): `key = value` lines
+  whose keys hold spaces (`"allow setuid" = "no"`, `"mount hostfs" =
+  "no"`); keys compare without case and with runs of blanks as one. A key
+  on several lines (`bind path`) keeps every value, one per line. No
+  compiled-in defaults: an unset key fails as not set.
 - **`ini`**: `[section]` headers, `key = value` or `key: value`, `#`/`;`
   comments, indented continuation lines; keys are named
   `section.key` (`main.gpgcheck`); the last value wins.
 - **`keyvalue`**: `key=value`, `key = value`, `key: value` or
   `key value` lines (`/etc/default/*`, os-release, login.defs), `export`
   and surrounding quotes dropped; the last value wins.
+
+`when_unset` says what a setting the files do not set counts as:
+`default` (sshd's compiled-in value as above, else a failure), `fail`, or
+`pass`, where only written values are judged. A bundled default waiver
+uses it to waive exactly the stock state: the waived control asks for the
+effective `PasswordAuthentication no`, and an unwaived control with
+`when_unset = "pass"` fails when a file sets `PasswordAuthentication yes`.
 
 Bad input is an *error* naming the file: an `Include` loop or nesting
 deeper than 16 (with the chain of files), a binary or non-UTF-8 file, a
@@ -309,6 +366,21 @@ title = "slurm.conf tracks processes with cgroups"
   [[control.config]]
   path     = "/etc/slurm/slurm.conf"
   settings = { ProctrackType = "proctrack/cgroup", "NodeName[gpu01].Gres" = "gpu:4" }
+
+[[control]]
+id    = "apptainer-no-setuid"
+title = "Apptainer runs without setuid and cannot mount the host's root"
+
+  [[control.config]]
+  path     = "/etc/apptainer/apptainer.conf"
+  settings = { "allow setuid" = "no", "mount hostfs" = "no" }
+
+[[control]]
+id    = "spank-container"
+
+  [[control.config]]
+  path     = "/etc/slurm/plugstack.conf"
+  settings = { "container_singularity.so" = "required" }
 ```
 
 ## Targets
@@ -407,8 +479,9 @@ impl Kind for Config {
                 return out.into();
             }
         };
+        let when_unset = check.str("when_unset").unwrap_or("default");
         for s in settings {
-            out.push(setting(s, &parsed, format, &files));
+            out.push(setting(s, &parsed, format, &files, when_unset));
         }
         Evaluation {
             properties: out,
@@ -418,7 +491,13 @@ impl Kind for Config {
 }
 
 /// One setting's result: `Name: expected X, got Y (file:line)`.
-fn setting(s: &NamedMatcher, parsed: &Parsed, format: &str, files: &[String]) -> PropertyResult {
+fn setting(
+    s: &NamedMatcher,
+    parsed: &Parsed,
+    format: &str,
+    files: &[String],
+    when_unset: &str,
+) -> PropertyResult {
     let key = format!("settings.{}", s.name);
     let expected = s.matcher.describe();
     let result = |ok: bool, actual: String, message: String| {
@@ -446,7 +525,18 @@ fn setting(s: &NamedMatcher, parsed: &Parsed, format: &str, files: &[String]) ->
             c.place()
         ));
     }
-    if format == "sshd" {
+    if when_unset == "pass" {
+        return PropertyResult::verdict(
+            key.clone(),
+            true,
+            format!(
+                "{}: {why} (when_unset = \"pass\": only written values are judged)",
+                s.name
+            ),
+        )
+        .with_expected(expected);
+    }
+    if format == "sshd" && when_unset == "default" {
         let lower = s.name.to_ascii_lowercase();
         if let Some((_, default)) = sshd::DEFAULTS.iter().find(|(k, _)| *k == lower) {
             let ok = s.matcher.test(Actual::Str(default));

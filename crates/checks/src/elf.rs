@@ -10,10 +10,14 @@ pub mod object;
 mod report;
 pub mod scan;
 pub mod search;
+pub mod section;
+pub mod symbols;
 pub mod system;
 
 #[cfg(test)]
 pub(crate) mod fixture;
+#[cfg(test)]
+mod symbol_tests;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +50,13 @@ const KEYS: &[Key] = &[
         Ty::Bool,
         "`true`: every version an object needs (DT_VERNEED: `GLIBC_2.34`, `GLIBCXX_3.4.30`, …) \
          is defined by the library that satisfied it.",
+    ),
+    Key::new(
+        "symbols",
+        Ty::Bool,
+        "`true`: every undefined symbol of the object and of each library it loads (but weak \
+         ones) is defined by an object of the load, with the version it asks for, as \
+         `ldd -r` checks.",
     ),
     Key::new(
         "recursive",
@@ -108,12 +119,31 @@ running a program of the image:
 - `symbol_versions`: each DT_VERNEED version is defined (DT_VERDEF) by the
   library that was loaded for it (weak needs, and libraries with no version
   definitions at all, pass as in ld.so).
+- `symbols`: what `ldd -r` checks (every relocation bound now, not
+  lazily): each undefined `STB_GLOBAL` symbol of the program and of every
+  library it loads is defined by an object of the load: the program and
+  its libraries in load order (the interpreter only when a DT_NEEDED entry
+  names it). A weak undefined symbol needs no definition. A versioned
+  reference (`memcpy@GLIBC_2.14`) needs a definition of that version, or
+  an unversioned one in a library without versions; an unversioned one
+  takes the base definition, or the only non-hidden versioned one, as
+  glibc's `check_match`. Definitions are found through each library's own
+  hash table (DT_GNU_HASH, else DT_HASH), read once per run. This catches
+  a library replaced by an older build with the same soname (the version
+  tables agree, a function is gone). The chain ends at the object whose
+  reference is undefined: `/usr/bin/app -> libsolver.so.2 (undefined
+  symbols mkl_init, dgemm_@MKL_2)`. Plugins (Python extension modules,
+  MPI components, gcc plugins) use symbols of the program that loads them,
+  so in a whole tree they fail alone, as under `ldd -r`; a library that
+  is fine where a program of the tree loads it is listed, not failed.
 
-When `/etc/ld.so.cache` is missing, unreadable, or older than
-`/etc/ld.so.conf`, one of its included files or one of the directories
-they list (libraries added without running `ldconfig`), the directories of
-ld.so.conf are searched after the cache and before the default
-directories, and the output says so.
+ld.so never reads `/etc/ld.so.conf` (ldconfig does, to write the cache):
+a library that lives only in a directory ld.so.conf names, but that the
+cache does not list, is not found, and the message names the cause
+(`not in ld.so.cache; ldconfig not re-run after it was added to
+/opt/site/lib (named by /etc/ld.so.conf.d/site.conf)`). Without a cache
+(missing, or not a cache file) ld.so searches only the default
+directories, and so does nodecheck; the output says so.
 
 A failure shows the chain that needs the missing library:
 `/usr/bin/mpirun -> libopen-rte.so.40 -> libhwloc.so.15 (not found)`. For
@@ -234,6 +264,7 @@ impl Kind for Elf {
         };
         let setup = Setup {
             library_path: check.list("library_path").unwrap_or_default(),
+            symbols: check.bool("symbols").is_some(),
         };
         // The goss rule: a missing path fails the first property once.
         let md = match t.metadata(path, true) {
@@ -276,9 +307,9 @@ impl Kind for Elf {
         let system = linker.system(t);
         let mut out = Evaluation::default();
         let mut notes = Vec::new();
-        if let Some(why) = &system.fallback {
+        if let Some(why) = &system.no_cache {
             notes.push(format!(
-                "{why}: the ld.so.conf directories were searched too"
+                "{why}: ld.so searches only its default directories (and RPATH, RUNPATH)"
             ));
         }
         notes.extend(

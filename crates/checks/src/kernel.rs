@@ -4,12 +4,13 @@
 use nodecheck_core::kind::{Compare, Key, Kind, Ty};
 use nodecheck_core::matcher::Actual;
 use nodecheck_core::outcome::{Evaluation, PropertyResult};
-use nodecheck_core::profile::Check;
+use nodecheck_core::profile::{Check, Diagnostic};
 use nodecheck_core::run::Context;
 use nodecheck_core::target::{FileType, Target, TargetKind};
 
 use crate::eval;
 use crate::kmod::kernels::{Choice, Kernels, running_release};
+use crate::kmod::{self, Ready};
 
 pub struct Kernel;
 
@@ -26,6 +27,13 @@ const KEYS: &[Key] = &[
         "Kernel images and module directories match: each image has its \
          `/lib/modules/RELEASE` with a `modules.dep`, and each module directory has its image. \
          Live: the running kernel has its module directory.",
+    ),
+    Key::new(
+        "modules_consistent",
+        Ty::Bool,
+        "`true`: each kernel's module tree agrees with its depmod index: every module file on \
+         disk is in `modules.dep` (none installed without running depmod) and every file \
+         `modules.dep` lists exists. `false` is refused.",
     ),
 ];
 
@@ -55,6 +63,14 @@ kernel. On a live node: the running kernel has its module directory, with a
 `modules.dep` (a stateless node may boot its kernel over the network, so no
 image is required there).
 
+`modules_consistent` checks each kernel's module tree against its depmod
+index (every kernel with a module directory; with `release`, that one; on
+a live node, the running one): every module file on disk (`.ko`, `.ko.xz`,
+`.ko.zst`, `.ko.gz`, links in `weak-updates/` included) must be listed in
+`modules.dep`, since modprobe cannot find a module copied in without
+running depmod, and every file `modules.dep` lists must exist. The failure
+names the files (the first 10; all of them in the check's output).
+
 ## Example
 
 ```toml
@@ -63,8 +79,9 @@ id = "kernel"
 title = "The image boots the expected kernel, with its modules"
 
   [[control.kernel]]
-  version     = { ge = "6.1.0-28" }
-  modules_dir = true
+  version            = { ge = "6.1.0-28" }
+  modules_dir        = true
+  modules_consistent = true
 
 [[control]]
 id = "kernel-el9"
@@ -105,6 +122,19 @@ impl Kind for Kernel {
         DOC
     }
 
+    fn validate(&self, check: &Check) -> Vec<Diagnostic> {
+        if check.bool("modules_consistent") == Some(false) {
+            return vec![eval::diagnostic(
+                check,
+                "modules_consistent",
+                "bad-value",
+                "`modules_consistent = false` asserts nothing; write `modules_consistent = true`"
+                    .to_string(),
+            )];
+        }
+        Vec::new()
+    }
+
     fn eval(&self, check: &Check, cx: &Context<'_>) -> Evaluation {
         let t = cx.target;
         let wanted = (!check.subject.is_empty()).then_some(check.subject.as_str());
@@ -114,6 +144,10 @@ impl Kind for Kernel {
             match p.key {
                 "version" => out.push(version(check, t, &kernels, wanted)),
                 "modules_dir" => out.push(modules_dir(check, t, &kernels, wanted)),
+                "modules_consistent" => {
+                    let r = modules_consistent(t, &kernels, wanted, &mut out.output);
+                    out.push(r);
+                }
                 _ => {}
             }
         }
@@ -235,6 +269,85 @@ fn modules_dir(
         eval::boolean("modules_dir", expected, true, &pairs.join(", "))
     } else {
         eval::boolean("modules_dir", expected, false, &problems.join("; "))
+    }
+}
+
+/// `modules_consistent`: each kernel's module files and modules.dep agree.
+fn modules_consistent(
+    t: &dyn Target,
+    kernels: &Kernels,
+    wanted: Option<&str>,
+    output: &mut String,
+) -> PropertyResult {
+    const KEY: &str = "modules_consistent";
+    let releases: Vec<String> = match (t.kind(), wanted) {
+        (_, Some(w)) => vec![w.to_string()],
+        (TargetKind::Live, None) => match running_release(t) {
+            Ok(r) => vec![r],
+            Err(e) => return PropertyResult::error(KEY, format!("{KEY}: {e}")),
+        },
+        (_, None) => kernels.dirs.keys().cloned().collect(),
+    };
+    if releases.is_empty() {
+        return eval::boolean(KEY, true, false, &Choice::NoKernel.message("release"));
+    }
+    let mut problems = Vec::new();
+    let mut good = Vec::new();
+    for r in &releases {
+        let index = match kmod::open(t, Some(r), "release") {
+            Ready::Index(i) => i,
+            Ready::Absent(why) => {
+                problems.push(why);
+                continue;
+            }
+            Ready::Error(why) => return PropertyResult::error(KEY, format!("{KEY}: {why}")),
+        };
+        let c = index.consistency(t);
+        if !c.errors.is_empty() {
+            return PropertyResult::error(
+                KEY,
+                format!("{KEY}: cannot look at {}", eval::capped(&c.errors)),
+            );
+        }
+        if !c.unlisted.is_empty() {
+            eval::section(
+                output,
+                &format!("module files of {r} that modules.dep does not list"),
+                &c.unlisted,
+            );
+            problems.push(format!(
+                "{} module file{} of {r} not in modules.dep (installed without running `depmod {r}`: modprobe cannot find {}): {}",
+                c.unlisted.len(),
+                if c.unlisted.len() == 1 { "" } else { "s" },
+                if c.unlisted.len() == 1 { "it" } else { "them" },
+                eval::capped(&c.unlisted)
+            ));
+        }
+        if !c.missing.is_empty() {
+            eval::section(
+                output,
+                &format!("files modules.dep of {r} lists that are missing"),
+                &c.missing,
+            );
+            problems.push(format!(
+                "{} file{} modules.dep of {r} lists {} missing: {}",
+                c.missing.len(),
+                if c.missing.len() == 1 { "" } else { "s" },
+                if c.missing.len() == 1 { "is" } else { "are" },
+                eval::capped(&c.missing)
+            ));
+        }
+        if c.unlisted.is_empty() && c.missing.is_empty() {
+            good.push(format!(
+                "{r}: {} modules, all on disk and in modules.dep",
+                c.listed
+            ));
+        }
+    }
+    if problems.is_empty() {
+        eval::boolean(KEY, true, true, &good.join("; "))
+    } else {
+        eval::boolean(KEY, true, false, &problems.join("; "))
     }
 }
 
@@ -422,6 +535,65 @@ mod tests {
         assert_eq!(
             result(&e, "modules_dir").1,
             "modules_dir: expected true, got false (kernel 6.18.44 has no module directory (/lib/modules/6.18.44 is missing))"
+        );
+    }
+
+    #[test]
+    fn module_trees_agree_with_modules_dep() {
+        use crate::kmod::fixture::{self, DIR, FILES, Module, RELEASE, ko};
+        let mods = [
+            Module {
+                path: "kernel/fs/xfs/xfs.ko",
+                deps: &[],
+                info: &[],
+            },
+            Module {
+                path: "kernel/fs/nfs/nfs.ko",
+                deps: &[],
+                info: &[],
+            },
+        ];
+        let c = || check(&Kernel, "", vec![("modules_consistent", b(true))]);
+        let e = run(&c(), &fixture::image(&mods, &[]));
+        assert_eq!(
+            result(&e, "modules_consistent"),
+            (
+                Status::Pass,
+                format!(
+                    "modules_consistent: expected true, got true ({RELEASE}: 2 modules, all on disk and in modules.dep)"
+                )
+            )
+        );
+        let t = fixture::image_without(&mods, &[], &["kernel/fs/nfs/nfs.ko"]).file(
+            &format!("{FILES}/extra/lustre.ko"),
+            0o644,
+            0,
+            0,
+            ko(&[]),
+        );
+        let e = run(&c(), &t);
+        assert_eq!(
+            result(&e, "modules_consistent"),
+            (
+                Status::Fail,
+                format!(
+                    "modules_consistent: expected true, got false (1 module file of {RELEASE} not in modules.dep \
+                     (installed without running `depmod {RELEASE}`: modprobe cannot find it): {DIR}/extra/lustre.ko; \
+                     1 file modules.dep of {RELEASE} lists is missing: {DIR}/kernel/fs/nfs/nfs.ko)"
+                )
+            )
+        );
+        assert!(
+            e.output.contains(&format!("  {DIR}/extra/lustre.ko\n")),
+            "{}",
+            e.output
+        );
+        let bad = check(&Kernel, "", vec![("modules_consistent", b(false))]);
+        assert_eq!(
+            messages(&nodecheck_core::kind::Kind::validate(&Kernel, &bad)),
+            [
+                "bad-value: `modules_consistent = false` asserts nothing; write `modules_consistent = true`"
+            ]
         );
     }
 }

@@ -9,7 +9,8 @@ use nodecheck_core::run::Context;
 use nodecheck_core::target::{Need, READ_LIMIT, Target};
 
 use crate::eval;
-use crate::kmod::index::{Hit, Index};
+use crate::kmod::dep::Dep;
+use crate::kmod::index::{Disabled, Hit, Index, disabled_modules};
 use crate::kmod::modfile::Info;
 use crate::kmod::{self, Ready, closure, normalize};
 
@@ -34,8 +35,9 @@ const KEYS: &[Key] = &[
         "loadable",
         Ty::Bool,
         "Every module modprobe would insert (the module and its modules.dep dependencies) \
-         is present, is a kernel module, and was built for this kernel (vermagic). Built-ins \
-         are loadable.",
+         is present, is a kernel module, and was built for this kernel (vermagic), and \
+         modprobe.d does not disable it (`install NAME /bin/false`, `blacklist NAME`). \
+         Built-ins are loadable.",
     ),
     Key::new(
         "loaded",
@@ -102,8 +104,15 @@ loaded; without its module directory either, a module not in
 
 The image's own `modprobe.d` aliases (`/etc/modprobe.d`, `/lib/modprobe.d`,
 …; Debian's `alias nvidia nvidia-current`) are used for names that are not
-a module or built-in themselves. Not considered: `install`, `blacklist` and
-`options` lines, module signatures and symbol CRCs.
+a module or built-in themselves. A module that modprobe.d disables is
+**not loadable**: `install NAME /bin/false` (or `/bin/true`, any path)
+makes modprobe run that instead of loading it, also when NAME is a
+dependency; `blacklist NAME` makes modprobe ignore its aliases, so no
+device loads it at boot. The message names the file and line. An
+`install` line that runs anything else (a wrapper that loads the module
+after all) is taken as loading it. `loadable = false` thus asserts that a
+module is disabled. Not considered: `options` and `softdep` lines, module
+signatures and symbol CRCs.
 
 Corrupt input is an *error* naming the file, never a crash: a truncated or
 non-ELF `.ko`, corrupt or oversized compressed data (a module may unpack to
@@ -340,10 +349,34 @@ fn out_loadable(check: &Check, t: &dyn Target, index: &Index, hits: &[Hit], out:
     let mut loads = 0;
     let mut fail: Option<String> = None;
     let mut error: Option<String> = None;
+    let disabled = disabled_modules(t);
     for hit in hits {
         let Hit::Module(id) = hit else {
             continue;
         };
+        let name = index.name(*id);
+        if let Some(d) = disabled.get(name) {
+            fail.get_or_insert_with(|| format!("modprobe.d disables {name}: {}", d.describe(name)));
+            continue;
+        }
+        // modprobe runs a dependency's `install` command too.
+        let off = index.deps(*id).into_iter().find_map(|d| match d {
+            Dep::Listed(d) => match disabled.get(index.name(d)) {
+                Some(how @ Disabled::Install { .. }) => Some((d, how)),
+                _ => None,
+            },
+            Dep::Unlisted(_) => None,
+        });
+        if let Some((d, how)) = off {
+            let dep = index.name(d);
+            fail.get_or_insert_with(|| {
+                format!(
+                    "{name} needs {dep}, which modprobe.d disables: {}",
+                    how.describe(dep)
+                )
+            });
+            continue;
+        }
         match closure::check(t, index, *id) {
             Ok(c) => {
                 loads += c.members;

@@ -21,6 +21,8 @@ pub mod interface;
 pub mod kernel;
 pub mod kernel_module;
 mod kmod;
+/// A kernel module file's `.modinfo` (public for the fuzz targets).
+pub use kmod::modfile;
 pub mod library;
 pub mod live;
 pub mod module_system;

@@ -53,9 +53,10 @@ const DOC: &str = r#"## What it checks
 That a library is there for the programs that need it, by soname: the
 name is searched as ld.so searches for a program that has no RPATH or
 RUNPATH (and as `dlopen("libssl.so.3")` does): the target's
-`/etc/ld.so.cache`, the ld.so.conf directories when the cache is missing
-or stale, then the default directories of the image's machine, which is
-taken from `/bin/sh`. Libraries of another class or machine are passed
+`/etc/ld.so.cache`, then the default directories of the image's machine,
+which is taken from `/bin/sh` (never the ld.so.conf directories: ld.so
+does not read ld.so.conf; a library that is only there and not in the
+cache is not found, and the message says that ldconfig was not re-run). Libraries of another class or machine are passed
 over. `resolves` then loads the library with everything it needs, exactly
 as the `elf` kind loads a program (RPATH, RUNPATH, `$ORIGIN`, …), so a
 library whose own dependencies are missing does not resolve either:
@@ -173,14 +174,14 @@ fn statically(
         Ok(i) => i,
         Err(e) => return all_error(out, &e),
     };
+    let sp = SearchPath {
+        ident,
+        dirs: Vec::new(),
+        defaults: true,
+    };
     let found = if name.contains('/') {
         linker.direct(t, name, ident)
     } else {
-        let sp = SearchPath {
-            ident,
-            dirs: Vec::new(),
-            defaults: true,
-        };
         linker.resolve(t, name, &sp)
     };
     let (lib, via) = match found {
@@ -204,7 +205,10 @@ fn statically(
                 Resolution::Broken { path, why } => {
                     format!("{name} is not loadable: {path}: {why}")
                 }
-                _ => format!("{name} is not found"),
+                _ => match linker.unconfigured(t, name, &sp) {
+                    Some(why) => format!("{name} is not found; {why}"),
+                    None => format!("{name} is not found"),
+                },
             };
             // The goss rule: the first property fails, the others skip.
             let mut keys = keys.iter();
@@ -226,9 +230,9 @@ fn statically(
         Err(e) => return all_error(out, &e),
     };
     let system = linker.system(t);
-    if let Some(why) = &system.fallback {
+    if let Some(why) = &system.no_cache {
         out.output.push_str(&format!(
-            "note: {why}: the ld.so.conf directories were searched too\n"
+            "note: {why}: ld.so searches only its default directories\n"
         ));
     }
     for (key, expected) in keys {

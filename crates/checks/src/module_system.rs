@@ -39,9 +39,21 @@ const KEYS: &[Key] = &[
         "Loading the key reveals the value: `{ \"gcc/12\" = \"openmpi\" }` — `openmpi` is not \
          offered before `gcc/12` is loaded and is offered after (several: comma-separated).",
     ),
+    Key::new(
+        "tree",
+        Ty::Bool,
+        "`true`: walk the whole module tree: every module `module avail` offers, and every \
+         module loading one of them reveals (Lmod's hierarchy), loads with status 0 and no error \
+         output, and every `MODULEPATH` directory a module adds exists. `false` is refused.",
+    ),
     exec::ENV,
     exec::LIMITS,
 ];
+
+/// The most modules the `tree` walk loads, and how deep it follows a
+/// hierarchy (Core → compiler → MPI → …).
+const WALK_LIMIT: usize = 2000;
+const WALK_DEPTH: usize = 5;
 
 const DOC: &str = r#"## What it checks
 
@@ -63,6 +75,15 @@ root what it sets up for users.
   MPI built with it); each `module load` must succeed and leave the module
   in `LOADEDMODULES`; then they are unloaded, last first, and must leave
   it. A failure shows the module system's own message.
+- `tree`: the whole tree, with no module named in the profile: each
+  module `module -t avail` offers is loaded in a fresh subshell of the login
+  shell; it must return 0 and print nothing with "error" in it, and every
+  directory it adds to `MODULEPATH` must exist in the target. What loading it
+  reveals (a compiler's MPI modules) is walked the same way, with the
+  modules that led there loaded first, up to 5 levels and 2000 modules. A
+  failure names each module and what went wrong (`Core/gcc/12 adds
+  MODULEPATH /opt/modulefiles/Compiler/gcc/12, which does not exist`): a
+  hierarchy out of step with its Core modulefiles.
 - `hierarchy`: for each `compiler = "mpi"` pair, in a fresh shell, the MPI
   module is not offered before the compiler module is loaded, and is offered
   after — Lmod's software hierarchy, where `Core/gcc/12.lua` prepends the
@@ -132,6 +153,15 @@ impl Kind for ModuleSystem {
                 .at(check.location.clone()),
             );
         }
+        if check.bool("tree") == Some(false) {
+            d.push(eval::diagnostic(
+                check,
+                "tree",
+                "bad-value",
+                "`tree = false` asserts nothing; write `tree = true` to walk the module tree"
+                    .to_string(),
+            ));
+        }
         if let Some(h) = check.map("hierarchy")
             && let Some((k, _)) = h.iter().find(|(k, v)| k.is_empty() || names(v).is_empty())
         {
@@ -164,14 +194,191 @@ impl Kind for ModuleSystem {
                 return v.into();
             }
         };
-        Evaluation {
+        let mut e = Evaluation {
             properties: properties(check, &out),
             output: exec::transcript(
                 &format!("{shell} -l: module --version, avail, load"),
                 &out,
                 check,
             ),
+        };
+        if check.bool("tree") == Some(true) {
+            let stdout = out.stdout.text();
+            let steps = exec::steps(&stdout);
+            if exec::step(&steps, "none").is_some() || out.timed_out {
+                // `kind` already failed and skipped the rest.
+            } else {
+                let avail = exec::step(&steps, "avail")
+                    .map(|s| avail_names(&s.text))
+                    .unwrap_or_default();
+                let r = walk(check, cx, shell, avail, &mut e.output);
+                e.properties.push(r);
+            }
         }
+        e
+    }
+}
+
+/// `tree`: loads every module of the tree, level by level (one login shell
+/// per level, a subshell per module), and checks what each adds to
+/// `MODULEPATH`.
+fn walk(
+    check: &Check,
+    cx: &Context<'_>,
+    shell: &str,
+    top: Vec<String>,
+    output: &mut String,
+) -> PropertyResult {
+    let mut seen: std::collections::BTreeSet<String> = top.iter().cloned().collect();
+    let mut level: Vec<Vec<String>> = top.into_iter().map(|m| vec![m]).collect();
+    let mut problems: Vec<String> = Vec::new();
+    let mut loaded = 0usize;
+    let mut truncated = false;
+    for depth in 0..WALK_DEPTH {
+        if level.is_empty() {
+            break;
+        }
+        if loaded + level.len() > WALK_LIMIT {
+            level.truncate(WALK_LIMIT.saturating_sub(loaded));
+            truncated = true;
+        }
+        let mut script = String::from("echo \"@@nodecheck:base ${MODULEPATH:-}\"\n");
+        for chain in &level {
+            let (last, before) = chain.split_last().expect("chains are never empty");
+            let pre: String = before
+                .iter()
+                .map(|m| format!("module load {} >/dev/null 2>&1; ", quote(m)))
+                .collect();
+            script.push_str(&format!(
+                "( echo '@@nodecheck:walk {name}'; {pre}module load {q} 2>&1; echo \"@@nodecheck:status $?\"; \
+                 echo \"@@nodecheck:mpath ${{MODULEPATH:-}}\"; echo '@@nodecheck:after'; module -t avail 2>&1 )\n",
+                name = last.replace('\'', ""),
+                q = quote(last),
+            ));
+        }
+        let mut req = ExecRequest::new(exec::argv(&format!("{shell} -c"), true, &script));
+        req.env = exec::env_of(check);
+        let out = match exec::run(check, cx, req, "tree") {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        output.push_str(&exec::transcript(
+            &format!("tree, level {}: {} module(s)", depth + 1, level.len()),
+            &out,
+            check,
+        ));
+        if out.timed_out {
+            return PropertyResult::error(
+                "tree",
+                format!(
+                    "tree: the walk did not finish within {} (level {}, {loaded} modules loaded); raise the control's `timeout`",
+                    exec::ended(&out, check),
+                    depth + 1
+                ),
+            );
+        }
+        let stdout = out.stdout.text();
+        let steps = exec::steps(&stdout);
+        let base: Vec<String> = exec::step(&steps, "base")
+            .map(|s| {
+                s.arg
+                    .split(':')
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut next = Vec::new();
+        for chain in &level {
+            loaded += 1;
+            let last = chain.last().expect("chains are never empty");
+            let shown = chain.join(" → ");
+            let name = last.replace('\'', "");
+            let Some(at) = steps.iter().position(|s| s.name == "walk" && s.arg == name) else {
+                problems.push(format!("{shown}: not tried (the shell ended early)"));
+                continue;
+            };
+            let said = &steps[at].text;
+            let status = steps
+                .get(at + 1)
+                .filter(|s| s.name == "status")
+                .map(|s| s.arg.trim().to_string());
+            if status.as_deref() != Some("0") || said.to_ascii_lowercase().contains("error") {
+                problems.push(format!(
+                    "{shown}: module load failed (status {}){}",
+                    status.as_deref().unwrap_or("unknown"),
+                    colon(&exec::excerpt(said))
+                ));
+                continue;
+            }
+            let mpath = steps
+                .get(at + 2)
+                .filter(|s| s.name == "mpath")
+                .map(|s| s.arg.clone())
+                .unwrap_or_default();
+            for dir in mpath.split(':').filter(|d| !d.is_empty()) {
+                if base.iter().any(|b| b == dir) {
+                    continue;
+                }
+                match cx.target.metadata(dir, true) {
+                    Ok(m) if m.file_type == nodecheck_core::target::FileType::Directory => {}
+                    Ok(m) => problems.push(format!(
+                        "{shown} adds MODULEPATH {dir}, which is a {} and not a directory",
+                        m.file_type
+                    )),
+                    Err(e) if eval::is_absent(&e) => problems.push(format!(
+                        "{shown} adds MODULEPATH {dir}, which does not exist"
+                    )),
+                    Err(e) => problems.push(format!(
+                        "{shown} adds MODULEPATH {dir}, which cannot be looked at: {}",
+                        eval::io_text(&e)
+                    )),
+                }
+            }
+            let after = steps
+                .get(at + 3)
+                .filter(|s| s.name == "after")
+                .map(|s| avail_names(&s.text))
+                .unwrap_or_default();
+            for m in after {
+                if seen.insert(m.clone()) {
+                    let mut c = chain.clone();
+                    c.push(m);
+                    next.push(c);
+                }
+            }
+        }
+        level = next;
+    }
+    if !level.is_empty() {
+        truncated = true;
+    }
+    let note = if truncated {
+        format!(" (the walk stopped at {WALK_DEPTH} levels or {WALK_LIMIT} modules)")
+    } else {
+        String::new()
+    };
+    if problems.is_empty() {
+        PropertyResult::verdict(
+            "tree",
+            true,
+            format!(
+                "tree: {loaded} module{} load cleanly and add only existing MODULEPATH directories{note}",
+                if loaded == 1 { "" } else { "s" }
+            ),
+        )
+    } else {
+        eval::section(output, "tree: problems", &problems);
+        PropertyResult::verdict(
+            "tree",
+            false,
+            format!(
+                "tree: {} problem{} in {loaded} modules: {}{note}",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
+                eval::capped(&problems)
+            ),
+        )
     }
 }
 
@@ -832,6 +1039,68 @@ mod tests {
             messages(&ModuleSystem.validate(&c)),
             vec![
                 "bad-value: unknown module system \"modules\"; expected one of lmod, environment-modules"
+            ]
+        );
+    }
+
+    #[test]
+    fn tree_walks_the_hierarchy_and_names_each_broken_module() {
+        const BASE: &str = "/usr/share/modulefiles/Core:/usr/share/lmod/lmod/modulefiles";
+        let t = MemoryTarget::new()
+            .file("/bin/bash", 0o755, 0, 0, "")
+            .dir("/opt/mf/Compiler/gcc/12", 0o755, 0, 0)
+            .exec_with(|req| {
+                let script = req.argv.last().cloned().unwrap_or_default();
+                let stdout = if !script.contains("@@nodecheck:base") {
+                    LMOD.to_string()
+                } else if script.contains("walk openmpi/4") {
+                    // Level 2: the compiler that revealed it is loaded first.
+                    assert!(script.contains("gcc/12") && script.contains(">/dev/null 2>&1"));
+                    format!(
+                        "@@nodecheck:base {BASE}\n@@nodecheck:walk openmpi/4\n\
+                         Lmod has detected the following error: unable to load openmpi/4\n\
+                         @@nodecheck:status 1\n@@nodecheck:mpath {BASE}\n@@nodecheck:after\n"
+                    )
+                } else {
+                    format!(
+                        "@@nodecheck:base {BASE}\n\
+                         @@nodecheck:walk gcc/12\n@@nodecheck:status 0\n\
+                         @@nodecheck:mpath /opt/mf/Compiler/gcc/12:/opt/mf/gone:{BASE}\n\
+                         @@nodecheck:after\n/opt/mf/Compiler/gcc/12:\nopenmpi/4\n\
+                         /usr/share/modulefiles/Core:\ngcc/12\nCore/lmod\n\
+                         @@nodecheck:walk Core/lmod\n@@nodecheck:status 0\n@@nodecheck:mpath {BASE}\n\
+                         @@nodecheck:after\ngcc/12\nCore/lmod\n"
+                    )
+                };
+                Ok(ExecOutput {
+                    exit: Exit::Code(0),
+                    stdout: Captured {
+                        head: stdout.into_bytes(),
+                        ..Captured::default()
+                    },
+                    stderr: Captured::default(),
+                    timed_out: false,
+                    duration: Duration::from_millis(5),
+                    isolation: "memory".into(),
+                })
+            });
+        let e = run(&check(&ModuleSystem, "lmod", vec![("tree", b(true))]), &t);
+        assert_eq!(result(&e, "kind").0, Status::Pass);
+        assert_eq!(
+            result(&e, "tree"),
+            (
+                Status::Fail,
+                "tree: 2 problems in 3 modules: gcc/12 adds MODULEPATH /opt/mf/gone, which does not \
+                 exist, gcc/12 → openmpi/4: module load failed (status 1): Lmod has detected the \
+                 following error: unable to load openmpi/4"
+                    .into()
+            )
+        );
+        let c = check(&ModuleSystem, "lmod", vec![("tree", b(false))]);
+        assert_eq!(
+            messages(&ModuleSystem.validate(&c)),
+            [
+                "bad-value: `tree = false` asserts nothing; write `tree = true` to walk the module tree"
             ]
         );
     }

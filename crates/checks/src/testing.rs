@@ -52,6 +52,7 @@ pub fn check(kind: &'static dyn Kind, subject: &str, props: Vec<(&str, Value)>) 
             column: 1,
         },
         timeout: None,
+        only_if: None,
     }
 }
 

@@ -1,9 +1,12 @@
 //! `tree`: walks a directory of the target and looks for broken symlinks,
-//! world-writable files and unexpected setuid/setgid programs.
+//! world-writable files, unexpected setuid/setgid programs and files of
+//! unknown owners, and holds it to a size budget.
+
+use std::collections::HashSet;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use nodecheck_core::kind::{Key, Kind, Ty};
-use nodecheck_core::matcher::format_mode;
+use nodecheck_core::kind::{Compare, Key, Kind, Ty};
+use nodecheck_core::matcher::{Actual, Matcher, Pred, format_mode};
 use nodecheck_core::outcome::{Evaluation, PropertyResult};
 use nodecheck_core::profile::{Check, Diagnostic, Value};
 use nodecheck_core::run::Context;
@@ -31,6 +34,31 @@ const KEYS: &[Key] = &[
         Ty::StrList,
         "Allow-list of paths (globs): every setuid or setgid regular file found must match one. \
          An empty list allows none.",
+    ),
+    Key::new(
+        "unowned",
+        Ty::Bool,
+        "`false`: every entry's owner is a user of the target's /etc/passwd and its group a \
+         group of its /etc/group (files of a deleted account, or unpacked with a build host's \
+         ids, fail). `true` is refused.",
+    ),
+    Key::new(
+        "total_size",
+        Ty::Matcher(Compare::Quantity),
+        "Budget for the sum of the sizes of the regular files (a hard-linked file counts \
+         once): what the tree costs unpacked, in a RAM root. `{ le = \"2GiB\" }`; the \
+         failure names the largest files.",
+    ),
+    Key::new(
+        "entries",
+        Ty::Matcher(Compare::Quantity),
+        "Budget for the number of entries (files, directories, links, …): `{ le = \"150000\" }`.",
+    ),
+    Key::new(
+        "max_file_size",
+        Ty::Matcher(Compare::Quantity),
+        "Every regular file's size satisfies it: `{ le = \"512MiB\" }`; the failure names the \
+         files over it, largest first.",
     ),
     Key::new(
         "max_depth",
@@ -78,6 +106,22 @@ skips the others.
 directories) are normal. An empty list (`setuid = []`) allows no setuid or
 setgid file at all.
 
+`unowned = false` looks every entry's uid and gid up in the target's own
+`/etc/passwd` and `/etc/group` (never the host's): a file left by a deleted
+account, or unpacked with a build host's ids, fails. When those files
+cannot be read the property is an *error*.
+
+The size budget: `total_size` bounds the sum of the sizes of the regular
+files (apparent sizes, a hard-linked file once: what the tree costs
+unpacked into a RAM root), `entries` the number of entries walked, and
+`max_file_size` every single file. They are bounds, written
+`{ le = "2GiB" }` (a plain value is refused). A `total_size` failure names
+the 10 largest files; a `max_file_size` failure names every file over the
+bound, largest first. Entries that cannot be read make a budget that would
+pass an *error* (the count is incomplete). The same three names, with the
+same meaning for the unpacked contents, are meant for a packed `image`
+kind.
+
 ## Example
 
 ```toml
@@ -93,6 +137,14 @@ title = "No broken links, no world-writable files, known setuid programs"
   setuid          = ["/usr/bin/sudo", "/usr/bin/passwd", "/usr/bin/chsh", "/usr/bin/chfn",
                      "/usr/bin/newgrp", "/usr/bin/gpasswd", "/usr/bin/su", "/usr/bin/mount",
                      "/usr/bin/umount", "/usr/lib/openssh/ssh-keysign", "/usr/sbin/unix_chkpwd"]
+
+  [[control.tree]]
+  path          = "/"
+  exclude       = ["/proc", "/sys", "/dev", "/run"]
+  unowned       = false
+  total_size    = { le = "2GiB" }
+  entries       = { le = "150000" }
+  max_file_size = { le = "512MiB" }
 
   [[control.tree]]
   path            = "/opt/apps"
@@ -144,6 +196,36 @@ impl Kind for Tree {
                 ));
             }
         }
+        if check.bool("unowned") == Some(true) {
+            out.push(eval::diagnostic(
+                check,
+                "unowned",
+                "bad-value",
+                "`unowned = true` asserts nothing; write `unowned = false` to forbid files \
+                 whose owner or group the target does not know"
+                    .to_string(),
+            ));
+        }
+        for key in BUDGETS {
+            let Some(m) = check.matcher(key) else {
+                continue;
+            };
+            let ordered = m
+                .preds
+                .iter()
+                .all(|p| matches!(p, Pred::Le(_) | Pred::Lt(_) | Pred::Ge(_) | Pred::Gt(_)));
+            if !ordered {
+                out.push(eval::diagnostic(
+                    check,
+                    key,
+                    "bad-value",
+                    format!(
+                        "`{key}` is a budget: write a bound such as `{key} = {{ le = \"{}\" }}`",
+                        if *key == "entries" { "150000" } else { "2GiB" }
+                    ),
+                ));
+            }
+        }
         if check.int("max_depth").is_some_and(|d| d < 0) {
             out.push(eval::diagnostic(
                 check,
@@ -191,7 +273,29 @@ impl Kind for Tree {
             broken: check.get("broken_symlinks").is_some(),
             writable: check.get("world_writable").is_some(),
             setuid: check.get("setuid").is_some(),
+            unowned: check.get("unowned").is_some(),
+            sizes: check.get("total_size").is_some() || check.get("max_file_size").is_some(),
+            max_file_size: check.matcher("max_file_size").cloned(),
         };
+        if want.unowned {
+            let accounts = cx.target.accounts();
+            let errors: Vec<String> = accounts
+                .errors
+                .iter()
+                .filter(|e| e.starts_with("/etc/passwd") || e.starts_with("/etc/group"))
+                .cloned()
+                .collect();
+            if !errors.is_empty() {
+                out.push(PropertyResult::error(
+                    "unowned",
+                    format!(
+                        "unowned: the target's accounts cannot be read: {}",
+                        eval::capped(&errors)
+                    ),
+                ));
+                return out;
+            }
+        }
         let mut found = Found::default();
         let walked = cx.target.walk(path, &options, &mut |entry| match entry {
             Err(e) => {
@@ -247,6 +351,18 @@ impl Kind for Tree {
                     &found.setuid,
                     &mut out.output,
                 ),
+                ("unowned", Value::Bool(false)) => found.verdict(
+                    key,
+                    path,
+                    "entry with an unknown owner or group",
+                    &found.unowned,
+                    &mut out.output,
+                ),
+                ("total_size", Value::Matcher(m)) => found.total_size(m, path, &mut out.output),
+                ("entries", Value::Matcher(m)) => found.entries(m, path),
+                ("max_file_size", Value::Matcher(m)) => {
+                    found.max_file_size(m, path, &mut out.output)
+                }
                 (key, v) => PropertyResult::error(
                     key,
                     format!("{key}: tree cannot check {v:?} (the loader should have refused it)"),
@@ -265,6 +381,12 @@ impl Kind for Tree {
     }
 }
 
+/// The keys that are budgets (bounds on quantities).
+const BUDGETS: &[&str] = &["total_size", "entries", "max_file_size"];
+
+/// How many of the largest files a size failure names.
+const LARGEST: usize = 10;
+
 fn globs(patterns: &[String]) -> Result<GlobSet, String> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
@@ -278,6 +400,10 @@ struct Wanted {
     broken: bool,
     writable: bool,
     setuid: bool,
+    unowned: bool,
+    /// Sum sizes and keep the largest files.
+    sizes: bool,
+    max_file_size: Option<Matcher>,
 }
 
 #[derive(Default)]
@@ -287,7 +413,30 @@ struct Found {
     writable: Vec<String>,
     setuid: Vec<String>,
     allowed: usize,
+    unowned: Vec<String>,
+    /// Sum of regular file sizes, hard links once.
+    bytes: u64,
+    files: usize,
+    /// (dev, ino) of the hard-linked files already counted.
+    linked: HashSet<(u64, u64)>,
+    /// The largest files, largest first, at most [`LARGEST`].
+    largest: Vec<(u64, String)>,
+    /// Files whose size fails `max_file_size`.
+    oversized: Vec<(u64, String)>,
     errors: Vec<String>,
+}
+
+/// `3.0GiB`, `512.0MiB`, `12B`: a size as the matchers show amounts.
+fn size(bytes: u64) -> String {
+    #[expect(clippy::cast_precision_loss, reason = "bytes, shown rounded")]
+    let value = bytes as f64;
+    Actual::Amount { value, total: None }.to_string()
+}
+
+fn amount(bytes: u64) -> Actual<'static> {
+    #[expect(clippy::cast_precision_loss, reason = "bytes, compared as amounts")]
+    let value = bytes as f64;
+    Actual::Amount { value, total: None }
 }
 
 /// Filesystems the kernel and systemd fill at boot: an image's links into
@@ -323,6 +472,36 @@ impl Found {
         self.entries += 1;
         let md = &entry.metadata;
         let path = &entry.path;
+        if want.unowned {
+            let a = t.accounts();
+            let user = a.user_by_uid(md.uid).is_some();
+            let group = a.group_by_gid(md.gid).is_some();
+            if !user || !group {
+                let what = match (user, group) {
+                    (false, false) => format!("uid {} and gid {} unknown", md.uid, md.gid),
+                    (false, true) => format!("uid {} unknown", md.uid),
+                    _ => format!("gid {} unknown", md.gid),
+                };
+                self.unowned.push(format!("{path} ({what})"));
+            }
+        }
+        if want.sizes
+            && md.file_type == FileType::File
+            && (md.nlink <= 1 || self.linked.insert((md.dev, md.ino)))
+        {
+            self.bytes = self.bytes.saturating_add(md.size);
+            self.files += 1;
+            if self.largest.len() < LARGEST || md.size > self.largest[LARGEST - 1].0 {
+                let at = self.largest.partition_point(|(s, _)| *s >= md.size);
+                self.largest.insert(at, (md.size, path.clone()));
+                self.largest.truncate(LARGEST);
+            }
+            if let Some(m) = &want.max_file_size
+                && !m.test(amount(md.size))
+            {
+                self.oversized.push((md.size, path.clone()));
+            }
+        }
         match md.file_type {
             FileType::Symlink if want.broken => match t.metadata(path, true) {
                 Ok(_) => {}
@@ -358,6 +537,117 @@ impl Found {
             }
             _ => {}
         }
+    }
+
+    /// The largest files, `path (size)`.
+    fn largest(&self) -> Vec<String> {
+        self.largest
+            .iter()
+            .map(|(s, p)| format!("{p} ({})", size(*s)))
+            .collect()
+    }
+
+    /// An error when entries could not be read: a budget the walk may have
+    /// undercounted is not a pass.
+    fn undercounted(&self, key: &str, root: &str) -> Option<PropertyResult> {
+        let e = self.errors.len();
+        (e > 0).then(|| {
+            PropertyResult::error(
+                key,
+                format!(
+                    "{key}: {e} entr{} under {root} could not be read, so the count is incomplete: {}",
+                    if e == 1 { "y" } else { "ies" },
+                    eval::capped(&self.errors)
+                ),
+            )
+        })
+    }
+
+    fn total_size(&self, m: &Matcher, root: &str, output: &mut String) -> PropertyResult {
+        let ok = m.test(amount(self.bytes));
+        if !ok {
+            eval::section(
+                output,
+                &format!("total_size: the largest files under {root}"),
+                &self.largest(),
+            );
+            return PropertyResult::compare(
+                "total_size",
+                false,
+                m.describe(),
+                format!(
+                    "{} in {} files under {root}; largest: {}",
+                    size(self.bytes),
+                    self.files,
+                    self.largest().join(", ")
+                ),
+            );
+        }
+        if let Some(e) = self.undercounted("total_size", root) {
+            return e;
+        }
+        PropertyResult::compare(
+            "total_size",
+            true,
+            m.describe(),
+            format!("{} in {} files under {root}", size(self.bytes), self.files),
+        )
+    }
+
+    fn entries(&self, m: &Matcher, root: &str) -> PropertyResult {
+        let n = i64::try_from(self.entries).unwrap_or(i64::MAX);
+        let ok = m.test(Actual::Int(n));
+        if ok && let Some(e) = self.undercounted("entries", root) {
+            return e;
+        }
+        PropertyResult::compare(
+            "entries",
+            ok,
+            m.describe(),
+            format!("{} entries under {root}", self.entries),
+        )
+    }
+
+    fn max_file_size(&self, m: &Matcher, root: &str, output: &mut String) -> PropertyResult {
+        let mut over = self.oversized.clone();
+        over.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let items: Vec<String> = over
+            .iter()
+            .map(|(s, p)| format!("{p} ({})", size(*s)))
+            .collect();
+        if !items.is_empty() {
+            eval::section(
+                output,
+                &format!("max_file_size: files under {root} not {}", m.describe()),
+                &items,
+            );
+            return PropertyResult::compare(
+                "max_file_size",
+                false,
+                m.describe(),
+                format!(
+                    "{} file{} under {root}: {}",
+                    items.len(),
+                    if items.len() == 1 { "" } else { "s" },
+                    eval::capped(&items)
+                ),
+            );
+        }
+        if let Some(e) = self.undercounted("max_file_size", root) {
+            return e;
+        }
+        let biggest = self
+            .largest
+            .first()
+            .map_or("no file".to_string(), |(s, p)| {
+                format!("the largest is {p} ({})", size(*s))
+            });
+        PropertyResult::compare(
+            "max_file_size",
+            true,
+            m.describe(),
+            format!("{biggest}, of {} files under {root}", self.files),
+        )
     }
 
     /// One property's result from what the walk found; the full list goes
@@ -429,7 +719,7 @@ impl Found {
 /// `broken symlink` → `broken symlinks`, `…entry` → `…entries`,
 /// `file outside the allow-list` → `files outside the allow-list`.
 fn plural(what: &str) -> String {
-    let (noun, rest) = match what.find(" outside") {
+    let (noun, rest) = match what.find(" outside").or_else(|| what.find(" with")) {
         Some(i) => what.split_at(i),
         None => (what, ""),
     };
@@ -710,6 +1000,127 @@ mod tests {
         assert_eq!(
             plural("setuid/setgid file outside the allow-list"),
             "setuid/setgid files outside the allow-list"
+        );
+    }
+
+    fn le(q: &str) -> Value {
+        preds(vec![Pred::Le(q.into())])
+    }
+
+    #[test]
+    fn unowned_entries_are_named() {
+        let t = image()
+            .file("/etc/passwd", 0o644, 0, 0, "root:x:0:0::/root:/bin/sh\n")
+            .file(
+                "/etc/group",
+                0o644,
+                0,
+                0,
+                "root:x:0:\nutmp:x:5:\nmail:x:8:\n",
+            )
+            .file("/usr/bin/orphan", 0o755, 1234, 0, "")
+            .file("/usr/bin/stray", 0o755, 0, 4321, "");
+        let e = run(&check(&Tree, "/usr", vec![("unowned", b(false))]), &t);
+        assert_eq!(
+            result(&e, "unowned"),
+            (
+                Fail,
+                "unowned: 2 entries with an unknown owner or group under /usr: \
+                 /usr/bin/orphan (uid 1234 unknown), /usr/bin/stray (gid 4321 unknown)"
+                    .into()
+            )
+        );
+        let e = run(&check(&Tree, "/var", vec![("unowned", b(false))]), &t);
+        assert_eq!(result(&e, "unowned").0, Pass);
+        // Without an /etc/passwd nothing can be told: an error, not a pass.
+        let e = run(&check(&Tree, "/usr", vec![("unowned", b(false))]), &image());
+        let (status, msg) = result(&e, "unowned");
+        assert_eq!(status, Error, "{msg}");
+        assert!(
+            msg.starts_with("unowned: the target's accounts cannot be read: /etc/passwd"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn size_budgets_name_the_largest_files() {
+        let t = MemoryTarget::new()
+            .dir("/img", 0o755, 0, 0)
+            .file("/img/big", 0o644, 0, 0, vec![0u8; 3000])
+            .file("/img/mid", 0o644, 0, 0, vec![0u8; 1500])
+            .file("/img/small", 0o644, 0, 0, vec![0u8; 10])
+            .symlink("/img/link", "big");
+        let e = run(
+            &check(
+                &Tree,
+                "/img",
+                vec![
+                    ("total_size", le("4KiB")),
+                    ("entries", le("4")),
+                    ("max_file_size", le("1KiB")),
+                ],
+            ),
+            &t,
+        );
+        assert_eq!(
+            results(&e),
+            [
+                (
+                    "total_size".into(),
+                    Fail,
+                    "total_size: expected <= 4KiB, got 4.4KiB in 3 files under /img; largest: \
+                     /img/big (2.9KiB), /img/mid (1.5KiB), /img/small (10B)"
+                        .into()
+                ),
+                (
+                    "entries".into(),
+                    Fail,
+                    "entries: expected <= 4, got 5 entries under /img".into()
+                ),
+                (
+                    "max_file_size".into(),
+                    Fail,
+                    "max_file_size: expected <= 1KiB, got 2 files under /img: /img/big (2.9KiB), \
+                     /img/mid (1.5KiB)"
+                        .into()
+                ),
+            ]
+        );
+        let e = run(
+            &check(
+                &Tree,
+                "/img",
+                vec![("total_size", le("1GiB")), ("max_file_size", le("1MiB"))],
+            ),
+            &t,
+        );
+        assert_eq!(
+            results(&e),
+            [
+                (
+                    "total_size".into(),
+                    Pass,
+                    "total_size: expected <= 1GiB, got 4.4KiB in 3 files under /img".into()
+                ),
+                (
+                    "max_file_size".into(),
+                    Pass,
+                    "max_file_size: expected <= 1MiB, got the largest is /img/big (2.9KiB), of 3 files under /img"
+                        .into()
+                ),
+            ]
+        );
+        let c = check(
+            &Tree,
+            "/",
+            vec![("total_size", eq("2GiB")), ("unowned", b(true))],
+        );
+        assert_eq!(
+            messages(&Tree.validate(&c)),
+            [
+                "bad-value: `unowned = true` asserts nothing; write `unowned = false` to forbid files whose owner or group the target does not know",
+                "bad-value: `total_size` is a budget: write a bound such as `total_size = { le = \"2GiB\" }`",
+            ]
         );
     }
 }

@@ -30,6 +30,7 @@ pub mod identity;
 pub mod kind;
 pub mod matcher;
 pub mod outcome;
+pub mod platform;
 pub mod profile;
 pub mod report;
 pub mod run;

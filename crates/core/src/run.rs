@@ -451,6 +451,9 @@ fn skip_reason(
             target.kind()
         ));
     }
+    if let Some(reason) = c.only_if.as_ref().and_then(|o| o.unmet(target)) {
+        return Some(reason);
+    }
     for dep in &c.depends_on {
         let Some(&j) = index.get(dep.as_str()) else {
             continue;
@@ -487,9 +490,13 @@ fn skipped(check: &Check, reason: &str) -> CheckResult {
 pub fn eval_check(check: &Check, target: &dyn Target) -> CheckResult {
     let start = Instant::now();
     let kind = check.kind;
-    let evaluation = match kind.needs().filter(|n| !target.has(*n)) {
-        Some(need) => Evaluation::from(vec![PropertyResult::skip(kind.name(), need.skip_reason())]),
-        None => eval_supported(check, target),
+    let unmet = check.only_if.as_ref().and_then(|o| o.unmet(target));
+    let evaluation = match (unmet, kind.needs().filter(|n| !target.has(*n))) {
+        (Some(reason), _) => Evaluation::from(vec![PropertyResult::skip("only_if", reason)]),
+        (None, Some(need)) => {
+            Evaluation::from(vec![PropertyResult::skip(kind.name(), need.skip_reason())])
+        }
+        (None, None) => eval_supported(check, target),
     };
     let mut properties = evaluation.properties;
     if properties.is_empty() {
@@ -542,6 +549,7 @@ fn eval_supported(check: &Check, target: &dyn Target) -> Evaluation {
                 .collect(),
             location: check.location.clone(),
             timeout: check.timeout,
+            only_if: None,
         };
         &pruned
     };
@@ -804,6 +812,7 @@ mod tests {
                 .collect(),
             location: loc(),
             timeout: None,
+            only_if: None,
         }
     }
 
@@ -816,6 +825,7 @@ mod tests {
             desc: None,
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             targets: vec![],
+            only_if: None,
             timeout: None,
             checks,
             location: loc(),

@@ -22,12 +22,26 @@ const RECORDS: &[&str] = &[
 /// a parameter wins. `NodeName=gpu01 CPUs=64` becomes the record entries
 /// `NodeName[gpu01]` (= `gpu01`) and `NodeName[gpu01].CPUs` (= `64`).
 pub fn parse(files: &mut Files<'_>, path: &str) -> Result<Parsed, String> {
-    let dir = path
-        .rsplit_once('/')
-        .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d })
-        .to_string();
     let mut entries = Vec::new();
-    read(files, path, None, &dir, &mut entries)?;
+    for (file, start, pairs) in parse_pairs(files, path)? {
+        let (first_key, first_value) = &pairs[0];
+        if RECORDS.contains(&first_key.to_ascii_lowercase().as_str()) {
+            let record = format!("{first_key}[{first_value}]");
+            entries.push(Entry::new(&record, first_value.clone(), &file, start));
+            for (k, v) in &pairs[1..] {
+                entries.push(Entry::new(
+                    &format!("{record}.{k}"),
+                    v.clone(),
+                    &file,
+                    start,
+                ));
+            }
+        } else {
+            for (k, v) in pairs {
+                entries.push(Entry::new(&k, v, &file, start));
+            }
+        }
+    }
     Ok(Parsed {
         entries,
         first_wins: false,
@@ -35,12 +49,29 @@ pub fn parse(files: &mut Files<'_>, path: &str) -> Result<Parsed, String> {
     })
 }
 
+/// One logical line of `Key=Value` pairs: its file, first line number and
+/// pairs (never empty).
+pub type PairLine = (String, usize, Vec<(String, String)>);
+
+/// The lines of a slurm-style file and its `Include`s, as pairs: `#`
+/// comments, `\` continuations, includes relative to the main file's
+/// directory.
+pub fn parse_pairs(files: &mut Files<'_>, path: &str) -> Result<Vec<PairLine>, String> {
+    let dir = path
+        .rsplit_once('/')
+        .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d })
+        .to_string();
+    let mut lines = Vec::new();
+    read(files, path, None, &dir, &mut lines)?;
+    Ok(lines)
+}
+
 fn read(
     files: &mut Files<'_>,
     path: &str,
     from: Option<(&str, usize)>,
     dir: &str,
-    out: &mut Vec<Entry>,
+    out: &mut Vec<PairLine>,
 ) -> Result<(), String> {
     let text = files.enter(path, from)?;
     let mut pending = String::new();
@@ -75,18 +106,7 @@ fn read(
                 short(line)
             )
         })?;
-        let (first_key, first_value) = &pairs[0];
-        if RECORDS.contains(&first_key.to_ascii_lowercase().as_str()) {
-            let record = format!("{first_key}[{first_value}]");
-            out.push(Entry::new(&record, first_value.clone(), path, start));
-            for (k, v) in &pairs[1..] {
-                out.push(Entry::new(&format!("{record}.{k}"), v.clone(), path, start));
-            }
-        } else {
-            for (k, v) in pairs {
-                out.push(Entry::new(&k, v, path, start));
-            }
-        }
+        out.push((path.to_string(), start, pairs));
     }
     files.leave();
     Ok(())

@@ -345,3 +345,210 @@ fn ini_and_keyvalue_by_path_or_format() {
         e.properties
     );
 }
+
+fn eval_at(t: &MemoryTarget, path: &str, items: &[(&str, Pred)]) -> Evaluation {
+    run(
+        &check(&Config, path, vec![("settings", settings(items))]),
+        t,
+    )
+}
+
+#[test]
+fn apptainer_keys_hold_spaces_and_repeated_keys_keep_every_value() {
+    let conf = "# Apptainer\nallow setuid = no\nmount  hostfs = yes\nbind path = /etc/localtime\n\
+                bind path = /etc/hosts\nsessiondir max size = 16\n";
+    let t = MemoryTarget::new().file("/etc/apptainer/apptainer.conf", 0o644, 0, 0, conf);
+    let e = eval_at(
+        &t,
+        "/etc/apptainer/apptainer.conf",
+        &[
+            ("allow setuid", is("no")),
+            ("mount hostfs", is("no")),
+            (
+                "bind path",
+                Pred::Matches(regex::Regex::new("(?m)^/etc/hosts$").unwrap()),
+            ),
+            ("Sessiondir Max Size", is("16")),
+            ("allow pid ns", is("yes")),
+        ],
+    );
+    let r = results(&e);
+    assert_eq!(
+        r[0],
+        (
+            "settings.allow setuid".into(),
+            Pass,
+            "allow setuid: expected no, got no (/etc/apptainer/apptainer.conf:2)".into()
+        )
+    );
+    assert_eq!(
+        r[1].2,
+        "mount hostfs: expected no, got yes (/etc/apptainer/apptainer.conf:3)"
+    );
+    assert_eq!(r[1].1, Fail);
+    assert_eq!(r[2].1, Pass, "{}", r[2].2);
+    assert_eq!(r[3].1, Pass);
+    assert_eq!(
+        (r[4].1, r[4].2.as_str()),
+        (
+            Fail,
+            "allow pid ns: expected yes, but it is not set in /etc/apptainer/apptainer.conf"
+        )
+    );
+    let t = MemoryTarget::new().file(
+        "/etc/singularity/singularity.conf",
+        0o644,
+        0,
+        0,
+        "allow suid\n",
+    );
+    let e = eval_at(
+        &t,
+        "/etc/singularity/singularity.conf",
+        &[("allow suid", is("no"))],
+    );
+    assert_eq!(
+        result(&e, "settings"),
+        (
+            Error,
+            "settings: /etc/singularity/singularity.conf:1: expected `key = value`, got \"allow suid\""
+                .into()
+        )
+    );
+}
+
+#[test]
+fn gres_conf_lines_are_records_and_hostlists_expand() {
+    let gres = "AutoDetect=off\nNodeName=gpu[01-02] Name=gpu Type=a100 File=/dev/nvidia0\n\
+                NodeName=gpu[01-02] Name=gpu Type=a100 File=/dev/nvidia1\n\
+                NodeName=gpu02 Name=mps Count=200\nName=shard Count=8\n";
+    let t = MemoryTarget::new().file("/etc/slurm/gres.conf", 0o644, 0, 0, gres);
+    let m = |s: &str| Pred::Matches(regex::Regex::new(s).unwrap());
+    let e = eval_at(
+        &t,
+        "/etc/slurm/gres.conf",
+        &[
+            ("NodeName[gpu01].File", m("(?m)^/dev/nvidia1$")),
+            ("NodeName[gpu02].File", is("/dev/nvidia0\n/dev/nvidia1")),
+            ("NodeName[gpu02].Name", m("(?m)^mps$")),
+            ("NodeName[gpu01].Name", m("(?m)^mps$")),
+            ("NodeName[gpu03]", is("gpu03")),
+            ("autodetect", is("off")),
+            ("Count", is("8")),
+        ],
+    );
+    let r: Vec<_> = results(&e).into_iter().map(|(_, s, m)| (s, m)).collect();
+    assert_eq!(r[0].0, Pass, "{}", r[0].1);
+    assert_eq!(r[1].0, Pass, "{}", r[1].1);
+    assert!(r[1].1.ends_with("(/etc/slurm/gres.conf:2)"), "{}", r[1].1);
+    assert_eq!(r[2].0, Pass, "{}", r[2].1);
+    assert_eq!(r[3].0, Fail, "gpu01 has no mps: {}", r[3].1);
+    assert_eq!(r[4].0, Fail);
+    assert_eq!(r[5].0, Pass);
+    assert_eq!(r[6].0, Pass);
+}
+
+#[test]
+fn plugstack_plugins_and_includes() {
+    let t = MemoryTarget::new()
+        .file(
+            "/etc/slurm/plugstack.conf",
+            0o644,
+            0,
+            0,
+            "# SPANK\ninclude /etc/slurm/plugstack.conf.d/*.conf\noptional /usr/lib/slurm/x11.so\n",
+        )
+        .file(
+            "/etc/slurm/plugstack.conf.d/container.conf",
+            0o644,
+            0,
+            0,
+            "required /usr/lib/x86_64-linux-gnu/slurm-wlm/container_singularity.so runtime=/usr/bin/apptainer\n",
+        );
+    let e = eval_at(
+        &t,
+        "/etc/slurm/plugstack.conf",
+        &[
+            ("container_singularity.so", is("required")),
+            (
+                "container_singularity.so.args",
+                is("runtime=/usr/bin/apptainer"),
+            ),
+            ("/usr/lib/slurm/x11.so", is("optional")),
+            ("x11.so", is("required")),
+        ],
+    );
+    let r = results(&e);
+    assert_eq!(
+        r[0].2,
+        "container_singularity.so: expected required, got required (/etc/slurm/plugstack.conf.d/container.conf:1)"
+    );
+    assert_eq!([r[0].1, r[1].1, r[2].1, r[3].1], [Pass, Pass, Pass, Fail]);
+    let t = MemoryTarget::new().file("/etc/slurm/plugstack.conf", 0o644, 0, 0, "requird /x.so\n");
+    let e = eval_at(&t, "/etc/slurm/plugstack.conf", &[("x.so", is("required"))]);
+    assert!(
+        result(&e, "settings")
+            .1
+            .starts_with("settings: /etc/slurm/plugstack.conf:1: expected `required PLUGIN`"),
+        "{:?}",
+        results(&e)
+    );
+}
+
+#[test]
+fn when_unset_pass_judges_only_written_values() {
+    let stock = |extra: &[(&str, &str)]| {
+        let mut t = MemoryTarget::new().file(
+            "/etc/ssh/sshd_config",
+            0o644,
+            0,
+            0,
+            "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM yes\n",
+        );
+        for (p, text) in extra {
+            t = t.file(p, 0o644, 0, 0, *text);
+        }
+        t
+    };
+    let t = stock(&[]);
+    let run_with = |t: &MemoryTarget, when: &str| {
+        run(
+            &check(
+                &Config,
+                "/etc/ssh/sshd_config",
+                vec![
+                    (
+                        "settings",
+                        settings(&[("PasswordAuthentication", is("no"))]),
+                    ),
+                    ("when_unset", s(when)),
+                ],
+            ),
+            t,
+        )
+    };
+    // Stock: unset, so sshd's default yes fails, and `pass` passes.
+    assert_eq!(
+        result(&run_with(&t, "default"), "settings.PasswordAuthentication").0,
+        Fail
+    );
+    assert_eq!(
+        result(&run_with(&t, "fail"), "settings.PasswordAuthentication").0,
+        Fail
+    );
+    let (status, msg) = result(&run_with(&t, "pass"), "settings.PasswordAuthentication");
+    assert_eq!(status, Pass, "{msg}");
+    // Written `yes` fails whatever when_unset says.
+    let t = stock(&[(
+        "/etc/ssh/sshd_config.d/50-site.conf",
+        "PasswordAuthentication yes\n",
+    )]);
+    let (status, msg) = result(&run_with(&t, "pass"), "settings.PasswordAuthentication");
+    assert_eq!(
+        (status, msg.as_str()),
+        (
+            Fail,
+            "PasswordAuthentication: expected no, got yes (/etc/ssh/sshd_config.d/50-site.conf:1)"
+        )
+    );
+}

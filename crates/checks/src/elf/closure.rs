@@ -46,6 +46,9 @@ pub struct Load {
     pub missing: Vec<Problem>,
     /// Needed versions no loaded library defines.
     pub versions: Vec<Problem>,
+    /// Per object, the undefined symbols no object of the load defines
+    /// (filled only when [`Setup::symbols`] asks for it).
+    pub symbols: Vec<Problem>,
     /// `name => path (via)` for each object loaded besides the program.
     pub loaded: Vec<String>,
     /// Every file loaded (`(st_dev, st_ino)`), the program first.
@@ -57,17 +60,27 @@ pub struct Load {
     pub lacks_library: Vec<bool>,
     /// Per object: one of its own version needs failed.
     pub lacks_version: Vec<bool>,
+    /// Per object: one of its own undefined symbols is defined nowhere.
+    pub lacks_symbol: Vec<bool>,
+}
+
+/// Which problems a question is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Question {
+    Libraries,
+    Versions,
+    Symbols,
 }
 
 impl Load {
     /// Whether the object at `i` loads whole here: nothing it needs,
     /// directly or through its dependencies, failed (for `versions`: no
     /// needed version is missing).
-    pub fn whole_from(&self, i: usize, versions: bool) -> bool {
-        let lacks = if versions {
-            &self.lacks_version
-        } else {
-            &self.lacks_library
+    pub fn whole_from(&self, i: usize, q: Question) -> bool {
+        let lacks = match q {
+            Question::Libraries => &self.lacks_library,
+            Question::Versions => &self.lacks_version,
+            Question::Symbols => &self.lacks_symbol,
         };
         let mut seen = vec![false; self.objects.len()];
         let mut todo = vec![i];
@@ -89,6 +102,8 @@ impl Load {
 pub struct Setup<'a> {
     /// Extra directories, searched where LD_LIBRARY_PATH is.
     pub library_path: &'a [String],
+    /// Look up every undefined symbol too (as `ldd -r`).
+    pub symbols: bool,
 }
 
 struct Node {
@@ -133,7 +148,7 @@ impl State {
 #[derive(Clone, Copy)]
 enum Slot {
     Node(usize),
-    /// Not found: a stub, as ldd's, so it is reported once.
+    /// Not found: reported once, searched again by later needers.
     Failed,
 }
 
@@ -159,10 +174,12 @@ pub fn load(
         loaded: main.clone(),
         loader: None,
     });
+    let mut interp_node = None;
     if let Some(interp) = &main.obj.interp {
         let problem = match linker.interpreter(t, interp, ident) {
             Resolution::Found(l, _) => {
                 out.loaded.push(format!("{interp} (interpreter)"));
+                interp_node = Some(st.nodes.len());
                 st.add(Node {
                     name: interp.clone(),
                     loaded: l,
@@ -184,6 +201,7 @@ pub fn load(
             });
         }
     }
+    let interp = interp_node;
     let origin_of = |l: &Loaded| parent(&l.path).to_string();
     let mut i = 0;
     while i < st.nodes.len() {
@@ -236,18 +254,20 @@ pub fn load(
             defaults: !obj.nodeflib,
         };
         for name in &obj.needed {
-            match st.names.get(name) {
+            // A name that failed before is searched again with this
+            // object's search path: ld.so's trace mode (ldd) never matches
+            // a name against its stand-in for a missing library, and a
+            // later object may well find it (its RUNPATH, or no
+            // DF_1_NODEFLIB). A second miss is not reported again.
+            let retry = match st.names.get(name) {
                 Some(Slot::Node(k)) => {
                     let k = *k;
                     st.deps[i].push(k);
                     continue;
                 }
-                Some(Slot::Failed) => {
-                    st.lacks[i] = true;
-                    continue;
-                }
-                None => {}
-            }
+                Some(Slot::Failed) => true,
+                None => false,
+            };
             let r = if name.contains('/') {
                 match e.one(name) {
                     Some(p) => linker.direct(t, &p, ident),
@@ -277,17 +297,24 @@ pub fn load(
                         loaded: l,
                         loader: Some(i),
                     });
+                    st.names.insert(name.clone(), Slot::Node(k));
                     st.deps[i].push(k);
                     continue;
                 }
-                Resolution::Missing { other: false } => "not found".to_string(),
+                Resolution::Missing { other: false } => match linker.unconfigured(t, name, &sp) {
+                    Some(why) => format!("not found; {why}"),
+                    None => "not found".to_string(),
+                },
                 Resolution::Missing { other: true } => {
                     format!("not found; only a library for another class or machine than {ident}")
                 }
                 Resolution::Broken { path, why } => format!("not loadable: {path}: {why}"),
             };
-            st.names.insert(name.clone(), Slot::Failed);
             st.lacks[i] = true;
+            if retry {
+                continue;
+            }
+            st.names.insert(name.clone(), Slot::Failed);
             let mut chain = chain(&st.nodes, i);
             chain.push(name.clone());
             out.missing.push(Problem { chain, detail });
@@ -296,6 +323,10 @@ pub fn load(
     }
     out.lacks_version = vec![false; st.nodes.len()];
     check_versions(&st.nodes, &st.names, &mut out);
+    out.lacks_symbol = vec![false; st.nodes.len()];
+    if setup.symbols {
+        check_symbols(linker, t, &st, interp, &mut out);
+    }
     out.objects = st.nodes.iter().map(|n| n.loaded.id).collect();
     out.deps = st.deps;
     out.lacks_library = st.lacks;
@@ -339,6 +370,114 @@ fn check_versions(nodes: &[Node], names: &HashMap<String, Slot>, out: &mut Load)
             });
         }
     }
+}
+
+/// Names of undefined symbols shown in one problem at most.
+const SHOWN_SYMBOLS: usize = 20;
+
+/// `ldd -r`: every undefined symbol of every object (but the interpreter,
+/// which relocated itself) must be defined by an object of the global
+/// scope: the program and its libraries in load order; the interpreter
+/// only when a DT_NEEDED entry named it (the kernel's PT_INTERP alone does
+/// not put it in the scope). Which object defines a symbol only matters
+/// for interposition, not for whether it is defined, so the scope is
+/// searched in load order until a definition matches.
+fn check_symbols(
+    linker: &Linker,
+    t: &dyn Target,
+    st: &State,
+    interp: Option<usize>,
+    out: &mut Load,
+) {
+    let n = st.nodes.len();
+    let mut tables = Vec::with_capacity(n);
+    for (k, node) in st.nodes.iter().enumerate() {
+        match linker.symbols(t, &node.loaded) {
+            Ok(s) => tables.push(Some(s)),
+            Err(e) => {
+                tables.push(None);
+                if Some(k) != interp {
+                    out.lacks_symbol[k] = true;
+                    out.symbols.push(Problem {
+                        chain: chain(&st.nodes, k),
+                        detail: format!("cannot read its symbols: {e}"),
+                    });
+                }
+            }
+        }
+    }
+    let in_scope = |k: usize| Some(k) != interp || st.deps.iter().any(|d| d.contains(&k));
+    let scope: Vec<&super::symbols::Symbols> = (0..n)
+        .filter(|&k| in_scope(k))
+        .filter_map(|k| tables[k].as_deref())
+        .collect();
+    for (k, table) in tables.iter().enumerate() {
+        if Some(k) == interp {
+            continue;
+        }
+        let Some(table) = table else { continue };
+        // Most symbols come from the object's own dependencies, the same
+        // in every load that holds it: look there once per run, and in
+        // the rest of this load's scope only for what is left.
+        let own = reach(&st.deps, k);
+        let mut ids: Vec<(u64, u64)> = own.iter().map(|&j| st.nodes[j].loaded.id).collect();
+        ids.sort_unstable();
+        let left = linker.unresolved((st.nodes[k].loaded.id, ids), || {
+            let own: Vec<&super::symbols::Symbols> =
+                own.iter().filter_map(|&j| tables[j].as_deref()).collect();
+            (0u32..)
+                .zip(&table.needs)
+                .filter(|(_, need)| {
+                    !own.iter()
+                        .any(|s| s.defines(&need.name, need.version.as_ref()))
+                })
+                .map(|(i, _)| i)
+                .collect()
+        });
+        let undefined: Vec<String> = left
+            .iter()
+            .filter_map(|&i| table.needs.get(i as usize))
+            .filter(|need| {
+                !scope
+                    .iter()
+                    .any(|s| s.defines(&need.name, need.version.as_ref()))
+            })
+            .map(|need| need.shown())
+            .collect();
+        if undefined.is_empty() {
+            continue;
+        }
+        out.lacks_symbol[k] = true;
+        let shown: Vec<&str> = undefined
+            .iter()
+            .take(SHOWN_SYMBOLS)
+            .map(String::as_str)
+            .collect();
+        let more = match undefined.len() {
+            m if m > SHOWN_SYMBOLS => format!(" and {} more", m - SHOWN_SYMBOLS),
+            _ => String::new(),
+        };
+        let s = if undefined.len() == 1 { "" } else { "s" };
+        out.symbols.push(Problem {
+            chain: chain(&st.nodes, k),
+            detail: format!("undefined symbol{s} {}{more}", shown.join(", ")),
+        });
+    }
+}
+
+/// Node `k` and every node its DT_NEEDED entries reach.
+fn reach(deps: &[Vec<usize>], k: usize) -> Vec<usize> {
+    let mut seen = vec![false; deps.len()];
+    let mut out = Vec::new();
+    let mut todo = vec![k];
+    while let Some(j) = todo.pop() {
+        if std::mem::replace(&mut seen[j], true) {
+            continue;
+        }
+        out.push(j);
+        todo.extend(deps[j].iter().copied().filter(|&d| !seen[d]));
+    }
+    out
 }
 
 /// The names from the program down to node `i`.

@@ -2,7 +2,9 @@
 //! whole file (so addresses equal offsets), PT_INTERP, PT_DYNAMIC, a
 //! dynamic string table and version tables, for either class.
 
-use goblin::elf::header::{EM_X86_64, ET_DYN, ET_EXEC};
+use goblin::elf::header::{EM_X86_64, ET_DYN, ET_EXEC, ET_REL};
+
+use std::collections::HashMap;
 
 use super::ldcache;
 
@@ -20,6 +22,21 @@ pub struct Spec {
     /// (file, [(version, weak)])
     pub verneed: Vec<(String, Vec<(String, bool)>)>,
     pub verdef: Option<Vec<String>>,
+    /// Dynamic symbols; any makes a symbol table (with DT_HASH and, when
+    /// the object has versions, DT_VERSYM).
+    pub symbols: Vec<SymSpec>,
+}
+
+/// One dynamic symbol.
+#[derive(Clone, Debug, Default)]
+pub struct SymSpec {
+    pub name: String,
+    pub defined: bool,
+    pub weak: bool,
+    /// A version of `verdef` (defined) or of `verneed` (undefined).
+    pub version: Option<String>,
+    /// Bit 15 of the DT_VERSYM entry.
+    pub hidden: bool,
 }
 
 impl Default for Spec {
@@ -36,6 +53,7 @@ impl Default for Spec {
             flags_1: 0,
             verneed: Vec::new(),
             verdef: None,
+            symbols: Vec::new(),
         }
     }
 }
@@ -91,9 +109,69 @@ impl Spec {
         self
     }
 
+    /// Defines `names` (`f` or `f@VERSION`, the version one of `defines`).
+    pub fn exports(mut self, names: &[&str]) -> Spec {
+        for n in names {
+            let (name, version) = split_version(n);
+            self.symbols.push(SymSpec {
+                name,
+                defined: true,
+                version,
+                ..SymSpec::default()
+            });
+        }
+        self
+    }
+
+    /// Uses `names` (`f` or `f@VERSION`, the version one of the needs).
+    pub fn uses(mut self, names: &[&str]) -> Spec {
+        for n in names {
+            let (name, version) = split_version(n);
+            self.symbols.push(SymSpec {
+                name,
+                version,
+                ..SymSpec::default()
+            });
+        }
+        self
+    }
+
+    /// Uses `names` weakly: nothing need define them.
+    pub fn uses_weak(mut self, names: &[&str]) -> Spec {
+        for n in names {
+            self.symbols.push(SymSpec {
+                name: n.to_string(),
+                weak: true,
+                ..SymSpec::default()
+            });
+        }
+        self
+    }
+
     pub fn build(&self) -> Vec<u8> {
         build(self)
     }
+}
+
+fn split_version(n: &str) -> (String, Option<String>) {
+    match n.split_once('@') {
+        Some((name, v)) => (name.to_string(), Some(v.to_string())),
+        None => (n.to_string(), None),
+    }
+}
+
+/// The System V ELF hash (DT_HASH).
+fn sysv_hash(name: &[u8]) -> u32 {
+    let mut h: u32 = 0;
+    for &c in name {
+        h = (h << 4).wrapping_add(u32::from(c));
+        let g = h & 0xf000_0000;
+        if g != 0 {
+            h ^= g >> 24;
+        }
+        h &= !g;
+    }
+    h
 }
 
 struct W {
@@ -158,6 +236,11 @@ pub fn build(s: &Spec) -> Vec<u8> {
         .verdef
         .as_ref()
         .map(|vs| vs.iter().map(|v| intern(v, &mut strtab)).collect());
+    let sym_names: Vec<u32> = s
+        .symbols
+        .iter()
+        .map(|x| intern(&x.name, &mut strtab))
+        .collect();
 
     let mut w = W {
         b: vec![0; ehsize + nph * phsize],
@@ -172,7 +255,18 @@ pub fn build(s: &Spec) -> Vec<u8> {
     let strtab_at = w.b.len();
     w.b.extend_from_slice(&strtab);
     w.align(8);
+    // Version indices: the definitions take 1.., the needs follow.
+    let first_need = 2 + s.verdef.as_ref().map_or(0, |d| d.len().saturating_sub(1));
+    let mut need_index = HashMap::new();
+    let mut next = first_need;
+    for (_, vs) in &s.verneed {
+        for (v, _) in vs {
+            need_index.insert(v.clone(), next as u16);
+            next += 1;
+        }
+    }
     let verneed_at = w.b.len();
+    let mut k = first_need;
     for (i, (file, vs)) in verneed.iter().enumerate() {
         w.u16(1);
         w.u16(vs.len() as u16);
@@ -186,7 +280,8 @@ pub fn build(s: &Spec) -> Vec<u8> {
         for (j, (name, weak)) in vs.iter().enumerate() {
             w.u32(0);
             w.u16(if *weak { 2 } else { 0 });
-            w.u16(2 + j as u16);
+            w.u16(k as u16);
+            k += 1;
             w.u32(*name);
             w.u32(if j + 1 == vs.len() { 0 } else { 16 });
         }
@@ -206,6 +301,68 @@ pub fn build(s: &Spec) -> Vec<u8> {
         }
     }
     w.align(8);
+    // The symbol table: the null symbol, then each symbol; a DT_HASH over
+    // it; DT_VERSYM when the object has versions.
+    let syms = &s.symbols;
+    let nsyms = syms.len() + 1;
+    let symtab_at = w.b.len();
+    let versioned = !s.verneed.is_empty() || s.verdef.is_some();
+    let mut hash_at = 0;
+    let mut versym_at = 0;
+    if !syms.is_empty() {
+        w.b.extend(vec![0; if s.is_64 { 24 } else { 16 }]);
+        for (x, &name) in syms.iter().zip(&sym_names) {
+            let info = (if x.weak { 2u8 } else { 1 }) << 4 | if x.defined { 2 } else { 0 };
+            let (shndx, value) = if x.defined { (1u16, 0x100u64) } else { (0, 0) };
+            if s.is_64 {
+                w.u32(name);
+                w.b.push(info);
+                w.b.push(0);
+                w.u16(shndx);
+                w.word(value);
+                w.word(0);
+            } else {
+                w.u32(name);
+                w.word(value);
+                w.u32(0);
+                w.b.push(info);
+                w.b.push(0);
+                w.u16(shndx);
+            }
+        }
+        w.align(8);
+        hash_at = w.b.len();
+        let nbucket = 3u32;
+        let mut buckets = vec![0u32; nbucket as usize];
+        let mut chains = vec![0u32; nsyms];
+        for (i, x) in syms.iter().enumerate().rev() {
+            let b = (sysv_hash(x.name.as_bytes()) % nbucket) as usize;
+            chains[i + 1] = buckets[b];
+            buckets[b] = (i + 1) as u32;
+        }
+        w.u32(nbucket);
+        w.u32(nsyms as u32);
+        for v in buckets.iter().chain(&chains) {
+            w.u32(*v);
+        }
+        if versioned {
+            versym_at = w.b.len();
+            w.u16(0);
+            for x in syms {
+                let ndx = match &x.version {
+                    None if x.defined => 1,
+                    None => 0,
+                    Some(v) if x.defined => {
+                        let defs = s.verdef.as_ref().expect("defines() before exports()");
+                        1 + defs.iter().position(|d| d == v).expect("a defined version") as u16
+                    }
+                    Some(v) => need_index[v],
+                };
+                w.u16(ndx | if x.hidden { 0x8000 } else { 0 });
+            }
+        }
+        w.align(8);
+    }
     let dynamic_at = w.b.len();
     let mut dyns: Vec<(u64, u64)> = needed.iter().map(|&n| (1, u64::from(n))).collect();
     if let Some(n) = soname {
@@ -219,6 +376,14 @@ pub fn build(s: &Spec) -> Vec<u8> {
     }
     dyns.push((5, strtab_at as u64));
     dyns.push((10, strtab.len() as u64));
+    if !syms.is_empty() {
+        dyns.push((6, symtab_at as u64));
+        dyns.push((11, if s.is_64 { 24 } else { 16 }));
+        dyns.push((4, hash_at as u64));
+        if versym_at != 0 {
+            dyns.push((0x6fff_fff0, versym_at as u64));
+        }
+    }
     if s.flags_1 != 0 {
         dyns.push((0x6fff_fffb, s.flags_1));
     }
@@ -288,6 +453,58 @@ pub fn build(s: &Spec) -> Vec<u8> {
     phdr(&mut h, 2, dynamic_at as u64, dyn_len);
     w.b[..h.b.len()].copy_from_slice(&h.b);
     w.b
+}
+
+/// A relocatable ELF64 little-endian x86-64 object (`ET_REL`, what
+/// `gcc -c` gives and a kernel module is) with the given sections, in
+/// order after the null section, then `.shstrtab` (the name table) last.
+pub fn relocatable(sections: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut names = vec![0u8];
+    let mut name_at = Vec::new();
+    for (name, _) in sections
+        .iter()
+        .map(|(n, d)| (*n, *d))
+        .chain([(".shstrtab", &[][..])])
+    {
+        name_at.push(names.len() as u32);
+        names.extend_from_slice(name.as_bytes());
+        names.push(0);
+    }
+    let mut out = vec![0u8; 64];
+    let mut placed = Vec::new();
+    for (_, data) in sections {
+        placed.push((out.len(), data.len()));
+        out.extend_from_slice(data);
+    }
+    placed.push((out.len(), names.len()));
+    out.extend_from_slice(&names);
+    let shoff = out.len().next_multiple_of(8);
+    out.resize(shoff, 0);
+    let shnum = sections.len() + 2;
+    out[..4].copy_from_slice(b"\x7fELF");
+    out[4] = 2; // ELFCLASS64
+    out[5] = 1; // little-endian
+    out[6] = 1; // EV_CURRENT
+    out[16..18].copy_from_slice(&ET_REL.to_le_bytes());
+    out[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
+    out[20..24].copy_from_slice(&1u32.to_le_bytes());
+    out[40..48].copy_from_slice(&(shoff as u64).to_le_bytes());
+    out[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+    out[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+    out[60..62].copy_from_slice(&(shnum as u16).to_le_bytes());
+    out[62..64].copy_from_slice(&((shnum - 1) as u16).to_le_bytes()); // e_shstrndx
+    out.extend(vec![0u8; 64]);
+    for (i, ((offset, size), name)) in placed.iter().zip(&name_at).enumerate() {
+        let kind: u32 = if i + 2 == shnum { 3 } else { 1 }; // STRTAB, PROGBITS
+        let mut s = vec![0u8; 64];
+        s[0..4].copy_from_slice(&name.to_le_bytes());
+        s[4..8].copy_from_slice(&kind.to_le_bytes());
+        s[24..32].copy_from_slice(&(*offset as u64).to_le_bytes());
+        s[32..40].copy_from_slice(&(*size as u64).to_le_bytes());
+        s[48..56].copy_from_slice(&1u64.to_le_bytes()); // sh_addralign
+        out.extend(s);
+    }
+    out
 }
 
 /// A new-format ld.so.cache; `(soname, path, flags, hwcap)` per entry.

@@ -19,6 +19,8 @@ const MAX_FILES: usize = 1024;
 pub struct LdConf {
     /// Directories in order, without duplicates or trailing slashes.
     pub dirs: Vec<String>,
+    /// Per directory (same order): the file that names it.
+    pub named_by: Vec<String>,
     /// Every configuration file read, with its mtime.
     pub files: Vec<(String, Option<SystemTime>)>,
     /// Problems met (unreadable include, include cycle): the directories
@@ -82,18 +84,19 @@ impl LdConf {
                     }
                 }
                 Some("hwcap") => {}
-                _ => self.dir(line),
+                _ => self.dir(line, path),
             }
         }
     }
 
-    fn dir(&mut self, line: &str) {
+    fn dir(&mut self, line: &str, file: &str) {
         // `/usr/lib=libc5` (an old type suffix) means /usr/lib.
         let d = line.split('=').next().unwrap_or(line).trim();
         let d = d.trim_end_matches('/');
         let d = if d.is_empty() { "/" } else { d };
         if d.starts_with('/') && !self.dirs.iter().any(|x| x == d) {
             self.dirs.push(d.to_string());
+            self.named_by.push(file.to_string());
         }
     }
 }
@@ -153,6 +156,8 @@ mod tests {
         );
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         assert_eq!(c.files.len(), 4);
+        assert_eq!(c.named_by[1], "/etc/ld.so.conf.d/sub/x.conf");
+        assert_eq!(c.named_by[3], "/etc/ld.so.conf");
     }
 
     #[test]

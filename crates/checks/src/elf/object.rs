@@ -23,7 +23,7 @@ use goblin::elf::header::{self, Header};
 use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD, ProgramHeader};
 use goblin::elf::section_header::{SHT_GNU_VERDEF, SHT_GNU_VERNEED, SectionHeader};
 use goblin::elf::symver::{VER_FLG_WEAK, VerdefSection, VerneedSection};
-use nodecheck_core::target::FileAt;
+use nodecheck_core::target::{FileAt, FileType, Metadata};
 use scroll::Pread;
 
 /// Bytes read at the start of a dynamic object in one go: header, program
@@ -70,6 +70,8 @@ pub struct Version {
     pub name: String,
     /// `VER_FLG_WEAK`: ld.so only warns when it is missing.
     pub weak: bool,
+    /// `vna_other`: the index DT_VERSYM uses for it (bit 15: hidden).
+    pub index: u16,
 }
 
 /// DT_VERNEED: the versions needed from one library (`vn_file`).
@@ -105,12 +107,55 @@ pub struct Object {
     /// DT_VERDEF: the versions defined; `None` when the object has no
     /// version definitions (ld.so then accepts any needed version).
     pub verdef: Option<Vec<String>>,
+    /// Per version of `verdef` (same order): its `vd_ndx`.
+    pub verdef_index: Vec<u16>,
 }
 
 impl Object {
     /// An object ld.so maps: an executable or a shared object.
     pub fn is_loadable(&self) -> bool {
         matches!(self.e_type, header::ET_EXEC | header::ET_DYN)
+    }
+}
+
+/// A [`FileAt`] over bytes in memory: an ELF image that was not a file of
+/// the target as such (a decompressed kernel module).
+pub struct InMemory<'a> {
+    metadata: Metadata,
+    bytes: &'a [u8],
+}
+
+impl<'a> InMemory<'a> {
+    pub fn new(bytes: &'a [u8]) -> InMemory<'a> {
+        InMemory {
+            metadata: Metadata {
+                file_type: FileType::File,
+                mode: 0o444,
+                uid: 0,
+                gid: 0,
+                size: bytes.len() as u64,
+                mtime: None,
+                nlink: 1,
+                dev: 0,
+                ino: 0,
+            },
+            bytes,
+        }
+    }
+}
+
+impl FileAt for InMemory<'_> {
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len());
+        let n = buf.len().min(self.bytes.len() - start);
+        buf[..n].copy_from_slice(&self.bytes[start..start + n]);
+        Ok(n)
     }
 }
 
@@ -124,7 +169,7 @@ impl fmt::Display for Malformed {
     }
 }
 
-fn bad(msg: impl Into<String>) -> Malformed {
+pub(super) fn bad(msg: impl Into<String>) -> Malformed {
     Malformed(msg.into())
 }
 
@@ -154,10 +199,90 @@ pub fn is_program(head: &[u8]) -> bool {
 /// tree scan skips quietly. An object whose `e_type` is not loadable
 /// (`ET_REL` kernel modules, cores) is returned with only its header read.
 pub fn read(file: &dyn FileAt) -> Result<Option<Object>, Malformed> {
+    Ok(parse(file, BUDGET)?.map(|d| d.obj))
+}
+
+/// A file read as far as its dynamic section, for readers of more
+/// (the symbol tables).
+pub(super) struct Dynamic<'a> {
+    pub r: Reader<'a>,
+    pub obj: Object,
+    pub dyns: Vec<Dyn>,
+    pub loads: Vec<ProgramHeader>,
+}
+
+impl Dynamic<'_> {
+    /// The value of the last entry of `tag` (ld.so's `l_info[]`).
+    pub fn last(&self, tag: u64) -> Option<u64> {
+        self.dyns
+            .iter()
+            .rev()
+            .find(|d| d.d_tag == tag)
+            .map(|d| d.d_val)
+    }
+
+    /// The file offset of a virtual address and the file bytes after it
+    /// in its segment.
+    pub fn offset_of(&self, addr: u64) -> Option<(u64, u64)> {
+        let loads: Vec<&ProgramHeader> = self.loads.iter().collect();
+        offset_of(&loads, addr)
+    }
+}
+
+/// [`read`] with a byte budget, keeping the reader.
+pub(super) fn parse(file: &dyn FileAt, budget: usize) -> Result<Option<Dynamic<'_>>, Malformed> {
     let size = file.metadata().size;
     // One read for the header, the program headers and, in most files,
     // the strings and version tables.
-    let mut r = Reader::new(file, size)?;
+    let r = Reader::new(file, size, budget)?;
+    let Some((h, ctx)) = elf_header(&r)? else {
+        return Ok(None);
+    };
+    let first = &r.head;
+    let class = first[header::EI_CLASS];
+    let mut obj = Object {
+        ident: Some(Ident {
+            class,
+            data: first[header::EI_DATA],
+            machine: h.e_machine,
+        }),
+        e_type: h.e_type,
+        osabi: first[header::EI_OSABI],
+        ..Object::default()
+    };
+    let mut out = Dynamic {
+        r,
+        obj,
+        dyns: Vec::new(),
+        loads: Vec::new(),
+    };
+    if !out.obj.is_loadable() {
+        return Ok(Some(out));
+    }
+    let phdrs = program_headers(&mut out.r, &h, ctx)?;
+    for ph in &phdrs {
+        if ph.p_type == PT_INTERP {
+            let interp = out.r.cstr(ph.p_offset)?;
+            out.obj.interp = Some(interp);
+        }
+    }
+    let Some(dynamic) = phdrs.iter().find(|p| p.p_type == PT_DYNAMIC) else {
+        return Ok(Some(out));
+    };
+    out.obj.dynamic = true;
+    let loads: Vec<&ProgramHeader> = phdrs.iter().filter(|p| p.p_type == PT_LOAD).collect();
+    let dyns = dynamic_entries(&mut out.r, dynamic, ctx)?;
+    obj = std::mem::take(&mut out.obj);
+    read_dynamic(&mut out.r, &mut obj, &dyns, &loads, ctx)?;
+    out.obj = obj;
+    out.loads = loads.into_iter().cloned().collect();
+    out.dyns = dyns;
+    Ok(Some(out))
+}
+
+/// The ELF header at the start of the reader's head, and the class and
+/// byte order it gives. `Ok(None)`: not ELF (no magic).
+pub(super) fn elf_header(r: &Reader<'_>) -> Result<Option<(Header, Ctx)>, Malformed> {
     let first = &r.head[..r.head.len().min(header::header64::SIZEOF_EHDR)];
     let n = first.len();
     if n < header::SELFMAG || first[..header::SELFMAG] != header::ELFMAG[..] {
@@ -188,35 +313,7 @@ pub fn read(file: &dyn FileAt) -> Result<Option<Object>, Malformed> {
     let h: Header = first
         .pread_with(0, endian)
         .map_err(|e| bad(format!("bad ELF header: {e}")))?;
-    let mut obj = Object {
-        ident: Some(Ident {
-            class,
-            data: first[header::EI_DATA],
-            machine: h.e_machine,
-        }),
-        e_type: h.e_type,
-        osabi: first[header::EI_OSABI],
-        ..Object::default()
-    };
-    if !obj.is_loadable() {
-        return Ok(Some(obj));
-    }
-    let ctx = Ctx::new(container, endian);
-    let phdrs = program_headers(&mut r, &h, ctx)?;
-    for ph in &phdrs {
-        if ph.p_type == PT_INTERP {
-            let interp = r.cstr(ph.p_offset)?;
-            obj.interp = Some(interp);
-        }
-    }
-    let Some(dynamic) = phdrs.iter().find(|p| p.p_type == PT_DYNAMIC) else {
-        return Ok(Some(obj));
-    };
-    obj.dynamic = true;
-    let loads: Vec<&ProgramHeader> = phdrs.iter().filter(|p| p.p_type == PT_LOAD).collect();
-    let dyns = dynamic_entries(&mut r, dynamic, ctx)?;
-    read_dynamic(&mut r, &mut obj, &dyns, &loads, ctx)?;
-    Ok(Some(obj))
+    Ok(Some((h, Ctx::new(container, endian))))
 }
 
 fn program_headers(
@@ -348,6 +445,7 @@ fn read_dynamic(
                 versions.push(Version {
                     name: string(r, "DT_VERNEED", aux.vna_name as u64)?,
                     weak: aux.vna_flags & VER_FLG_WEAK != 0,
+                    index: aux.vna_other,
                 });
             }
             obj.verneed.push(VersionNeed { file, versions });
@@ -365,6 +463,7 @@ fn read_dynamic(
             // ld.so compares a needed version with the first name only.
             if let Some(aux) = def.iter().next() {
                 defs.push(string(r, "DT_VERDEF", aux.vda_name as u64)?);
+                obj.verdef_index.push(def.vd_ndx);
             }
         }
         obj.verdef = Some(defs);
@@ -399,17 +498,18 @@ fn version_bytes<'r>(
 
 /// Piecewise reads of one file: the head is read once, anything else on
 /// demand, all within a byte budget.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     file: &'a dyn FileAt,
-    size: u64,
+    pub size: u64,
     head: Vec<u8>,
     spent: usize,
+    budget: usize,
     /// Strings read outside the head, by offset (version names repeat).
     strings: HashMap<u64, String>,
 }
 
 impl<'a> Reader<'a> {
-    fn new(file: &'a dyn FileAt, size: u64) -> Result<Reader<'a>, Malformed> {
+    pub fn new(file: &'a dyn FileAt, size: u64, budget: usize) -> Result<Reader<'a>, Malformed> {
         // At least a header's worth, even if the size said less (a file
         // that grew); at most HEAD.
         let want = usize::try_from(size).unwrap_or(HEAD).clamp(64, HEAD);
@@ -423,12 +523,13 @@ impl<'a> Reader<'a> {
             size,
             head,
             spent: n,
+            budget,
             strings: HashMap::new(),
         })
     }
 
     /// Exactly `len` bytes at `off`, or an error naming `what`.
-    fn bytes(&mut self, off: u64, len: usize, what: &str) -> Result<Cow<'_, [u8]>, Malformed> {
+    pub fn bytes(&mut self, off: u64, len: usize, what: &str) -> Result<Cow<'_, [u8]>, Malformed> {
         let end = off.checked_add(len as u64);
         if end.is_none_or(|e| e > self.size) {
             return Err(bad(format!(
@@ -502,9 +603,10 @@ impl<'a> Reader<'a> {
 
     fn spend(&mut self, n: usize) -> Result<(), Malformed> {
         self.spent = self.spent.saturating_add(n);
-        if self.spent > BUDGET {
+        if self.spent > self.budget {
             return Err(bad(format!(
-                "more than {BUDGET} bytes of loader data (bogus sizes?)"
+                "more than {} bytes of loader data (bogus sizes?)",
+                self.budget
             )));
         }
         Ok(())

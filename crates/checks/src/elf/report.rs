@@ -8,7 +8,7 @@ use globset::GlobSet;
 use nodecheck_core::outcome::{Evaluation, PropertyResult};
 use nodecheck_core::profile::{Check, Value};
 
-use super::closure::{self, Problem};
+use super::closure::{self, Problem, Question};
 use super::scan::Outcome;
 use crate::eval;
 
@@ -35,12 +35,21 @@ pub(super) fn missing(check: &Check, reason: &str) -> Evaluation {
     out.into()
 }
 
-/// The two properties, in the order the profile wrote them.
+/// The properties, in the order the profile wrote them.
 fn properties(check: &Check) -> impl Iterator<Item = (&'static str, bool)> + '_ {
     eval::asserted(check, &[]).filter_map(|p| match (&p.value, p.key) {
-        (Value::Bool(b), k @ ("resolves" | "symbol_versions")) => Some((k, *b)),
+        (Value::Bool(b), k @ ("resolves" | "symbol_versions" | "symbols")) => Some((k, *b)),
         _ => None,
     })
+}
+
+/// What a property asks about.
+fn question(key: &str) -> Question {
+    match key {
+        "resolves" => Question::Libraries,
+        "symbol_versions" => Question::Versions,
+        _ => Question::Symbols,
+    }
 }
 
 /// The problems of one load for `key`, without ignored sonames.
@@ -49,10 +58,10 @@ fn problems<'a>(
     key: &str,
     ignore: &'a GlobSet,
 ) -> impl Iterator<Item = &'a Problem> + 'a {
-    let list = if key == "resolves" {
-        &load.missing
-    } else {
-        &load.versions
+    let list = match question(key) {
+        Question::Libraries => &load.missing,
+        Question::Versions => &load.versions,
+        Question::Symbols => &load.symbols,
     };
     list.iter().filter(|p| !ignore.is_match(p.soname()))
 }
@@ -95,7 +104,8 @@ pub(super) fn single(
                 "{key}: {shown} finds all {} libraries it needs",
                 load.loaded.len()
             ),
-            (true, _) => format!("{key}: every version {shown} needs is defined"),
+            (true, "symbol_versions") => format!("{key}: every version {shown} needs is defined"),
+            (true, _) => format!("{key}: every symbol {shown} and its libraries use is defined"),
             (false, _) => format!("{key}: {}", eval::capped(&found)),
         };
         if !found.is_empty() {
@@ -164,7 +174,7 @@ pub(super) fn tree(
             // Another load that holds this file and in which nothing it
             // needs, directly or not, failed.
             let me = load.objects.first();
-            let versions = key != "resolves";
+            let q = question(key);
             let user = me.and_then(|me| users.get(me)).and_then(|ls| {
                 ls.iter().copied().find(|&g| {
                     let other = &loads[g].1;
@@ -172,7 +182,7 @@ pub(super) fn tree(
                         .objects
                         .iter()
                         .position(|id| Some(id) == me)
-                        .is_some_and(|i| other.whole_from(i, versions))
+                        .is_some_and(|i| other.whole_from(i, q))
                 })
             });
             match user {
@@ -186,13 +196,16 @@ pub(super) fn tree(
                 }
             }
         }
-        let (what, fine) = if key == "resolves" {
-            ("miss libraries", "find all their libraries")
-        } else {
-            (
+        let (what, fine) = match question(key) {
+            Question::Libraries => ("miss libraries", "find all their libraries"),
+            Question::Versions => (
                 "need versions their libraries lack",
                 "find every version they need",
-            )
+            ),
+            Question::Symbols => (
+                "use symbols nothing they load defines",
+                "find every symbol they use",
+            ),
         };
         let n = bad_files.len();
         let r = if n > 0 {

@@ -13,6 +13,7 @@ use goblin::elf::header::{ELFDATA2LSB, ELFOSABI_GNU, ELFOSABI_SYSV, ET_DYN};
 use nodecheck_core::target::{FileAt, Target, join};
 
 use super::object::{self, Ident, Malformed, Object};
+use super::symbols::{self, Symbols};
 use super::system::{Layout, System};
 
 /// A file the loader opened.
@@ -50,8 +51,6 @@ pub enum Via {
     LibraryPath,
     Runpath,
     Cache,
-    /// A directory of ld.so.conf, searched because the cache is stale.
-    Conf,
     Default,
 }
 
@@ -63,7 +62,6 @@ impl Via {
             Via::LibraryPath => "library_path",
             Via::Runpath => "RUNPATH",
             Via::Cache => "ld.so.cache",
-            Via::Conf => "ld.so.conf",
             Via::Default => "default path",
         }
     }
@@ -97,6 +95,7 @@ pub struct SearchPath {
 
 type Cell<T> = Arc<OnceLock<T>>;
 type Parsed = Result<Option<Arc<Object>>, Malformed>;
+type SymbolTables = Result<Arc<Symbols>, Malformed>;
 
 /// The run's memory of the target's libraries.
 #[derive(Default)]
@@ -105,7 +104,13 @@ pub struct Linker {
     objects: Mutex<HashMap<(u64, u64), Cell<Parsed>>>,
     probes: Mutex<HashMap<String, Cell<Probe>>>,
     searches: Mutex<HashMap<SearchPath, HashMap<String, Cell<Resolution>>>>,
+    symbols: Mutex<HashMap<(u64, u64), Cell<SymbolTables>>>,
+    unresolved: Mutex<HashMap<Closure, Cell<Arc<Vec<u32>>>>>,
 }
+
+/// An object and the objects its dependencies loaded (sorted ids): what
+/// decides which of its undefined symbols they define.
+pub type Closure = ((u64, u64), Vec<(u64, u64)>);
 
 /// The cell for `key`, made empty on first use; filled outside the lock.
 fn cell<K: Hash + Eq, V>(map: &Mutex<HashMap<K, Cell<V>>>, key: K) -> Cell<V> {
@@ -123,6 +128,32 @@ impl Linker {
         let md = file.metadata();
         cell(&self.objects, (md.dev, md.ino))
             .get_or_init(|| object::read(file).map(|o| o.map(Arc::new)))
+            .clone()
+    }
+
+    /// The symbol tables of a loaded file, read once per file for the run.
+    pub fn symbols(&self, t: &dyn Target, l: &Loaded) -> SymbolTables {
+        cell(&self.symbols, l.id)
+            .get_or_init(|| {
+                let file = t
+                    .open(&l.path)
+                    .map_err(|e| Malformed(format!("cannot read: {e}")))?;
+                let md = file.metadata();
+                if (md.dev, md.ino) != l.id {
+                    return Err(Malformed("the file was replaced while read".into()));
+                }
+                symbols::read(file.as_ref()).map(Arc::new)
+            })
+            .clone()
+    }
+
+    /// The indices of an object's needed symbols that its own dependency
+    /// closure does not define: computed by `f` once per closure for the
+    /// run (a library is loaded with the same dependencies by most of the
+    /// programs that use it).
+    pub fn unresolved(&self, key: Closure, f: impl FnOnce() -> Vec<u32>) -> Arc<Vec<u32>> {
+        cell(&self.unresolved, key)
+            .get_or_init(|| Arc::new(f()))
             .clone()
     }
 
@@ -192,13 +223,6 @@ impl Linker {
             {
                 return r;
             }
-            if system.fallback.is_some() {
-                for dir in &system.conf.dirs {
-                    if let Some(r) = step(&join(dir, name), Via::Conf) {
-                        return r;
-                    }
-                }
-            }
             for dir in &system.layout(t, sp.ident).dirs {
                 if let Some(r) = step(&join(dir, name), Via::Default) {
                     return r;
@@ -206,6 +230,41 @@ impl Linker {
             }
         }
         Resolution::Missing { other }
+    }
+
+    /// Why ld.so does not find `name` though the image has it: a library
+    /// of the right class in a directory of ld.so.conf that the cache does
+    /// not list (ld.so reads only the cache and its default directories;
+    /// ldconfig, which turns ld.so.conf into the cache, was not re-run
+    /// after the library was added, or never ran). `None`: not there
+    /// either, or the search does not use the cache (`DF_1_NODEFLIB`).
+    pub fn unconfigured(&self, t: &dyn Target, name: &str, sp: &SearchPath) -> Option<String> {
+        if !sp.defaults || name.contains('/') {
+            return None;
+        }
+        let system = self.system(t);
+        let (dir, conf) = system
+            .conf
+            .dirs
+            .iter()
+            .zip(&system.conf.named_by)
+            .find(|(dir, _)| {
+                matches!(
+                    self.candidate(t, &join(dir, name), sp.ident),
+                    Step::Take(Ok(_))
+                )
+            })?;
+        let path = join(dir, name);
+        Some(match &system.no_cache {
+            Some(why) => format!(
+                "{why}, so ld.so searches only its default directories, not {dir} \
+                 (named by {conf}) where {path} is: not in ld.so.cache; ldconfig not run"
+            ),
+            None => format!(
+                "{path} is not in ld.so.cache; ldconfig not re-run after it was added to \
+                 {dir} (named by {conf})"
+            ),
+        })
     }
 
     /// A DT_NEEDED entry that is a path (already expanded): opened as is.

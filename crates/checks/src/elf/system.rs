@@ -23,11 +23,13 @@ const CACHE_LIMIT: u64 = 64 << 20;
 pub struct System {
     /// The parsed cache; `None` when absent or unreadable.
     pub cache: Option<LdCache>,
+    /// ld.so.conf: ld.so never reads it (only ldconfig does, to write the
+    /// cache); it is read to say why a library in one of its directories
+    /// is not found.
     pub conf: LdConf,
-    /// Why the ld.so.conf directories are searched too (the cache is
-    /// missing, unreadable, or older than the configuration); `None`: the
-    /// cache is current and ld.so uses it alone.
-    pub fallback: Option<String>,
+    /// Why there is no cache to use (missing, unreadable): ld.so then
+    /// searches only its default directories.
+    pub no_cache: Option<String>,
     layouts: Mutex<HashMap<Ident, Arc<Layout>>>,
 }
 
@@ -45,12 +47,11 @@ pub struct Layout {
 impl System {
     pub fn read(t: &dyn Target) -> System {
         let conf = LdConf::read(t);
-        let (cache, fallback) = match t.read("/etc/ld.so.cache", CACHE_LIMIT) {
+        // glibc's _dl_load_cache_lookup: a cache that cannot be opened or
+        // has no known magic is as good as none.
+        let (cache, no_cache) = match t.read("/etc/ld.so.cache", CACHE_LIMIT) {
             Ok(bytes) => match LdCache::parse(&bytes) {
-                Ok(cache) => {
-                    let stale = stale(t, &conf);
-                    (Some(cache), stale)
-                }
+                Ok(cache) => (Some(cache), None),
                 Err(e) => (None, Some(format!("/etc/ld.so.cache is unreadable ({e})"))),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -61,7 +62,7 @@ impl System {
         System {
             cache,
             conf,
-            fallback,
+            no_cache,
             layouts: Mutex::new(HashMap::new()),
         }
     }
@@ -74,23 +75,6 @@ impl System {
             .or_insert_with(|| Arc::new(Layout::of(t, ident)))
             .clone()
     }
-}
-
-/// Why the cache is older than what it was built from: a configuration
-/// file, or a configured directory (libraries added or removed since
-/// ldconfig ran).
-fn stale(t: &dyn Target, conf: &LdConf) -> Option<String> {
-    let cache = t.metadata("/etc/ld.so.cache", true).ok()?.mtime?;
-    let dirs = conf.dirs.iter().filter_map(|d| {
-        let m = t.metadata(d, true).ok()?;
-        (m.file_type == FileType::Directory).then(|| (d.clone(), m.mtime))
-    });
-    conf.files
-        .iter()
-        .cloned()
-        .chain(dirs)
-        .find(|(_, mtime)| mtime.is_some_and(|m| m > cache))
-        .map(|(path, _)| format!("/etc/ld.so.cache is older than {path} (ldconfig was not run)"))
 }
 
 impl Layout {

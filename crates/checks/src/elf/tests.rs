@@ -12,7 +12,7 @@ const LIBC_VERSIONS: &[&str] = &["libc.so.6", "GLIBC_2.2.5", "GLIBC_2.34"];
 /// A tiny multiarch image: ld.so, libc (in the cache), libm (only in the
 /// default directory), a 32-bit libz in /usr/lib and a 64-bit one in the
 /// multiarch directory (not in the cache).
-fn image() -> MemoryTarget {
+pub(super) fn image() -> MemoryTarget {
     let ml = "/usr/lib/x86_64-linux-gnu";
     MemoryTarget::new()
         .symlink("/lib", "usr/lib")
@@ -94,11 +94,11 @@ fn image() -> MemoryTarget {
         )
 }
 
-fn put(t: MemoryTarget, path: &str, spec: Spec) -> MemoryTarget {
+pub(super) fn put(t: MemoryTarget, path: &str, spec: Spec) -> MemoryTarget {
     t.file(path, 0o755, 0, 0, spec.build())
 }
 
-fn elf(t: &MemoryTarget, path: &str, props: Vec<(&str, Value)>) -> Evaluation {
+pub(super) fn elf(t: &MemoryTarget, path: &str, props: Vec<(&str, Value)>) -> Evaluation {
     run(&check(&Elf, path, props), t)
 }
 
@@ -305,6 +305,35 @@ fn nodeflib_skips_cache_and_default_dirs() {
 }
 
 #[test]
+fn a_name_that_failed_is_searched_again_by_a_later_needer() {
+    // The program (DF_1_NODEFLIB) misses libc; libmine, found through
+    // the RPATH, then finds libc through the cache, as ld.so's trace mode
+    // does: libc is loaded, and reported missing once.
+    let mut s = exe(&["libmine.so.1", "libc.so.6"]).rpath("/opt/x/lib");
+    s.flags_1 = 0x800;
+    let t = put(image(), "/usr/bin/strict", s);
+    let t = put(
+        t,
+        "/opt/x/lib/libmine.so.1",
+        lib("libmine.so.1", &["libc.so.6"]),
+    );
+    let e = elf(&t, "/usr/bin/strict", vec![("resolves", b(true))]);
+    assert_eq!(
+        result(&e, "resolves"),
+        (
+            Fail,
+            "resolves: /usr/bin/strict -> libc.so.6 (not found)".into()
+        )
+    );
+    assert!(
+        e.output
+            .contains("libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (ld.so.cache)"),
+        "{}",
+        e.output
+    );
+}
+
+#[test]
 fn wrong_class_is_skipped_and_bad_files_stop_the_search() {
     // Only a 32-bit libonly32 exists: skipped, so missing, and said so.
     let t = image().file(
@@ -415,29 +444,57 @@ fn cycles_terminate() {
 }
 
 #[test]
-fn without_a_cache_the_conf_dirs_are_searched() {
-    let t = put(
-        image(),
-        "/usr/local/lib/liblocal.so.1",
-        lib("liblocal.so.1", &[]),
+fn ld_so_never_reads_ld_so_conf() {
+    // liblocal.so.1 is only in /usr/local/lib, a directory ld.so.conf
+    // names; the cache (what ldconfig made of ld.so.conf) does not list it.
+    let local = || {
+        let t = put(
+            image(),
+            "/usr/local/lib/liblocal.so.1",
+            lib("liblocal.so.1", &[]),
+        );
+        put(t, "/usr/bin/loc", exe(&["liblocal.so.1"]))
+    };
+    let t = local();
+    assert_eq!(
+        resolves(&t, "/usr/bin/loc"),
+        (
+            Fail,
+            "resolves: /usr/bin/loc -> liblocal.so.1 (not found; /usr/local/lib/liblocal.so.1 \
+             is not in ld.so.cache; ldconfig not re-run after it was added to /usr/local/lib \
+             (named by /etc/ld.so.conf.d/local.conf))"
+                .into()
+        )
     );
-    let t = put(t, "/usr/bin/loc", exe(&["liblocal.so.1"]));
-    // With a (current) cache that lacks it, ld.so does not find it.
-    assert_eq!(resolves(&t, "/usr/bin/loc").0, Fail);
-    // Without a cache, the ld.so.conf directories are searched.
-    let t = t.file("/etc/ld.so.cache", 0o644, 0, 0, "garbage");
-    let e = elf(&t, "/usr/bin/loc", vec![("resolves", b(true))]);
-    assert_eq!(result(&e, "resolves").0, Pass);
-    assert!(
-        e.output.contains("/etc/ld.so.cache is unreadable"),
-        "{}",
-        e.output
-    );
-    assert!(
-        e.output
-            .contains("liblocal.so.1 => /usr/local/lib/liblocal.so.1 (ld.so.conf)"),
-        "{}",
-        e.output
+    // Without a usable cache ld.so searches its default directories
+    // only: still not found.
+    for t in [
+        local().file("/etc/ld.so.cache", 0o644, 0, 0, "garbage"),
+        local().symlink("/etc/ld.so.cache", "nowhere"),
+    ] {
+        let e = elf(&t, "/usr/bin/loc", vec![("resolves", b(true))]);
+        let (st, msg) = result(&e, "resolves");
+        assert_eq!(st, Fail, "{msg}");
+        assert!(
+            msg.contains(
+                ", so ld.so searches only its default directories, not /usr/local/lib \
+                 (named by /etc/ld.so.conf.d/local.conf) where /usr/local/lib/liblocal.so.1 is: \
+                 not in ld.so.cache; ldconfig not run"
+            ),
+            "{msg}"
+        );
+        assert!(
+            e.output
+                .contains("ld.so searches only its default directories (and RPATH, RUNPATH)"),
+            "{}",
+            e.output
+        );
+    }
+    // A library that is nowhere says only that.
+    let t = put(t, "/usr/bin/none", exe(&["libnone.so.1"]));
+    assert_eq!(
+        resolves(&t, "/usr/bin/none").1,
+        "resolves: /usr/bin/none -> libnone.so.1 (not found)"
     );
 }
 
@@ -686,7 +743,7 @@ fn a_library_is_not_excused_by_a_program_that_fails_elsewhere_first() {
     clippy::disallowed_methods,
     reason = "builds a rootfs fixture on disk to test mtimes"
 )]
-fn a_stale_cache_falls_back_to_the_conf_dirs() {
+fn a_stale_cache_fails_whatever_the_mtimes() {
     use std::time::{Duration, SystemTime};
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
@@ -722,43 +779,25 @@ fn a_stale_cache_falls_back_to_the_conf_dirs() {
         f.set_modified(t).unwrap();
     };
     let old = SystemTime::now() - Duration::from_secs(3600);
-    // The cache is newer than everything: liblocal was never cached, and
-    // ld.so does not look in /opt/local/lib.
-    set("/etc/ld.so.cache", SystemTime::now());
-    set("/etc/ld.so.conf", old);
-    let t = nodecheck_core::target::RootFs::open(r).unwrap();
-    let e = run(
-        &check(&Elf, "/usr/bin/tool", vec![("resolves", b(true))]),
-        &t,
+    let want = (
+        Fail,
+        "resolves: /usr/bin/tool -> liblocal.so.1 (not found; /opt/local/lib/liblocal.so.1 is \
+         not in ld.so.cache; ldconfig not re-run after it was added to /opt/local/lib (named \
+         by /etc/ld.so.conf))"
+            .to_string(),
     );
-    assert_eq!(
-        result(&e, "resolves"),
-        (
-            Fail,
-            "resolves: /usr/bin/tool -> liblocal.so.1 (not found)".into()
-        )
-    );
-    // ld.so.conf changed after ldconfig ran: its directories count.
-    set(
-        "/etc/ld.so.conf",
-        SystemTime::now() + Duration::from_secs(60),
-    );
-    let t = nodecheck_core::target::RootFs::open(r).unwrap();
-    let e = run(
-        &check(&Elf, "/usr/bin/tool", vec![("resolves", b(true))]),
-        &t,
-    );
-    assert_eq!(result(&e, "resolves").0, Pass, "{}", e.output);
-    assert!(
-        e.output
-            .contains("/etc/ld.so.cache is older than /etc/ld.so.conf (ldconfig was not run)"),
-        "{}",
-        e.output
-    );
-    assert!(
-        e.output
-            .contains("liblocal.so.1 => /opt/local/lib/liblocal.so.1 (ld.so.conf)")
-    );
+    // The cache newer than ld.so.conf, or older: ld.so reads the cache
+    // alone either way.
+    for conf in [old, SystemTime::now() + Duration::from_secs(60)] {
+        set("/etc/ld.so.cache", SystemTime::now());
+        set("/etc/ld.so.conf", conf);
+        let t = nodecheck_core::target::RootFs::open(r).unwrap();
+        let e = run(
+            &check(&Elf, "/usr/bin/tool", vec![("resolves", b(true))]),
+            &t,
+        );
+        assert_eq!(result(&e, "resolves"), want, "{}", e.output);
+    }
 }
 
 #[test]

@@ -646,3 +646,60 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
+
+#[test]
+fn a_module_modprobe_d_disables_is_not_loadable() {
+    let loadable = |t: &MemoryTarget, name: &str| {
+        let e = run(&km(name, vec![("loadable", b(true))]), t);
+        result(&e, "loadable")
+    };
+    // Before: loadable.
+    assert_eq!(loadable(&image(), "mlx5_core").0, Status::Pass);
+    let t = image()
+        .file(
+            "/etc/modprobe.d/disable.conf",
+            0o644,
+            0,
+            0,
+            "# site policy\ninstall mlx5_core /bin/false\nblacklist \\\n  ib-uverbs\n",
+        )
+        .file(
+            "/usr/lib/modprobe.d/fine.conf",
+            0o644,
+            0,
+            0,
+            "install ib_core /sbin/modprobe --ignore-install ib_core && echo ok\n",
+        );
+    assert_eq!(
+        loadable(&t, "mlx5-core"),
+        (
+            Status::Fail,
+            "loadable: expected true, got false (modprobe.d disables mlx5_core: \
+             /etc/modprobe.d/disable.conf:2: `install mlx5_core /bin/false`: modprobe runs that \
+             command instead of loading mlx5_core)"
+                .into()
+        )
+    );
+    assert_eq!(
+        loadable(&t, "ib_uverbs"),
+        (
+            Status::Fail,
+            "loadable: expected true, got false (modprobe.d disables ib_uverbs: \
+             /etc/modprobe.d/disable.conf:3: `blacklist ib_uverbs`: modprobe ignores its aliases, \
+             so no device loads it at boot)"
+                .into()
+        )
+    );
+    // A dependency's install command runs too; its blacklist does not matter.
+    let (status, msg) = loadable(&t, "mlx5_ib");
+    assert_eq!(status, Status::Fail);
+    assert!(
+        msg.contains("(mlx5_ib needs mlx5_core, which modprobe.d disables: "),
+        "{msg}"
+    );
+    // A wrapper that loads the module after all does not disable it.
+    assert_eq!(loadable(&t, "ib_core").0, Status::Pass);
+    // `loadable = false` asserts that a module is disabled.
+    let e = run(&km("mlx5_core", vec![("loadable", b(false))]), &t);
+    assert_eq!(result(&e, "loadable").0, Status::Pass);
+}

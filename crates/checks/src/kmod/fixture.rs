@@ -5,45 +5,15 @@
 use nodecheck_core::target::MemoryTarget;
 
 /// An ELF64 little-endian `ET_REL` x86-64 object whose `.modinfo` holds
-/// `records` (`"vermagic=6.1.0-t SMP"`, `"depends=a,b"`).
+/// `records` (`"vermagic=6.1.0-t SMP"`, `"depends=a,b"`), built by the
+/// one ELF test-file builder.
 pub fn ko(records: &[&str]) -> Vec<u8> {
     let mut modinfo = Vec::new();
     for r in records {
         modinfo.extend_from_slice(r.as_bytes());
         modinfo.push(0);
     }
-    let names = b"\0.modinfo\0.shstrtab\0";
-    let modinfo_at = 64usize;
-    let names_at = modinfo_at + modinfo.len();
-    let shoff = (names_at + names.len()).next_multiple_of(8);
-    let mut out = vec![0u8; shoff];
-    out[..4].copy_from_slice(b"\x7fELF");
-    out[4] = 2; // ELFCLASS64
-    out[5] = 1; // little-endian
-    out[6] = 1; // EV_CURRENT
-    out[16..18].copy_from_slice(&1u16.to_le_bytes()); // ET_REL
-    out[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
-    out[20..24].copy_from_slice(&1u32.to_le_bytes());
-    out[40..48].copy_from_slice(&(shoff as u64).to_le_bytes());
-    out[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
-    out[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
-    out[60..62].copy_from_slice(&3u16.to_le_bytes()); // e_shnum
-    out[62..64].copy_from_slice(&2u16.to_le_bytes()); // e_shstrndx
-    out[modinfo_at..names_at].copy_from_slice(&modinfo);
-    out[names_at..names_at + names.len()].copy_from_slice(names);
-    let section = |name: u32, kind: u32, offset: usize, size: usize| {
-        let mut s = vec![0u8; 64];
-        s[0..4].copy_from_slice(&name.to_le_bytes());
-        s[4..8].copy_from_slice(&kind.to_le_bytes());
-        s[24..32].copy_from_slice(&(offset as u64).to_le_bytes());
-        s[32..40].copy_from_slice(&(size as u64).to_le_bytes());
-        s[48..56].copy_from_slice(&1u64.to_le_bytes()); // sh_addralign
-        s
-    };
-    out.extend(vec![0u8; 64]);
-    out.extend(section(1, 1, modinfo_at, modinfo.len())); // PROGBITS
-    out.extend(section(10, 3, names_at, names.len())); // STRTAB
-    out
+    crate::elf::fixture::relocatable(&[(".modinfo", &modinfo)])
 }
 
 /// The release the fixtures use.

@@ -83,6 +83,19 @@ struct Aliases {
     error: Option<String>,
 }
 
+/// What [`Index::consistency`] found.
+#[derive(Clone, Debug, Default)]
+pub struct Consistency {
+    /// Module files on disk that modules.dep does not list.
+    pub unlisted: Vec<String>,
+    /// Files modules.dep lists that do not exist.
+    pub missing: Vec<String>,
+    /// Files that could not be looked at.
+    pub errors: Vec<String>,
+    /// How many modules modules.dep lists.
+    pub listed: usize,
+}
+
 /// Why an index could not be loaded at all.
 #[derive(Debug)]
 pub enum LoadError {
@@ -309,6 +322,40 @@ impl Index {
             .collect()
     }
 
+    /// Whether the module directory and modules.dep agree: the module
+    /// files on disk that modules.dep does not list (installed after depmod
+    /// ran: modprobe cannot find them), and the files modules.dep lists
+    /// that are not there. Both sorted.
+    pub fn consistency(&self, target: &dyn Target) -> Consistency {
+        let files = self.files.get_or_init(|| self.module_files(target));
+        let mut out = Consistency::default();
+        for paths in files.values() {
+            for f in paths {
+                let rel = f
+                    .strip_prefix(&self.dir)
+                    .unwrap_or(f)
+                    .trim_start_matches('/');
+                if !self.dep.lists(rel) {
+                    out.unlisted.push(f.clone());
+                }
+            }
+        }
+        for id in 0..self.dep.len() {
+            let file = self.file(id);
+            match target.metadata(&file, true) {
+                Ok(_) => {}
+                Err(e) if crate::eval::is_absent(&e) => out.missing.push(file),
+                Err(e) => out
+                    .errors
+                    .push(format!("{file}: {}", crate::eval::io_text(&e))),
+            }
+        }
+        out.listed = self.dep.len();
+        out.unlisted.sort();
+        out.missing.sort();
+        out
+    }
+
     /// Every module file under the module directory, by normalised name.
     fn module_files(&self, target: &dyn Target) -> HashMap<String, Vec<String>> {
         let mut found: HashMap<String, Vec<String>> = HashMap::new();
@@ -419,6 +466,27 @@ const MODPROBE_D: &[&str] = &[
 /// aliases are taken: `install`, `blacklist` and `options` lines do not
 /// change which module a name is.
 fn config_aliases(target: &dyn Target) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for path in modprobe_files(target) {
+        let Ok(bytes) = target.read(&path, READ_LIMIT) else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            let mut words = line.split_whitespace();
+            if let (Some("alias"), Some(pattern), Some(module)) =
+                (words.next(), words.next(), words.next())
+            {
+                out.push((normalize_alias(pattern), normalize(module)));
+            }
+        }
+    }
+    out
+}
+
+/// The modprobe.d files of the target that modprobe reads, in the order it
+/// reads them: one file name per name (an earlier directory hides the same
+/// name in later ones), sorted by name.
+fn modprobe_files(target: &dyn Target) -> Vec<String> {
     let mut files: Vec<(String, String)> = Vec::new();
     for dir in MODPROBE_D {
         let Ok(entries) = target.read_dir(dir) else {
@@ -431,19 +499,89 @@ fn config_aliases(target: &dyn Target) -> Vec<(String, String)> {
         }
     }
     files.sort();
-    let mut out = Vec::new();
-    for (_, path) in files {
+    files.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Why modprobe.d keeps a module from being loaded, if it does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Disabled {
+    /// `install NAME /bin/false` (or `/bin/true`, `false`, `true`, with any
+    /// path): modprobe runs the command instead of loading the module.
+    Install { at: String, command: String },
+    /// `blacklist NAME`: modprobe ignores the module's aliases, so the
+    /// hardware never loads it (udev loads drivers by alias).
+    Blacklist { at: String },
+}
+
+impl Disabled {
+    /// `/etc/modprobe.d/x.conf:3: install nfs /bin/false (modprobe runs
+    /// that instead of loading it)`.
+    pub fn describe(&self, name: &str) -> String {
+        match self {
+            Disabled::Install { at, command } => format!(
+                "{at}: `install {name} {command}`: modprobe runs that command instead of loading {name}"
+            ),
+            Disabled::Blacklist { at } => format!(
+                "{at}: `blacklist {name}`: modprobe ignores its aliases, so no device loads it at boot"
+            ),
+        }
+    }
+}
+
+/// The `install` and `blacklist` lines of the target's modprobe.d that
+/// disable a module, by normalised module name (the first line found wins).
+/// `install` lines that run something other than a bare `true`/`false`
+/// (a wrapper that loads the module after all) do not disable it.
+pub fn disabled_modules(target: &dyn Target) -> HashMap<String, Disabled> {
+    let mut out: HashMap<String, Disabled> = HashMap::new();
+    for path in modprobe_files(target) {
         let Ok(bytes) = target.read(&path, READ_LIMIT) else {
             continue;
         };
-        for line in String::from_utf8_lossy(&bytes).lines() {
+        for (n, line) in logical_lines(&String::from_utf8_lossy(&bytes)) {
+            let line = line.split('#').next().unwrap_or("");
             let mut words = line.split_whitespace();
-            if let (Some("alias"), Some(pattern), Some(module)) =
-                (words.next(), words.next(), words.next())
-            {
-                out.push((normalize_alias(pattern), normalize(module)));
+            let at = format!("{path}:{n}");
+            match (words.next(), words.next()) {
+                (Some("install"), Some(module)) => {
+                    let command: Vec<&str> = words.collect();
+                    let program = command.first().map(|p| p.rsplit('/').next().unwrap_or(p));
+                    if matches!(program, Some("false" | "true")) && command.len() == 1 {
+                        out.entry(normalize(module)).or_insert(Disabled::Install {
+                            at,
+                            command: command.join(" "),
+                        });
+                    }
+                }
+                (Some("blacklist"), Some(module)) => {
+                    out.entry(normalize(module))
+                        .or_insert(Disabled::Blacklist { at });
+                }
+                _ => {}
             }
         }
+    }
+    out
+}
+
+/// modprobe.d lines with their 1-based numbers, a line ending in a
+/// backslash joined with the next (numbered as its first).
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    let mut open = false;
+    for (i, line) in text.lines().enumerate() {
+        let (body, cont) = match line.strip_suffix('\\') {
+            Some(b) => (b, true),
+            None => (line, false),
+        };
+        match out.last_mut() {
+            Some((_, last)) if open => {
+                last.push(' ');
+                last.push_str(body);
+            }
+            _ => out.push((i + 1, body.to_string())),
+        }
+        open = cont;
     }
     out
 }

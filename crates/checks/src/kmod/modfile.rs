@@ -13,10 +13,11 @@ use std::io::{self, Read};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, PoisonError};
 
-use goblin::container::Ctx;
 use goblin::elf::header::ET_REL;
-use goblin::elf::section_header::{SHN_XINDEX, SHT_NOBITS, SectionHeader};
 use nodecheck_core::target::{FileAt, Target};
+
+use crate::elf::object::InMemory;
+use crate::elf::section::Sections;
 
 use super::normalize;
 
@@ -199,7 +200,7 @@ fn unpack_file(file: &dyn FileAt, size: u64, budget: &Unpacking) -> Result<ModIn
         let _slot = budget.take(SLOT);
         let bytes = read()?;
         if let Ok(elf) = unpack_within(&bytes, ORDINARY) {
-            return Ok(modinfo_of_records(&records(&Mem(&elf))?));
+            return Ok(modinfo_of_records(&records(&InMemory::new(&elf))?));
         }
     }
     let _large = budget.large.lock().unwrap_or_else(PoisonError::into_inner);
@@ -222,7 +223,8 @@ fn modinfo_of_file(file: &dyn FileAt, budget: &Unpacking) -> Result<ModInfo, Str
     // say which file instead of failing the whole check anonymously.
     let parsed = panic::catch_unwind(AssertUnwindSafe(|| {
         if head.starts_with(ELF) {
-            records(&Disk { file, head: &head }).map(|r| modinfo_of_records(&r))
+            // Read in place, by its headers: a few KiB of a big module.
+            records(file).map(|r| modinfo_of_records(&r))
         } else {
             unpack_file(file, size, budget)
         }
@@ -233,7 +235,7 @@ fn modinfo_of_file(file: &dyn FileAt, budget: &Unpacking) -> Result<ModInfo, Str
 /// The modinfo of a module file's bytes, compressed or not.
 pub fn modinfo_of_bytes(bytes: &[u8]) -> Result<ModInfo, String> {
     let elf = unpack(bytes)?;
-    Ok(modinfo_of_records(&records(&Mem(&elf))?))
+    Ok(modinfo_of_records(&records(&InMemory::new(&elf))?))
 }
 
 fn modinfo_of_records(records: &[(String, String)]) -> ModInfo {
@@ -323,125 +325,28 @@ fn capped(mut r: impl Read, what: &str, limit: u64) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Where ELF bytes come from: a buffer, or a file read at offsets.
-trait Bytes {
-    fn size(&self) -> u64;
-    /// `len` bytes at `offset`, or why not (past the end).
-    fn at(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, String>;
-}
-
-fn past_end(what: &str) -> String {
-    format!("truncated ELF: the file ends before its {what}")
-}
-
-/// ELF bytes in memory.
-struct Mem<'a>(&'a [u8]);
-
-/// ELF bytes in a file of the target, whose first bytes are already read.
-struct Disk<'a> {
-    file: &'a dyn FileAt,
-    head: &'a [u8],
-}
-
-impl Bytes for Mem<'_> {
-    fn size(&self) -> u64 {
-        self.0.len() as u64
-    }
-
-    fn at(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, String> {
-        let start = usize::try_from(offset).map_err(|_| past_end(what))?;
-        let len = usize::try_from(len).map_err(|_| past_end(what))?;
-        let end = start.checked_add(len).ok_or_else(|| past_end(what))?;
-        self.0
-            .get(start..end)
-            .map(Cow::Borrowed)
-            .ok_or_else(|| past_end(what))
-    }
-}
-
-impl<'a> Bytes for Disk<'a> {
-    fn size(&self) -> u64 {
-        self.file.size()
-    }
-
-    fn at(&self, offset: u64, len: u64, what: &str) -> Result<Cow<'_, [u8]>, String> {
-        if offset
-            .checked_add(len)
-            .is_none_or(|end| end > self.file.size())
-        {
-            return Err(past_end(what));
-        }
-        let len = usize::try_from(len).map_err(|_| past_end(what))?;
-        let head: &'a [u8] = self.head;
-        if let Some(bytes) = usize::try_from(offset)
-            .ok()
-            .and_then(|start| head.get(start..start.checked_add(len)?))
-        {
-            return Ok(Cow::Borrowed(bytes));
-        }
-        self.file
-            .read_exact_at(offset, len)
-            .map(Cow::Owned)
-            .map_err(|e| format!("cannot read the {what}: {e}"))
-    }
-}
-
 /// The `key=value` records of the `.modinfo` section of a relocatable ELF
-/// object (what a `.ko` is), reading only the ELF header, the section
-/// table, the section names and `.modinfo` itself.
-fn records(elf: &dyn Bytes) -> Result<Vec<(String, String)>, String> {
-    let head = elf.at(0, elf.size().min(64), "ELF header")?;
-    let header =
-        goblin::elf::Elf::parse_header(&head).map_err(|e| format!("not an ELF file: {e}"))?;
-    if header.e_type != ET_REL {
+/// object (what a `.ko` is), read with the ELF reader of `elf`: only the
+/// ELF header, the section table, the section names and `.modinfo`.
+fn records(file: &dyn FileAt) -> Result<Vec<(String, String)>, String> {
+    let mut elf = match Sections::open(file) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err("not an ELF file".into()),
+        Err(e) if e.0.starts_with("truncated ELF header") => {
+            return Err(format!("not an ELF file: {e}"));
+        }
+        Err(e) => return Err(e.0),
+    };
+    if elf.e_type() != ET_REL {
         return Err(format!(
             "an ELF file but not a kernel module (type {}, a module is a relocatable object)",
-            goblin::elf::header::et_to_str(header.e_type)
+            goblin::elf::header::et_to_str(elf.e_type())
         ));
     }
-    let container = header
-        .container()
-        .map_err(|e| format!("corrupt ELF header: {e}"))?;
-    let endian = header
-        .endianness()
-        .map_err(|e| format!("corrupt ELF header: {e}"))?;
-    let ctx = Ctx::new(container, endian);
-    let entry = SectionHeader::size(ctx) as u64;
-    if header.e_shoff == 0 {
-        return Err("no section headers: not a kernel module".into());
-    }
-    let mut count = u64::from(header.e_shnum);
-    if count == 0 {
-        // More than 0xff00 sections: the count is in the first header.
-        let first = elf.at(header.e_shoff, entry, "section headers")?;
-        count = SectionHeader::parse_from(&first, 0, 1, ctx)
-            .map_err(|e| format!("corrupt ELF section headers: {e}"))?
-            .first()
-            .map_or(0, |s| s.sh_size);
-    }
-    // Each header takes `entry` bytes of the file, so a count the file
-    // cannot hold is a lie, not an allocation to make.
-    let table_len = count
-        .checked_mul(entry)
-        .filter(|&n| n <= elf.size())
-        .ok_or_else(|| past_end("section headers"))?;
-    let table = elf.at(header.e_shoff, table_len, "section headers")?;
-    let sections = SectionHeader::parse_from(&table, 0, count as usize, ctx)
-        .map_err(|e| format!("corrupt ELF section headers: {e}"))?;
-    let names_at = if header.e_shstrndx == SHN_XINDEX as u16 {
-        sections.first().map_or(0, |s| s.sh_link as usize)
-    } else {
-        usize::from(header.e_shstrndx)
-    };
-    let names_section = sections
-        .get(names_at)
-        .ok_or("corrupt ELF: the section name table is missing")?;
-    let names = section(elf, names_section, "section name table")?;
-    let modinfo = sections
-        .iter()
-        .find(|s| name_at(&names, s.sh_name) == Some(b".modinfo".as_slice()))
+    let data = elf
+        .section(".modinfo", SECTION_LIMIT)
+        .map_err(|e| e.0)?
         .ok_or("no .modinfo section: not a kernel module")?;
-    let data = section(elf, modinfo, ".modinfo section")?;
     Ok(data
         .split(|&b| b == 0)
         .filter_map(|r| std::str::from_utf8(r).ok()?.split_once('='))
@@ -449,28 +354,9 @@ fn records(elf: &dyn Bytes) -> Result<Vec<(String, String)>, String> {
         .collect())
 }
 
-/// The largest section name table or `.modinfo` read. Real ones are a few
-/// KiB (NVIDIA's, with its hundreds of PCI aliases, tens of KiB).
+/// The largest `.modinfo` read. Real ones are a few KiB (NVIDIA's, with
+/// its hundreds of PCI aliases, tens of KiB).
 const SECTION_LIMIT: u64 = 16 << 20;
-
-fn section<'a>(elf: &'a dyn Bytes, s: &SectionHeader, what: &str) -> Result<Cow<'a, [u8]>, String> {
-    if s.sh_type == SHT_NOBITS {
-        return Ok(Cow::Borrowed(&[]));
-    }
-    if s.sh_size > SECTION_LIMIT {
-        return Err(format!(
-            "corrupt ELF: its {what} claims {} bytes",
-            s.sh_size
-        ));
-    }
-    elf.at(s.sh_offset, s.sh_size, what)
-}
-
-fn name_at(names: &[u8], at: usize) -> Option<&[u8]> {
-    let rest = names.get(at..)?;
-    let end = rest.iter().position(|&b| b == 0)?;
-    Some(&rest[..end])
-}
 
 #[cfg(test)]
 mod tests {

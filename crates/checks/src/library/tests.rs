@@ -178,3 +178,29 @@ fn without_a_shell_the_machine_is_unknown() {
     assert_eq!(st, Error);
     assert!(msg.contains("cannot tell the target's machine"), "{msg}");
 }
+
+#[test]
+fn a_library_only_in_an_ld_so_conf_directory_is_not_found() {
+    // ld.so reads the cache, never ld.so.conf: a library that ldconfig
+    // has not put in the cache is missing, and the message says why.
+    let t = image()
+        .file("/etc/ld.so.conf", 0o644, 0, 0, "/opt/site/lib\n")
+        .file(
+            "/opt/site/lib/libsite.so.1",
+            0o644,
+            0,
+            0,
+            lib("libsite.so.1", &[]).build(),
+        );
+    let e = library(&t, "libsite.so.1", vec![("resolves", b(true))]);
+    assert_eq!(
+        result(&e, "resolves"),
+        (
+            Fail,
+            "resolves: libsite.so.1 is not found; /opt/site/lib/libsite.so.1 is not in \
+             ld.so.cache; ldconfig not re-run after it was added to /opt/site/lib (named by \
+             /etc/ld.so.conf)"
+                .into()
+        )
+    );
+}

@@ -88,15 +88,21 @@ fn one_table(
     let subject_key = kind.subject();
     let mut subjects: Option<Vec<String>> = None;
     let mut props = Vec::new();
+    let mut only_if = None;
     let before = diags.len();
     for e in entries {
         if e.key == subject_key.name {
             subjects = subject_values(kind, &e.value, diags);
             continue;
         }
+        if e.key == "only_if" {
+            only_if = super::only_if::parse(&e.value, diags).map(std::sync::Arc::new);
+            continue;
+        }
         let Some(key) = kind.keys().iter().find(|k| k.name == e.key) else {
             let mut names = vec![subject_key.name];
             names.extend(kind.keys().iter().map(|k| k.name));
+            names.push("only_if");
             diags.push(e.key_at.diag(Diagnostic::error(
                 "unknown-key",
                 format!(
@@ -167,6 +173,7 @@ fn one_table(
             props: props.clone(),
             location: table.loc.clone(),
             timeout,
+            only_if: only_if.clone(),
         })
         .collect();
     if diags.len() == before

@@ -36,6 +36,7 @@ pub(crate) const CONTROL_KEYS: &[&str] = &[
     "matrix",
     "depends_on",
     "targets",
+    "only_if",
     "timeout",
 ];
 const WAIVER_KEYS: &[&str] = &["control", "reason", "expires"];
@@ -631,6 +632,7 @@ impl Loader<'_> {
             desc: None,
             depends_on: Vec::new(),
             targets: Vec::new(),
+            only_if: None,
             timeout: None,
             checks: Vec::new(),
             location: table.loc.clone(),
@@ -701,6 +703,9 @@ impl Loader<'_> {
                             ))),
                         }
                     }
+                }
+                "only_if" => {
+                    c.only_if = super::only_if::parse(&e.value, &mut self.diags).map(Arc::new);
                 }
                 "timeout" | "matrix" => {}
                 _ => resources.push(e),

@@ -11,12 +11,14 @@ mod check;
 mod diag;
 mod load;
 mod model;
+mod only_if;
 mod raw;
 mod vars;
 
 pub use diag::{Diagnostic, Diagnostics, Level};
 pub use load::{LoadOptions, id_glob, load, load_all};
 pub use model::{Check, Control, Location, NamedMatcher, Profile, Prop, Severity, Value, Waiver};
+pub use only_if::{ONLY_IF_KEYS, OnlyIf};
 pub use vars::VarValue;
 
 #[cfg(test)]

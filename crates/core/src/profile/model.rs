@@ -113,6 +113,8 @@ pub struct Check {
     pub location: Location,
     /// The control's `timeout`, for anything that executes.
     pub timeout: Option<Duration>,
+    /// Where the check applies; elsewhere it is skipped with the reason.
+    pub only_if: Option<Arc<super::OnlyIf>>,
 }
 
 impl Check {
@@ -223,6 +225,9 @@ pub struct Control {
     pub depends_on: Vec<String>,
     /// Target kinds the control runs on; empty = all.
     pub targets: Vec<TargetKind>,
+    /// Where the control applies (os, version, arch, paths, hosts);
+    /// elsewhere it is skipped with the reason.
+    pub only_if: Option<Arc<super::OnlyIf>>,
     pub timeout: Option<Duration>,
     pub checks: Vec<Check>,
     /// The `[[control]]` header.

@@ -535,3 +535,44 @@ fn diagnostic_codes_are_documented() {
         .collect();
     assert_eq!(used, documented, "docs/diagnostics.md is out of date");
 }
+
+#[test]
+fn only_if_on_controls_and_checks_is_parsed_and_validated() {
+    let p = load_str(&format!(
+        "{HEAD}[[control]]\nid = \"a\"\nonly_if = {{ os = [\"debian\", \"ubuntu\"], os_version = {{ ge = \"12\" }}, arch = \"amd64\", exists = \"/usr/bin/python3\", hostname = \"node[001-128]\" }}\n  [[control.file]]\n  path = \"/x\"\n  exists = true\n  only_if = {{ os = \"rhel\" }}\n"
+    ))
+    .unwrap();
+    let c = &p.controls[0];
+    let o = c.only_if.as_ref().unwrap();
+    assert_eq!(o.os, ["debian", "ubuntu"]);
+    assert_eq!(o.arch, ["x86_64"], "Debian's name is the uname name");
+    assert_eq!(o.exists, ["/usr/bin/python3"]);
+    assert!(o.hostname.as_ref().unwrap().1.matches("node007"));
+    assert_eq!(o.os_version.as_ref().unwrap().describe(), ">= 12");
+    assert_eq!((o.location.line, o.location.column), (5, 11));
+    assert_eq!(c.checks[0].only_if.as_ref().unwrap().os, ["rhel"]);
+    let e = errors(&format!(
+        "{HEAD}[[control]]\nid = \"a\"\nonly_if = {{ oss = \"debian\", arch = \"sparc\", exists = \"usr/bin\", hostname = \"n[3-1]\", os = \"Debian\" }}\n  [[control.file]]\n  path = \"/x\"\n  exists = true\n  only_if = {{}}\n[[control]]\nid = \"b\"\nonly_if = \"debian\"\n  [[control.file]]\n  path = \"/x\"\n  exists = true\n"
+    ));
+    let got: Vec<(&str, u32, u32)> = e.iter().map(|(c, l, col, _)| (*c, *l, *col)).collect();
+    assert_eq!(
+        got,
+        [
+            ("unknown-key", 5, 13),
+            ("bad-value", 5, 36),
+            ("bad-value", 5, 54),
+            ("bad-value", 5, 76),
+            ("bad-value", 5, 91),
+            ("empty-matcher", 9, 13),
+            ("wrong-type", 12, 11),
+        ],
+        "{e:#?}"
+    );
+    assert!(e[0].3.contains("did you mean `os`"), "{}", e[0].3);
+    assert!(
+        e[1].3.contains("unknown architecture \"sparc\""),
+        "{}",
+        e[1].3
+    );
+    assert!(e[3].3.contains("range 3-1 runs backwards"), "{}", e[3].3);
+}
