@@ -82,6 +82,24 @@ impl Cluster {
             .unwrap()
     }
 
+    /// `nodecheck run PROFILE` in the hub's namespaces, as on a login node.
+    fn nodecheck_on_hub(&self, profile: &Path) -> Output {
+        Command::new("nsenter")
+            .args([
+                "-t",
+                &self.pid("hub"),
+                "-n",
+                "-u",
+                "--",
+                bin(),
+                "run",
+                "--no-color",
+            ])
+            .arg(profile)
+            .output()
+            .unwrap()
+    }
+
     /// Runs `sh -c script` in node's mount namespace.
     fn on_node(&self, node: &str, script: &str) {
         let o = Command::new("nsenter")
@@ -312,6 +330,25 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
     assert_eq!(v["controls"][0]["fail"]["nodes"], "node3");
     xmllint(&junit).unwrap();
 
+    // The slurm kind from a login node: the scheduler's view, and a
+    // MUNGE round trip through the cluster's munged.
+    let d = cluster.dir.path().display().to_string();
+    let acceptance = w.join("cluster.toml");
+    fs::write(
+        &acceptance,
+        format!(
+            "[profile]\nname = \"acceptance\"\n\n\
+             [[control]]\nid = \"cluster\"\n\n  [[control.slurm]]\n  nodes = \"node[1-4]\"\n  \
+             env = {{ SLURM_CONF = \"{d}/slurm.conf\" }}\n  cpus = 1\n  real_memory = 100\n  \
+             gres = \"\"\n  partitions = [\"batch\"]\n\n\
+             [[control]]\nid = \"munge-roundtrip\"\n\n  [[control.command]]\n  \
+             run = \"munge -S {d}/munge/munge.socket -n | unmunge -S {d}/munge/munge.socket\"\n"
+        ),
+    )
+    .unwrap();
+    let o = cluster.nodecheck_on_hub(&acceptance);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+
     // HealthCheckProgram on all four: node2 loses its health marker and is
     // drained with nodecheck's reason; the others stay up.
     cluster.on_node("node2", "rm /run/fleet/healthy");
@@ -320,6 +357,14 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
             n == "node2" && st.contains("DRAIN") && r.starts_with("nodecheck: healthy: ")
         })
     });
+    // The slurm kind names the drained node and nodecheck's reason.
+    let o = cluster.nodecheck_on_hub(&acceptance);
+    let text = stdout(&o);
+    assert_eq!(code(&o), 1, "{text}{}", stderr(&o));
+    assert!(
+        text.contains("node2 IDLE+DRAIN (nodecheck: healthy: "),
+        "{text}"
+    );
     let states = cluster.states();
     for (n, st, _) in &states {
         if n != "node2" {
