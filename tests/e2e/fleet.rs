@@ -375,3 +375,94 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
     cluster.on_node("node2", "touch /run/fleet/healthy");
     cluster.wait("node2 resumed", |s| s.iter().all(|(_, st, _)| up(st)));
 }
+
+/// `nodecheck nhc` with Slurm out of the picture (no configuration, so
+/// scontrol fails at once) and its own syslog socket and state directory.
+fn nhc(profile: &Path, extra: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("nhc")
+        .arg("--profile")
+        .arg(profile)
+        .args(extra)
+        .env_remove("SLURM_CONF")
+        .env_remove("SLURMD_NODENAME")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn nhc_logs_to_syslog_writes_reports_and_drains_after_n_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bad = d.join("bad.toml");
+    fs::write(
+        &bad,
+        "[profile]\nname = \"t\"\n[[control]]\nid = \"marker\"\nseverity = \"high\"\n  \
+         [[control.file]]\n  path = \"/nonexistent/nodecheck-fleet-marker\"\n  exists = true\n",
+    )
+    .unwrap();
+    let good = d.join("good.toml");
+    fs::write(
+        &good,
+        "[profile]\nname = \"t\"\n[[control]]\nid = \"root\"\n  [[control.file]]\n  path = \"/\"\n  exists = true\n",
+    )
+    .unwrap();
+    let sock = d.join("log");
+    let server = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+    server.set_nonblocking(true).unwrap();
+    let state = d.join("state");
+    let (json, junit) = (d.join("r.json"), d.join("r.xml"));
+    let args = [
+        "--dry-run",
+        "--drain-after",
+        "2",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--syslog",
+        sock.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ];
+    let received = || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = server.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        got
+    };
+
+    // First failing run: logged, counted, not drained.
+    let o = nhc(&bad, &args);
+    let text = stdout(&o);
+    assert_eq!(code(&o), 1, "{text}{}", stderr(&o));
+    assert!(
+        text.contains("failing run 1 of 2: not draining yet"),
+        "{text}"
+    );
+    assert!(!text.contains("state=drain"), "{text}");
+    let logged = received();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(
+        logged[0].starts_with("<27>") && logged[0].contains("Health check failed: marker:"),
+        "{logged:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["controls"][0]["status"], "fail");
+    xmllint(&junit).unwrap();
+
+    // Second in a row: the drain is due.
+    let o = nhc(&bad, &args);
+    let text = stdout(&o);
+    assert!(text.contains("state=drain"), "{text}");
+    assert!(text.contains("reason=\"nodecheck: marker:"), "{text}");
+
+    // A pass resets the count: the next failure is the first again.
+    let o = nhc(&good, &args);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(!state.join("nhc-failures").exists());
+    let o = nhc(&bad, &args);
+    assert!(stdout(&o).contains("failing run 1 of 2"), "{}", stdout(&o));
+}

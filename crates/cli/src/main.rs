@@ -6,6 +6,7 @@ mod exit;
 mod fleet;
 mod generate;
 mod nhc;
+mod syslog;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};

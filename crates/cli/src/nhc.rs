@@ -20,12 +20,13 @@ use nodecheck_core::helper;
 use nodecheck_core::matcher::parse_duration;
 use nodecheck_core::outcome::Status;
 use nodecheck_core::profile::Severity;
-use nodecheck_core::report::{PrometheusReporter, Report, Reporter};
+use nodecheck_core::report::{JsonReporter, JunitReporter, PrometheusReporter, Report, Reporter};
 use nodecheck_core::run::{self, show_duration};
 use nodecheck_core::target::{RootFs, Target};
 use nodecheck_core::text::clip;
 use serde::{Deserialize, Serialize};
 
+use crate::syslog::Syslog;
 use crate::{VarArgs, exit, load, parse_severity, print_diagnostics, print_warnings};
 
 /// Every drain reason nodecheck writes starts with this; only such drains
@@ -66,6 +67,24 @@ pub struct NhcArgs {
     /// Write a Prometheus textfile-collector report (atomically) to FILE.
     #[arg(long, value_name = "FILE")]
     prometheus: Option<PathBuf>,
+    /// Write the JSON report (atomically) to FILE; see docs/json-report.md.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report (atomically) to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Log each failure and each drain or resume to this syslog socket
+    /// (slurmd throws the health check's output away); `none` turns it off.
+    #[arg(long, value_name = "SOCKET", default_value = "/dev/log")]
+    syslog: PathBuf,
+    /// Drain only after this many failing runs in a row (a passing run
+    /// starts the count again), so that one slow NFS answer does not drain
+    /// a node.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    drain_after: u32,
+    /// Where the count of failing runs for --drain-after is kept.
+    #[arg(long, value_name = "DIR", default_value = "/run/nodecheck")]
+    state_dir: PathBuf,
     /// The node is unhealthy when a control at or above this severity fails
     /// or errors.
     #[arg(long, default_value = "low", value_parser = parse_severity)]
@@ -230,6 +249,10 @@ pub fn cmd_nhc(args: NhcArgs) -> u8 {
             }
         }
     };
+    let mut log = Syslog::open(&args.syslog);
+    for line in verdict.lines.lines().filter(|l| l.starts_with("ERROR:")) {
+        log.send(crate::syslog::ERR, line);
+    }
     let mut out = io::stdout().lock();
     let _ = out.write_all(verdict.lines.as_bytes());
     let node = args
@@ -241,8 +264,42 @@ pub fn cmd_nhc(args: NhcArgs) -> u8 {
                 .filter(|n| !n.is_empty())
         })
         .unwrap_or_else(|| short_hostname(&verdict.hostname));
+    // With --drain-after 1 a failing run drains at once: nothing to count.
+    let streak = if verdict.healthy || args.drain_after > 1 {
+        damping(&args.state_dir, verdict.healthy)
+    } else {
+        Ok(1)
+    };
     if !args.no_slurm {
-        slurm(&mut out, &node, verdict.reason.as_deref(), args.dry_run);
+        let mut said = Vec::new();
+        match streak {
+            Ok(n) if !verdict.healthy && n < args.drain_after => {
+                let _ = writeln!(
+                    said,
+                    "nodecheck:  slurm:  failing run {n} of {}: not draining yet",
+                    args.drain_after
+                );
+            }
+            _ => {
+                if let Err(e) = &streak {
+                    // Without the count, drain at once rather than never.
+                    let _ = writeln!(said, "nodecheck:  {e}; draining without --drain-after");
+                }
+                slurm(&mut said, &node, verdict.reason.as_deref(), args.dry_run);
+            }
+        }
+        let said = String::from_utf8_lossy(&said);
+        for line in said.lines() {
+            if line.contains(" drained node ") || line.contains(" resumed node ") {
+                log.send(crate::syslog::NOTICE, line);
+            } else if line.contains(" failed: ") {
+                log.send(crate::syslog::ERR, line);
+            }
+        }
+        let _ = out.write_all(said.as_bytes());
+    }
+    if let Some(e) = log.error() {
+        let _ = writeln!(out, "nodecheck:  syslog:  {e}");
     }
     let _ = out.flush();
     if verdict.healthy {
@@ -263,6 +320,8 @@ fn child_args(args: &NhcArgs) -> Vec<OsString> {
     for (flag, path) in [
         ("--profile", &args.profile),
         ("--prometheus", &args.prometheus),
+        ("--json", &args.json),
+        ("--junit", &args.junit),
     ] {
         if let Some(p) = path {
             a.push(flag.into());
@@ -338,6 +397,12 @@ fn checks(args: &NhcArgs, budget_from: Instant) -> u8 {
     if let Some(p) = &args.prometheus {
         reporters.push(Box::new(PrometheusReporter::new(p.clone(), args.fail_on)));
     }
+    if let Some(p) = &args.json {
+        reporters.push(Box::new(JsonReporter::new(p.clone())));
+    }
+    if let Some(p) = &args.junit {
+        reporters.push(Box::new(JunitReporter::new(p.clone())));
+    }
     let options = run::Options {
         jobs: args.jobs,
         budget: Some(args.budget),
@@ -347,7 +412,7 @@ fn checks(args: &NhcArgs, budget_from: Instant) -> u8 {
     let outcome = run::run_shared(&profile, target, &options, reporters);
     let report = &outcome.report;
     for e in &outcome.reporter_errors {
-        eprintln!("nodecheck: failed to write the Prometheus report: {e}");
+        eprintln!("nodecheck: failed to write a report: {e}");
     }
     let healthy = !report.failed(args.fail_on);
     let mut lines = Vec::new();
@@ -362,6 +427,32 @@ fn checks(args: &NhcArgs, budget_from: Instant) -> u8 {
     let _ = writeln!(stdout);
     let _ = stdout.flush();
     exit::OK
+}
+
+/// The file --drain-after counts failing runs in.
+const STREAK_FILE: &str = "nhc-failures";
+
+/// Counts this run into the streak of failing runs kept in `dir` and
+/// returns its length (0 after a healthy run, which clears it).
+fn damping(dir: &Path, healthy: bool) -> Result<u32, String> {
+    let path = dir.join(STREAK_FILE);
+    if healthy {
+        return match std::fs::remove_file(&path) {
+            Ok(()) => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(format!("cannot reset {}: {e}", path.display())),
+        };
+    }
+    let before = match std::fs::read_to_string(&path) {
+        Ok(t) => t.trim().parse::<u32>().unwrap_or(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let now = before.saturating_add(1);
+    std::fs::create_dir_all(dir)
+        .and_then(|()| nodecheck_core::report::write_atomically(&path, |w| writeln!(w, "{now}")))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(now)
 }
 
 fn short_hostname(h: &str) -> String {
