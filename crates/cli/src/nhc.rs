@@ -26,20 +26,14 @@ use nodecheck_core::target::{RootFs, Target};
 use nodecheck_core::text::clip;
 use serde::{Deserialize, Serialize};
 
+use nodecheck_core::drain::{Action, NodeState, REASON_PREFIX, decide, drain_due, drain_reason};
+
 use crate::syslog::Syslog;
 use crate::{VarArgs, exit, load, parse_severity, print_diagnostics, print_warnings};
-
-/// Every drain reason nodecheck writes starts with this; only such drains
-/// are ever resumed.
-pub const REASON_PREFIX: &str = "nodecheck:";
 
 /// How long one `scontrol` may take: with the default 30 s budget, two
 /// calls stay under slurmd's 60 s limit for the whole health check.
 const SCONTROL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The longest drain reason written: enough for the control and its first
-/// message, short enough for `sinfo -R`.
-const REASON_MAX: usize = 200;
 
 #[derive(Args)]
 pub struct NhcArgs {
@@ -273,7 +267,7 @@ pub fn cmd_nhc(args: NhcArgs) -> u8 {
     if !args.no_slurm {
         let mut said = Vec::new();
         match streak {
-            Ok(n) if !verdict.healthy && n < args.drain_after => {
+            Ok(n) if !verdict.healthy && !drain_due(n, args.drain_after) => {
                 let _ = writeln!(
                     said,
                     "nodecheck:  slurm:  failing run {n} of {}: not draining yet",
@@ -505,118 +499,6 @@ fn write_lines(
     )
 }
 
-/// `nodecheck: <control>: <first problem>` plus how many more controls
-/// failed, at most [`REASON_MAX`] characters, on one line.
-pub fn drain_reason(report: &Report, fail_on: Severity) -> String {
-    let failing: Vec<_> = report
-        .controls
-        .iter()
-        .filter(|c| c.severity >= fail_on && c.counts_as_failure())
-        .collect();
-    let Some(first) = failing.first() else {
-        return format!("{REASON_PREFIX} unhealthy");
-    };
-    let message = first
-        .checks
-        .iter()
-        .flat_map(|k| {
-            k.problems()
-                .map(move |p| format!("{}: {}", k.name, p.message))
-        })
-        .next()
-        .unwrap_or_else(|| first.status.as_str().to_string());
-    let mut reason = format!("{REASON_PREFIX} {}: {message}", first.id);
-    if failing.len() > 1 {
-        reason.push_str(&format!(" (+{} more)", failing.len() - 1));
-    }
-    let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
-    if reason.chars().count() > REASON_MAX {
-        let mut cut: String = reason.chars().take(REASON_MAX - 1).collect();
-        cut.push('…');
-        cut
-    } else {
-        reason
-    }
-}
-
-/// What Slurm says of this node: its state flags and drain reason.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NodeState {
-    /// `IDLE`, `DRAIN`, `DOWN`, `NOT_RESPONDING`, … (`State=IDLE+DRAIN`).
-    pub flags: Vec<String>,
-    /// The reason without Slurm's ` [user@time]` suffix.
-    pub reason: Option<String>,
-}
-
-impl NodeState {
-    /// Parses one node of `scontrol -o show node NAME`.
-    pub fn parse(text: &str) -> Option<NodeState> {
-        let line = text.lines().find(|l| l.starts_with("NodeName="))?;
-        let state = line
-            .split_whitespace()
-            .find_map(|f| f.strip_prefix("State="))?;
-        let flags = state
-            .split('+')
-            .map(|f| f.trim_end_matches('*').to_string())
-            .collect();
-        // Reason= holds spaces and comes last but for Slurm's suffix.
-        let reason = line.find(" Reason=").map(|i| {
-            let r = &line[i + " Reason=".len()..];
-            let r = match r.rfind(" [") {
-                Some(j) if r.ends_with(']') && r[j..].contains('@') => &r[..j],
-                _ => r,
-            };
-            r.trim().to_string()
-        });
-        Some(NodeState {
-            flags,
-            reason: reason.filter(|r| !r.is_empty() && r != "(null)"),
-        })
-    }
-
-    fn drained(&self) -> bool {
-        self.flags
-            .iter()
-            .any(|f| f.starts_with("DRAIN") || f == "DOWN" || f == "FAIL")
-    }
-
-    fn ours(&self) -> bool {
-        self.reason
-            .as_deref()
-            .is_some_and(|r| r.starts_with(REASON_PREFIX))
-    }
-}
-
-/// What to do with the node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    Drain(String),
-    Resume,
-    /// Nothing, and why (for the log line).
-    Leave(String),
-}
-
-/// Drains an unhealthy node unless someone else already drained it (their
-/// reason stays), updates nodecheck's own reason when the problem changed,
-/// and resumes a healthy node only when the drain is nodecheck's.
-pub fn decide(state: &NodeState, reason: Option<&str>) -> Action {
-    match (reason, state.drained(), state.ours()) {
-        (Some(r), false, _) => Action::Drain(r.to_string()),
-        (Some(r), true, true) if state.reason.as_deref() != Some(r) => Action::Drain(r.to_string()),
-        (Some(_), true, true) => Action::Leave("already drained with this reason".into()),
-        (Some(_), true, false) => Action::Leave(format!(
-            "already drained by someone else ({}); leaving their reason",
-            state.reason.as_deref().unwrap_or("no reason")
-        )),
-        (None, true, true) => Action::Resume,
-        (None, true, false) => Action::Leave(format!(
-            "drained by someone else ({}); not resuming",
-            state.reason.as_deref().unwrap_or("no reason")
-        )),
-        (None, false, _) => Action::Leave("healthy".into()),
-    }
-}
-
 /// `scontrol` from $PATH, else where Slurm packages put it (slurmd runs
 /// its HealthCheckProgram with an empty environment).
 fn find_scontrol() -> Option<PathBuf> {
@@ -774,47 +656,6 @@ fn scontrol_run(scontrol: &Path, args: &[&str]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const DRAINED: &str = "NodeName=vm Arch=x86_64 CoresPerSocket=1  CPUAlloc=0 State=IDLE+DRAIN ThreadsPerCore=1 Partitions=debug  CurrentWatts=0 AveWatts=0 Reason=nodecheck: sshd: process sshd: running: expected true, got false [root@2026-11-21T14:32:05]\n";
-    const ADMIN: &str = "NodeName=vm Arch=x86_64 State=IDLE+DRAIN+NOT_RESPONDING Reason=bad dimm [admin@2026-11-21T14:32:05]\n";
-    const IDLE: &str = "NodeName=vm Arch=x86_64 State=IDLE ThreadsPerCore=1\n";
-
-    #[test]
-    fn parses_state_and_reason() {
-        let s = NodeState::parse(DRAINED).unwrap();
-        assert_eq!(s.flags, vec!["IDLE", "DRAIN"]);
-        assert_eq!(
-            s.reason.as_deref(),
-            Some("nodecheck: sshd: process sshd: running: expected true, got false")
-        );
-        assert!(s.drained() && s.ours());
-        let s = NodeState::parse(ADMIN).unwrap();
-        assert_eq!(s.reason.as_deref(), Some("bad dimm"));
-        assert!(s.drained() && !s.ours());
-        let s =
-            NodeState::parse("NodeName=vm State=DOWN* Reason=Not responding [slurm@x]").unwrap();
-        assert_eq!(s.flags, vec!["DOWN"]);
-        assert!(NodeState::parse(IDLE).unwrap().reason.is_none());
-        assert!(NodeState::parse("Node nosuch not found").is_none());
-    }
-
-    #[test]
-    fn drains_resumes_and_leaves_admins_alone() {
-        let idle = NodeState::parse(IDLE).unwrap();
-        let ours = NodeState::parse(DRAINED).unwrap();
-        let admin = NodeState::parse(ADMIN).unwrap();
-        let r = "nodecheck: sshd: process sshd: running: expected true, got false";
-        assert_eq!(decide(&idle, Some(r)), Action::Drain(r.into()));
-        assert!(matches!(decide(&ours, Some(r)), Action::Leave(_)));
-        assert_eq!(
-            decide(&ours, Some("nodecheck: tmp: full")),
-            Action::Drain("nodecheck: tmp: full".into())
-        );
-        assert!(matches!(decide(&admin, Some(r)), Action::Leave(w) if w.contains("bad dimm")));
-        assert_eq!(decide(&ours, None), Action::Resume);
-        assert!(matches!(decide(&admin, None), Action::Leave(_)));
-        assert!(matches!(decide(&idle, None), Action::Leave(_)));
-    }
 
     #[test]
     fn commands_are_shown_quoted() {

@@ -23,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod drain;
 pub mod fleet;
 pub mod helper;
 pub mod hostlist;
