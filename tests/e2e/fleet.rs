@@ -466,3 +466,139 @@ fn nhc_logs_to_syslog_writes_reports_and_drains_after_n_failures() {
     let o = nhc(&bad, &args);
     assert!(stdout(&o).contains("failing run 1 of 2"), "{}", stdout(&o));
 }
+
+/// Real reports of three image directories, plus every kind of bad input:
+/// each bad file is named, the rest merged; exit 2 only when nothing could
+/// be read.
+#[test]
+fn report_merge_names_bad_inputs_and_merges_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let profile = d.join("p.toml");
+    fs::write(
+        &profile,
+        "[profile]\nname = \"img\"\n[[control]]\nid = \"release\"\nseverity = \"high\"\n  \
+         [[control.file]]\n  path = \"/etc/image-release\"\n  content = { matches = \"^2026\\\\.07\" }\n",
+    )
+    .unwrap();
+    let reports = d.join("reports");
+    fs::create_dir(&reports).unwrap();
+    for (name, release) in [("n1", "2026.07"), ("n2", "2026.07"), ("n3", "2026.06")] {
+        let root = d.join("images").join(name);
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/image-release"), format!("{release}\n")).unwrap();
+        fs::write(
+            root.join("etc/os-release"),
+            "PRETTY_NAME=\"Test Linux 1\"\nVERSION_ID=\"1\"\n",
+        )
+        .unwrap();
+        let json = reports.join(format!("{name}.json"));
+        let o = nodecheck(&[
+            "run",
+            profile.to_str().unwrap(),
+            "-t",
+            root.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(code(&o) <= 1, "{}{}", stdout(&o), stderr(&o));
+    }
+    let good = fs::read_to_string(reports.join("n1.json")).unwrap();
+    let bad = d.join("bad");
+    fs::create_dir(&bad).unwrap();
+    fs::write(bad.join("cut.json"), &good[..good.len() / 2]).unwrap();
+    fs::write(
+        bad.join("text.json"),
+        "srun: error: node3: task 2: Exited\n",
+    )
+    .unwrap();
+    fs::write(bad.join("empty.json"), "").unwrap();
+    fs::write(
+        bad.join("future.json"),
+        good.replace("nodecheck/report/v1", "nodecheck/report/v9"),
+    )
+    .unwrap();
+    fs::write(bad.join("again.json"), &good).unwrap();
+
+    let o = nodecheck(&[
+        "report",
+        "merge",
+        reports.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 1, "{out}{err}");
+    assert!(out.contains("fleet: 3 nodes n[1-3]"), "{out}");
+    assert!(out.contains("  fail on 1 n3:\n"), "{out}");
+    assert!(
+        out.contains("release 2026.06"),
+        "images are told apart: {out}"
+    );
+    for (file, why) in [
+        ("cut.json", "truncated JSON report"),
+        ("text.json", "not a JSON report"),
+        ("empty.json", "empty"),
+        ("future.json", "nodecheck/report/v9"),
+        ("again.json", "a second report for node \"n1\""),
+    ] {
+        assert!(
+            err.lines().any(|l| l.contains(file) && l.contains(why)),
+            "{file}: {why}\n{err}"
+        );
+    }
+
+    // Only bad input: nothing to merge.
+    let o = nodecheck(&["report", "merge", bad.join("cut.json").to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no report could be read"),
+        "{}",
+        stderr(&o)
+    );
+    // A hostlist typo is a usage error naming it.
+    let o = nodecheck(&[
+        "report",
+        "merge",
+        "--expect",
+        "n[1-",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("--expect \"n[1-\" is not a hostlist"),
+        "{}",
+        stderr(&o)
+    );
+    // Passing nodes only, at --fail-on critical: exit 0.
+    let o = nodecheck(&[
+        "report",
+        "merge",
+        "--fail-on",
+        "critical",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+
+    // Concatenated on stdin, as srun gathers them.
+    let mut all = String::new();
+    for n in ["n1", "n2", "n3"] {
+        all += &fs::read_to_string(reports.join(format!("{n}.json"))).unwrap();
+    }
+    let mut child = Command::new(bin())
+        .args(["report", "merge", "--json", "-", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(all.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["nodes"]["nodes"], "n[1-3]");
+    assert_eq!(v["controls"][0]["fail"]["nodes"], "n3");
+}
