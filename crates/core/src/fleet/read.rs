@@ -436,6 +436,24 @@ mod tests {
     }
 
     #[test]
+    fn no_prefix_or_flipped_byte_panics() {
+        let text = format!("{}\n{}", doc("n1", "fail"), doc("n2", "pass"));
+        let bytes = text.as_bytes();
+        for end in 0..bytes.len() {
+            let _ = parse_one(&bytes[..end], "x");
+            let mut out = Inputs::default();
+            read_stream("-", &bytes[..end], &mut out);
+            assert!(!out.reports.is_empty() || !out.problems.is_empty());
+        }
+        for at in (0..bytes.len()).step_by(7) {
+            let mut b = bytes.to_vec();
+            b[at] ^= 0x5a;
+            let mut out = Inputs::default();
+            read_stream("-", &b, &mut out);
+        }
+    }
+
+    #[test]
     fn a_stream_goes_on_after_a_broken_document() {
         let a = doc("n1", "pass");
         let b = doc("n2", "fail");
