@@ -48,7 +48,9 @@ pub fn read_paths(paths: &[PathBuf]) -> Inputs {
         }
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => collect_dir(p, &mut files),
-            Ok(_) => files.push(Ok(p.clone())),
+            Ok(m) if m.is_file() => files.push(Ok(p.clone())),
+            // A FIFO or device would block or never end.
+            Ok(_) => files.push(Err(problem(p, "not a regular file".into()))),
             Err(e) => files.push(Err(problem(p, format!("cannot read: {e}")))),
         }
     }
@@ -89,10 +91,18 @@ fn collect_dir(dir: &Path, files: &mut Vec<Result<PathBuf, InputProblem>>) {
         .sort_by_file_name();
     for entry in walk {
         match entry {
-            Ok(e)
-                if e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "json") =>
-            {
-                files.push(Ok(e.into_path()));
+            Ok(e) if e.path().extension().is_some_and(|x| x == "json") => {
+                if e.file_type().is_file() {
+                    files.push(Ok(e.into_path()));
+                } else if e.file_type().is_symlink() {
+                    // A directory may be shared with the nodes: a link
+                    // planted there could point anywhere on this host.
+                    files.push(Err(problem(
+                        e.path(),
+                        "a symlink: not followed in a directory (name the file itself to read it)"
+                            .into(),
+                    )));
+                }
             }
             Ok(_) => {}
             Err(e) => {
@@ -262,22 +272,65 @@ struct RawOs<'a> {
     version_id: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
 struct RawControl<'a> {
-    #[serde(borrow)]
     id: Cow<'a, str>,
-    #[serde(borrow, default)]
     title: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     severity: Cow<'a, str>,
-    #[serde(borrow)]
     status: Cow<'a, str>,
-    #[serde(borrow, default)]
     waived: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     skip_reason: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     checks: Vec<RawCheck<'a>>,
+}
+
+/// By hand rather than derived: the checks of a passing control (most of
+/// a fleet's input) are skipped without being stored. nodecheck writes
+/// `status` before `checks`; a report written the other way round is read
+/// whole.
+impl<'de: 'a, 'a> Deserialize<'de> for RawControl<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = RawControl<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a control")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                use serde::de::{Error, IgnoredAny};
+                let (mut id, mut title, mut severity, mut status) = (None, None, None, None);
+                let (mut waived, mut skip_reason, mut checks) = (None, None, Vec::new());
+                while let Some(key) = m.next_key::<Cow<'de, str>>()? {
+                    match &*key {
+                        "id" => id = Some(m.next_value()?),
+                        "title" => title = m.next_value()?,
+                        "severity" => severity = Some(m.next_value()?),
+                        "status" => status = Some(m.next_value::<Cow<'de, str>>()?),
+                        "waived" => waived = m.next_value()?,
+                        "skip_reason" => skip_reason = m.next_value()?,
+                        "checks" if status.as_deref() == Some("pass") => {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                        "checks" => checks = m.next_value()?,
+                        _ => {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RawControl {
+                    id: id.ok_or_else(|| M::Error::missing_field("id"))?,
+                    title,
+                    severity: severity.ok_or_else(|| M::Error::missing_field("severity"))?,
+                    status: status.ok_or_else(|| M::Error::missing_field("status"))?,
+                    waived,
+                    skip_reason,
+                    checks,
+                })
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -433,6 +486,19 @@ mod tests {
         assert!(e.contains("nodecheck/report/v3"), "{e}");
         let e = parse_one(b"[1,2]", "x").unwrap_err();
         assert!(e.starts_with("not a nodecheck JSON report"), "{e}");
+    }
+
+    #[test]
+    fn links_in_a_directory_are_named_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("n1.json"), doc("n1", "pass")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("evil.json")).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a report").unwrap();
+        let out = read_paths(&[dir.path().to_path_buf()]);
+        assert_eq!(out.reports.len(), 1);
+        assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+        assert!(out.problems[0].source.ends_with("evil.json"));
+        assert!(out.problems[0].message.contains("symlink"));
     }
 
     #[test]
