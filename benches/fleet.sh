@@ -25,9 +25,10 @@ sync
 # Warm the page cache once (the reports were just written), then measure.
 cat "$work"/reports/*.json >/dev/null
 rc=0
-/usr/bin/time -f '%e %M' -o "$work/time" "$bin" report merge --expect "node[00001-$(printf %05d "$nodes")]" \
+/usr/bin/time -f "%e %U %S %M" -o "$work/time" "$bin" report merge --expect "node[00001-$(printf %05d "$nodes")]" \
   --json "$work/fleet.json" "$work/reports" >"$work/out.txt" 2>"$work/err.txt" || rc=$?
 [[ $rc == 1 ]] || { cat "$work/err.txt"; echo "unexpected exit $rc (the injected failures should give 1)" >&2; exit 1; }
-read -r secs kib < <(tail -n 1 "$work/time")
-echo "merge: ${secs} s, $((kib / 1024)) MB peak RSS (goal: <= 1 s, <= 300 MB)"
+read -r secs user sys kib < <(tail -n 1 "$work/time")
+echo "merge: ${secs} s wall (${user} s user + ${sys} s sys CPU), $((kib / 1024)) MB peak RSS (goal: <= 1 s, <= 300 MB)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs (wall time is only meaningful on an idle machine)"
 head -5 "$work/out.txt"
