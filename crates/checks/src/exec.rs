@@ -291,7 +291,7 @@ pub fn transcript(what: &str, out: &ExecOutput, check: &Check) -> String {
             continue;
         }
         s.push_str(&format!("--- {name} ---\n"));
-        let text = c.text();
+        let text = unmark(&c.text());
         s.push_str(&text);
         if !text.ends_with('\n') {
             s.push('\n');
@@ -300,9 +300,41 @@ pub fn transcript(what: &str, out: &ExecOutput, check: &Check) -> String {
     s
 }
 
+/// The driver scripts' marker lines as readers see them: `[step:
+/// compile]` for `@@nodecheck:compile`. The markers are nodecheck's own
+/// plumbing and never reach a report as they are.
+fn unmark(text: &str) -> String {
+    if !text.contains(MARK) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        match line.strip_prefix(MARK) {
+            Some(rest) => {
+                let (body, nl) = match rest.strip_suffix('\n') {
+                    Some(b) => (b, "\n"),
+                    None => (rest, ""),
+                };
+                out.push_str(&format!("[step: {body}]{nl}"));
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markers_never_reach_a_transcript() {
+        assert_eq!(
+            unmark("pre\n@@nodecheck:compile\nerr\n@@nodecheck:run Open MPI 4"),
+            "pre\n[step: compile]\nerr\n[step: run Open MPI 4]"
+        );
+        assert_eq!(unmark("plain\n"), "plain\n");
+    }
 
     #[test]
     fn argv_inserts_login_flag() {

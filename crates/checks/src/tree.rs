@@ -10,7 +10,7 @@ use nodecheck_core::matcher::{Actual, Matcher, Pred, format_mode};
 use nodecheck_core::outcome::{Evaluation, PropertyResult};
 use nodecheck_core::profile::{Check, Diagnostic, Value};
 use nodecheck_core::run::Context;
-use nodecheck_core::target::{FileType, Target, WalkEntry, WalkOptions};
+use nodecheck_core::target::{FileType, Target, WalkEntry, WalkOptions, display_bytes};
 
 use crate::eval;
 
@@ -268,6 +268,9 @@ impl Kind for Tree {
                 .int("max_depth")
                 .map(|d| usize::try_from(d).unwrap_or(0)),
             same_file_system: true,
+            // The walker resolves each link (inside the root, from its
+            // byte path) while it walks, in parallel.
+            links: check.get("broken_symlinks").is_some(),
         };
         let want = Wanted {
             broken: check.get("broken_symlinks").is_some(),
@@ -503,16 +506,29 @@ impl Found {
             }
         }
         match md.file_type {
-            FileType::Symlink if want.broken => match t.metadata(path, true) {
-                Ok(_) => {}
-                Err(e) if eval::is_absent(&e) => {
-                    let to = t.read_link(path).unwrap_or_else(|_| "?".to_string());
-                    if !into_runtime_fs(path, &to) {
-                        self.broken.push(format!("{path} -> {to}"));
+            FileType::Symlink if want.broken => {
+                // From the walker: the link's end, found from its bytes,
+                // so a name that is not UTF-8 is neither falsely broken
+                // nor confused with a look-alike (`a\xff` vs `a�`).
+                let link = match &entry.link {
+                    Some(link) => link,
+                    None => {
+                        self.errors
+                            .push(format!("{path}: the walk did not resolve this link"));
+                        return;
                     }
+                };
+                match &link.target {
+                    Ok(_) => {}
+                    Err(e) if eval::is_absent(e) => {
+                        let to = display_bytes(&link.text);
+                        if !into_runtime_fs(path, &to) {
+                            self.broken.push(format!("{path} -> {to}"));
+                        }
+                    }
+                    Err(e) => self.errors.push(format!("{path}: {e}")),
                 }
-                Err(e) => self.errors.push(format!("{path}: {e}")),
-            },
+            }
             FileType::File => {
                 if want.writable && md.mode & 0o002 != 0 {
                     self.writable

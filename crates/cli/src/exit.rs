@@ -9,3 +9,7 @@ pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 /// The target itself cannot be used (missing, not a directory, no access).
 pub const TARGET: u8 = 3;
+/// Nothing was checked: every check was skipped (a live-only profile on an
+/// image tree), so a pass would mean nothing. `--allow-empty` makes it 0.
+pub const EMPTY: u8 = 4;
+// An interrupted run (SIGINT, SIGTERM) exits 128 + the signal: 130, 143.

@@ -9,6 +9,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant, SystemTime};
@@ -53,6 +54,13 @@ pub struct Options {
     /// The image's release file inside the target;
     /// [`IMAGE_RELEASE`](crate::identity::IMAGE_RELEASE) when `None`.
     pub image_release: Option<String>,
+    /// Set (by a signal handler, say) to stop the run: no check starts
+    /// after it, and the checks still running end as an `error`
+    /// "interrupted". [`run_shared`] returns within a fraction of a second
+    /// and abandons their threads (programs they started die with the
+    /// process: the sandbox helper has a parent-death signal); [`run`]
+    /// waits for them.
+    pub interrupt: Option<&'static AtomicBool>,
 }
 
 /// A run's report, and any reporter that could not write.
@@ -160,6 +168,20 @@ fn run_on(
         at: options.budget_from.unwrap_or(clock) + budget,
         budget,
     });
+    let profile_info = ProfileInfo {
+        name: profile.name.clone(),
+        title: profile.title.clone(),
+        version: profile.version.clone(),
+        file: profile.file.display().to_string(),
+    };
+    let target_info = TargetInfo {
+        kind: target.kind(),
+        description: target.describe(),
+        identity: TargetIdentity::read(
+            target,
+            options.image_release.as_deref().unwrap_or(IMAGE_RELEASE),
+        ),
+    };
     let (tx, rx) = mpsc::channel::<Event>();
     let mut reporter_errors = Vec::new();
     let report = std::thread::scope(|s| {
@@ -180,29 +202,17 @@ fn run_on(
         let _ = tx.send(Event::Started {
             controls: controls.len(),
             checks,
+            profile: profile_info.clone(),
+            target: target_info.clone(),
         });
-        let results = evaluate(&controls, shared, options.jobs, deadline, &tx);
-        let controls: Vec<ControlResult> = controls
-            .iter()
-            .zip(results)
-            .map(|(c, (status, skip, checks, d))| control_result(c, status, skip, checks, d))
+        let controls: Vec<ControlResult> = evaluate(&controls, shared, options, deadline, &tx)
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
             .collect();
         let report = Arc::new(Report {
             schema: JSON_SCHEMA,
-            profile: ProfileInfo {
-                name: profile.name.clone(),
-                title: profile.title.clone(),
-                version: profile.version.clone(),
-                file: profile.file.display().to_string(),
-            },
-            target: TargetInfo {
-                kind: target.kind(),
-                description: target.describe(),
-                identity: TargetIdentity::read(
-                    target,
-                    options.image_release.as_deref().unwrap_or(IMAGE_RELEASE),
-                ),
-            },
+            profile: profile_info,
+            target: target_info,
             hostname: hostname(),
             started,
             duration: clock.elapsed(),
@@ -228,39 +238,65 @@ type ControlOutcome = (Status, Option<String>, Vec<CheckResult>, Duration);
 fn evaluate(
     controls: &[&Control],
     shared: &Shared<'_>,
-    jobs: Option<usize>,
+    options: &Options,
     deadline: Option<Deadline>,
     tx: &mpsc::Sender<Event>,
-) -> Vec<ControlOutcome> {
+) -> Vec<Arc<ControlResult>> {
     let target = shared.get();
+    let (jobs, interrupt) = (options.jobs, options.interrupt);
+    let stop = move || interrupt.is_some_and(|f| f.load(Ordering::Relaxed));
+    // The control's result, told to reporters as soon as it is settled.
+    let settle = |i: usize, (status, skip, checks, d): ControlOutcome| {
+        let r = Arc::new(control_result(controls[i], status, skip, checks, d));
+        let _ = tx.send(Event::ControlFinished {
+            index: i,
+            result: Arc::clone(&r),
+        });
+        r
+    };
     let index: HashMap<&str, usize> = controls
         .iter()
         .enumerate()
         .map(|(i, c)| (c.id.as_str(), i))
         .collect();
-    let mut done: Vec<Option<ControlOutcome>> = vec![None; controls.len()];
+    let mut done: Vec<Option<Arc<ControlResult>>> = vec![None; controls.len()];
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.unwrap_or(0))
         .thread_name(|i| format!("nodecheck-worker-{i}"))
         .build();
     loop {
+        if stop() {
+            for (i, c) in controls.iter().enumerate() {
+                if done[i].is_none() {
+                    let checks = c
+                        .checks
+                        .iter()
+                        .map(|k| interrupted(k, Duration::ZERO))
+                        .collect();
+                    done[i] = Some(settle(i, (Status::Error, None, checks, Duration::ZERO)));
+                }
+            }
+            break;
+        }
         let mut wave = Vec::new();
         for (i, c) in controls.iter().enumerate() {
             if done[i].is_some() {
                 continue;
             }
-            let deps: Vec<Option<&ControlOutcome>> = c
+            let waiting = c
                 .depends_on
                 .iter()
                 .filter_map(|d| index.get(d.as_str()))
-                .map(|&j| done[j].as_ref())
-                .collect();
-            if deps.iter().any(Option::is_none) {
+                .any(|&j| done[j].is_none());
+            if waiting {
                 continue;
             }
             if let Some(reason) = skip_reason(c, target, &index, &done) {
                 let checks = c.checks.iter().map(|k| skipped(k, &reason)).collect();
-                done[i] = Some((Status::Skip, Some(reason), checks, Duration::ZERO));
+                done[i] = Some(settle(
+                    i,
+                    (Status::Skip, Some(reason), checks, Duration::ZERO),
+                ));
                 continue;
             }
             wave.push(i);
@@ -280,6 +316,9 @@ fn evaluate(
                     if let Some(d) = deadline.filter(Deadline::passed) {
                         return timed_out(check, d.budget, Duration::ZERO);
                     }
+                    if stop() {
+                        return interrupted(check, Duration::ZERO);
+                    }
                     let name = check.name();
                     let _ = tx.send(Event::CheckStarted {
                         control: c.id.clone(),
@@ -298,9 +337,18 @@ fn evaluate(
                 })
                 .collect::<Vec<CheckResult>>()
         };
-        let results = match (deadline, shared) {
-            (Some(d), Shared::Owned(t)) => {
-                eval_detached(controls, &work, t, d, pool.as_ref().ok(), tx)
+        let results = match shared {
+            Shared::Owned(t) if deadline.is_some() || interrupt.is_some() => {
+                let mut on_control = |i: usize, checks: &[CheckResult]| {
+                    done[i] = Some(settle(i, settled(checks.to_vec())));
+                };
+                let run = Detached {
+                    deadline,
+                    interrupt,
+                    pool: pool.as_ref().ok(),
+                    tx,
+                };
+                eval_detached(controls, &work, t, &run, &mut on_control)
             }
             _ => match &pool {
                 Ok(pool) => pool.install(eval_all),
@@ -311,14 +359,39 @@ fn evaluate(
         for &i in &wave {
             let checks: Vec<CheckResult> =
                 results.by_ref().take(controls[i].checks.len()).collect();
-            let status = Status::combine(checks.iter().map(|c| c.status));
-            let d = checks.iter().map(|c| c.duration).sum();
-            done[i] = Some((status, None, checks, d));
+            // Settled already when its checks all finished in time.
+            if done[i].is_none() {
+                done[i] = Some(settle(i, settled(checks)));
+            }
         }
     }
     done.into_iter()
-        .map(|d| d.unwrap_or((Status::Skip, None, Vec::new(), Duration::ZERO)))
+        .enumerate()
+        .map(|(i, d)| {
+            d.unwrap_or_else(|| {
+                let (c, z) = (controls[i], Duration::ZERO);
+                Arc::new(control_result(c, Status::Skip, None, Vec::new(), z))
+            })
+        })
         .collect()
+}
+
+/// A control whose checks all ran.
+fn settled(checks: Vec<CheckResult>) -> ControlOutcome {
+    let status = Status::combine(checks.iter().map(|c| c.status));
+    let d = checks.iter().map(|c| c.duration).sum();
+    (status, None, checks, d)
+}
+
+/// How often a run with an interrupt flag looks at it while it waits.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What [`eval_detached`] works with besides the checks.
+struct Detached<'a> {
+    deadline: Option<Deadline>,
+    interrupt: Option<&'static AtomicBool>,
+    pool: Option<&'a rayon::ThreadPool>,
+    tx: &'a mpsc::Sender<Event>,
 }
 
 /// What a detached worker tells the waiting runner.
@@ -328,25 +401,34 @@ enum Progress {
 }
 
 /// Runs one wave's checks on threads that may outlive the run, and waits
-/// for them no longer than the deadline: what has not finished by then is
-/// reported as timed out and its thread abandoned (it only holds clones of
-/// the check and the target, and a channel nobody reads any more).
+/// for them no longer than the deadline or an interrupt: what has not
+/// finished by then is reported as timed out (or interrupted) and its
+/// thread abandoned (it only holds clones of the check and the target, and
+/// a channel nobody reads any more). `on_control` hears of each control
+/// whose checks all finished, as soon as they did.
 fn eval_detached(
     controls: &[&Control],
     work: &[(usize, usize)],
     target: &Arc<dyn Target>,
-    deadline: Deadline,
-    pool: Option<&rayon::ThreadPool>,
-    tx: &mpsc::Sender<Event>,
+    run: &Detached<'_>,
+    on_control: &mut dyn FnMut(usize, &[CheckResult]),
 ) -> Vec<CheckResult> {
+    let Detached {
+        deadline,
+        interrupt,
+        pool,
+        tx,
+    } = *run;
+    let over = move || deadline.is_some_and(|d| d.passed());
+    let stop = move || interrupt.is_some_and(|f| f.load(Ordering::Relaxed));
     let (done_tx, done_rx) = mpsc::channel::<Progress>();
-    if !deadline.passed() {
+    if !over() && !stop() {
         for (n, &(i, j)) in work.iter().enumerate() {
             let check = controls[i].checks[j].clone();
             let target = Arc::clone(target);
             let done_tx = done_tx.clone();
             let job = move || {
-                if deadline.passed() {
+                if over() || stop() {
                     return;
                 }
                 let _ = done_tx.send(Progress::Started(n));
@@ -363,8 +445,19 @@ fn eval_detached(
     let mut results: Vec<Option<CheckResult>> = vec![None; work.len()];
     let mut started: Vec<Option<Instant>> = vec![None; work.len()];
     let mut left = work.len();
-    while left > 0 {
-        let wait = deadline.at.saturating_duration_since(Instant::now());
+    // Per control: where its checks start in `work` (they are
+    // contiguous) and how many have not finished.
+    let mut open: HashMap<usize, (usize, usize)> = HashMap::new();
+    for (n, &(i, _)) in work.iter().enumerate() {
+        open.entry(i).or_insert((n, 0)).1 += 1;
+    }
+    while left > 0 && !stop() {
+        let mut wait = deadline.map_or(Duration::MAX, |d| {
+            d.at.saturating_duration_since(Instant::now())
+        });
+        if interrupt.is_some() {
+            wait = wait.min(POLL);
+        }
         let (n, r) = match done_rx.recv_timeout(wait) {
             Ok(Progress::Started(n)) => {
                 started[n] = Some(Instant::now());
@@ -375,7 +468,11 @@ fn eval_detached(
                 });
                 continue;
             }
+            // A check ending after an interrupt ended because of it (a
+            // terminal's Ctrl-C reaches its programs too): interrupted.
+            Ok(Progress::Done(..)) if stop() => break,
             Ok(Progress::Done(n, r)) => (n, r),
+            Err(mpsc::RecvTimeoutError::Timeout) if !over() => continue,
             Err(_) => break,
         };
         let i = work[n].0;
@@ -386,7 +483,19 @@ fn eval_detached(
         });
         results[n] = Some(r);
         left -= 1;
+        if let Some((first, left)) = open.get_mut(&i) {
+            *left -= 1;
+            if *left == 0 {
+                let len = controls[i].checks.len();
+                let checks: Vec<CheckResult> = results[*first..*first + len]
+                    .iter()
+                    .filter_map(Clone::clone)
+                    .collect();
+                on_control(i, &checks);
+            }
+        }
     }
+    let interrupted_now = stop();
     results
         .into_iter()
         .zip(work)
@@ -395,7 +504,10 @@ fn eval_detached(
             r.unwrap_or_else(|| {
                 let check = &controls[i].checks[j];
                 let ran = started.map_or(Duration::ZERO, |s| s.elapsed());
-                let r = timed_out(check, deadline.budget, ran);
+                let r = match deadline {
+                    Some(d) if !interrupted_now => timed_out(check, d.budget, ran),
+                    _ => interrupted(check, ran),
+                };
                 let _ = tx.send(Event::CheckFinished {
                     control: controls[i].id.clone(),
                     check: r.name.clone(),
@@ -425,6 +537,22 @@ fn timed_out(check: &Check, budget: Duration, ran: Duration) -> CheckResult {
     }
 }
 
+/// The result of a check that an interrupt (SIGINT, SIGTERM) stopped or
+/// kept from starting.
+fn interrupted(check: &Check, ran: Duration) -> CheckResult {
+    let kind = check.kind.name();
+    CheckResult {
+        kind: kind.to_string(),
+        subject: check.subject.clone(),
+        name: check.name(),
+        status: Status::Error,
+        location: check.location.clone(),
+        duration: ran,
+        properties: vec![PropertyResult::error(kind, "interrupted")],
+        output: String::new(),
+    }
+}
+
 /// `30s`, `1.5s`, `250ms`: a budget as people write it.
 pub fn show_duration(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
@@ -441,7 +569,7 @@ fn skip_reason(
     c: &Control,
     target: &dyn Target,
     index: &HashMap<&str, usize>,
-    done: &[Option<ControlOutcome>],
+    done: &[Option<Arc<ControlResult>>],
 ) -> Option<String> {
     if !c.targets.is_empty() && !c.targets.contains(&target.kind()) {
         let kinds: Vec<&str> = c.targets.iter().map(|k| k.as_str()).collect();
@@ -458,10 +586,10 @@ fn skip_reason(
         let Some(&j) = index.get(dep.as_str()) else {
             continue;
         };
-        if let Some((status, _, _, _)) = &done[j]
-            && *status != Status::Pass
+        if let Some(r) = &done[j]
+            && r.status != Status::Pass
         {
-            let what = match status {
+            let what = match r.status {
                 Status::Fail => "failed",
                 Status::Error => "errored",
                 _ => "was skipped",
@@ -634,6 +762,43 @@ fn control_result(
     }
 }
 
+/// Whether `glob` selects control `c`: by its id, or its id before the
+/// matrix suffix.
+fn id_matches(glob: &globset::GlobMatcher, c: &Control) -> bool {
+    let base = c.id.split('[').next().unwrap_or(&c.id);
+    glob.is_match(&c.id) || glob.is_match(base)
+}
+
+/// The selectors of `options` that match no control of `profile`, as the
+/// command line spells them (`--tags nosuch`, `--controls 'x*'`): a gate
+/// asked to run them would check nothing, so callers treat them as usage
+/// errors. An invalid `--controls` pattern is reported too.
+///
+/// ```no_run
+/// # use nodecheck_core::{profile, run};
+/// # let kinds: &[&'static dyn nodecheck_core::kind::Kind] = &[];
+/// let profile = profile::load("profiles/base.toml", kinds, &Default::default())?;
+/// let options = run::Options { tags: vec!["nosuchtag".into()], ..Default::default() };
+/// assert_eq!(run::unmatched_selectors(&profile, &options), ["--tags nosuchtag"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn unmatched_selectors(profile: &Profile, options: &Options) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &options.tags {
+        if !profile.controls.iter().any(|c| c.tags.contains(t)) {
+            out.push(format!("--tags {t}"));
+        }
+    }
+    for p in &options.controls {
+        let hit = crate::profile::id_glob(p)
+            .is_ok_and(|g| profile.controls.iter().any(|c| id_matches(&g, c)));
+        if !hit {
+            out.push(format!("--controls {p}"));
+        }
+    }
+    out
+}
+
 /// Which controls run: all, or those selected by tag or id, plus what they
 /// depend on.
 fn select(profile: &Profile, options: &Options) -> Vec<bool> {
@@ -649,8 +814,7 @@ fn select(profile: &Profile, options: &Options) -> Vec<bool> {
         .controls
         .iter()
         .map(|c| {
-            let base = c.id.split('[').next().unwrap_or(&c.id);
-            let by_id = globs.iter().any(|g| g.is_match(&c.id) || g.is_match(base));
+            let by_id = globs.iter().any(|g| id_matches(g, c));
             let by_tag = c.tags.iter().any(|t| options.tags.contains(t));
             by_id || by_tag
         })
@@ -782,6 +946,11 @@ mod tests {
                             std::thread::sleep(Duration::from_millis(5));
                         }
                         out.push(PropertyResult::verdict(p.key, true, "released"));
+                    }
+                    // Busy for a while whatever other tests release.
+                    "stuck" => {
+                        std::thread::sleep(Duration::from_secs(3));
+                        out.push(PropertyResult::verdict(p.key, true, "stuck"));
                     }
                     s => out.push(PropertyResult::verdict(p.key, s == "pass", s)),
                 }
@@ -1041,5 +1210,124 @@ mod tests {
         };
         let r = run(&p, &t, &o, Vec::new()).report;
         assert_eq!(r.controls.len(), 1);
+    }
+
+    /// Collects the events of a run.
+    struct Events(Arc<std::sync::Mutex<Vec<Event>>>);
+
+    impl Reporter for Events {
+        fn event(&mut self, e: &Event) -> io::Result<()> {
+            self.0.lock().unwrap().push(e.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_control_settles_once_and_as_soon_as_it_ends() {
+        let p = profile(vec![
+            control("slow", &[], vec![check("slow", &["ok"])]),
+            control("fast", &[], vec![check("pass", &["ok"])]),
+            control("dep", &["fast"], vec![check("fail", &["ok"])]),
+            control("skipped", &["dep"], vec![check("pass", &["ok"])]),
+        ]);
+        for shared in [false, true] {
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Events(seen.clone()))];
+            let t = Empty {
+                live: false,
+                accounts: Accounts::default(),
+            };
+            static NEVER: AtomicBool = AtomicBool::new(false);
+            let o = Options {
+                interrupt: Some(&NEVER),
+                ..Default::default()
+            };
+            let r = if shared {
+                run_shared(&p, Arc::new(t), &o, reporters).report
+            } else {
+                run(&p, &t, &Options::default(), reporters).report
+            };
+            let events = seen.lock().unwrap();
+            assert!(matches!(&events[0], Event::Started { profile, .. } if profile.name == "t"));
+            let settled: Vec<usize> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::ControlFinished { index, result } => {
+                        assert_eq!(result.status, r.controls[*index].status);
+                        Some(*index)
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut sorted = settled.clone();
+            sorted.sort();
+            assert_eq!(sorted, [0, 1, 2, 3], "once each");
+            if shared {
+                // The detached runner tells of `fast` before `slow` ends.
+                let pos = |i| settled.iter().position(|&x| x == i).unwrap();
+                assert!(pos(1) < pos(0), "{settled:?}");
+            }
+            assert!(matches!(events.last(), Some(Event::Finished(_))));
+        }
+    }
+
+    #[test]
+    fn an_interrupt_stops_the_run_and_reports_unfinished_checks() {
+        static STOP: AtomicBool = AtomicBool::new(false);
+        let p = profile(vec![
+            control("a", &[], vec![check("pass", &["ok"])]),
+            control("b", &[], vec![check("stuck", &["ok"])]),
+            control("c", &["b"], vec![check("pass", &["ok"])]),
+        ]);
+        let t: Arc<dyn Target> = Arc::new(Empty {
+            live: true,
+            accounts: Accounts::default(),
+        });
+        let o = Options {
+            interrupt: Some(&STOP),
+            ..Default::default()
+        };
+        let stopper = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            STOP.store(true, Ordering::Relaxed);
+        });
+        let clock = Instant::now();
+        let r = run_shared(&p, t, &o, Vec::new()).report;
+        stopper.join().unwrap();
+        // Returned soon after the interrupt, the stuck check abandoned.
+        assert!(
+            clock.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            clock.elapsed()
+        );
+        let status: Vec<Status> = r.controls.iter().map(|c| c.status).collect();
+        assert_eq!(status, vec![Status::Pass, Status::Error, Status::Error]);
+        for c in &r.controls[1..] {
+            assert_eq!(c.checks[0].properties[0].message, "interrupted", "{}", c.id);
+        }
+        // An interrupt before the run starts nothing.
+        let t = Empty {
+            live: true,
+            accounts: Accounts::default(),
+        };
+        let r = run(&p, &t, &o, Vec::new()).report;
+        assert!(r.controls.iter().all(|c| c.status == Status::Error));
+        assert_eq!(r.evaluated(), 3);
+    }
+
+    #[test]
+    fn selectors_that_match_nothing_are_named() {
+        let mut a = control("compiler[cc=gcc]", &[], vec![check("pass", &["ok"])]);
+        a.tags = vec!["toolchain".into()];
+        let p = profile(vec![a]);
+        let o = Options {
+            tags: vec!["toolchain".into(), "nosuchtag".into()],
+            controls: vec!["compiler".into(), "comp*".into(), "nosuch".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            unmatched_selectors(&p, &o),
+            ["--tags nosuchtag", "--controls nosuch"]
+        );
     }
 }

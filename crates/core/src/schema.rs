@@ -149,7 +149,15 @@ pub fn profile_schema(kinds: &[&dyn Kind]) -> Value {
 fn kind_schema(kind: &dyn Kind) -> Value {
     let mut props = Map::new();
     let subject = kind.subject();
-    props.insert(subject.name.into(), key_schema(&subject));
+    // A list subject expands into one check per element.
+    let mut subject_schema = key_schema(&subject);
+    let single = ty_schema(subject.ty);
+    subject_schema["anyOf"] = json!([single, {"type": "array", "items": single}]);
+    if let Some(obj) = subject_schema.as_object_mut() {
+        obj.remove("type");
+        obj.remove("pattern");
+    }
+    props.insert(subject.name.into(), subject_schema);
     for key in kind.keys() {
         props.insert(key.name.into(), key_schema(key));
     }

@@ -1,9 +1,9 @@
 //! Which files an `elf` check looks at, and each one's load, in parallel.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use globset::GlobSet;
-use nodecheck_core::target::{DirEntry, FileType, Target, join};
+use nodecheck_core::target::{FileType, Target, WalkOptions, display_bytes};
 use rayon::prelude::*;
 
 use super::closure::{self, Load, Setup};
@@ -24,109 +24,107 @@ pub enum Outcome {
 }
 
 /// The ELF executables and shared objects under the directory `start`
-/// (canonical), in name order, minus the `exclude` matches; files and
+/// (canonical), in walk order, minus the `exclude` matches; files and
 /// directories that could not be read as errors.
 ///
-/// Directories are listed in parallel with `read_dir` (entry types come
-/// from the directory itself, no `stat` per file) and each regular file is
-/// sniffed by its first bytes with [`Target::heads`]: a tree of 20,000
-/// files costs one small read per file, and only ELF programs and
-/// libraries go on to be loaded. Symlinks are never followed (the files
-/// they point to are checked where they are).
+/// The tree is walked with [`Target::walk_parallel`]: each directory is
+/// held open and listed once (entry types come from the listing, no
+/// `stat` per file), and each regular file is sniffed by its first bytes
+/// through the content door relative to that directory, so no path is
+/// resolved again and a tree of 20,000 files costs one small read per
+/// file; only ELF programs and libraries go on to be loaded. Symlinks are
+/// never followed (the files they point to are checked where they are).
 pub fn files(
     t: &dyn Target,
     start: &str,
     recursive: bool,
     exclude: &GlobSet,
 ) -> std::io::Result<(Vec<String>, Vec<String>)> {
-    let entries = t.read_dir(start)?;
-    let mut found = Found::default();
-    visit(t, start, entries, recursive, exclude, &mut found);
-    Ok((found.files, found.errors))
-}
-
-/// Files sniffed by one task.
-const SNIFF_CHUNK: usize = 128;
-
-#[derive(Default)]
-struct Found {
-    files: Vec<String>,
-    errors: Vec<String>,
-}
-
-fn visit(
-    t: &dyn Target,
-    dir: &str,
-    entries: Vec<DirEntry>,
-    recursive: bool,
-    exclude: &GlobSet,
-    out: &mut Found,
-) {
-    let keep = |e: &DirEntry| !exclude.is_match(join(dir, &e.name));
-    let (files, dirs): (Vec<DirEntry>, Vec<DirEntry>) = entries
-        .into_iter()
-        .filter(|e| matches!(e.file_type, FileType::File | FileType::Directory))
-        .filter(keep)
-        .partition(|e| e.file_type == FileType::File);
-    let names: Vec<String> = files
-        .into_iter()
-        .map(|e| e.name)
-        .filter(|n| !is_kernel_module(n))
-        .collect();
-    // Big directories (/usr/lib/<triplet> holds thousands of files) are
-    // sniffed in parallel chunks.
-    let sniffed: Vec<Found> = names
-        .par_chunks(SNIFF_CHUNK)
-        .map(|chunk| {
-            let mut found = Found::default();
-            for (name, head) in chunk.iter().zip(t.heads(dir, chunk, object::SNIFF)) {
-                match head {
-                    Ok(h) if object::is_program(&h) => found.files.push(join(dir, name)),
-                    Ok(_) => {}
-                    Err(e) => found.errors.push(format!(
-                        "{}: {}",
-                        join(dir, name),
-                        crate::eval::io_text(&e)
-                    )),
+    let options = WalkOptions {
+        max_depth: (!recursive).then_some(1),
+        ..WalkOptions::default()
+    };
+    let found: Mutex<Vec<Sniffed>> = Mutex::default();
+    let push = |path: &[u8], item| {
+        found
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((path.to_vec(), item));
+    };
+    t.walk_parallel(start, &options, &|v| {
+        let v = match v {
+            Ok(v) => v,
+            Err(e) => {
+                let text = format!(
+                    "{}: {}",
+                    display_bytes(&e.path),
+                    crate::eval::io_text(&e.error)
+                );
+                push(&e.path, Err(text));
+                return true;
+            }
+        };
+        if v.depth == 0 {
+            return true;
+        }
+        // Globs match the shown path; most scans have none to match.
+        if !exclude.is_empty() && exclude.is_match(v.display()) {
+            return false;
+        }
+        if v.file_type != FileType::File || is_kernel_module(v.path) {
+            return true;
+        }
+        let shown = v.display();
+        match v.head(object::SNIFF) {
+            Ok(h) if object::is_program(&h) => {
+                // Loading follows paths, which are text: a program whose
+                // name is not UTF-8 cannot be loaded by its name, and a
+                // look-alike must not be loaded in its place.
+                if std::str::from_utf8(v.path).is_ok() {
+                    push(v.path, Ok(shown));
+                } else {
+                    push(
+                        v.path,
+                        Err(format!(
+                            "{shown}: an ELF file whose name is not UTF-8 cannot be checked"
+                        )),
+                    );
                 }
             }
-            found
-        })
-        .collect();
-    for f in sniffed {
-        out.files.extend(f.files);
-        out.errors.extend(f.errors);
+            Ok(_) => {}
+            Err(e) => push(
+                v.path,
+                Err(format!("{shown}: {}", crate::eval::io_text(&e))),
+            ),
+        }
+        true
+    })?;
+    let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Walk order: depth first, names by their bytes (`/` first).
+    let key = |c: &u8| if *c == b'/' { 0 } else { *c };
+    found.sort_unstable_by(|a, b| a.0.iter().map(key).cmp(b.0.iter().map(key)));
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for (_, item) in found {
+        match item {
+            Ok(f) => files.push(f),
+            Err(e) => errors.push(e),
+        }
     }
-    if !recursive {
-        return;
-    }
-    let parts: Vec<Found> = dirs
-        .into_par_iter()
-        .map(|e| {
-            let mut found = Found::default();
-            let path = join(dir, &e.name);
-            match t.read_dir(&path) {
-                Ok(entries) => visit(t, &path, entries, recursive, exclude, &mut found),
-                Err(e) => found
-                    .errors
-                    .push(format!("{path}: {}", crate::eval::io_text(&e))),
-            }
-            found
-        })
-        .collect();
-    for p in parts {
-        out.files.extend(p.files);
-        out.errors.extend(p.errors);
-    }
+    Ok((files, errors))
 }
+
+/// One file the scan found: its path (bytes, for the order), and the
+/// path to load (an ELF file) or why it cannot be.
+type Sniffed = (Vec<u8>, Result<String, String>);
 
 /// Kernel modules (`.ko`, compressed or not) are relocatable objects that
 /// ld.so never loads: an image has thousands of them, and not opening them
 /// at all is a fifth of a /usr scan. `kernel_module` checks them.
-fn is_kernel_module(name: &str) -> bool {
+fn is_kernel_module(name: &[u8]) -> bool {
     [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
         .iter()
-        .any(|ext| name.ends_with(ext))
+        .any(|ext| name.ends_with(ext.as_bytes()))
 }
 
 /// Checks every file, in parallel; one outcome per file, in order.

@@ -25,6 +25,11 @@ const H_OFFPAGE: u8 = 3;
 
 /// Every package in a `Packages` file.
 pub fn packages(path: &str, db: &[u8]) -> Result<Vec<Pkg>, String> {
+    rpm::packages(path, blobs(path, db)?)
+}
+
+/// The header blobs of a `Packages` file, each with the page it is on.
+pub fn blobs(path: &str, db: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
     let fail = |what: String| format!("{path}: {what}");
     if db.len() < 512 {
         return Err(fail("not a Berkeley DB file (too short)".into()));
@@ -87,10 +92,7 @@ pub fn packages(path: &str, db: &[u8]) -> Result<Vec<Pkg>, String> {
             if value.len() <= 8 {
                 continue;
             }
-            let p = rpm::header(&value).map_err(|e| fail(format!("page {pgno}: {e}")))?;
-            if p.name != "gpg-pubkey" {
-                out.push(p);
-            }
+            out.push((format!("page {pgno}"), value));
         }
     }
     Ok(out)

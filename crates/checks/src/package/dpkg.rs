@@ -50,12 +50,18 @@ pub fn parse(path: &str, bytes: &[u8], need_status: bool) -> Result<Vec<Pkg>, St
                 "{path}:{start}: installed package {shown} has no Version field"
             ));
         }
+        let conffiles = match get("Conffiles") {
+            Some(v) => conffiles(&v).map_err(|e| format!("{path}:{start}: package {name}: {e}"))?,
+            None => Vec::new(),
+        };
         out.push(Pkg {
             name,
             version,
             arch: get("Architecture").unwrap_or_default(),
             installed,
             state,
+            multiarch_same: get("Multi-Arch").is_some_and(|m| m == "same"),
+            conffiles,
         });
         fields.clear();
         Ok::<(), String>(())
@@ -68,10 +74,16 @@ pub fn parse(path: &str, bytes: &[u8], need_status: bool) -> Result<Vec<Pkg>, St
             continue;
         }
         if line.starts_with([' ', '\t']) {
-            if fields.is_empty() {
+            let Some((key, value)) = fields.last_mut() else {
                 return Err(format!(
                     "{path}:{lineno}: continuation line outside a field"
                 ));
+            };
+            // Only `Conffiles` is read from its continuation lines; the
+            // long descriptions are not kept.
+            if key.eq_ignore_ascii_case("Conffiles") {
+                value.push('\n');
+                value.push_str(line.trim());
             }
             continue;
         }
@@ -93,6 +105,29 @@ pub fn parse(path: &str, bytes: &[u8], need_status: bool) -> Result<Vec<Pkg>, St
         fields.push((key.to_string(), value.trim().to_string()));
     }
     finish(&mut fields, start, &mut out)?;
+    Ok(out)
+}
+
+/// The lines of a `Conffiles` field: ` /etc/foo.conf <md5> [obsolete]
+/// [remove-on-upgrade]`; the path may hold spaces, the digest is the last
+/// word before the flags.
+fn conffiles(value: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for line in value.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let mut rest = line;
+        while let Some(r) = rest
+            .strip_suffix(" obsolete")
+            .or_else(|| rest.strip_suffix(" remove-on-upgrade"))
+        {
+            rest = r.trim_end();
+        }
+        match rest.rsplit_once(' ') {
+            Some((p, hash)) if p.starts_with('/') && !hash.is_empty() => {
+                out.push((p.trim_end().to_string(), hash.to_string()));
+            }
+            _ => return Err(format!("malformed Conffiles line {line:?}")),
+        }
+    }
     Ok(out)
 }
 

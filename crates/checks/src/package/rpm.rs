@@ -28,75 +28,168 @@ const TYPE_I18NSTRING: u32 = 9;
 const MAX_INDEX: usize = 0xffff;
 const MAX_DATA: usize = 256 << 20;
 
-/// Name, epoch, version, release and arch from a header blob as rpmdb
-/// stores it (no lead magic): `u32 il, u32 dl`, `il` index entries of 16
-/// bytes, then `dl` bytes of data, all big-endian.
-pub fn header(blob: &[u8]) -> Result<Pkg, String> {
-    let be = |at: usize| -> Option<u32> {
-        blob.get(at..at + 4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let il = be(0).ok_or("header shorter than 8 bytes")? as usize;
-    let dl = be(4).ok_or("header shorter than 8 bytes")? as usize;
-    if il == 0 || il > MAX_INDEX || dl > MAX_DATA {
-        return Err(format!(
-            "header with {il} entries and {dl} data bytes is not plausible"
-        ));
-    }
-    let data_start = 8 + 16 * il;
-    if blob.len() < data_start + dl {
-        return Err(format!(
-            "header truncated: {} bytes, needs {}",
-            blob.len(),
-            data_start + dl
-        ));
-    }
-    let data = &blob[data_start..data_start + dl];
-    let mut name = None;
-    let mut version = None;
-    let mut release = None;
-    let mut epoch = None;
-    let mut arch = None;
-    for i in 0..il {
-        let e = 8 + 16 * i;
-        let (Some(tag), Some(ty), Some(off), Some(count)) =
-            (be(e), be(e + 4), be(e + 8), be(e + 12))
-        else {
-            return Err("index entry out of bounds".into());
+/// A header blob as rpmdb stores it (no lead magic): `u32 il, u32 dl`,
+/// `il` index entries of 16 bytes (`tag, type, offset, count`), then `dl`
+/// bytes of data, all big-endian. Every read is bounds-checked: a corrupt
+/// header is an error, never a panic.
+pub struct Header<'a> {
+    /// `tag -> (type, offset, count)`; a tag written twice (rpm appends
+    /// tags to an installed header) keeps its last entry.
+    index: std::collections::HashMap<u32, (u32, usize, usize)>,
+    data: &'a [u8],
+}
+
+pub const TYPE_CHAR: u32 = 1;
+pub const TYPE_INT8: u32 = 2;
+pub const TYPE_INT16: u32 = 3;
+pub const TYPE_INT64: u32 = 5;
+pub const TYPE_STRING_ARRAY: u32 = 8;
+
+impl<'a> Header<'a> {
+    pub fn parse(blob: &'a [u8]) -> Result<Header<'a>, String> {
+        let be = |at: usize| -> Option<u32> {
+            blob.get(at..at + 4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
         };
-        let off = off as usize;
-        let slot = match tag {
-            TAG_NAME => &mut name,
-            TAG_VERSION => &mut version,
-            TAG_RELEASE => &mut release,
-            TAG_ARCH => &mut arch,
-            TAG_EPOCH => {
-                if ty != TYPE_INT32 || count < 1 {
-                    return Err(format!("EPOCH has type {ty}, expected INT32"));
-                }
-                let b = data
-                    .get(off..off + 4)
-                    .ok_or("EPOCH points outside the header")?;
-                epoch = Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                continue;
-            }
-            _ => continue,
+        let il = be(0).ok_or("header shorter than 8 bytes")? as usize;
+        let dl = be(4).ok_or("header shorter than 8 bytes")? as usize;
+        if il == 0 || il > MAX_INDEX || dl > MAX_DATA {
+            return Err(format!(
+                "header with {il} entries and {dl} data bytes is not plausible"
+            ));
+        }
+        let data_start = 8 + 16 * il;
+        if blob.len() < data_start + dl {
+            return Err(format!(
+                "header truncated: {} bytes, needs {}",
+                blob.len(),
+                data_start + dl
+            ));
+        }
+        let mut index = std::collections::HashMap::with_capacity(il);
+        for i in 0..il {
+            let e = 8 + 16 * i;
+            let (Some(tag), Some(ty), Some(off), Some(count)) =
+                (be(e), be(e + 4), be(e + 8), be(e + 12))
+            else {
+                return Err("index entry out of bounds".into());
+            };
+            index.insert(tag, (ty, off as usize, count as usize));
+        }
+        Ok(Header {
+            index,
+            data: &blob[data_start..data_start + dl],
+        })
+    }
+
+    pub fn has(&self, tag: u32) -> bool {
+        self.index.contains_key(&tag)
+    }
+
+    /// The bytes of `count` items of `size` bytes at the tag's offset.
+    fn items(
+        &self,
+        tag: u32,
+        types: &[u32],
+        size: usize,
+    ) -> Result<Option<(&'a [u8], usize)>, String> {
+        let Some(&(ty, off, count)) = self.index.get(&tag) else {
+            return Ok(None);
+        };
+        if !types.contains(&ty) {
+            return Err(format!("tag {tag} has type {ty}, expected {types:?}"));
+        }
+        let bytes = count
+            .checked_mul(size)
+            .and_then(|n| self.data.get(off..off.checked_add(n)?))
+            .ok_or(format!("tag {tag} points outside the header"))?;
+        Ok(Some((bytes, count)))
+    }
+
+    /// A STRING (or I18NSTRING: its first translation).
+    pub fn string(&self, tag: u32) -> Result<Option<String>, String> {
+        let Some(&(ty, off, _)) = self.index.get(&tag) else {
+            return Ok(None);
         };
         if ty != TYPE_STRING && ty != TYPE_I18NSTRING {
             return Err(format!("tag {tag} has type {ty}, expected a string"));
         }
-        let rest = data
+        let rest = self
+            .data
             .get(off..)
             .ok_or(format!("tag {tag} points outside the header"))?;
         let end = rest
             .iter()
             .position(|&b| b == 0)
             .ok_or(format!("tag {tag}: unterminated string"))?;
-        *slot = Some(String::from_utf8_lossy(&rest[..end]).into_owned());
+        Ok(Some(String::from_utf8_lossy(&rest[..end]).into_owned()))
     }
-    let name = name.ok_or("header without NAME")?;
-    let version = version.ok_or_else(|| format!("{name}: header without VERSION"))?;
-    let release = release.unwrap_or_default();
+
+    /// A STRING_ARRAY: `count` NUL-terminated strings.
+    pub fn strings(&self, tag: u32) -> Result<Option<Vec<String>>, String> {
+        let Some(&(ty, off, count)) = self.index.get(&tag) else {
+            return Ok(None);
+        };
+        if ty != TYPE_STRING_ARRAY && ty != TYPE_STRING && ty != TYPE_I18NSTRING {
+            return Err(format!("tag {tag} has type {ty}, expected a string array"));
+        }
+        let mut rest = self
+            .data
+            .get(off..)
+            .ok_or(format!("tag {tag} points outside the header"))?;
+        let mut out = Vec::with_capacity(count.min(rest.len()));
+        for _ in 0..count {
+            let end = rest
+                .iter()
+                .position(|&b| b == 0)
+                .ok_or(format!("tag {tag}: unterminated string"))?;
+            out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+            rest = &rest[end + 1..];
+        }
+        Ok(Some(out))
+    }
+
+    /// An integer array of any width (CHAR, INT8, INT16, INT32, INT64),
+    /// widened.
+    pub fn ints(&self, tag: u32) -> Result<Option<Vec<u64>>, String> {
+        let Some(&(ty, ..)) = self.index.get(&tag) else {
+            return Ok(None);
+        };
+        let size = match ty {
+            TYPE_CHAR | TYPE_INT8 => 1,
+            TYPE_INT16 => 2,
+            TYPE_INT32 => 4,
+            TYPE_INT64 => 8,
+            _ => return Err(format!("tag {tag} has type {ty}, expected integers")),
+        };
+        let Some((bytes, _)) = self.items(tag, &[ty], size)? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            bytes
+                .chunks_exact(size)
+                .map(|c| c.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b)))
+                .collect(),
+        ))
+    }
+}
+
+/// Name, epoch, version, release and arch from a header blob.
+pub fn header(blob: &[u8]) -> Result<Pkg, String> {
+    let h = Header::parse(blob)?;
+    let name = h.string(TAG_NAME)?.ok_or("header without NAME")?;
+    let version = h
+        .string(TAG_VERSION)?
+        .ok_or_else(|| format!("{name}: header without VERSION"))?;
+    let release = h.string(TAG_RELEASE)?.unwrap_or_default();
+    let epoch = match h.index.get(&TAG_EPOCH) {
+        None => None,
+        Some(&(ty, _, count)) if ty != TYPE_INT32 || count < 1 => {
+            return Err(format!("EPOCH has type {ty}, expected INT32"));
+        }
+        Some(_) => h.ints(TAG_EPOCH)?.and_then(|v| v.first().copied()),
+    };
+    let arch = h.string(TAG_ARCH)?;
     let mut evr = String::new();
     if let Some(e) = epoch.filter(|&e| e != 0) {
         evr.push_str(&format!("{e}:"));
@@ -112,12 +205,36 @@ pub fn header(blob: &[u8]) -> Result<Pkg, String> {
         arch: arch.unwrap_or_default(),
         installed: true,
         state: "installed".into(),
+        multiarch_same: false,
+        conffiles: Vec::new(),
     })
 }
 
 /// Reads every package of an rpmdb.sqlite given its bytes (and those of
 /// its `-wal`, if any).
-pub fn sqlite(path: &str, mut db: Vec<u8>, wal: Option<&[u8]>) -> Result<Vec<Pkg>, String> {
+pub fn sqlite(path: &str, db: Vec<u8>, wal: Option<&[u8]>) -> Result<Vec<Pkg>, String> {
+    packages(path, sqlite_blobs(path, db, wal)?)
+}
+
+/// The packages of header blobs (`where` names each for messages),
+/// `gpg-pubkey` entries left out.
+pub fn packages(path: &str, blobs: Vec<(String, Vec<u8>)>) -> Result<Vec<Pkg>, String> {
+    let mut out = Vec::new();
+    for (at, blob) in blobs {
+        let p = header(&blob).map_err(|e| format!("{path}: {at}: {e}"))?;
+        if p.name != "gpg-pubkey" {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// The header blobs of an rpmdb.sqlite, each with where it was found.
+pub fn sqlite_blobs(
+    path: &str,
+    mut db: Vec<u8>,
+    wal: Option<&[u8]>,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
     if !db.starts_with(b"SQLite format 3\0") || db.len() < 100 {
         return Err(format!("{path}: not an SQLite database"));
     }
@@ -143,10 +260,7 @@ pub fn sqlite(path: &str, mut db: Vec<u8>, wal: Option<&[u8]>) -> Result<Vec<Pkg
     let mut out = Vec::new();
     for row in rows {
         let (hnum, blob) = row.map_err(fail)?;
-        let p = header(&blob).map_err(|e| format!("{path}: package #{hnum}: {e}"))?;
-        if p.name != "gpg-pubkey" {
-            out.push(p);
-        }
+        out.push((format!("package #{hnum}"), blob));
     }
     Ok(out)
 }

@@ -85,30 +85,39 @@ fn problem(path: &Path, message: String) -> InputProblem {
     }
 }
 
+/// `*.json` files under `dir`, depth first in name order; symlinks are
+/// not followed (one to a `.json` name is named as a problem).
 fn collect_dir(dir: &Path, files: &mut Vec<Result<PathBuf, InputProblem>>) {
-    let walk = walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .sort_by_file_name();
-    for entry in walk {
-        match entry {
-            Ok(e) if e.path().extension().is_some_and(|x| x == "json") => {
-                if e.file_type().is_file() {
-                    files.push(Ok(e.into_path()));
-                } else if e.file_type().is_symlink() {
-                    // A directory may be shared with the nodes: a link
-                    // planted there could point anywhere on this host.
-                    files.push(Err(problem(
-                        e.path(),
-                        "a symlink: not followed in a directory (name the file itself to read it)"
-                            .into(),
-                    )));
+    let mut entries: Vec<(PathBuf, std::fs::FileType)> = match std::fs::read_dir(dir) {
+        Ok(rd) => {
+            let mut v = Vec::new();
+            for e in rd {
+                match e.and_then(|e| e.file_type().map(|t| (e.path(), t))) {
+                    Ok(x) => v.push(x),
+                    Err(e) => files.push(Err(problem(dir, format!("cannot read: {e}")))),
                 }
             }
-            Ok(_) => {}
-            Err(e) => {
-                let path = e.path().unwrap_or(dir).to_path_buf();
-                files.push(Err(problem(&path, format!("cannot read: {e}"))));
-            }
+            v
+        }
+        Err(e) => {
+            files.push(Err(problem(dir, format!("cannot read: {e}"))));
+            return;
+        }
+    };
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, ty) in entries {
+        let json = path.extension().is_some_and(|x| x == "json");
+        if ty.is_dir() {
+            collect_dir(&path, files);
+        } else if json && ty.is_file() {
+            files.push(Ok(path));
+        } else if json && ty.is_symlink() {
+            // A directory may be shared with the nodes: a link planted
+            // there could point anywhere on this host.
+            files.push(Err(problem(
+                &path,
+                "a symlink: not followed in a directory (name the file itself to read it)".into(),
+            )));
         }
     }
 }

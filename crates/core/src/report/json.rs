@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use super::{Event, Report, Reporter, write_atomically};
+use super::{Event, Report, Reporter, write_report};
 
 /// Writes `report` as pretty-printed JSON followed by a newline.
 ///
@@ -47,10 +47,8 @@ impl JsonReporter {
 impl Reporter for JsonReporter {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         match event {
-            Event::Finished(report) => write_atomically(&self.path, |w| write_json(report, w)),
-            Event::Started { .. } | Event::CheckStarted { .. } | Event::CheckFinished { .. } => {
-                Ok(())
-            }
+            Event::Finished(report) => write_report(&self.path, |w| write_json(report, w)),
+            _ => Ok(()),
         }
     }
 }
@@ -91,11 +89,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("report.json");
         let mut r = JsonReporter::new(&path);
-        r.event(&Event::Started {
-            controls: 1,
-            checks: 1,
-        })
-        .unwrap();
+        r.event(&crate::report::test_report::started()).unwrap();
         assert!(!path.exists());
         r.event(&Event::Finished(Arc::new(sample()))).unwrap();
         let v: serde_json::Value =

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 
-use super::{CheckResult, ControlResult, Event, Report, Reporter, write_atomically};
+use super::{CheckResult, ControlResult, Event, Report, Reporter, write_report};
 use crate::outcome::Status;
 
 /// Writes `report` as JUnit XML.
@@ -90,10 +90,8 @@ impl JunitReporter {
 impl Reporter for JunitReporter {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         match event {
-            Event::Finished(report) => write_atomically(&self.path, |w| write_junit(report, w)),
-            Event::Started { .. } | Event::CheckStarted { .. } | Event::CheckFinished { .. } => {
-                Ok(())
-            }
+            Event::Finished(report) => write_report(&self.path, |w| write_junit(report, w)),
+            _ => Ok(()),
         }
     }
 }
@@ -356,11 +354,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("junit.xml");
         let mut r = JunitReporter::new(&path);
-        r.event(&Event::Started {
-            controls: 6,
-            checks: 8,
-        })
-        .unwrap();
+        r.event(&crate::report::test_report::started()).unwrap();
         assert!(!path.exists());
         r.event(&Event::Finished(Arc::new(sample()))).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), render(&sample()));

@@ -15,7 +15,7 @@ mod test_report;
 use std::io;
 use std::sync::Arc;
 
-pub use atomic::write_atomically;
+pub use atomic::{Destination, write_atomically, write_report};
 pub use json::{JsonReporter, write_json};
 pub(crate) use junit::without_root_skipped;
 pub use junit::{JunitReporter, write_junit};
@@ -30,8 +30,14 @@ use crate::outcome::Status;
 /// What the runner tells reporters while it works.
 #[derive(Clone, Debug)]
 pub enum Event {
-    /// The run begins: `checks` checks in `controls` controls.
-    Started { controls: usize, checks: usize },
+    /// The run begins: `checks` checks in `controls` controls of
+    /// `profile` against `target`.
+    Started {
+        controls: usize,
+        checks: usize,
+        profile: ProfileInfo,
+        target: TargetInfo,
+    },
     /// A check began (for live progress only).
     CheckStarted { control: String, check: String },
     /// A check ended.
@@ -39,6 +45,14 @@ pub enum Event {
         control: String,
         check: String,
         status: Status,
+    },
+    /// A control is settled (its checks all ended, or it was skipped as a
+    /// whole): its result as the report will hold it, at `index` of the
+    /// report's controls. Controls settle in any order; one interrupted
+    /// run may never settle some (the final report has them all).
+    ControlFinished {
+        index: usize,
+        result: Arc<ControlResult>,
     },
     /// The run is over; the full report, in profile order.
     Finished(Arc<Report>),

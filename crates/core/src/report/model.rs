@@ -244,6 +244,27 @@ impl Report {
             .iter()
             .any(|c| c.severity >= fail_on && c.counts_as_failure())
     }
+
+    /// How many checks were evaluated: all but the skipped ones (a waived
+    /// failure was evaluated). A gate where this is 0 checked nothing.
+    pub fn evaluated(&self) -> usize {
+        self.controls
+            .iter()
+            .flat_map(|c| &c.checks)
+            .filter(|k| k.status != Status::Skip)
+            .count()
+    }
+
+    /// The skipped checks of controls at or above `fail_on` that no
+    /// waiver covers, as (control, check): what `--fail-on-skip` fails on.
+    pub fn skipped_checks(&self, fail_on: Severity) -> Vec<(&ControlResult, &CheckResult)> {
+        self.controls
+            .iter()
+            .filter(|c| c.severity >= fail_on && c.waived.is_none())
+            .flat_map(|c| c.checks.iter().map(move |k| (c, k)))
+            .filter(|(_, k)| k.status == Status::Skip)
+            .collect()
+    }
 }
 
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 
-use super::{Event, Report, Reporter, write_atomically};
+use super::{Event, Report, Reporter, write_report};
 use crate::outcome::Status;
 use crate::profile::Severity;
 
@@ -86,12 +86,12 @@ pub fn write_prometheus(report: &Report, fail_on: Severity, w: &mut dyn Write) -
     for (name, help, counts) in [
         (
             "nodecheck_controls",
-            "Controls of the last run by outcome (waived failures count as skipped and as waived).",
+            "Controls of the last run by outcome; a waived failure counts as waived only, so the series add up to the controls run.",
             &report.summary.controls,
         ),
         (
             "nodecheck_checks",
-            "Checks of the last run by outcome (waived failures count as skipped and as waived).",
+            "Checks of the last run by outcome; a waived failure counts as waived only, so the series add up to the checks run.",
             &report.summary.checks,
         ),
     ] {
@@ -100,7 +100,9 @@ pub fn write_prometheus(report: &Report, fail_on: Severity, w: &mut dyn Write) -
             ("pass", counts.passed),
             ("fail", counts.failed),
             ("error", counts.errored),
-            ("skip", counts.skipped),
+            // The summary counts a waived failure as skipped too (as
+            // JUnit does); here each control is counted once.
+            ("skip", counts.skipped - counts.waived),
             ("waived", counts.waived),
         ] {
             let _ = writeln!(
@@ -207,11 +209,9 @@ impl Reporter for PrometheusReporter {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         match event {
             Event::Finished(report) => {
-                write_atomically(&self.path, |w| write_prometheus(report, self.fail_on, w))
+                write_report(&self.path, |w| write_prometheus(report, self.fail_on, w))
             }
-            Event::Started { .. } | Event::CheckStarted { .. } | Event::CheckFinished { .. } => {
-                Ok(())
-            }
+            _ => Ok(()),
         }
     }
 }
@@ -278,11 +278,19 @@ mod tests {
                 .collect();
             assert_eq!(ones, vec![c.status.as_str()], "{}", c.id);
         }
-        let total: f64 = ["pass", "fail", "error", "skip"]
-            .iter()
-            .map(|st| s[&format!("nodecheck_checks{{profile=\"compute\",status=\"{st}\"}}")])
-            .sum();
-        assert_eq!(total as usize, report.summary.checks.total);
+        // Every control and every check is counted once: a waived one as
+        // `waived`, not as `skip` too (which made 28 of 27 controls).
+        assert!(report.summary.controls.waived > 0);
+        for (family, total) in [
+            ("nodecheck_controls", report.controls.len()),
+            ("nodecheck_checks", report.summary.checks.total),
+        ] {
+            let sum: f64 = ["pass", "fail", "error", "skip", "waived"]
+                .iter()
+                .map(|st| s[&format!("{family}{{profile=\"compute\",status=\"{st}\"}}")])
+                .sum();
+            assert_eq!(sum as usize, total, "{family}");
+        }
         assert_eq!(
             s["nodecheck_healthy{profile=\"compute\"}"],
             if report.failed(Severity::Low) {
@@ -322,11 +330,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nodecheck.prom");
         let mut r = PrometheusReporter::new(&path, Severity::Low);
-        r.event(&Event::Started {
-            controls: 1,
-            checks: 1,
-        })
-        .unwrap();
+        r.event(&crate::report::test_report::started()).unwrap();
         assert!(!path.exists());
         r.event(&Event::Finished(Arc::new(sample()))).unwrap();
         let t = std::fs::read_to_string(&path).unwrap();

@@ -18,13 +18,16 @@
 //! (a TTY, `NO_COLOR`, `--no-color`); this module only obeys
 //! [`TerminalOptions`].
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anstyle::{AnsiColor, Style};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{CheckResult, ControlResult, Counts, Event, Report, Reporter};
+use super::{CheckResult, ControlResult, Counts, Event, ProfileInfo, Report, Reporter};
 use crate::outcome::{PropertyResult, Status};
 
 /// How the terminal report looks.
@@ -36,16 +39,20 @@ pub struct TerminalOptions {
     pub progress: bool,
 }
 
-/// Renders run events for a human: a progress line while the run goes on
-/// (only when asked for, and only once the run has lasted
-/// [`PROGRESS_DELAY`](TerminalReporter::PROGRESS_DELAY)), then the report.
+/// Renders run events for a human: the header when the run starts, each
+/// control as soon as it and every control before it are settled (so a CI
+/// log shows progress, and the text is the same as one written at the
+/// end), a progress bar while checks run (only when given one, and only
+/// once the run has lasted [`PROGRESS_DELAY`](TerminalReporter::PROGRESS_DELAY)),
+/// then the warnings and summaries.
 ///
 /// ```
 /// use nodecheck_core::report::{Reporter, TerminalOptions, TerminalReporter};
 ///
 /// let options = TerminalOptions { color: false, progress: true };
 /// let reporter = TerminalReporter::new(Box::new(std::io::stdout()), options)
-///     .with_progress_writer(Box::new(std::io::stderr()));
+///     .with_progress_target(indicatif::ProgressDrawTarget::stderr())
+///     .verbose(true);
 /// let reporters: Vec<Box<dyn Reporter>> = vec![Box::new(reporter)];
 /// # drop(reporters);
 /// ```
@@ -53,31 +60,91 @@ pub struct TerminalReporter {
     out: Box<dyn Write + Send>,
     options: TerminalOptions,
     progress: Option<Progress>,
+    verbose: bool,
+    width: Option<usize>,
+    /// The next control (index in the report) to print.
+    next: usize,
+    /// Settled controls waiting for an earlier one.
+    waiting: BTreeMap<usize, Arc<ControlResult>>,
 }
 
 impl TerminalReporter {
-    /// How long a run must last before the progress line appears, so that
+    /// How long a run must last before the progress bar appears, so that
     /// fast runs print nothing but the report.
     pub const PROGRESS_DELAY: Duration = Duration::from_millis(250);
 
-    /// A reporter writing the final report to `out`. No progress is drawn
-    /// until a progress writer is given with
-    /// [`with_progress_writer`](Self::with_progress_writer).
+    /// A reporter writing the report to `out`. No progress is drawn
+    /// until a progress target is given with
+    /// [`with_progress_target`](Self::with_progress_target).
     pub fn new(out: Box<dyn Write + Send>, options: TerminalOptions) -> Self {
         TerminalReporter {
             out,
             options,
             progress: None,
+            verbose: false,
+            width: None,
+            next: 0,
+            waiting: BTreeMap::new(),
         }
     }
 
-    /// Where the progress line goes (usually stderr). Ignored, and never
-    /// written to, unless `options.progress` is true.
-    pub fn with_progress_writer(mut self, w: Box<dyn Write + Send>) -> Self {
+    /// Where the progress bar goes (usually stderr, which indicatif leaves
+    /// alone when it is not a terminal). Ignored unless `options.progress`.
+    pub fn with_progress_target(mut self, target: ProgressDrawTarget) -> Self {
         if self.options.progress {
-            self.progress = Some(Progress::new(w, Self::PROGRESS_DELAY, Progress::REDRAW));
+            self.progress = Some(Progress::new(target, Self::PROGRESS_DELAY));
         }
         self
+    }
+
+    /// Also print the output of each failing or erroring check (the
+    /// program's streams, the linkage chain, …) under its lines.
+    pub fn verbose(mut self, on: bool) -> Self {
+        self.verbose = on;
+        self
+    }
+
+    /// The terminal's width: long lines of `verbose` output are cut to it
+    /// (to [`DEFAULT_WIDTH`](Self::DEFAULT_WIDTH) when unknown).
+    pub fn width(mut self, columns: Option<usize>) -> Self {
+        self.width = columns;
+        self
+    }
+
+    /// Where verbose output lines are cut when the width is unknown (a CI
+    /// log): wide enough for a compiler's message.
+    pub const DEFAULT_WIDTH: usize = 200;
+
+    fn render(&self) -> Render {
+        Render {
+            s: String::new(),
+            color: self.options.color,
+            verbose: self
+                .verbose
+                .then_some(self.width.unwrap_or(Self::DEFAULT_WIDTH)),
+        }
+    }
+
+    /// Writes `text` without tearing the progress bar.
+    fn print(&mut self, text: &str) -> io::Result<()> {
+        let out = &mut self.out;
+        let mut write = || out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        match &self.progress {
+            Some(p) if p.shown => p.bar.suspend(write),
+            _ => write(),
+        }
+    }
+
+    fn flush_ready(&mut self) -> io::Result<()> {
+        let mut r = self.render();
+        while let Some(c) = self.waiting.remove(&self.next) {
+            r.control(&c);
+            self.next += 1;
+        }
+        if r.s.is_empty() {
+            return Ok(());
+        }
+        self.print(&r.s)
     }
 }
 
@@ -86,6 +153,7 @@ impl std::fmt::Debug for TerminalReporter {
         f.debug_struct("TerminalReporter")
             .field("options", &self.options)
             .field("progress", &self.progress.is_some())
+            .field("verbose", &self.verbose)
             .finish_non_exhaustive()
     }
 }
@@ -93,26 +161,52 @@ impl std::fmt::Debug for TerminalReporter {
 impl Reporter for TerminalReporter {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         match event {
-            Event::Started { checks, .. } => {
+            Event::Started {
+                checks,
+                profile,
+                target,
+                ..
+            } => {
                 if let Some(p) = &mut self.progress {
                     p.start(*checks);
                 }
+                let mut r = self.render();
+                r.header(profile, &target.description);
+                self.print(&r.s)
+            }
+            Event::CheckStarted { control, check } => {
+                if let Some(p) = &mut self.progress {
+                    p.check_started(control, check);
+                }
                 Ok(())
             }
-            Event::CheckStarted { control, check } => match &mut self.progress {
-                Some(p) => p.check_started(control, check),
-                None => Ok(()),
-            },
-            Event::CheckFinished { control, check, .. } => match &mut self.progress {
-                Some(p) => p.check_finished(control, check),
-                None => Ok(()),
-            },
+            Event::CheckFinished { .. } => {
+                if let Some(p) = &mut self.progress {
+                    p.check_finished();
+                }
+                Ok(())
+            }
+            Event::ControlFinished { index, result } => {
+                if *index >= self.next {
+                    self.waiting.insert(*index, Arc::clone(result));
+                }
+                self.flush_ready()
+            }
             Event::Finished(report) => {
                 if let Some(p) = &mut self.progress {
-                    p.erase()?;
+                    p.erase();
                 }
-                write_terminal(report, self.options.color, &mut *self.out)?;
-                self.out.flush()
+                // Whatever has not been printed: controls an interrupt
+                // left unsettled, or all of them for a runner that never
+                // sent `ControlFinished`.
+                let mut r = self.render();
+                for c in report.controls.iter().skip(self.next) {
+                    r.control(c);
+                }
+                self.next = report.controls.len();
+                self.waiting.clear();
+                r.footer(report);
+                self.print(&r.s)
             }
         }
     }
@@ -129,9 +223,13 @@ impl Reporter for TerminalReporter {
 /// }
 /// ```
 pub fn write_terminal(report: &Report, color: bool, w: &mut dyn Write) -> io::Result<()> {
-    let mut s = String::new();
-    Render { s: &mut s, color }.report(report);
-    w.write_all(s.as_bytes())
+    let mut r = Render {
+        s: String::new(),
+        color,
+        verbose: None,
+    };
+    r.report(report);
+    w.write_all(r.s.as_bytes())
 }
 
 /// The mark and colour of each outcome.
@@ -180,12 +278,14 @@ const BOLD: Style = Style::new().bold();
 const DIM: Style = Style::new().dimmed();
 const WARN: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
 
-struct Render<'a> {
-    s: &'a mut String,
+struct Render {
+    s: String,
     color: bool,
+    /// With `-v`: show failing checks' output, lines cut to this width.
+    verbose: Option<usize>,
 }
 
-impl Render<'_> {
+impl Render {
     /// Appends `text` in `style` (plain when colour is off).
     fn styled(&mut self, style: Style, text: &str) {
         if self.color {
@@ -200,7 +300,14 @@ impl Render<'_> {
     }
 
     fn report(&mut self, r: &Report) {
-        let profile = &r.profile;
+        self.header(&r.profile, &r.target.description);
+        for control in &r.controls {
+            self.control(control);
+        }
+        self.footer(r);
+    }
+
+    fn header(&mut self, profile: &ProfileInfo, target: &str) {
         let name_version = match &profile.version {
             Some(v) => format!("{} {v}", profile.name),
             None => profile.name.clone(),
@@ -211,12 +318,10 @@ impl Render<'_> {
         };
         self.s.push_str("Profile:   ");
         self.styled(BOLD, &clean(&heading));
-        let _ = write!(self.s, "\nTarget:    {}\n\n", clean(&r.target.description));
+        let _ = write!(self.s, "\nTarget:    {}\n\n", clean(target));
+    }
 
-        for control in &r.controls {
-            self.control(control);
-        }
-
+    fn footer(&mut self, r: &Report) {
         if !r.warnings.is_empty() {
             self.s.push('\n');
             // Each warning is a whole diagnostic: `file:line:col:
@@ -314,6 +419,43 @@ impl Render<'_> {
             // but the line must still say which check it was.
             self.problem_line(Mark::of(check.status), &name, None, &location);
         }
+        if let Some(width) = self.verbose
+            && !check.output.trim().is_empty()
+        {
+            self.output(&check.output, width);
+        }
+    }
+
+    /// A check's long output under its lines (`-v`): dimmed, indented,
+    /// each line cut to `width` columns, and only the head and tail of a
+    /// long text (the compiler's first error and the loader's last word).
+    fn output(&mut self, text: &str, width: usize) {
+        const INDENT: &str = "       | ";
+        const HEAD: usize = 20;
+        const TAIL: usize = 20;
+        let text = clean(text);
+        let lines: Vec<&str> = text.lines().collect();
+        let room = width.saturating_sub(INDENT.len()).max(20);
+        let show = |line: &str, this: &mut Self| {
+            let line = line.replace('\t', "    ");
+            this.s.push_str(INDENT);
+            this.styled(DIM, &cut(&line, room));
+            this.s.push('\n');
+        };
+        if lines.len() <= HEAD + TAIL + 1 {
+            for l in &lines {
+                show(l, self);
+            }
+            return;
+        }
+        for l in &lines[..HEAD] {
+            show(l, self);
+        }
+        let skipped = lines.len() - HEAD - TAIL;
+        show(&format!("… {skipped} lines left out …"), self);
+        for l in &lines[lines.len() - TAIL..] {
+            show(l, self);
+        }
     }
 
     fn problem_line(&mut self, mark: Mark, name: &str, p: Option<&PropertyResult>, location: &str) {
@@ -401,6 +543,17 @@ impl Render<'_> {
     }
 }
 
+/// `line` cut to `width` characters, the cut marked with `…` (a line of
+/// a 50 MB file stays one line).
+fn cut(line: &str, width: usize) -> String {
+    if line.chars().count() <= width {
+        return line.to_owned();
+    }
+    let mut s: String = line.chars().take(width.saturating_sub(1)).collect();
+    s.push('…');
+    s
+}
+
 fn check_word(mark: Mark) -> &'static str {
     match mark {
         Mark::Error => "error",
@@ -430,91 +583,68 @@ fn is_unsafe(c: char) -> bool {
     c.is_control() && c != '\n' && c != '\t'
 }
 
-/// The live `[12/340] running: control / check` line.
+/// The live `[12/340] control / check` bar, as wide as the terminal
+/// (indicatif measures it and cuts the message to fit).
 struct Progress {
-    w: Box<dyn Write + Send>,
+    bar: ProgressBar,
+    /// Where the bar goes once the run has lasted `delay`.
+    target: Option<ProgressDrawTarget>,
     delay: Duration,
-    /// Minimum time between redraws (`REDRAW` outside tests).
-    redraw: Duration,
     started: Instant,
-    /// When the line was last drawn.
-    drawn: Option<Instant>,
-    total: usize,
-    done: usize,
-    /// What to show: the most recently started check.
-    current: String,
+    shown: bool,
 }
 
 impl Progress {
-    /// Redraws are limited to ~10 a second so that a run of many quick
-    /// checks does not flood a slow terminal.
-    const REDRAW: Duration = Duration::from_millis(100);
-    /// Long names are cut so the line never wraps on an 80-column terminal
-    /// (a wrapped line cannot be erased with `\r`).
-    const WIDTH: usize = 79;
-
-    fn new(w: Box<dyn Write + Send>, delay: Duration, redraw: Duration) -> Self {
+    fn new(target: ProgressDrawTarget, delay: Duration) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+        bar.set_style(
+            ProgressStyle::with_template("[{pos}/{len}] {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         Progress {
-            w,
+            bar,
+            target: Some(target),
             delay,
-            redraw,
             started: Instant::now(),
-            drawn: None,
-            total: 0,
-            done: 0,
-            current: String::new(),
+            shown: false,
         }
     }
 
     fn start(&mut self, total: usize) {
         self.started = Instant::now();
-        self.total = total;
-        self.done = 0;
+        self.bar.set_length(total as u64);
+        self.bar.set_position(0);
     }
 
-    fn check_started(&mut self, control: &str, check: &str) -> io::Result<()> {
-        self.current = format!("{control} / {check}");
-        self.maybe_draw()
+    fn check_started(&mut self, control: &str, check: &str) {
+        let text = format!("{control} / {check}");
+        self.bar
+            .set_message(clean(&text).replace(['\n', '\t'], " "));
+        self.maybe_show();
     }
 
-    fn check_finished(&mut self, _control: &str, _check: &str) -> io::Result<()> {
-        self.done += 1;
-        self.maybe_draw()
+    fn check_finished(&mut self) {
+        self.bar.inc(1);
+        self.maybe_show();
     }
 
-    fn maybe_draw(&mut self) -> io::Result<()> {
-        let now = Instant::now();
-        if now.duration_since(self.started) < self.delay {
-            return Ok(());
-        }
-        if self
-            .drawn
-            .is_some_and(|t| now.duration_since(t) < self.redraw)
+    fn maybe_show(&mut self) {
+        if !self.shown
+            && self.started.elapsed() >= self.delay
+            && let Some(t) = self.target.take()
         {
-            return Ok(());
+            self.bar.set_draw_target(t);
+            self.shown = true;
+            self.bar.tick();
         }
-        self.drawn = Some(now);
-        let mut line = format!(
-            "[{}/{}] running: {}",
-            self.done,
-            self.total,
-            clean(&self.current).replace(['\n', '\t'], " ")
-        );
-        if line.chars().count() > Self::WIDTH {
-            line = line.chars().take(Self::WIDTH - 1).collect();
-            line.push('…');
-        }
-        write!(self.w, "\r\x1b[2K{line}")?;
-        self.w.flush()
     }
 
-    /// Clears the line, if one was drawn, before the report is printed.
-    fn erase(&mut self) -> io::Result<()> {
-        if self.drawn.take().is_some() {
-            self.w.write_all(b"\r\x1b[2K")?;
-            self.w.flush()?;
+    /// Clears the bar, if one was drawn, before the summaries.
+    fn erase(&mut self) {
+        if self.shown {
+            self.bar.finish_and_clear();
+            self.shown = false;
         }
-        Ok(())
     }
 }
 
@@ -617,105 +747,149 @@ mod tests {
         assert!(text.contains("\\u{1b}[31mred"), "{text}");
     }
 
-    fn events(r: &mut TerminalReporter) {
-        r.event(&Event::Started {
-            controls: 1,
-            checks: 2,
-        })
-        .unwrap();
-        for check in ["file /a", "file /b"] {
-            r.event(&Event::CheckStarted {
-                control: "c".into(),
-                check: check.into(),
+    /// A run of [`sample`] as the runner tells it: controls settle out of
+    /// order; `after_control` sees the output after each.
+    fn events(r: &mut TerminalReporter, mut after_control: impl FnMut(usize)) {
+        let report = Arc::new(sample());
+        r.event(&crate::report::test_report::started()).unwrap();
+        for (n, c) in report.controls.iter().enumerate() {
+            for k in &c.checks {
+                r.event(&Event::CheckStarted {
+                    control: c.id.clone(),
+                    check: k.name.clone(),
+                })
+                .unwrap();
+                r.event(&Event::CheckFinished {
+                    control: c.id.clone(),
+                    check: k.name.clone(),
+                    status: k.status,
+                })
+                .unwrap();
+            }
+            // 1, 0, 3, 2, 5, 4
+            let index = n ^ 1;
+            r.event(&Event::ControlFinished {
+                index,
+                result: Arc::new(report.controls[index].clone()),
             })
             .unwrap();
-            r.event(&Event::CheckFinished {
-                control: "c".into(),
-                check: check.into(),
-                status: Status::Pass,
-            })
-            .unwrap();
+            after_control(index);
         }
+        r.event(&Event::Finished(report)).unwrap();
+    }
+
+    fn options(progress: bool) -> TerminalOptions {
+        TerminalOptions {
+            color: false,
+            progress,
+        }
+    }
+
+    #[test]
+    fn controls_are_printed_as_they_settle_in_profile_order() {
+        let out = Shared::default();
+        let mut r = TerminalReporter::new(Box::new(out.clone()), options(false));
+        let full = render(&sample(), false);
+        let mut seen = Vec::new();
+        events(&mut r, |_| seen.push(out.text()));
+        assert_eq!(out.text(), full);
+        // Control 1 settled first: nothing past the header until 0 did.
+        assert!(
+            seen[0].ends_with("Target:    rootfs:/srv/img\n\n"),
+            "{}",
+            seen[0]
+        );
+        assert!(seen[1].contains("shadow-perms"), "{}", seen[1]);
+        assert!(!seen[1].contains("gpu-count"), "{}", seen[1]);
+        // Every prefix is a prefix of the final text: nothing is rewritten.
+        for s in &seen {
+            assert!(full.starts_with(s.as_str()));
+        }
+    }
+
+    #[test]
+    fn unsettled_controls_come_with_the_final_report() {
+        let out = Shared::default();
+        let mut r = TerminalReporter::new(Box::new(out.clone()), options(false));
+        r.event(&crate::report::test_report::started()).unwrap();
         r.event(&Event::Finished(Arc::new(sample()))).unwrap();
+        assert_eq!(out.text(), render(&sample(), false));
+    }
+
+    #[test]
+    fn verbose_shows_failing_output_cut_to_the_width() {
+        let mut report = sample();
+        let long = format!("{}END", "x".repeat(300));
+        let lines: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+        report.controls[4].checks[0].output = format!("{long}\n{}", lines.join("\n"));
+        // A passing check's output is not shown.
+        report.controls[0].checks[0].output = "passing noise".into();
+        let out = Shared::default();
+        let mut r = TerminalReporter::new(Box::new(out.clone()), options(false))
+            .verbose(true)
+            .width(Some(60));
+        r.event(&Event::Finished(Arc::new(report))).unwrap();
+        let text = out.text();
+        assert!(!text.contains("passing noise"), "{text}");
+        assert!(text.contains("       | xxxxx"), "{text}");
+        assert!(!text.contains("END"), "{text}");
+        assert!(text.contains("… 61 lines left out …"), "{text}");
+        assert!(text.contains("| line 0\n"), "{text}");
+        assert!(text.contains("| line 99\n"), "{text}");
+        for l in text.lines().filter(|l| l.starts_with("       | ")) {
+            assert!(l.chars().count() <= 60, "{l}");
+        }
+        // Without -v the output stays out of the terminal.
+        let plain = render(&sample(), false);
+        assert!(!plain.contains("starting 2 ranks"), "{plain}");
     }
 
     #[test]
     fn no_progress_when_disabled() {
-        let (out, progress) = (Shared::default(), Shared::default());
-        let options = TerminalOptions {
-            color: false,
-            progress: false,
-        };
-        let mut r = TerminalReporter::new(Box::new(out.clone()), options)
-            .with_progress_writer(Box::new(progress.clone()));
-        events(&mut r);
-        assert_eq!(progress.text(), "");
+        let out = Shared::default();
+        let term = indicatif::InMemoryTerm::new(4, 40);
+        let mut r = TerminalReporter::new(Box::new(out.clone()), options(false))
+            .with_progress_target(ProgressDrawTarget::term_like(Box::new(term.clone())));
+        events(&mut r, |_| {});
+        assert_eq!(term.contents(), "");
         assert_eq!(out.text(), render(&sample(), false));
     }
 
     #[test]
     fn fast_runs_print_no_progress() {
-        let (out, progress) = (Shared::default(), Shared::default());
-        let options = TerminalOptions {
-            color: false,
-            progress: true,
-        };
-        let mut r = TerminalReporter::new(Box::new(out.clone()), options)
-            .with_progress_writer(Box::new(progress.clone()));
-        events(&mut r);
-        assert_eq!(progress.text(), "");
+        let out = Shared::default();
+        let term = indicatif::InMemoryTerm::new(4, 40);
+        let mut r = TerminalReporter::new(Box::new(out.clone()), options(true))
+            .with_progress_target(ProgressDrawTarget::term_like(Box::new(term.clone())));
+        events(&mut r, |_| {});
+        assert_eq!(term.contents(), "");
         assert_eq!(out.text(), render(&sample(), false));
     }
 
     #[test]
-    fn slow_runs_draw_progress_and_erase_it() {
-        let (out, progress) = (Shared::default(), Shared::default());
-        let mut r = TerminalReporter::new(
-            Box::new(out.clone()),
-            TerminalOptions {
-                color: false,
-                progress: true,
-            },
-        );
-        // As if the delay had passed already, redrawing on every event.
-        r.progress = Some(Progress::new(
-            Box::new(progress.clone()),
-            Duration::ZERO,
-            Duration::ZERO,
-        ));
-        events(&mut r);
-        assert_eq!(
-            progress.text(),
-            "\r\x1b[2K[0/2] running: c / file /a\
-             \r\x1b[2K[1/2] running: c / file /a\
-             \r\x1b[2K[1/2] running: c / file /b\
-             \r\x1b[2K[2/2] running: c / file /b\
-             \r\x1b[2K"
-        );
-        assert_eq!(out.text(), render(&sample(), false));
-    }
-
-    #[test]
-    fn redraws_are_throttled() {
-        let progress = Shared::default();
-        let mut p = Progress::new(Box::new(progress.clone()), Duration::ZERO, Duration::MAX);
-        p.start(3);
-        for _ in 0..3 {
-            p.check_started("c", "file /a").unwrap();
-            p.check_finished("c", "file /a").unwrap();
+    fn the_progress_bar_fits_the_terminal_and_is_erased() {
+        for width in [30u16, 80] {
+            let out = Shared::default();
+            let term = indicatif::InMemoryTerm::new(4, width);
+            let mut r = TerminalReporter::new(Box::new(out.clone()), options(true));
+            r.event(&crate::report::test_report::started()).unwrap();
+            // As if the delay had passed already.
+            let mut p = Progress::new(
+                ProgressDrawTarget::term_like(Box::new(term.clone())),
+                Duration::ZERO,
+            );
+            p.start(3);
+            p.check_started("a-rather-long-control-name", &"x".repeat(200));
+            let drawn = term.contents();
+            assert!(drawn.starts_with("[0/3] a-rather-"), "{drawn:?}");
+            for line in drawn.lines() {
+                assert!(line.chars().count() <= width as usize, "{line:?}");
+            }
+            assert_eq!(drawn.lines().count(), 1, "{drawn:?}");
+            r.progress = Some(p);
+            r.event(&Event::Finished(Arc::new(sample()))).unwrap();
+            assert_eq!(term.contents(), "", "erased");
+            assert_eq!(out.text(), render(&sample(), false));
         }
-        assert_eq!(progress.text(), "\r\x1b[2K[0/3] running: c / file /a");
-    }
-
-    #[test]
-    fn progress_line_is_cut_to_one_terminal_line() {
-        let progress = Shared::default();
-        let mut p = Progress::new(Box::new(progress.clone()), Duration::ZERO, Duration::ZERO);
-        p.start(1);
-        p.check_started("control", &"x".repeat(200)).unwrap();
-        let text = progress.text();
-        let line = text.trim_start_matches("\r\x1b[2K");
-        assert_eq!(line.chars().count(), Progress::WIDTH);
-        assert!(line.ends_with('…'));
     }
 }

@@ -84,6 +84,17 @@ pub(crate) fn report(controls: Vec<ControlResult>, warnings: Vec<String>) -> Rep
     }
 }
 
+/// The `Started` event of [`sample`].
+pub(crate) fn started() -> super::Event {
+    let r = sample();
+    super::Event::Started {
+        controls: r.controls.len(),
+        checks: r.summary.checks.total,
+        profile: r.profile,
+        target: r.target,
+    }
+}
+
 /// Pass, fail (two failing properties), a whole-control skip, a pass with a
 /// skipped check, an error with output, and a waived failure.
 pub(crate) fn sample() -> Report {

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use super::sandbox::{self, Mode};
 use super::{
-    Accounts, DirEntry, ExecOutput, ExecRequest, Metadata, Need, OpenError, RootFs, Target,
-    TargetKind, WalkEntry, WalkOptions,
+    Accounts, DirEntry, ExecOutput, ExecRequest, FileAt, Metadata, Need, OpenError, RootFs, Target,
+    TargetKind, Visited, WalkEntry, WalkOptions,
 };
 
 /// A container target: `pid:PID`, `podman:NAME`, `docker:NAME` or
@@ -227,6 +227,26 @@ impl Target for Container {
         visit: &mut dyn FnMut(io::Result<WalkEntry>) -> bool,
     ) -> io::Result<()> {
         self.fs.walk(path, options, visit)
+    }
+
+    // Content comes through the root's door, which for a container
+    // reopens the very inode it checked: a process inside racing a swap
+    // cannot make nodecheck open a device node.
+    fn open(&self, path: &str) -> io::Result<Box<dyn FileAt>> {
+        self.fs.open(path)
+    }
+
+    fn heads(&self, dir: &str, names: &[String], len: usize) -> Vec<io::Result<Vec<u8>>> {
+        self.fs.heads(dir, names, len)
+    }
+
+    fn walk_parallel(
+        &self,
+        path: &str,
+        options: &WalkOptions,
+        visit: &(dyn Fn(Visited<'_, '_>) -> bool + Sync),
+    ) -> io::Result<()> {
+        self.fs.walk_parallel(path, options, visit)
     }
 
     fn accounts(&self) -> &Accounts {

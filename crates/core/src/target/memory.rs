@@ -414,13 +414,9 @@ impl Target for MemoryTarget {
                 format!("file is larger than the read limit of {limit} bytes"),
             )),
             Body::File(c) => Ok(c.clone()),
-            Body::Special => match node.file_type {
-                t @ (FileType::Fifo | FileType::Socket) => Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("cannot read a {t}"),
-                )),
-                _ => Ok(Vec::new()),
-            },
+            // Like the content door of a real target: a device, FIFO or
+            // socket is never read.
+            Body::Special => Err(super::not_regular(node.file_type)),
             Body::Symlink(_) => unreachable!("resolve follows the last link"),
         }
     }
@@ -438,6 +434,7 @@ impl Target for MemoryTarget {
             .into_iter()
             .map(|(k, n)| DirEntry {
                 name: k[k.rfind('/').map_or(0, |i| i + 1)..].to_string(),
+                raw_name: k.as_bytes()[k.rfind('/').map_or(0, |i| i + 1)..].to_vec(),
                 file_type: n.file_type,
             })
             .collect())
@@ -507,15 +504,24 @@ impl MemoryTarget {
         visit: &mut dyn FnMut(io::Result<WalkEntry>) -> bool,
     ) {
         let node = &self.nodes[at];
+        let link = match &node.body {
+            Body::Symlink(text) if options.links => Some(super::Link {
+                text: text.clone().into_bytes(),
+                target: self.metadata(at, true).map_err(Arc::new),
+            }),
+            _ => None,
+        };
         let keep = visit(Ok(WalkEntry {
             path: at.to_string(),
+            raw_path: at.as_bytes().to_vec(),
             depth,
             metadata: MemoryTarget::metadata_of(node),
+            link,
         }));
         if !keep || !matches!(node.body, Body::Dir) {
             return;
         }
-        // Like walkdir (and `find -xdev`): a mount point is reported, its
+        // Like the real walker (and `find -xdev`): a mount point is reported, its
         // contents are not.
         if options.same_file_system && node.dev != start_dev {
             return;

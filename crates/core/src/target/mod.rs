@@ -14,10 +14,12 @@ mod memory;
 mod resolve;
 mod rootfs;
 mod sandbox;
+mod walk;
 
 use std::fmt;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -33,6 +35,7 @@ pub use memory::MemoryTarget;
 pub use resolve::Resolver;
 pub use rootfs::{OpenError, RootFs};
 pub use sandbox::{HELPER_ARG, sandbox_main};
+pub use walk::{MAX_DEPTH, Opener, Visit, Visited, WalkError, display_bytes};
 
 /// The kinds of target a control can be limited to with `targets = [...]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -183,7 +186,13 @@ pub struct Metadata {
 /// One entry of a directory listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
+    /// The name for reports and path-based calls. A name that is not
+    /// UTF-8 shows its other bytes as `\\xNN` ([`display_bytes`]): two
+    /// different names never come out as one (a path built from it finds
+    /// nothing, rather than a look-alike).
     pub name: String,
+    /// The name as the bytes the directory holds.
+    pub raw_name: Vec<u8>,
     /// The entry's own type (symlinks are not followed).
     pub file_type: FileType,
 }
@@ -192,11 +201,31 @@ pub struct DirEntry {
 /// entry's own (not followed) metadata.
 #[derive(Clone, Debug)]
 pub struct WalkEntry {
-    /// Absolute path inside the target, e.g. `/usr/bin/ls`.
+    /// Absolute path inside the target for reports, e.g. `/usr/bin/ls`;
+    /// bytes that are not UTF-8 are escaped as `\xNN`
+    /// ([`display_bytes`]), so two names never show as one.
     pub path: String,
+    /// The same path as the bytes the filesystem holds: what decisions
+    /// and lookups must use.
+    pub raw_path: Vec<u8>,
     /// Depth below the walk's start (the start itself is 0).
     pub depth: usize,
     pub metadata: Metadata,
+    /// For a symlink, when [`WalkOptions::links`] asks: its text and
+    /// where it leads (inside the root).
+    pub link: Option<Link>,
+}
+
+/// A symlink met by a walk, resolved inside the target's root by the
+/// walker itself (from the link's byte path, so a name that is not UTF-8
+/// is never confused with another).
+#[derive(Clone, Debug)]
+pub struct Link {
+    /// The link's text, as stored.
+    pub text: Vec<u8>,
+    /// What it leads to once every link is followed inside the root, or
+    /// why it leads nowhere (`NotFound`: a broken link).
+    pub target: Result<Metadata, Arc<io::Error>>,
 }
 
 /// How [`Target::walk`] descends.
@@ -206,6 +235,8 @@ pub struct WalkOptions {
     pub max_depth: Option<usize>,
     /// Stay on the start's filesystem (like `find -xdev`).
     pub same_file_system: bool,
+    /// Resolve each symlink met (fills [`WalkEntry::link`]).
+    pub links: bool,
 }
 
 /// A system nodecheck can inspect: a root filesystem, a container, the node
@@ -253,6 +284,61 @@ pub trait Target: Send + Sync {
         options: &WalkOptions,
         visit: &mut dyn FnMut(io::Result<WalkEntry>) -> bool,
     ) -> io::Result<()>;
+
+    /// Visits every entry below `path` (the start included) like
+    /// [`Target::walk`], but on many threads at once and in no fixed
+    /// order: the fast way through a big tree. Each [`Visit`] can open
+    /// its file through the content door relative to the walked
+    /// directory ([`Visit::open`], [`Visit::head`]), so a scan or a hash
+    /// of every file resolves no path again. `visit` returns `false` to
+    /// prune a directory; errors on single entries come as `Err`.
+    ///
+    /// The default runs [`Target::walk`] and visits its entries in order.
+    fn walk_parallel(
+        &self,
+        path: &str,
+        options: &WalkOptions,
+        visit: &(dyn Fn(Visited<'_, '_>) -> bool + Sync),
+    ) -> io::Result<()> {
+        let open = |p: &[u8]| match std::str::from_utf8(p) {
+            Ok(p) => self.open(p),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "this target names files by UTF-8 paths only",
+            )),
+        };
+        let mut errors = Vec::new();
+        let mut entries = Vec::new();
+        self.walk(path, options, &mut |e| {
+            match e {
+                Ok(e) => entries.push(e),
+                Err(e) => errors.push(e),
+            }
+            true
+        })?;
+        // Pruning happens after the fact: skip what lies below a pruned
+        // directory (entries come in walk order).
+        let mut pruned: Option<String> = None;
+        for e in &entries {
+            if let Some(p) = &pruned {
+                if e.path.starts_with(p.as_str()) && e.path[p.len()..].starts_with('/') {
+                    continue;
+                }
+                pruned = None;
+            }
+            if !visit(Ok(&Visit::by_path(&open, e))) && e.metadata.file_type == FileType::Directory
+            {
+                pruned = Some(e.path.trim_end_matches('/').to_string());
+            }
+        }
+        for error in errors {
+            visit(Err(WalkError {
+                path: Vec::new(),
+                error,
+            }));
+        }
+        Ok(())
+    }
 
     /// Users and groups of the target, from its own /etc/passwd and
     /// /etc/group, parsed once.
@@ -407,10 +493,16 @@ impl FileAt for BytesAt {
 
 /// The error of [`Target::open`] on something that is not a regular file.
 pub(crate) fn not_regular(t: FileType) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!("not a regular file but a {t}"),
-    )
+    let kind = match t {
+        FileType::Directory => io::ErrorKind::IsADirectory,
+        _ => io::ErrorKind::InvalidInput,
+    };
+    let what = match t {
+        FileType::Block => "block device",
+        FileType::Char => "character device",
+        other => other.as_str(),
+    };
+    io::Error::new(kind, format!("not a regular file but a {what}"))
 }
 
 /// What `statvfs` says of a mounted filesystem, in bytes and inodes.
@@ -446,7 +538,8 @@ pub fn join(base: &str, rel: &str) -> String {
 
 /// The path nodecheck shows for an in-target path.
 pub fn display(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
+    use std::os::unix::ffi::OsStrExt;
+    display_bytes(path.as_os_str().as_bytes())
 }
 
 /// Undoes the octal escapes of fstab and mountinfo fields (`\040` for a

@@ -51,7 +51,7 @@ pub(crate) fn path_flags(follow: bool) -> OFlag {
 /// Whether openat2 works on this kernel for `root`: `ENOSYS` (kernel before
 /// 5.6) or `EPERM`/`EACCES` (a seccomp filter) mean it does not.
 pub(crate) fn kernel_available(root: BorrowedFd<'_>) -> Result<(), Errno> {
-    match kernel_open(root, ".", path_flags(true)) {
+    match kernel_open(root, b".", path_flags(true)) {
         Ok(_) => Ok(()),
         Err(e) => match Errno::try_from(e) {
             Ok(errno @ (Errno::ENOSYS | Errno::EPERM | Errno::EACCES | Errno::E2BIG)) => Err(errno),
@@ -72,13 +72,24 @@ pub(crate) fn open(
     path: &str,
     flags: OFlag,
 ) -> io::Result<OwnedFd> {
+    open_bytes(resolver, root, path.as_bytes(), flags)
+}
+
+/// [`open`] for a path that is bytes (a name the walker found, which need
+/// not be UTF-8).
+pub(crate) fn open_bytes(
+    resolver: Resolver,
+    root: BorrowedFd<'_>,
+    path: &[u8],
+    flags: OFlag,
+) -> io::Result<OwnedFd> {
     match resolver {
         Resolver::Userspace => userspace_open(root, path, flags),
         Resolver::Kernel | Resolver::Auto => kernel_open(root, path, flags),
     }
 }
 
-fn kernel_open(root: BorrowedFd<'_>, path: &str, flags: OFlag) -> io::Result<OwnedFd> {
+fn kernel_open(root: BorrowedFd<'_>, path: &[u8], flags: OFlag) -> io::Result<OwnedFd> {
     let how = || {
         OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
@@ -99,21 +110,29 @@ fn kernel_open(root: BorrowedFd<'_>, path: &str, flags: OFlag) -> io::Result<Own
 /// (inside the root), no `.` or `..`. Fails like `realpath` when a component
 /// is missing.
 pub(crate) fn canonicalize(root: BorrowedFd<'_>, path: &str) -> io::Result<String> {
-    let walked = walk(root, path.as_bytes(), true)?;
-    let mut out = String::new();
+    Ok(lossy(OsString::from_vec(canonicalize_bytes(
+        root,
+        path.as_bytes(),
+    )?)))
+}
+
+/// [`canonicalize`] as bytes: names that are not UTF-8 kept as they are.
+pub(crate) fn canonicalize_bytes(root: BorrowedFd<'_>, path: &[u8]) -> io::Result<Vec<u8>> {
+    let walked = walk(root, path, true)?;
+    let mut out = Vec::new();
     for (_, name) in &walked.stack {
-        out.push('/');
-        out.push_str(&name.to_string_lossy());
+        out.push(b'/');
+        out.extend_from_slice(name.as_bytes());
     }
     if out.is_empty() {
-        out.push('/');
+        out.push(b'/');
     }
     Ok(out)
 }
 
-fn userspace_open(root: BorrowedFd<'_>, path: &str, flags: OFlag) -> io::Result<OwnedFd> {
+fn userspace_open(root: BorrowedFd<'_>, path: &[u8], flags: OFlag) -> io::Result<OwnedFd> {
     let follow = !flags.contains(OFlag::O_NOFOLLOW);
-    let walked = walk(root, path.as_bytes(), follow)?;
+    let walked = walk(root, path, follow)?;
     let mut flags = flags | OFlag::O_CLOEXEC;
     if walked.trailing_slash {
         flags |= OFlag::O_DIRECTORY;
@@ -267,18 +286,18 @@ mod tests {
             assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR), "{p}");
         }
         // Both resolvers agree on that.
-        let e = kernel_open(fd.as_fd(), "/file/", path_flags(true)).expect_err("kernel");
+        let e = kernel_open(fd.as_fd(), b"/file/", path_flags(true)).expect_err("kernel");
         assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
     }
 
     #[test]
     fn nofollow_opens_the_link_itself() {
         let (_dir, fd) = root();
-        let link = userspace_open(fd.as_fd(), "/lib", path_flags(false)).expect("lstat");
+        let link = userspace_open(fd.as_fd(), b"/lib", path_flags(false)).expect("lstat");
         let st = fstat(&link).expect("fstat");
         assert!(is_type(&st, libc::S_IFLNK));
         // A trailing slash asks for the directory behind the link.
-        let dir = userspace_open(fd.as_fd(), "/lib/", path_flags(false)).expect("stat");
+        let dir = userspace_open(fd.as_fd(), b"/lib/", path_flags(false)).expect("stat");
         assert!(is_type(&fstat(&dir).expect("fstat"), libc::S_IFDIR));
     }
 }

@@ -5,23 +5,20 @@
 //! onto the host path: an image's `/lib64 -> /usr/lib64` or
 //! `etc/x -> ../../../../etc/shadow` stays in the image.
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::ffi::CString;
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::{FileStat, Mode, fstat};
-use walkdir::WalkDir;
+use nix::sys::stat::{Mode, fstat};
 
 use super::resolve::{self, Resolver, lossy, path_flags};
+use super::walk::{self, At, Known, Walker, metadata_of, open_regular};
 use super::{
     Accounts, DirEntry, FileAt, FileType, FsStats, Memo, Metadata, Need, READ_LIMIT, Target,
-    TargetKind, WalkEntry, WalkOptions,
+    TargetKind, Visited, WalkEntry, WalkOptions,
 };
 
 /// Why a target could not be opened (the CLI exits with 3).
@@ -60,6 +57,11 @@ pub struct RootFs {
     kind: TargetKind,
     /// `Kernel` or `Userspace`, never `Auto` once opened.
     resolver: Resolver,
+    /// Something may change the tree while we read it (a running
+    /// container, users of the live node): the content door then reopens
+    /// the inode it checked (see [`walk`]) instead of opening the name
+    /// again. A still image is checked, opened and checked again.
+    race_free: bool,
     accounts: OnceLock<Accounts>,
     memo: Memo,
 }
@@ -139,95 +141,37 @@ impl RootFs {
             host,
             kind,
             resolver,
+            race_free: kind != TargetKind::Rootfs,
             accounts: OnceLock::new(),
             memo: Memo::default(),
         })
     }
 
-    /// Opens `path` inside the root. Content opens ask for `O_NOATIME` so a
-    /// scan leaves atimes alone; the kernel allows it only to the file's
-    /// owner (or CAP_FOWNER), so retry without it on `EPERM`.
+    /// Opens `path` inside the root: `O_PATH` lookups and directories
+    /// only; file content goes through the door ([`RootFs::content`]).
     fn open_fd(&self, path: &str, flags: OFlag) -> io::Result<OwnedFd> {
-        let at = |flags| resolve::open(self.resolver, self.root.as_fd(), path, flags);
-        if flags.contains(OFlag::O_PATH) {
-            return at(flags);
+        debug_assert!(flags.intersects(OFlag::O_PATH | OFlag::O_DIRECTORY));
+        resolve::open(self.resolver, self.root.as_fd(), path, flags)
+    }
+
+    /// The content door for a path (symlinks followed inside the root).
+    fn content(&self, path: &[u8]) -> io::Result<walk::Regular> {
+        walk::open_path(self.resolver, self.root.as_fd(), path, self.race_free)
+    }
+
+    fn walker<'a>(&'a self, options: &'a WalkOptions) -> Walker<'a> {
+        Walker {
+            root: self.root.as_fd(),
+            resolver: self.resolver,
+            race_free: self.race_free,
+            options,
         }
-        match at(flags | OFlag::O_NOATIME) {
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => at(flags),
-            other => other,
-        }
     }
 }
 
-/// Flags for opening contents: never block on a fifo, never acquire a
-/// controlling terminal (the live node's /dev).
-fn content_flags() -> OFlag {
-    OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK
-}
-
-fn metadata_of(st: &FileStat) -> Metadata {
-    Metadata {
-        file_type: FileType::from_mode(st.st_mode),
-        mode: st.st_mode & 0o7777,
-        uid: st.st_uid,
-        gid: st.st_gid,
-        size: u64::try_from(st.st_size).unwrap_or(0),
-        mtime: mtime(st.st_mtime, st.st_mtime_nsec),
-        nlink: st.st_nlink,
-        dev: st.st_dev,
-        ino: st.st_ino,
-    }
-}
-
-fn mtime(secs: i64, nsec: i64) -> Option<SystemTime> {
-    let nsec = u32::try_from(nsec).ok()?;
-    if secs >= 0 {
-        SystemTime::UNIX_EPOCH.checked_add(Duration::new(u64::try_from(secs).ok()?, nsec))
-    } else {
-        // Before 1970: go back whole seconds, then forward the fraction.
-        SystemTime::UNIX_EPOCH
-            .checked_sub(Duration::from_secs(secs.unsigned_abs()))?
-            .checked_add(Duration::from_nanos(u64::from(nsec)))
-    }
-}
-
-/// A regular file inside the root, read with `pread`.
-struct OpenFile {
-    file: File,
-    metadata: Metadata,
-}
-
-impl FileAt for OpenFile {
-    fn metadata(&self) -> &Metadata {
-        &self.metadata
-    }
-
-    /// `pread` until `buf` is full or the file ends: a file that shrinks
-    /// or grows meanwhile gives a short read, never a fault (as an mmap
-    /// would).
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            match std::os::unix::fs::FileExt::read_at(
-                &self.file,
-                &mut buf[done..],
-                offset.saturating_add(done as u64),
-            ) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
-    }
-}
-
-fn too_large(limit: u64) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::FileTooLarge,
-        format!("file is larger than the read limit of {limit} bytes"),
-    )
+/// Flags for listing a directory: never block, never take a terminal.
+fn dir_flags() -> OFlag {
+    OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK | OFlag::O_DIRECTORY
 }
 
 impl Target for RootFs {
@@ -270,33 +214,7 @@ impl Target for RootFs {
     }
 
     fn read(&self, path: &str, limit: u64) -> io::Result<Vec<u8>> {
-        let fd = self.open_fd(path, content_flags())?;
-        let st = fstat(&fd)?;
-        match FileType::from_mode(st.st_mode) {
-            FileType::Directory => return Err(Errno::EISDIR.into()),
-            t @ (FileType::Fifo | FileType::Socket) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("cannot read a {t}"),
-                ));
-            }
-            _ => {}
-        }
-        let size = u64::try_from(st.st_size).unwrap_or(0);
-        if size > limit {
-            return Err(too_large(limit));
-        }
-        // The size is only a hint (/proc files say 0, a file may grow while
-        // we read): read at most one byte past the limit to tell "exactly
-        // the limit" from "larger", so memory stays bounded either way.
-        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
-        File::from(fd)
-            .take(limit.saturating_add(1))
-            .read_to_end(&mut buf)?;
-        if buf.len() as u64 > limit {
-            return Err(too_large(limit));
-        }
-        Ok(buf)
+        self.content(path.as_bytes())?.read_all(limit)
     }
 
     fn memo(&self) -> Option<&Memo> {
@@ -304,19 +222,11 @@ impl Target for RootFs {
     }
 
     fn open(&self, path: &str) -> io::Result<Box<dyn FileAt>> {
-        let fd = self.open_fd(path, content_flags())?;
-        let metadata = metadata_of(&fstat(&fd)?);
-        if metadata.file_type != FileType::File {
-            return Err(super::not_regular(metadata.file_type));
-        }
-        Ok(Box::new(OpenFile {
-            file: File::from(fd),
-            metadata,
-        }))
+        Ok(Box::new(self.content(path.as_bytes())?))
     }
 
     fn read_dir(&self, path: &str) -> io::Result<Vec<DirEntry>> {
-        let fd = self.open_fd(path, content_flags() | OFlag::O_DIRECTORY)?;
+        let fd = self.open_fd(path, dir_flags())?;
         let mut dir = nix::dir::Dir::from_fd(fd)?;
         let dirfd = dir.as_fd().try_clone_to_owned()?;
         let mut out = Vec::new();
@@ -340,11 +250,12 @@ impl Target for RootFs {
                 ),
             };
             out.push(DirEntry {
-                name: String::from_utf8_lossy(name).into_owned(),
+                name: walk::display_bytes(name),
+                raw_name: name.to_vec(),
                 file_type,
             });
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.sort_by(|a, b| a.raw_name.cmp(&b.raw_name));
         Ok(out)
     }
 
@@ -354,67 +265,22 @@ impl Target for RootFs {
         options: &WalkOptions,
         visit: &mut dyn FnMut(io::Result<WalkEntry>) -> bool,
     ) -> io::Result<()> {
-        // Resolve the start inside the root first; below it, walkdir never
-        // follows links (entries are lstat'ed), so host paths are safe to
-        // enumerate as long as the image is not being changed under us.
-        let start = self.canonicalize(path)?;
-        let host_start = self.host.join(start.trim_start_matches('/'));
-        let mut walker = WalkDir::new(&host_start)
-            .follow_links(false)
-            .same_file_system(options.same_file_system)
-            .sort_by_file_name();
-        if let Some(depth) = options.max_depth {
-            walker = walker.max_depth(depth);
-        }
-        let in_target = |host: &Path| -> String {
-            match host.strip_prefix(&host_start) {
-                Ok(rel) if rel.as_os_str().is_empty() => start.clone(),
-                Ok(rel) => super::join(&start, &rel.to_string_lossy()),
-                // walkdir only yields paths below its root.
-                Err(_) => host.to_string_lossy().into_owned(),
-            }
-        };
-        let mut it = walker.into_iter();
-        while let Some(next) = it.next() {
-            let entry = match next {
-                Ok(entry) => entry,
-                Err(e) => {
-                    let at = e.path().map(in_target).unwrap_or_else(|| start.clone());
-                    visit(Err(walk_error(&at, &e)));
-                    continue;
-                }
-            };
-            let target_path = in_target(entry.path());
-            let md = match entry.metadata() {
-                Ok(md) => md,
-                Err(e) => {
-                    visit(Err(walk_error(&target_path, &e)));
-                    continue;
-                }
-            };
-            let is_dir = entry.file_type().is_dir();
-            let keep = visit(Ok(WalkEntry {
-                path: target_path,
-                depth: entry.depth(),
-                metadata: Metadata {
-                    file_type: FileType::from_mode(md.mode()),
-                    mode: md.mode() & 0o7777,
-                    uid: md.uid(),
-                    gid: md.gid(),
-                    size: md.size(),
-                    mtime: mtime(md.mtime(), md.mtime_nsec()),
-                    nlink: md.nlink(),
-                    dev: md.dev(),
-                    ino: md.ino(),
-                },
-            }));
-            // Only a directory may be pruned: on a file, skip_current_dir
-            // would drop the rest of its parent.
-            if !keep && is_dir {
-                it.skip_current_dir();
-            }
-        }
-        Ok(())
+        // The start is resolved inside the root; below it the walker holds
+        // each directory open and never resolves a path again.
+        let start = resolve::canonicalize_bytes(self.root.as_fd(), path.as_bytes())?;
+        let open = |p: &[u8]| -> io::Result<Box<dyn FileAt>> { Ok(Box::new(self.content(p)?)) };
+        walk::walk_ordered(&self.walker(options), &open, &start, visit)
+    }
+
+    fn walk_parallel(
+        &self,
+        path: &str,
+        options: &WalkOptions,
+        visit: &(dyn Fn(Visited<'_, '_>) -> bool + Sync),
+    ) -> io::Result<()> {
+        let start = resolve::canonicalize_bytes(self.root.as_fd(), path.as_bytes())?;
+        let open = |p: &[u8]| -> io::Result<Box<dyn FileAt>> { Ok(Box::new(self.content(p)?)) };
+        self.walker(options).run(&open, &start, visit)
     }
 
     fn fs_stats(&self, path: &str) -> io::Result<FsStats> {
@@ -464,10 +330,10 @@ impl Target for RootFs {
     }
 
     fn heads(&self, dir: &str, names: &[String], len: usize) -> Vec<io::Result<Vec<u8>>> {
-        // One resolution for the directory, then one-component opens
-        // relative to it: a name holds no `/` and the last (only)
-        // component is not followed, so nothing leaves the directory.
-        let dirfd = match self.open_fd(dir, content_flags() | OFlag::O_DIRECTORY) {
+        // One resolution for the directory, then each name through the
+        // door relative to it: a name holds no `/` and is not followed,
+        // so nothing leaves the directory.
+        let dirfd = match self.open_fd(dir, dir_flags()) {
             Ok(fd) => fd,
             Err(e) => {
                 return names
@@ -476,7 +342,6 @@ impl Target for RootFs {
                     .collect();
             }
         };
-        let flags = content_flags() | OFlag::O_NOFOLLOW;
         names
             .iter()
             .map(|name| {
@@ -486,40 +351,15 @@ impl Target for RootFs {
                         format!("{name:?} is not a directory entry name"),
                     ));
                 }
-                let at = |flags| nix::fcntl::openat(&dirfd, name.as_str(), flags, Mode::empty());
-                let fd = match at(flags | OFlag::O_NOATIME) {
-                    Err(Errno::EPERM) => at(flags),
-                    other => other,
-                }?;
-                let file = File::from(fd);
-                let mut buf = vec![0; len];
-                let mut done = 0;
-                while done < len {
-                    match file.read_at(&mut buf[done..], done as u64) {
-                        Ok(0) => break,
-                        Ok(n) => done += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                buf.truncate(done);
-                Ok(buf)
+                let name = CString::new(name.as_str()).map_err(io::Error::other)?;
+                let at = At::Entry {
+                    dir: dirfd.as_fd(),
+                    name: &name,
+                    known: Known::Nothing,
+                };
+                open_regular(at, self.race_free)?.head(len)
             })
             .collect()
-    }
-}
-
-/// A walkdir error with the in-target path instead of the host one, so
-/// reports show `/usr/x: ...` and never where the image sits on the host.
-fn walk_error(at: &str, e: &walkdir::Error) -> io::Error {
-    match e.io_error() {
-        Some(io) => io::Error::new(io.kind(), format!("{at}: {io}")),
-        // Only a followed link can loop, and the walk follows none.
-        // (`ErrorKind::FilesystemLoop` is unstable; take the kind of ELOOP.)
-        None => {
-            let kind = io::Error::from(Errno::ELOOP).kind();
-            io::Error::new(kind, format!("{at}: filesystem loop"))
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{MetadataExt, symlink};
 
 const HOST: &str = "HOST SENTINEL";
 
@@ -187,6 +187,7 @@ fn metadata_read_dir_and_read_link_resolve_in_root() {
             lib,
             vec![DirEntry {
                 name: "x".into(),
+                raw_name: b"x".to_vec(),
                 file_type: FileType::File
             }]
         );
@@ -257,6 +258,7 @@ fn walk_lists_the_image_in_order_and_prunes() {
         let shallow = WalkOptions {
             max_depth: Some(1),
             same_file_system: true,
+            ..WalkOptions::default()
         };
         assert!(walk_paths(&fs, "/", &shallow).iter().all(|(_, d)| *d <= 1));
         let mut n = 0;
@@ -271,31 +273,316 @@ fn walk_lists_the_image_in_order_and_prunes() {
 
 #[test]
 fn walk_reports_entry_errors_and_goes_on() {
-    // Root can read any directory, so an unreadable one cannot be made
-    // here; a directory removed mid-walk gives entry errors instead.
+    // A directory swapped for a symlink to the host after it was listed
+    // and before it is entered: the walker opens it from its parent's
+    // descriptor with O_NOFOLLOW, so it reports an error for /a and never
+    // lists the host directory; the rest of the walk goes on.
     let fx = Fixture::new();
     let fs = RootFs::open(fx.root()).expect("open");
-    let (mut ok, mut errors) = (0, Vec::new());
-    fs.walk("/", &WalkOptions::default(), &mut |e| {
-        match e {
-            Ok(e) if e.path == "/a" => {
-                fs::remove_dir_all(fx.root().join("a")).expect("rm");
-                ok += 1;
+    let host = fx.dir.path().join("host");
+    let seen = std::sync::Mutex::new((0, Vec::new(), Vec::new()));
+    fs.walk_parallel("/", &WalkOptions::default(), &|v| {
+        let mut seen = seen.lock().expect("lock");
+        match v {
+            Ok(v) => {
+                if v.path == b"/a" {
+                    fs::rename(fx.root().join("a"), fx.root().join("a.old")).expect("mv");
+                    symlink(&host, fx.root().join("a")).expect("symlink");
+                }
+                seen.0 += 1;
+                seen.1.push(v.display());
             }
-            Ok(_) => ok += 1,
-            Err(e) => errors.push(e),
+            Err(e) => seen.2.push(e.into_io()),
         }
         true
     })
     .expect("walk");
-    // /a was listed before it went: its entry b fails to lstat, then to
-    // open; both are reported with in-target paths, and the walk goes on.
-    assert!(!errors.is_empty());
-    for e in &errors {
-        assert_eq!(e.kind(), io::ErrorKind::NotFound);
-        assert!(e.to_string().starts_with("/a/b: No such file"), "{e}");
-    }
+    let (ok, paths, errors) = seen.into_inner().expect("lock");
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.contains("sentinel") && p.starts_with("/a")),
+        "{paths:?}"
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let e = &errors[0];
+    assert!(e.to_string().starts_with("/a: "), "{e}");
+    assert!(
+        e.raw_os_error().is_none()
+            && [libc::ELOOP, libc::ENOTDIR].iter().any(|c| {
+                e.to_string()
+                    .contains(&io::Error::from_raw_os_error(*c).to_string())
+            }),
+        "{e}"
+    );
     assert!(ok > 10, "{ok}");
+}
+
+/// A host loop device over a file holding `canary`, detached on drop:
+/// the host thing a device node in an image may point at.
+struct LoopCanary {
+    dev: String,
+    _file: tempfile::NamedTempFile,
+}
+
+impl LoopCanary {
+    fn new(canary: &str) -> LoopCanary {
+        let file = tempfile::NamedTempFile::new().expect("tempfile");
+        let mut body = canary.repeat(64).into_bytes();
+        body.resize(1 << 20, b'\n');
+        fs::write(file.path(), body).expect("write");
+        let out = std::process::Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(file.path())
+            .output()
+            .expect("run losetup (util-linux)");
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dev = String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string();
+        LoopCanary { dev, _file: file }
+    }
+
+    fn rdev(&self) -> u64 {
+        fs::metadata(&self.dev).expect("stat loop").rdev()
+    }
+}
+
+impl Drop for LoopCanary {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.dev])
+            .status();
+    }
+}
+
+fn mknod(path: &Path, kind: libc::mode_t, rdev: u64) {
+    nix::sys::stat::mknod(
+        path,
+        nix::sys::stat::SFlag::from_bits_truncate(kind),
+        Mode::from_bits_truncate(0o644),
+        rdev,
+    )
+    .expect("mknod");
+}
+
+#[test]
+fn device_nodes_and_fifos_are_never_opened_for_content() {
+    const CANARY: &str = "HOSTCANARY-3f9e";
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "needs root (mknod, losetup)"
+    );
+    let dev = LoopCanary::new(CANARY);
+    let fx = Fixture::new();
+    let r = fx.root();
+    fs::create_dir_all(r.join("etc/ssh")).expect("mkdir");
+    fs::remove_file(r.join("etc/passwd")).expect("rm");
+    mknod(&r.join("etc/passwd"), libc::S_IFBLK, dev.rdev());
+    mknod(&r.join("etc/ssh/sshd_config"), libc::S_IFBLK, dev.rdev());
+    // /dev/zero: an endless stream a read would fill memory with.
+    mknod(
+        &r.join("etc/zero"),
+        libc::S_IFCHR,
+        nix::sys::stat::makedev(1, 5),
+    );
+    nix::unistd::mkfifo(&r.join("etc/fifo"), Mode::from_bits_truncate(0o644)).expect("mkfifo");
+    symlink("/etc/passwd", r.join("etc/to-dev")).expect("symlink");
+    let names = ["passwd", "zero", "fifo", "to-dev"].map(String::from);
+    let mut targets: Vec<Box<dyn Target>> = fx
+        .targets()
+        .into_iter()
+        .map(|t| Box::new(t) as Box<dyn Target>)
+        .collect();
+    // The container door (O_PATH + /proc/self/fd reopen), over the same tree.
+    let mut container = RootFs::open(&r).expect("open");
+    container.race_free = true;
+    targets.push(Box::new(container));
+    for t in &targets {
+        for p in [
+            "/etc/passwd",
+            "/etc/ssh/sshd_config",
+            "/etc/zero",
+            "/etc/fifo",
+            "/etc/to-dev",
+        ] {
+            let e = t.read(p, READ_LIMIT).expect_err(p);
+            assert!(
+                e.to_string().starts_with("not a regular file but a "),
+                "{p}: {e}"
+            );
+            let e = t.open(p).err().expect(p);
+            assert!(
+                e.to_string().starts_with("not a regular file but a "),
+                "{p}: {e}"
+            );
+        }
+        for (name, head) in names.iter().zip(t.heads("/etc", &names, 64)) {
+            let e = head.expect_err(name);
+            assert!(
+                e.to_string().contains("not a regular file")
+                    || e.raw_os_error() == Some(libc::ELOOP),
+                "{name}: {e}"
+            );
+        }
+        let opened = std::sync::Mutex::new(Vec::new());
+        t.walk_parallel("/etc", &WalkOptions::default(), &|v| {
+            if let Ok(v) = v
+                && v.depth > 0
+                && v.file_type != FileType::Directory
+            {
+                opened.lock().expect("lock").push((
+                    v.display(),
+                    v.head(64).map(|h| String::from_utf8_lossy(&h).into_owned()),
+                ));
+            }
+            true
+        })
+        .expect("walk");
+        for (path, head) in opened.into_inner().expect("lock") {
+            match head {
+                Ok(h) => assert!(!h.contains(CANARY) && !h.contains('\0'), "{path}: {h:?}"),
+                Err(e) => assert!(!e.to_string().contains(CANARY), "{path}: {e}"),
+            }
+        }
+        // The accounts come from /etc/passwd: an error, not the device.
+        assert!(t.accounts().user("root").is_none());
+    }
+}
+
+#[test]
+fn racing_directory_swaps_never_lead_the_walk_to_the_host() {
+    // A thread swaps /a between a directory and a symlink to a host
+    // directory holding a canary name while the tree is walked again
+    // and again: no host name or mode may ever appear.
+    const CANARY: &str = "HOST-CANARY-NAME-71c2";
+    let fx = Fixture::new();
+    let host = fx.dir.path().join("host");
+    fs::create_dir_all(host.join(CANARY)).expect("mkdir");
+    fs::write(host.join(CANARY).join("f"), "host").expect("write");
+    let r = fx.root();
+    for i in 0..20 {
+        fs::write(r.join(format!("a/b/f{i}")), "image").expect("write");
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    for fs_t in fx.targets() {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let (a, tmp, link) = (r.join("a"), r.join("a.dir"), r.join("a.link"));
+                let _ = fs::remove_file(&link);
+                symlink(&host, &link).expect("symlink");
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // a: directory -> symlink -> directory, by renames.
+                    let _ = fs::rename(&a, &tmp);
+                    let _ = fs::rename(&link, &a);
+                    let _ = fs::rename(&a, &link);
+                    let _ = fs::rename(&tmp, &a);
+                }
+            });
+            for _ in 0..200 {
+                let mut shown = Vec::new();
+                let walked = fs_t.walk(
+                    "/",
+                    &WalkOptions {
+                        links: true,
+                        ..WalkOptions::default()
+                    },
+                    &mut |e| {
+                        match e {
+                            Ok(e) => {
+                                shown.push(format!("{} {:?} {:?}", e.path, e.metadata, e.link))
+                            }
+                            Err(e) => shown.push(e.to_string()),
+                        }
+                        true
+                    },
+                );
+                if let Err(e) = walked {
+                    shown.push(e.to_string());
+                }
+                for line in &shown {
+                    assert!(!line.contains(CANARY), "{line}");
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        stop.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn names_that_are_not_utf8_stay_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+    let fx = Fixture::new();
+    let r = fx.root();
+    let dir = r.join("names");
+    fs::create_dir_all(&dir).expect("mkdir");
+    let raw = |b: &[u8]| dir.join(std::ffi::OsStr::from_bytes(b));
+    // A broken link whose name is not UTF-8, and a working decoy whose
+    // name lossy conversion makes the same ("bad\u{fffd}").
+    symlink("/nowhere", raw(b"bad\xff")).expect("symlink");
+    symlink("/etc/shadow", raw("bad\u{fffd}".as_bytes())).expect("symlink");
+    // A working link whose name is not UTF-8.
+    symlink("/etc/shadow", raw(b"ok\xfe")).expect("symlink");
+    for fs_t in fx.targets() {
+        let mut seen = Vec::new();
+        fs_t.walk(
+            "/names",
+            &WalkOptions {
+                links: true,
+                ..WalkOptions::default()
+            },
+            &mut |e| {
+                let e = e.expect("entry");
+                if e.depth > 0 {
+                    let link = e.link.as_ref().expect("links resolved");
+                    seen.push((e.raw_path.clone(), e.path.clone(), link.target.is_ok()));
+                }
+                true
+            },
+        )
+        .expect("walk");
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    b"/names/bad\xef\xbf\xbd".to_vec(),
+                    "/names/bad\u{fffd}".to_string(),
+                    true
+                ),
+                (
+                    b"/names/bad\xff".to_vec(),
+                    "/names/bad\\xff".to_string(),
+                    false
+                ),
+                (
+                    b"/names/ok\xfe".to_vec(),
+                    "/names/ok\\xfe".to_string(),
+                    true
+                ),
+            ]
+        );
+        // read_dir: escaped names (never merged), and the raw bytes.
+        let listed: Vec<(String, Vec<u8>)> = fs_t
+            .read_dir("/names")
+            .expect("read_dir")
+            .into_iter()
+            .map(|e| (e.name, e.raw_name))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                ("bad\u{fffd}".to_string(), "bad\u{fffd}".as_bytes().to_vec()),
+                ("bad\\xff".to_string(), b"bad\xff".to_vec()),
+                ("ok\\xfe".to_string(), b"ok\xfe".to_vec()),
+            ]
+        );
+    }
 }
 
 #[test]
@@ -459,7 +746,7 @@ fn open_gives_metadata_and_short_reads_at_the_end() {
         assert_eq!(f.read_at(&mut buf, 1 << 40).expect("read"), 0);
         assert!(fs.open("/etc/evil").is_err(), "{r:?}");
         let e = fs.open("/etc").err().expect("a directory is refused");
-        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{r:?}");
+        assert_eq!(e.kind(), io::ErrorKind::IsADirectory, "{r:?}");
     }
 }
 
