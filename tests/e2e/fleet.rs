@@ -268,24 +268,24 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
     }
     cluster.on_node("node3", "echo 2026.06 > /run/fleet/release");
 
-    // srun on all four nodes; one JSON report per node.
+    // srun on all four nodes; one JSON report per node (`%N`: srun
+    // interleaves long lines of several tasks on one stream).
     let reports = w.join("reports");
     fs::create_dir(&reports).unwrap();
-    let run = format!(
-        "exec {} run {} --json {}/$SLURMD_NODENAME.json",
-        bin(),
-        w.join("image.toml").display(),
-        reports.display()
-    );
-    let out = w.join("out-%N.txt");
+    let out = reports.join("%N.json");
     let o = cluster.client(
         "srun",
         &[
             "-N4",
             &format!("--output={}", out.display()),
-            "sh",
-            "-c",
-            &run,
+            // The terminal report goes to stderr with `--json -`; srun
+            // would mix it into --output.
+            &format!("--error={}", w.join("%N.err").display()),
+            bin(),
+            "run",
+            w.join("image.toml").to_str().unwrap(),
+            "--json",
+            "-",
         ],
     );
     // nodecheck exits 1 on node3, so srun does too.
