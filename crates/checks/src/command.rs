@@ -120,7 +120,9 @@ nodecheck's user). On a target that cannot run programs the check is
 skipped with "needs command execution in the target". Where overlayfs is
 refused the image is bound read-only instead, with a tmpfs on /tmp,
 /var/tmp, /run and `HOME` (writes elsewhere fail); `NODECHECK_NO_OVERLAY=1`
-chooses that mode. The report's output says which one ran.
+chooses that mode. The report's output says which one ran, and which
+limits applied (a cgroup, or rlimits in a user namespace where none can be
+made; `NODECHECK_NO_CGROUP=1` chooses that).
 "#;
 
 impl Kind for Command {

@@ -120,10 +120,11 @@ A package in the target's own package database, read from its files (no
   message says so. `name` may carry an architecture: `libc6:amd64`.
 - **RPM** (RHEL 9, Rocky, Alma, Fedora): `rpmdb.sqlite` in
   `/var/lib/rpm` or `/usr/lib/sysimage/rpm`. Its bytes are read through the
-  target and opened by SQLite in memory, read-only, with the committed part
-  of a `-wal` file applied to that copy, so the image's database, its WAL
-  and its shared-memory file are never opened for writing and no temporary
-  file is created. The header blobs are parsed by nodecheck;
+  target and opened by SQLite in memory, read-only; where a `-wal` file
+  exists, both are copied into a private scratch directory and SQLite
+  replays the log's committed part on that copy. The image's database, its
+  WAL and its shared-memory file are never opened by SQLite. The header
+  blobs are parsed by nodecheck;
   `gpg-pubkey` entries are skipped.
 - **BerkeleyDB** `Packages` (RHEL 7 and 8, Rocky/Alma 8): read by
   nodecheck's own read-only parser of the Berkeley DB hash format.

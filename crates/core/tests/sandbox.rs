@@ -32,6 +32,10 @@ fn main() {
         ("parallel_runs", parallel_runs),
         ("without_overlay", without_overlay),
         ("session_keyring_is_fresh", session_keyring_is_fresh),
+        (
+            "root_without_cgroup_is_bounded",
+            root_without_cgroup_is_bounded,
+        ),
     ];
     let live_cases: &[(&str, fn())] = &[
         ("live_runs_and_reaps", live_runs_and_reaps),
@@ -450,4 +454,83 @@ fn session_keyring_is_fresh(root: &Path) {
     let text = out.stdout.text();
     assert!(!text.contains(&secret), "{out:?}");
     assert_eq!(text, "search=-1\n", "{out:?}");
+}
+
+/// As root with no cgroup (`NODECHECK_NO_CGROUP=1`), the program runs in
+/// a user namespace of its own whose root is not the host's uid 0, so
+/// `RLIMIT_NPROC` binds it: 200 background processes against a limit of
+/// 40, and a fork bomb, stay bounded; the image's files still read as
+/// owned by root, and root can read /etc/shadow. Before the fallback, a
+/// root run without a cgroup had no process limit at all.
+fn root_without_cgroup_is_bounded(root: &Path) {
+    if !nix::unistd::geteuid().is_root() {
+        eprint!("(not root: the rootless cases cover rlimits) ");
+        return;
+    }
+    let marker = format!("31{}", std::process::id());
+    // perl's fork returns undef where the shell's would end the shell.
+    let procs = "opendir D, q(/proc); $c = grep(/^[0-9]+\\z/, readdir D);";
+    let mut req = sh(&format!(
+        "perl -e '$n = 0; for (1..200) {{ $p = fork; defined $p or next; \
+         $p or exec qw(sleep {marker}); $n++ }} {procs} print qq(started=$n procs=$c\\n)'; \
+         stat -c 'owner=%u:%g' /etc/passwd /; id -u; head -c4 /etc/shadow; echo; \
+         echo x > /etc/new && stat -c 'new=%u' /etc/new"
+    ));
+    req.limits.processes = 40;
+    let mut bomb = sh(&format!(
+        "perl -e '$top = $$; while (1) {{ defined(fork) or last }} sleep 1; \
+         if ($$ == $top) {{ {procs} print qq(procs=$c\\n) }} sleep 1'"
+    ))
+    .timeout(Duration::from_secs(20));
+    bomb.limits.processes = 40;
+    // The same, each child taking another uid of the namespace.
+    let mut spread = sh(&format!(
+        "perl -e '$n = 0; for $u (1..200) {{ $p = fork; defined $p or next; \
+         if (!$p) {{ $( = $) = $u; $< = $> = $u; exec qw(sleep {marker}) }} $n++ }} \
+         {procs} print qq(started=$n procs=$c\\n)'"
+    ));
+    spread.limits.processes = 40;
+    // SAFETY: the cases run one after the other on the main thread.
+    unsafe { std::env::set_var("NODECHECK_NO_CGROUP", "1") };
+    let t = open(root);
+    let out = t.exec(&req);
+    let bombed = t.exec(&bomb);
+    let spread = t.exec(&spread);
+    unsafe { std::env::remove_var("NODECHECK_NO_CGROUP") };
+    let out = out.unwrap();
+    assert!(
+        out.isolation.contains("limits: user namespace + rlimits")
+            && out.isolation.contains("40 processes"),
+        "{out:?}"
+    );
+    let text = out.stdout.text();
+    let num = |text: &str, key: &str| -> usize {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {text:?}"))
+    };
+    // The init, sh and perl count too; never more than the limit.
+    let (started, seen) = (num(&text, "started="), num(&text, "procs="));
+    assert!((30..=40).contains(&started), "{started} started: {out:?}");
+    assert!(seen <= 40, "{seen} processes: {out:?}");
+    assert!(
+        text.contains("owner=0:0\nowner=0:0\n0\nroot\nnew=0\n"),
+        "{out:?}"
+    );
+    assert!(survivors(&marker).is_empty(), "{:?}", survivors(&marker));
+    let spread = spread.unwrap();
+    let text = spread.stdout.text();
+    let (started, seen) = (num(&text, "started="), num(&text, "procs="));
+    assert!(
+        started <= 40 && seen <= 40,
+        "over uids: {started} started, {seen} seen: {spread:?}"
+    );
+    let bombed = bombed.unwrap();
+    assert!(!bombed.timed_out, "{bombed:?}");
+    let n = num(&bombed.stdout.text(), "procs=");
+    assert!(
+        (1..=40).contains(&n),
+        "fork bomb: {n} processes: {bombed:?}"
+    );
 }

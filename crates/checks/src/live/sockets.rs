@@ -1,9 +1,15 @@
 //! Listening sockets, from /proc/net/{tcp,tcp6,udp,udp6}.
 
+//!
+//! The tables are parsed by procfs-core (procfs's parsing half) from the
+//! bytes the Target read, never from the host's /proc directly.
+
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, SocketAddr};
 
 use nodecheck_core::target::Target;
+use procfs_core::net::{TcpNetEntries, TcpState, UdpNetEntries, UdpState};
+use procfs_core::{ExplicitSystemInfo, FromBufReadSI};
 
 use super::{read_text, with_path};
 
@@ -38,11 +44,6 @@ impl Protocol {
     }
 }
 
-/// `TCP_LISTEN` in the `st` column.
-const TCP_LISTEN: u8 = 0x0a;
-/// `TCP_CLOSE`: what an unconnected (bound, receiving) UDP socket shows.
-const UDP_UNCONNECTED: u8 = 0x07;
-
 /// The local addresses with a socket listening on `port`: TCP sockets in
 /// LISTEN, UDP sockets bound to the port and not connected to a peer. A
 /// node without IPv6 has no `tcp6` file; that is not an error.
@@ -56,19 +57,44 @@ pub fn listening(target: &dyn Target, protocol: Protocol, port: u16) -> io::Resu
             Err(e) => return Err(with_path(file, &e)),
         };
         found_any = true;
-        for line in text.lines().skip(1) {
-            let Some(s) = parse_line(line) else {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{file}: cannot parse {line:?}"),
-                ));
-            };
-            let listens = match protocol {
-                Protocol::Tcp => s.state == TCP_LISTEN,
-                Protocol::Udp => s.state == UDP_UNCONNECTED && s.remote_port == 0,
-            };
-            if listens && s.port == port && !out.contains(&s.addr) {
-                out.push(s.addr);
+        let bad = |e: procfs_core::ProcError| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{file}: cannot parse: {e}"),
+            )
+        };
+        let sockets: Vec<(SocketAddr, SocketAddr, bool)> = match protocol {
+            Protocol::Tcp => TcpNetEntries::from_buf_read(text.as_bytes(), &SYSTEM)
+                .map_err(bad)?
+                .0
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.local_address,
+                        s.remote_address,
+                        s.state == TcpState::Listen,
+                    )
+                })
+                .collect(),
+            Protocol::Udp => UdpNetEntries::from_buf_read(text.as_bytes(), &SYSTEM)
+                .map_err(bad)?
+                .0
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.local_address,
+                        s.remote_address,
+                        s.state == UdpState::Close,
+                    )
+                })
+                .collect(),
+        };
+        for (local, remote, state_listens) in sockets {
+            // A UDP socket receives when bound and not connected to a peer.
+            let listens = state_listens && (protocol == Protocol::Tcp || remote.port() == 0);
+            let addr = shown(local.ip());
+            if listens && local.port() == port && !out.contains(&addr) {
+                out.push(addr);
             }
         }
     }
@@ -81,65 +107,21 @@ pub fn listening(target: &dyn Target, protocol: Protocol, port: u16) -> io::Resu
     Ok(out)
 }
 
-/// One socket line: `sl local_address rem_address st ...`.
-#[derive(Debug, PartialEq, Eq)]
-struct Socket {
-    addr: IpAddr,
-    port: u16,
-    remote_port: u16,
-    state: u8,
-}
+/// The node's byte order and page size as the socket tables need them
+/// (procfs-core asks; only the byte order matters for these files).
+const SYSTEM: ExplicitSystemInfo = ExplicitSystemInfo {
+    boot_time_secs: 0,
+    ticks_per_second: 100,
+    page_size: 4096,
+    is_little_endian: cfg!(target_endian = "little"),
+};
 
-fn parse_line(line: &str) -> Option<Socket> {
-    let mut f = line.split_whitespace();
-    f.next()?;
-    let (addr, port) = parse_endpoint(f.next()?)?;
-    let (_, remote_port) = parse_endpoint(f.next()?)?;
-    let state = u8::from_str_radix(f.next()?, 16).ok()?;
-    Some(Socket {
-        addr,
-        port,
-        remote_port,
-        state,
-    })
-}
-
-/// `0100007F:0016` (IPv4) or 32 hex digits (IPv6), then the port. The
-/// kernel prints the address as 32-bit words in host byte order.
-fn parse_endpoint(s: &str) -> Option<(IpAddr, u16)> {
-    let (addr, port) = s.split_once(':')?;
-    let port = u16::from_str_radix(port, 16).ok()?;
-    let words: Option<Vec<u32>> = (0..addr.len() / 8)
-        .map(|i| {
-            addr.get(i * 8..i * 8 + 8)
-                .and_then(|w| u32::from_str_radix(w, 16).ok())
-        })
-        .collect();
-    let words = words?;
-    let bytes = |w: u32| {
-        if cfg!(target_endian = "little") {
-            w.to_le_bytes()
-        } else {
-            w.to_be_bytes()
-        }
-    };
-    let ip = match (addr.len(), words.as_slice()) {
-        (8, [w]) => IpAddr::V4(Ipv4Addr::from(bytes(*w))),
-        (32, [a, b, c, d]) => {
-            let mut o = [0u8; 16];
-            for (i, w) in [a, b, c, d].into_iter().enumerate() {
-                o[i * 4..i * 4 + 4].copy_from_slice(&bytes(*w));
-            }
-            let v6 = Ipv6Addr::from(o);
-            // `::ffff:a.b.c.d` listeners are IPv4 listeners to people.
-            match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6(v6),
-            }
-        }
-        _ => return None,
-    };
-    Some((ip, port))
+/// `::ffff:a.b.c.d` listeners are IPv4 listeners to people.
+fn shown(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 #[cfg(test)]

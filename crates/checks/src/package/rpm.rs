@@ -3,9 +3,10 @@
 //!
 //! The database is never opened in place. Its bytes are read through the
 //! target (so the image's file is only ever read, and a symlink in the
-//! image cannot lead outside it), a committed `-wal` is applied to that
-//! copy in memory, and SQLite opens the copy with `sqlite3_deserialize`,
-//! read-only. Nothing is written anywhere, not even a temporary file.
+//! image cannot lead outside it). Without a `-wal`, SQLite opens that copy
+//! from memory (`sqlite3_deserialize`, read-only); with one, both are
+//! written to a private 0700 scratch directory and SQLite opens the copy
+//! there and replays the log itself, as it would on the node.
 
 use std::cmp::Ordering;
 
@@ -230,6 +231,12 @@ pub fn packages(path: &str, blobs: Vec<(String, Vec<u8>)>) -> Result<Vec<Pkg>, S
 }
 
 /// The header blobs of an rpmdb.sqlite, each with where it was found.
+///
+/// Without a `-wal` the database is opened from memory. With one, SQLite
+/// itself replays it: both files are copied (as read through the Target)
+/// into a private, randomly named 0700 directory and the copy is opened
+/// there. Nothing of the image is ever opened by SQLite, for writing or
+/// reading.
 pub fn sqlite_blobs(
     path: &str,
     mut db: Vec<u8>,
@@ -238,18 +245,27 @@ pub fn sqlite_blobs(
     if !db.starts_with(b"SQLite format 3\0") || db.len() < 100 {
         return Err(format!("{path}: not an SQLite database"));
     }
-    if let Some(wal) = wal {
-        apply_wal(&mut db, wal);
-    }
-    // Bytes 18 and 19 say "WAL mode" (2); the in-memory copy has no WAL,
-    // and SQLite's memory VFS only opens rollback-journal databases.
-    db[18] = 1;
-    db[19] = 1;
     let fail = |e: rusqlite::Error| format!("{path}: {e}");
-    let mut conn = Connection::open_in_memory().map_err(fail)?;
-    let len = db.len();
-    conn.deserialize_read_exact(MAIN_DB, &db[..], len, true)
-        .map_err(fail)?;
+    // Kept alive until the query is done; removed when dropped.
+    let mut _scratch = None;
+    let conn = match wal {
+        Some(wal) if !wal.is_empty() => {
+            let (dir, conn) = open_copy(&db, wal).map_err(|e| format!("{path}: {e}"))?;
+            _scratch = Some(dir);
+            conn
+        }
+        _ => {
+            // Bytes 18 and 19 say "WAL mode" (2); SQLite's memory VFS only
+            // opens rollback-journal databases.
+            db[18] = 1;
+            db[19] = 1;
+            let mut conn = Connection::open_in_memory().map_err(fail)?;
+            let len = db.len();
+            conn.deserialize_read_exact(MAIN_DB, &db[..], len, true)
+                .map_err(fail)?;
+            conn
+        }
+    };
     drop(db);
     let mut stmt = conn
         .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
@@ -265,85 +281,29 @@ pub fn sqlite_blobs(
     Ok(out)
 }
 
-/// Applies the committed transactions of a SQLite write-ahead log to the
-/// database image (sqlite.org/fileformat2.html#walformat): frames are
-/// valid while their salts match the WAL header and the running checksum
-/// holds; pages of frames up to the last valid commit frame replace the
-/// database's. A WAL with a bad header is ignored, as SQLite ignores it.
-pub fn apply_wal(db: &mut Vec<u8>, wal: &[u8]) -> usize {
-    let be = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-    if wal.len() < 32 {
-        return 0;
-    }
-    let magic = be(wal, 0);
-    if magic & !1 != 0x377f_0682 {
-        return 0;
-    }
-    let big = magic & 1 == 1;
-    let page_size = be(wal, 8) as usize;
-    if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
-        return 0;
-    }
-    let header_sum = checksum(big, &wal[..24], (0, 0));
-    if header_sum != (be(wal, 24), be(wal, 28)) {
-        return 0;
-    }
-    let salts = &wal[16..24];
-    let mut sum = header_sum;
-    let mut pending = Vec::new();
-    let mut committed = Vec::new();
-    let mut pages = None;
-    let mut off = 32;
-    while off + 24 + page_size <= wal.len() {
-        let frame = &wal[off..off + 24];
-        if &frame[8..16] != salts {
-            break;
-        }
-        let s = checksum(big, &frame[..8], sum);
-        let s = checksum(big, &wal[off + 24..off + 24 + page_size], s);
-        if s != (be(frame, 16), be(frame, 20)) {
-            break;
-        }
-        sum = s;
-        pending.push((be(frame, 0) as usize, off + 24));
-        let commit = be(frame, 4) as usize;
-        if commit != 0 {
-            committed.append(&mut pending);
-            pages = Some(commit);
-        }
-        off += 24 + page_size;
-    }
-    let Some(pages) = pages else {
-        return 0;
-    };
-    for &(pgno, at) in &committed {
-        if pgno == 0 || pgno > pages {
-            continue;
-        }
-        let start = (pgno - 1) * page_size;
-        if db.len() < start + page_size {
-            db.resize(start + page_size, 0);
-        }
-        db[start..start + page_size].copy_from_slice(&wal[at..at + page_size]);
-    }
-    db.resize(pages * page_size, 0);
-    committed.len()
-}
-
-fn checksum(big: bool, data: &[u8], (mut s0, mut s1): (u32, u32)) -> (u32, u32) {
-    for w in data.chunks_exact(8) {
-        let word = |b: &[u8]| {
-            let a = [b[0], b[1], b[2], b[3]];
-            if big {
-                u32::from_be_bytes(a)
-            } else {
-                u32::from_le_bytes(a)
-            }
-        };
-        s0 = s0.wrapping_add(word(&w[..4])).wrapping_add(s1);
-        s1 = s1.wrapping_add(word(&w[4..])).wrapping_add(s0);
-    }
-    (s0, s1)
+/// Writes the database and its WAL into a private scratch directory and
+/// opens the copy, so that SQLite recovers the committed transactions of
+/// the log as it would on the node (a torn or foreign log is ignored, as
+/// SQLite ignores it).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a private scratch copy of bytes read through the Target, never the image"
+)]
+fn open_copy(db: &[u8], wal: &[u8]) -> Result<(tempfile::TempDir, Connection), String> {
+    let dir = tempfile::Builder::new()
+        .prefix("nodecheck-rpmdb-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a scratch directory: {e}"))?;
+    let file = dir.path().join("rpmdb.sqlite");
+    std::fs::write(&file, db).map_err(|e| format!("cannot copy the database: {e}"))?;
+    std::fs::write(dir.path().join("rpmdb.sqlite-wal"), wal)
+        .map_err(|e| format!("cannot copy its -wal: {e}"))?;
+    let conn = Connection::open_with_flags(
+        &file,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((dir, conn))
 }
 
 /// rpm's order of two `[epoch:]version[-release]`: epochs numerically,

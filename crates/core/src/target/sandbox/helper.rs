@@ -91,23 +91,30 @@ fn run(job: &Job) -> Report {
         return failed("nodecheck went away before the sandbox was set up".into());
     }
     let probe = matches!(job.mode, JobMode::Probe { .. });
-    let (cgroup, limits) = if probe {
-        (None, String::new())
-    } else {
+    let root = nix::unistd::geteuid().is_root();
+    let applied = (!probe).then(|| {
         super::limits::apply(
             &job.limits,
-            !nix::unistd::geteuid().is_root(),
+            !root,
             !matches!(job.mode, JobMode::Live),
+            job.no_cgroup,
+            root && matches!(job.mode, JobMode::Rootfs { .. }),
         )
-    };
+    });
+    let mut limits = applied.as_ref().map(|a| a.text.clone()).unwrap_or_default();
+    let shift = applied.as_ref().is_some_and(|a| a.userns);
+    let mut no_userns = None;
     let r = match &job.mode {
-        JobMode::Rootfs { root } => rootfs(job, root, false),
-        JobMode::Probe { root } => rootfs(job, root, true),
+        JobMode::Rootfs { root } => rootfs(job, root, false, shift, &mut no_userns),
+        JobMode::Probe { root } => rootfs(job, root, true, false, &mut no_userns),
         JobMode::Container { pid, start_time } => super::join::container(job, *pid, *start_time),
         JobMode::Live => live(job),
     };
+    if let (Some(a), Some(e)) = (&applied, &no_userns) {
+        limits = a.without_userns(&job.limits, e);
+    }
     // Kills what is left in the run's cgroup and removes it.
-    drop(cgroup);
+    drop(applied);
     let mut report = r.unwrap_or_else(failed);
     if !limits.is_empty() {
         report.isolation = format!("{}; {limits}", report.isolation);
@@ -138,19 +145,35 @@ pub(super) struct Setup {
     pub(super) userns: bool,
     /// Bytes of each tmpfs (/tmp, /dev/shm, the scratch directories).
     pub(super) tmpfs_size: u64,
+    /// The user namespace (ids shifted to [`sys::ID_BASE`]) the init
+    /// enters once the root is ready, as root without a cgroup.
+    pub(super) shifted: Option<OwnedFd>,
 }
 
 // ---------------------------------------------------------------------
 // Root filesystem
 // ---------------------------------------------------------------------
 
-fn rootfs(job: &Job, root: &Path, probe: bool) -> Res<Report> {
+/// `shift`: run the program in a user namespace whose ids are shifted to
+/// [`sys::ID_BASE`], the image mounted idmapped through it (as root
+/// without a cgroup: the process limit then binds); where that cannot be
+/// done, `no_userns` gets why and the program runs without it.
+fn rootfs(
+    job: &Job,
+    root: &Path,
+    probe: bool,
+    shift: bool,
+    no_userns: &mut Option<String>,
+) -> Res<Report> {
     let procfd = Procfd::open()?;
     let rootless = !nix::unistd::geteuid().is_root();
     let (uid, gid) = (
         nix::unistd::getuid().as_raw(),
         nix::unistd::getgid().as_raw(),
     );
+    // Made before the new pid namespace, whose first child (the init)
+    // must be the first process forked after it.
+    let shifted = shift.then(|| sys::shifted_userns(&procfd));
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNET
@@ -188,14 +211,33 @@ fn rootfs(job: &Job, root: &Path, probe: bool) -> Res<Report> {
         job.limits.tmpfs,
     )?;
     let lower = scratch.dir("lower")?;
-    procfd.mount(
-        Src::Fd(image.as_fd()),
-        lower.as_fd(),
-        None,
-        MsFlags::MS_BIND,
-        None,
-        "the image",
-    )?;
+    let shifted = match shifted {
+        Some(Ok(ns)) => match sys::idmapped_bind(image.as_fd(), lower.as_fd(), ns.as_fd()) {
+            Ok(()) => {
+                scratch.shift_upper(image.as_fd())?;
+                Some(ns)
+            }
+            Err(e) => {
+                *no_userns = Some(e);
+                None
+            }
+        },
+        Some(Err(e)) => {
+            *no_userns = Some(e);
+            None
+        }
+        None => None,
+    };
+    if shifted.is_none() {
+        procfd.mount(
+            Src::Fd(image.as_fd()),
+            lower.as_fd(),
+            None,
+            MsFlags::MS_BIND,
+            None,
+            "the image",
+        )?;
+    }
     let lower = scratch.dir("lower")?;
     remount_ro(&procfd, lower.as_fd(), rootless, "the image read-only")?;
     let overlay = if job.no_overlay {
@@ -229,6 +271,7 @@ fn rootfs(job: &Job, root: &Path, probe: bool) -> Res<Report> {
         },
         userns: rootless,
         tmpfs_size: job.limits.tmpfs,
+        shifted,
     };
     let stdin = stdin_fd(job)?;
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(ctx("cannot create a pipe"))?;
@@ -329,6 +372,23 @@ impl Scratch {
             fs::create_dir(path.join(d)).map_err(|e| format!("cannot create {d}: {e}"))?;
         }
         Ok(Scratch { path })
+    }
+
+    /// Gives the overlay's upper directory (whose owner the merged root
+    /// shows) the owner the image's root has through an idmapped lower
+    /// layer: `ID_BASE` + its ids.
+    pub(super) fn shift_upper(&self, image: BorrowedFd<'_>) -> Res<()> {
+        let st = nix::sys::stat::fstat(image).map_err(ctx("cannot stat the image"))?;
+        let id = |n: u32| n.checked_add(sys::ID_BASE).filter(|_| n < sys::ID_COUNT);
+        let (Some(u), Some(g)) = (id(st.st_uid), id(st.st_gid)) else {
+            return Ok(());
+        };
+        nix::unistd::chown(
+            &self.path.join("upper"),
+            Some(nix::unistd::Uid::from_raw(u)),
+            Some(nix::unistd::Gid::from_raw(g)),
+        )
+        .map_err(ctx("cannot chown the overlay's upper directory"))
     }
 
     pub(super) fn dir(&self, name: &str) -> Res<OwnedFd> {

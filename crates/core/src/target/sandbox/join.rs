@@ -175,6 +175,7 @@ pub(super) fn container(job: &Job, pid: i32, start_time: u64) -> Res<Report> {
         },
         userns,
         tmpfs_size: job.limits.tmpfs,
+        shifted: None,
     };
     prepare_root(&procfd, &setup)?;
     let stdin = stdin_fd(job)?;

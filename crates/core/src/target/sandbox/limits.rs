@@ -7,9 +7,12 @@
 //! before it forks (everything the program starts is counted, tmpfs pages
 //! it writes included), and at the end kills whatever is left in it, moves
 //! back out and removes it. Where no cgroup can be made (rootless, a
-//! read-only /sys/fs/cgroup) a rootless helper falls back to rlimits, which
-//! do bind a user namespace's root; the run's `isolation` says which
-//! limits applied.
+//! read-only /sys/fs/cgroup, `NODECHECK_NO_CGROUP=1`) the program runs
+//! in a user namespace under rlimits, which bind a user namespace's root
+//! when it is not the host's uid 0: rootless, the sandbox's own; as root,
+//! one whose ids are shifted to [`super::sys::ID_BASE`] with the image
+//! mounted idmapped through it, so that its files keep their owners. The
+//! run's `isolation` says which limits applied.
 
 use std::fs;
 use std::io::Read;
@@ -83,17 +86,65 @@ fn write_at(dir: &OwnedFd, file: &str, v: &str) -> std::io::Result<()> {
     std::io::Write::write_all(&mut fs::File::from(fd), v.as_bytes())
 }
 
+/// Which limits a run got.
+pub(super) struct Applied {
+    /// The run's cgroup, held: dropping it removes it.
+    pub(super) _cgroup: Option<Cgroup>,
+    /// What the report says about them.
+    pub(super) text: String,
+    /// No cgroup, as root: the program must run in a user namespace of
+    /// its own (where `RLIMIT_NPROC` binds it) for the process limit to
+    /// hold. Where that namespace cannot be made, [`Applied::without_userns`]
+    /// says what is left.
+    pub(super) userns: bool,
+    why: String,
+    tmpfs: String,
+}
+
+impl Applied {
+    /// The text for a root run whose user namespace could not be made.
+    pub(super) fn without_userns(&self, limits: &Limits, err: &str) -> String {
+        format!(
+            "limits: {} address space per process{}; no memory or process limit (no cgroup: \
+             {}; no user namespace: {err})",
+            format_bytes(limits.memory),
+            self.tmpfs,
+            self.why
+        )
+    }
+}
+
 /// Applies `limits` to the helper and everything it will start: a cgroup,
-/// or rlimits. Returns the cgroup (to remove later) and the text saying
-/// which limits applied.
-pub(super) fn apply(limits: &Limits, rootless: bool, sandboxed: bool) -> (Option<Cgroup>, String) {
+/// or rlimits (`no_cgroup`: `NODECHECK_NO_CGROUP=1`, which skips the
+/// cgroup). `userns_ok`: as root, the program can be moved into a user
+/// namespace of its own where no cgroup can be had (a root filesystem's
+/// sandbox).
+pub(super) fn apply(
+    limits: &Limits,
+    rootless: bool,
+    sandboxed: bool,
+    no_cgroup: bool,
+    userns_ok: bool,
+) -> Applied {
     // The live node has no tmpfs of nodecheck's.
     let tmpfs = if sandboxed {
         format!(", tmpfs {} each", format_bytes(limits.tmpfs))
     } else {
         String::new()
     };
-    match Cgroup::make(limits) {
+    let made = if no_cgroup {
+        Err("NODECHECK_NO_CGROUP=1".to_string())
+    } else {
+        Cgroup::make(limits)
+    };
+    let applied = |cgroup, text, userns, why: String| Applied {
+        _cgroup: cgroup,
+        text,
+        userns,
+        why,
+        tmpfs: tmpfs.clone(),
+    };
+    match made {
         Ok(cg) => {
             let text = format!(
                 "limits: cgroup {} memory {}, {} processes{tmpfs}",
@@ -101,33 +152,33 @@ pub(super) fn apply(limits: &Limits, rootless: bool, sandboxed: bool) -> (Option
                 format_bytes(limits.memory),
                 limits.processes
             );
-            (Some(cg), text)
+            applied(Some(cg), text, false, String::new())
         }
-        Err(why) if rootless => {
-            // In a user namespace RLIMIT_NPROC binds its root (the real
-            // uid is not 0), and RLIMIT_AS bounds each process.
+        Err(why) if rootless || userns_ok => {
+            // In a user namespace whose root is not the host's uid 0,
+            // RLIMIT_NPROC binds (the kernel exempts only uid 0 and
+            // holders of CAP_SYS_RESOURCE or CAP_SYS_ADMIN in the initial
+            // namespace), and RLIMIT_AS bounds each process. Rootless, the
+            // sandbox's namespace is that; as root, the program's own.
             set_rlimit(libc::RLIMIT_NPROC, limits.processes);
             set_rlimit(libc::RLIMIT_AS, limits.memory);
-            (
-                None,
-                format!(
-                    "limits: rlimits (no cgroup: {why}): {} processes of this user, {} address \
-                     space per process{tmpfs}",
-                    limits.processes,
-                    format_bytes(limits.memory)
-                ),
-            )
+            let text = format!(
+                "limits: user namespace + rlimits (no cgroup: {why}): {} processes{}, \
+                 {} address space per process{tmpfs}",
+                limits.processes,
+                if rootless { " of this user" } else { "" },
+                format_bytes(limits.memory)
+            );
+            applied(None, text, !rootless, why)
         }
         Err(why) => {
             set_rlimit(libc::RLIMIT_AS, limits.memory);
-            (
-                None,
-                format!(
-                    "limits: {} address space per process{tmpfs}; no memory or process \
-                     limit (no cgroup: {why})",
-                    format_bytes(limits.memory)
-                ),
-            )
+            let text = format!(
+                "limits: {} address space per process{tmpfs}; no memory or process \
+                 limit (no cgroup: {why})",
+                format_bytes(limits.memory)
+            );
+            applied(None, text, false, why)
         }
     }
 }

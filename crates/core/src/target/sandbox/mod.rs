@@ -107,6 +107,10 @@ pub(crate) struct Job {
     /// (`NODECHECK_NO_OVERLAY=1`, for filesystems where overlayfs mounts
     /// but misbehaves; also what the kernel's refusal falls back to).
     no_overlay: bool,
+    /// Make no cgroup: the limits fall back to a user namespace and
+    /// rlimits (`NODECHECK_NO_CGROUP=1`, to test that fallback on hosts
+    /// that have cgroups).
+    no_cgroup: bool,
     limits: Limits,
 }
 
@@ -144,6 +148,7 @@ pub(crate) fn run(
         timeout_ms: u64::try_from(req.timeout.as_millis()).unwrap_or(u64::MAX),
         parent: i32::try_from(std::process::id()).unwrap_or(0),
         no_overlay: std::env::var_os("NODECHECK_NO_OVERLAY").is_some_and(|v| v == "1"),
+        no_cgroup: std::env::var_os("NODECHECK_NO_CGROUP").is_some_and(|v| v == "1"),
         limits: req.limits,
     };
     let started = Instant::now();
@@ -184,6 +189,7 @@ pub(crate) fn available(root: &std::path::Path) -> Result<(), String> {
                 timeout_ms: 0,
                 parent: i32::try_from(std::process::id()).unwrap_or(0),
                 no_overlay: false,
+                no_cgroup: false,
                 limits: Limits::default(),
             };
             match spawn_helper(&job, 4096, HELPER_GRACE) {

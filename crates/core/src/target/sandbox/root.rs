@@ -33,6 +33,12 @@ pub(super) fn init(
     let keep = [Some(w.as_raw_fd()), stdin.map(AsRawFd::as_raw_fd)];
     let prepared = prepare_root(procfd, setup)
         .and_then(|()| enter_root(setup.root.as_fd()))
+        .and_then(|()| match &setup.shifted {
+            // From here on no privilege over the host (the mounts are
+            // done), and RLIMIT_NPROC binds.
+            Some(ns) => sys::enter_userns(ns.as_fd()),
+            None => Ok(()),
+        })
         .and_then(|()| seal(&keep))
         .and_then(|()| workdir(job, Path::new("/tmp/nodecheck")))
         .and_then(|()| sys::drop_caps());
@@ -94,13 +100,20 @@ pub(super) fn prepare_root(procfd: &Procfd, s: &Setup) -> Res<()> {
     let root = s.root.as_fd();
     let create = |c| if s.writable { Some(c) } else { None };
     let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // In a shifted user namespace the tmpfs mounts belong to its root.
+    let owner = if s.shifted.is_some() {
+        format!(",uid={0},gid={0}", sys::ID_BASE)
+    } else {
+        String::new()
+    };
+    let sticky = format!("mode=1777{owner}");
     if s.fresh_proc {
         fresh_proc(procfd, s)?;
     }
     if s.fresh_dev {
-        minimal_dev(procfd, root, create(Create::Dir), s.tmpfs_size)?;
+        minimal_dev(procfd, root, create(Create::Dir), s.tmpfs_size, &owner)?;
     } else if let Ok(shm) = in_root(root, "dev/shm", None) {
-        tmpfs(procfd, shm.as_fd(), "mode=1777", s.tmpfs_size, "/dev/shm")?;
+        tmpfs(procfd, shm.as_fd(), &sticky, s.tmpfs_size, "/dev/shm")?;
     }
     if s.fresh_sys {
         let sys_dir = in_root(root, "sys", create(Create::Dir))
@@ -132,15 +145,12 @@ pub(super) fn prepare_root(procfd: &Procfd, s: &Setup) -> Res<()> {
     }
     let tmp = in_root(root, "tmp", create(Create::Dir))
         .map_err(|e| format!("no /tmp in the image: {e}"))?;
-    tmpfs(procfd, tmp.as_fd(), "mode=1777", s.tmpfs_size, "/tmp")?;
+    tmpfs(procfd, tmp.as_fd(), &sticky, s.tmpfs_size, "/tmp")?;
     for rel in &s.extra_tmpfs {
         if let Ok(fd) = in_root(root, rel, None) {
-            let mode = if rel == "var/tmp" {
-                "mode=1777"
-            } else {
-                "mode=0755"
-            };
-            tmpfs(procfd, fd.as_fd(), mode, s.tmpfs_size, rel)?;
+            let mode = if rel == "var/tmp" { "1777" } else { "0755" };
+            let opts = format!("mode={mode}{owner}");
+            tmpfs(procfd, fd.as_fd(), &opts, s.tmpfs_size, rel)?;
         }
     }
     Ok(())
@@ -258,6 +268,7 @@ fn minimal_dev(
     root: BorrowedFd<'_>,
     create: Option<Create>,
     shm_size: u64,
+    owner: &str,
 ) -> Res<()> {
     let dev = in_root(root, "dev", create).map_err(|e| format!("no /dev in the image: {e}"))?;
     procfd.mount(
@@ -265,7 +276,7 @@ fn minimal_dev(
         dev.as_fd(),
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("mode=0755,size=1m"),
+        Some(&format!("mode=0755,size=1m{owner}")),
         "/dev",
     )?;
     let dev = in_root(root, "dev", None).map_err(|e| format!("/dev: {e}"))?;
@@ -339,7 +350,13 @@ fn minimal_dev(
     nix::sys::stat::umask(old_umask);
     result?;
     let shm = in_root(root, "dev/shm", None).map_err(|e| format!("/dev/shm: {e}"))?;
-    tmpfs(procfd, shm.as_fd(), "mode=1777", shm_size, "/dev/shm")?;
+    tmpfs(
+        procfd,
+        shm.as_fd(),
+        &format!("mode=1777{owner}"),
+        shm_size,
+        "/dev/shm",
+    )?;
     // Terminals are a nicety (`script`, `expect`): no error without them.
     if let Ok(pts) = in_root(root, "dev/pts", None) {
         let _ = procfd.mount(

@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -586,4 +586,178 @@ pub(super) fn cstrings<'a>(v: impl IntoIterator<Item = &'a str>) -> Res<Vec<CStr
     v.into_iter()
         .map(|s| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte")))
         .collect()
+}
+
+/// The first host uid (and gid) of the user namespace a root helper runs
+/// the program in where no cgroup bounds it: the image's id `n` is the
+/// host's `ID_BASE + n`. Above the ranges systemd gives containers
+/// (524288–1879048191) and below 2^31, which some tools take as negative.
+pub(super) const ID_BASE: u32 = 0x7000_0000;
+
+/// How many ids that namespace maps (`0..ID_COUNT` inside).
+pub(super) const ID_COUNT: u32 = 0x0fff_0000;
+
+/// The host uid that owns that namespace (outside its map).
+const ID_OWNER: u32 = ID_BASE - 1;
+
+/// A user namespace that maps ids `0..ID_COUNT` to `ID_BASE..` on the
+/// host, held by an fd. A root process may write any map, but only from
+/// the parent namespace: a child made for it unshares, the helper writes
+/// its maps and keeps `/proc/<child>/ns/user`.
+pub(super) fn shifted_userns(procfd: &Procfd) -> Res<OwnedFd> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(ctx("cannot create a pipe"))?;
+    let (r2, w2) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(ctx("cannot create a pipe"))?;
+    // SAFETY: the helper is single-threaded; the child only makes system
+    // calls and leaves with _exit.
+    match unsafe { nix::unistd::fork() }.map_err(ctx("cannot fork"))? {
+        nix::unistd::ForkResult::Child => {
+            drop(r);
+            drop(w2);
+            die_with_parent();
+            // Made by a uid that is not 0 (nor mapped in it), the
+            // namespace takes this process's RLIMIT_NPROC as its own limit
+            // over all its uids: a program cannot get round the limit by
+            // spreading its processes over uids of the namespace.
+            let owner = nix::unistd::Uid::from_raw(ID_OWNER);
+            let ok = nix::unistd::setresuid(owner, owner, owner).is_ok()
+                && nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok();
+            let _ = nix::unistd::write(&w, if ok { b"y" } else { b"n" });
+            // Held until the helper has opened the namespace.
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(&r2, &mut b);
+            // SAFETY: leaving the forked child without running any of the
+            // helper's exit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(w);
+            drop(r2);
+            let mut b = [0u8; 1];
+            let result = (|| {
+                let n = nix::unistd::read(&r, &mut b).map_err(ctx("cannot read from a pipe"))?;
+                if n != 1 || b[0] != b'y' {
+                    return Err("cannot create a user namespace".to_string());
+                }
+                let map = format!("0 {ID_BASE} {ID_COUNT}\n");
+                for file in ["uid_map", "gid_map"] {
+                    let rel = format!("{}/{file}", child.as_raw());
+                    let fd = nix::fcntl::openat(
+                        procfd.fd(),
+                        rel.as_str(),
+                        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(ctx(format!("cannot open the user namespace's {file}")))?;
+                    nix::unistd::write(&fd, map.as_bytes())
+                        .map_err(ctx(format!("cannot write the user namespace's {file}")))?;
+                }
+                nix::fcntl::openat(
+                    procfd.fd(),
+                    format!("{}/ns/user", child.as_raw()).as_str(),
+                    OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(ctx("cannot open the user namespace"))
+            })();
+            drop(w2);
+            reap(child.as_raw());
+            result
+        }
+    }
+}
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Binds the directory `src` onto `target` as an idmapped mount through
+/// `userns` (Linux 5.12 and a filesystem that allows it): the files keep
+/// their owners as seen from inside that namespace.
+pub(super) fn idmapped_bind(
+    src: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    userns: BorrowedFd<'_>,
+) -> Res<()> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    // SAFETY: open_tree with an fd, an empty NUL-terminated path and
+    // flags; the result is checked and owned below.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            src.as_raw_fd(),
+            c"".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+        )
+    };
+    if tree < 0 {
+        return Err(format!(
+            "cannot clone the image's mount: {}",
+            Errno::last().desc()
+        ));
+    }
+    // SAFETY: a new descriptor this process owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: mount_setattr on the detached tree with a filled struct of
+    // the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(format!(
+            "cannot idmap the image's mount: {}",
+            Errno::last().desc()
+        ));
+    }
+    // SAFETY: move_mount of the detached tree onto the target fd, both
+    // with empty paths.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | 0x0000_0040, // MOVE_MOUNT_T_EMPTY_PATH
+        )
+    };
+    if r < 0 {
+        return Err(format!(
+            "cannot attach the image's idmapped mount: {}",
+            Errno::last().desc()
+        ));
+    }
+    Ok(())
+}
+
+/// Enters the user namespace `userns` and becomes its root (host uid and
+/// gid [`ID_BASE`]), with no supplementary groups: from here on the
+/// process has no privilege over the host, and `RLIMIT_NPROC` binds it.
+pub(super) fn enter_userns(userns: BorrowedFd<'_>) -> Res<()> {
+    nix::sched::setns(userns, nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map_err(ctx("cannot enter the user namespace"))?;
+    nix::unistd::setgroups(&[]).map_err(ctx("cannot drop the supplementary groups"))?;
+    let root_g = nix::unistd::Gid::from_raw(0);
+    let root_u = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresgid(root_g, root_g, root_g).map_err(ctx("cannot set the group ids"))?;
+    nix::unistd::setresuid(root_u, root_u, root_u).map_err(ctx("cannot set the user ids"))
 }
