@@ -177,10 +177,10 @@ fn run_on(
     let target_info = TargetInfo {
         kind: target.kind(),
         description: target.describe(),
-        identity: TargetIdentity::read(
+        identity: Box::new(TargetIdentity::read(
             target,
             options.image_release.as_deref().unwrap_or(IMAGE_RELEASE),
-        ),
+        )),
     };
     let (tx, rx) = mpsc::channel::<Event>();
     let mut reporter_errors = Vec::new();

@@ -47,8 +47,9 @@ pub struct TargetInfo {
     pub kind: TargetKind,
     pub description: String,
     /// Name, OS release, kernel and image release, as read from the target.
+    /// (Boxed: the runner's `Started` event carries a `TargetInfo`.)
     #[serde(flatten)]
-    pub identity: TargetIdentity,
+    pub identity: Box<TargetIdentity>,
 }
 
 /// A control's result.

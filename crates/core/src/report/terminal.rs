@@ -699,7 +699,7 @@ mod tests {
     #[test]
     fn identity_is_in_every_report() {
         let mut r = sample();
-        r.target.identity = crate::identity::TargetIdentity {
+        *r.target.identity = crate::identity::TargetIdentity {
             name: Some("node042".into()),
             os: Some(crate::identity::OsRelease {
                 pretty_name: Some("Rocky Linux 9.4 (Blue Onyx)".into()),
