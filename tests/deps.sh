@@ -23,6 +23,8 @@ packages=(
   # a private sshd, a FUSE mount frozen to play a hung NFS server, and
   # Prometheus's parsers for the textfile report.
   slurmctld slurmd slurm-client munge
+  # tests/e2e/fleet.rs: a four-node Slurm in namespaces (tests/fleet/cluster.sh)
+  iproute2 util-linux  # ip (veth, bridge), unshare and nsenter
   openssh-server openssh-client
   bindfs           # (pulls in fuse and its fusermount)
   python3-prometheus-client prometheus-node-exporter

@@ -1078,6 +1078,7 @@ fn bare_nhc_uses_the_bundled_profile_when_none_is_installed() {
         "tmp",
         "sshd",
         "munge",
+        "munge-roundtrip",
         "slurmd",
         "cpus-memory",
         "ib",
@@ -1088,5 +1089,5 @@ fn bare_nhc_uses_the_bundled_profile_when_none_is_installed() {
             "{id}:\n{out}"
         );
     }
-    assert!(out.contains("nodecheck:  8 controls: "), "{out}");
+    assert!(out.contains("nodecheck:  9 controls: "), "{out}");
 }

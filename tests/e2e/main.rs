@@ -8,6 +8,7 @@ mod drift;
 mod elf;
 mod escape;
 mod exec;
+mod fleet;
 mod gate;
 mod images;
 mod install;

@@ -84,7 +84,7 @@ fn nhc_bundled_profile_ignores_what_others_plant_in_tmp() {
     );
     let out = stdout(&o);
     assert!(matches!(code(&o), 0 | 1), "{out}\n{}", stderr(&o));
-    assert!(out.contains("nodecheck:  8 controls: "), "{out}");
+    assert!(out.contains("nodecheck:  9 controls: "), "{out}");
     assert!(!out.contains("CANARY") && !stderr(&o).contains("CANARY"));
     assert_eq!(fs::read_to_string(&canary).unwrap(), "CANARY-7d1e");
     // Nothing left behind, nothing planted removed.

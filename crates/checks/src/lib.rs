@@ -34,6 +34,7 @@ pub mod package;
 pub mod port;
 pub mod process;
 pub mod service;
+pub mod slurm;
 pub mod sysctl;
 #[cfg(test)]
 mod testing;
@@ -73,6 +74,7 @@ pub const KINDS: &[&dyn Kind] = &[
     &module_system::ModuleSystem,
     &elf::Elf,
     &library::Library,
+    &slurm::Slurm,
 ];
 
 /// The child-process helpers of the kinds ([`nodecheck_core::helper`]): a

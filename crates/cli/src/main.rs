@@ -4,8 +4,10 @@
 
 mod drift;
 mod exit;
+mod fleet;
 mod generate;
 mod nhc;
+mod syslog;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -88,6 +90,9 @@ enum Command {
     Diff(drift::DiffArgs),
     /// Write a profile from a known-good image (docs/baseline.md).
     Baseline(drift::BaselineArgs),
+    /// Work with JSON reports of many nodes (`report merge`).
+    #[command(subcommand)]
+    Report(fleet::ReportCommand),
     /// Print the JSON Schema of profiles (for taplo / Even Better TOML).
     Schema,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -161,6 +166,10 @@ struct RunArgs {
     /// The same as `--color never`.
     #[arg(long)]
     no_color: bool,
+    /// The image's own release file inside the target (a build id or
+    /// commit), shown in the report's target identity.
+    #[arg(long, value_name = "PATH", default_value = nodecheck_core::identity::IMAGE_RELEASE)]
+    image_release: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -208,6 +217,7 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => drift::cmd_snapshot(args),
         Command::Diff(args) => drift::cmd_diff(args),
         Command::Baseline(args) => drift::cmd_baseline(args),
+        Command::Report(cmd) => fleet::cmd_report(cmd),
         Command::Schema => generate::schema(),
         Command::Completions { shell } => generate::completions::<Cli>(shell),
         Command::Manpages { dir } => generate::manpages::<Cli>(&dir),
@@ -310,6 +320,7 @@ fn cmd_run(args: RunArgs) -> u8 {
         budget: None,
         budget_from: None,
         interrupt: Some(&INTERRUPTED),
+        image_release: Some(args.image_release.clone()),
     };
     // A selector that matches nothing would make a gate that checks
     // nothing pass.

@@ -21,25 +21,20 @@ use nodecheck_core::matcher::format_duration;
 use nodecheck_core::matcher::parse_duration;
 use nodecheck_core::outcome::Status;
 use nodecheck_core::profile::Severity;
-use nodecheck_core::report::{PrometheusReporter, Report, Reporter};
+use nodecheck_core::report::{JsonReporter, JunitReporter, PrometheusReporter, Report, Reporter};
 use nodecheck_core::run;
 use nodecheck_core::target::{RootFs, Target};
 use nodecheck_core::text::clip;
 use serde::{Deserialize, Serialize};
 
-use crate::{VarArgs, exit, load, parse_severity, print_diagnostics, print_warnings};
+use nodecheck_core::drain::{Action, NodeState, REASON_PREFIX, decide, drain_due, drain_reason};
 
-/// Every drain reason nodecheck writes starts with this; only such drains
-/// are ever resumed.
-pub const REASON_PREFIX: &str = "nodecheck:";
+use crate::syslog::Syslog;
+use crate::{VarArgs, exit, load, parse_severity, print_diagnostics, print_warnings};
 
 /// How long one `scontrol` may take: with the default 30 s budget, two
 /// calls stay under slurmd's 60 s limit for the whole health check.
 const SCONTROL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The longest drain reason written: enough for the control and its first
-/// message, short enough for `sinfo -R`.
-const REASON_MAX: usize = 200;
 
 #[derive(Args)]
 pub struct NhcArgs {
@@ -67,6 +62,24 @@ pub struct NhcArgs {
     /// Write a Prometheus textfile-collector report (atomically) to FILE.
     #[arg(long, value_name = "FILE")]
     prometheus: Option<PathBuf>,
+    /// Write the JSON report (atomically) to FILE; see docs/json-report.md.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report (atomically) to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Log each failure and each drain or resume to this syslog socket
+    /// (slurmd throws the health check's output away); `none` turns it off.
+    #[arg(long, value_name = "SOCKET", default_value = "/dev/log")]
+    syslog: PathBuf,
+    /// Drain only after this many failing runs in a row (a passing run
+    /// starts the count again), so that one slow NFS answer does not drain
+    /// a node.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    drain_after: u32,
+    /// Where the count of failing runs for --drain-after is kept.
+    #[arg(long, value_name = "DIR", default_value = "/run/nodecheck")]
+    state_dir: PathBuf,
     /// The node is unhealthy when a control at or above this severity fails
     /// or errors.
     #[arg(long, default_value = "low", value_parser = parse_severity)]
@@ -231,6 +244,10 @@ pub fn cmd_nhc(args: NhcArgs) -> u8 {
             }
         }
     };
+    let mut log = Syslog::open(&args.syslog);
+    for line in verdict.lines.lines().filter(|l| l.starts_with("ERROR:")) {
+        log.send(crate::syslog::ERR, line);
+    }
     let mut out = io::stdout().lock();
     let _ = out.write_all(verdict.lines.as_bytes());
     let node = args
@@ -242,8 +259,42 @@ pub fn cmd_nhc(args: NhcArgs) -> u8 {
                 .filter(|n| !n.is_empty())
         })
         .unwrap_or_else(|| short_hostname(&verdict.hostname));
+    // With --drain-after 1 a failing run drains at once: nothing to count.
+    let streak = if verdict.healthy || args.drain_after > 1 {
+        damping(&args.state_dir, verdict.healthy)
+    } else {
+        Ok(1)
+    };
     if !args.no_slurm {
-        slurm(&mut out, &node, verdict.reason.as_deref(), args.dry_run);
+        let mut said = Vec::new();
+        match streak {
+            Ok(n) if !verdict.healthy && !drain_due(n, args.drain_after) => {
+                let _ = writeln!(
+                    said,
+                    "nodecheck:  slurm:  failing run {n} of {}: not draining yet",
+                    args.drain_after
+                );
+            }
+            _ => {
+                if let Err(e) = &streak {
+                    // Without the count, drain at once rather than never.
+                    let _ = writeln!(said, "nodecheck:  {e}; draining without --drain-after");
+                }
+                slurm(&mut said, &node, verdict.reason.as_deref(), args.dry_run);
+            }
+        }
+        let said = String::from_utf8_lossy(&said);
+        for line in said.lines() {
+            if line.contains(" drained node ") || line.contains(" resumed node ") {
+                log.send(crate::syslog::NOTICE, line);
+            } else if line.contains(" failed: ") {
+                log.send(crate::syslog::ERR, line);
+            }
+        }
+        let _ = out.write_all(said.as_bytes());
+    }
+    if let Some(e) = log.error() {
+        let _ = writeln!(out, "nodecheck:  syslog:  {e}");
     }
     let _ = out.flush();
     if verdict.healthy {
@@ -264,6 +315,8 @@ fn child_args(args: &NhcArgs) -> Vec<OsString> {
     for (flag, path) in [
         ("--profile", &args.profile),
         ("--prometheus", &args.prometheus),
+        ("--json", &args.json),
+        ("--junit", &args.junit),
     ] {
         if let Some(p) = path {
             a.push(flag.into());
@@ -339,6 +392,12 @@ fn checks(args: &NhcArgs, budget_from: Instant) -> u8 {
     if let Some(p) = &args.prometheus {
         reporters.push(Box::new(PrometheusReporter::new(p.clone(), args.fail_on)));
     }
+    if let Some(p) = &args.json {
+        reporters.push(Box::new(JsonReporter::new(p.clone())));
+    }
+    if let Some(p) = &args.junit {
+        reporters.push(Box::new(JunitReporter::new(p.clone())));
+    }
     let options = run::Options {
         jobs: args.jobs,
         budget: Some(args.budget),
@@ -348,7 +407,7 @@ fn checks(args: &NhcArgs, budget_from: Instant) -> u8 {
     let outcome = run::run_shared(&profile, target, &options, reporters);
     let report = &outcome.report;
     for e in &outcome.reporter_errors {
-        eprintln!("nodecheck: failed to write the Prometheus report: {e}");
+        eprintln!("nodecheck: failed to write a report: {e}");
     }
     let healthy = !report.failed(args.fail_on);
     let mut lines = Vec::new();
@@ -363,6 +422,32 @@ fn checks(args: &NhcArgs, budget_from: Instant) -> u8 {
     let _ = writeln!(stdout);
     let _ = stdout.flush();
     exit::OK
+}
+
+/// The file --drain-after counts failing runs in.
+const STREAK_FILE: &str = "nhc-failures";
+
+/// Counts this run into the streak of failing runs kept in `dir` and
+/// returns its length (0 after a healthy run, which clears it).
+fn damping(dir: &Path, healthy: bool) -> Result<u32, String> {
+    let path = dir.join(STREAK_FILE);
+    if healthy {
+        return match std::fs::remove_file(&path) {
+            Ok(()) => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(format!("cannot reset {}: {e}", path.display())),
+        };
+    }
+    let before = match std::fs::read_to_string(&path) {
+        Ok(t) => t.trim().parse::<u32>().unwrap_or(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let now = before.saturating_add(1);
+    std::fs::create_dir_all(dir)
+        .and_then(|()| nodecheck_core::report::write_atomically(&path, |w| writeln!(w, "{now}")))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(now)
 }
 
 fn short_hostname(h: &str) -> String {
@@ -413,118 +498,6 @@ fn write_lines(
         format_duration(report.duration),
         format_duration(budget)
     )
-}
-
-/// `nodecheck: <control>: <first problem>` plus how many more controls
-/// failed, at most [`REASON_MAX`] characters, on one line.
-pub fn drain_reason(report: &Report, fail_on: Severity) -> String {
-    let failing: Vec<_> = report
-        .controls
-        .iter()
-        .filter(|c| c.severity >= fail_on && c.counts_as_failure())
-        .collect();
-    let Some(first) = failing.first() else {
-        return format!("{REASON_PREFIX} unhealthy");
-    };
-    let message = first
-        .checks
-        .iter()
-        .flat_map(|k| {
-            k.problems()
-                .map(move |p| format!("{}: {}", k.name, p.message))
-        })
-        .next()
-        .unwrap_or_else(|| first.status.as_str().to_string());
-    let mut reason = format!("{REASON_PREFIX} {}: {message}", first.id);
-    if failing.len() > 1 {
-        reason.push_str(&format!(" (+{} more)", failing.len() - 1));
-    }
-    let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
-    if reason.chars().count() > REASON_MAX {
-        let mut cut: String = reason.chars().take(REASON_MAX - 1).collect();
-        cut.push('…');
-        cut
-    } else {
-        reason
-    }
-}
-
-/// What Slurm says of this node: its state flags and drain reason.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NodeState {
-    /// `IDLE`, `DRAIN`, `DOWN`, `NOT_RESPONDING`, … (`State=IDLE+DRAIN`).
-    pub flags: Vec<String>,
-    /// The reason without Slurm's ` [user@time]` suffix.
-    pub reason: Option<String>,
-}
-
-impl NodeState {
-    /// Parses one node of `scontrol -o show node NAME`.
-    pub fn parse(text: &str) -> Option<NodeState> {
-        let line = text.lines().find(|l| l.starts_with("NodeName="))?;
-        let state = line
-            .split_whitespace()
-            .find_map(|f| f.strip_prefix("State="))?;
-        let flags = state
-            .split('+')
-            .map(|f| f.trim_end_matches('*').to_string())
-            .collect();
-        // Reason= holds spaces and comes last but for Slurm's suffix.
-        let reason = line.find(" Reason=").map(|i| {
-            let r = &line[i + " Reason=".len()..];
-            let r = match r.rfind(" [") {
-                Some(j) if r.ends_with(']') && r[j..].contains('@') => &r[..j],
-                _ => r,
-            };
-            r.trim().to_string()
-        });
-        Some(NodeState {
-            flags,
-            reason: reason.filter(|r| !r.is_empty() && r != "(null)"),
-        })
-    }
-
-    fn drained(&self) -> bool {
-        self.flags
-            .iter()
-            .any(|f| f.starts_with("DRAIN") || f == "DOWN" || f == "FAIL")
-    }
-
-    fn ours(&self) -> bool {
-        self.reason
-            .as_deref()
-            .is_some_and(|r| r.starts_with(REASON_PREFIX))
-    }
-}
-
-/// What to do with the node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    Drain(String),
-    Resume,
-    /// Nothing, and why (for the log line).
-    Leave(String),
-}
-
-/// Drains an unhealthy node unless someone else already drained it (their
-/// reason stays), updates nodecheck's own reason when the problem changed,
-/// and resumes a healthy node only when the drain is nodecheck's.
-pub fn decide(state: &NodeState, reason: Option<&str>) -> Action {
-    match (reason, state.drained(), state.ours()) {
-        (Some(r), false, _) => Action::Drain(r.to_string()),
-        (Some(r), true, true) if state.reason.as_deref() != Some(r) => Action::Drain(r.to_string()),
-        (Some(_), true, true) => Action::Leave("already drained with this reason".into()),
-        (Some(_), true, false) => Action::Leave(format!(
-            "already drained by someone else ({}); leaving their reason",
-            state.reason.as_deref().unwrap_or("no reason")
-        )),
-        (None, true, true) => Action::Resume,
-        (None, true, false) => Action::Leave(format!(
-            "drained by someone else ({}); not resuming",
-            state.reason.as_deref().unwrap_or("no reason")
-        )),
-        (None, false, _) => Action::Leave("healthy".into()),
-    }
 }
 
 /// `scontrol` from $PATH, else where Slurm packages put it (slurmd runs
@@ -684,47 +657,6 @@ fn scontrol_run(scontrol: &Path, args: &[&str]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const DRAINED: &str = "NodeName=vm Arch=x86_64 CoresPerSocket=1  CPUAlloc=0 State=IDLE+DRAIN ThreadsPerCore=1 Partitions=debug  CurrentWatts=0 AveWatts=0 Reason=nodecheck: sshd: process sshd: running: expected true, got false [root@2026-11-21T14:32:05]\n";
-    const ADMIN: &str = "NodeName=vm Arch=x86_64 State=IDLE+DRAIN+NOT_RESPONDING Reason=bad dimm [admin@2026-11-21T14:32:05]\n";
-    const IDLE: &str = "NodeName=vm Arch=x86_64 State=IDLE ThreadsPerCore=1\n";
-
-    #[test]
-    fn parses_state_and_reason() {
-        let s = NodeState::parse(DRAINED).unwrap();
-        assert_eq!(s.flags, vec!["IDLE", "DRAIN"]);
-        assert_eq!(
-            s.reason.as_deref(),
-            Some("nodecheck: sshd: process sshd: running: expected true, got false")
-        );
-        assert!(s.drained() && s.ours());
-        let s = NodeState::parse(ADMIN).unwrap();
-        assert_eq!(s.reason.as_deref(), Some("bad dimm"));
-        assert!(s.drained() && !s.ours());
-        let s =
-            NodeState::parse("NodeName=vm State=DOWN* Reason=Not responding [slurm@x]").unwrap();
-        assert_eq!(s.flags, vec!["DOWN"]);
-        assert!(NodeState::parse(IDLE).unwrap().reason.is_none());
-        assert!(NodeState::parse("Node nosuch not found").is_none());
-    }
-
-    #[test]
-    fn drains_resumes_and_leaves_admins_alone() {
-        let idle = NodeState::parse(IDLE).unwrap();
-        let ours = NodeState::parse(DRAINED).unwrap();
-        let admin = NodeState::parse(ADMIN).unwrap();
-        let r = "nodecheck: sshd: process sshd: running: expected true, got false";
-        assert_eq!(decide(&idle, Some(r)), Action::Drain(r.into()));
-        assert!(matches!(decide(&ours, Some(r)), Action::Leave(_)));
-        assert_eq!(
-            decide(&ours, Some("nodecheck: tmp: full")),
-            Action::Drain("nodecheck: tmp: full".into())
-        );
-        assert!(matches!(decide(&admin, Some(r)), Action::Leave(w) if w.contains("bad dimm")));
-        assert_eq!(decide(&ours, None), Action::Resume);
-        assert!(matches!(decide(&admin, None), Action::Leave(_)));
-        assert!(matches!(decide(&idle, None), Action::Leave(_)));
-    }
 
     #[test]
     fn commands_are_shown_quoted() {

@@ -23,8 +23,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod drain;
+pub mod fleet;
 pub mod helper;
 pub mod hostlist;
+pub mod identity;
 pub mod kind;
 pub mod matcher;
 pub mod outcome;

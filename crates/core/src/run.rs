@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rayon::prelude::*;
 
+use crate::identity::{IMAGE_RELEASE, TargetIdentity};
 use crate::outcome::{Evaluation, PropertyResult, Status};
 use crate::profile::{Check, Control, Profile};
 use crate::report::{
@@ -47,6 +48,9 @@ pub struct Options {
     /// A caller that spent some of the budget before the run (loading the
     /// profile, as `nodecheck nhc` does) passes when it began.
     pub budget_from: Option<Instant>,
+    /// The image's release file inside the target;
+    /// [`IMAGE_RELEASE`](crate::identity::IMAGE_RELEASE) when `None`.
+    pub image_release: Option<String>,
     /// Set (by a signal handler, say) to stop the run: no check starts
     /// after it, and the checks still running end as an `error`
     /// "interrupted". [`run_shared`] returns within a fraction of a second
@@ -170,6 +174,10 @@ fn run_on(
     let target_info = TargetInfo {
         kind: target.kind(),
         description: target.describe(),
+        identity: Box::new(TargetIdentity::read(
+            target,
+            options.image_release.as_deref().unwrap_or(IMAGE_RELEASE),
+        )),
     };
     let (tx, rx) = mpsc::channel::<Event>();
     let mut reporter_errors = Vec::new();

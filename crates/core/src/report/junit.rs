@@ -52,7 +52,7 @@ pub fn junit_xml(report: &quick_junit::Report) -> io::Result<String> {
 /// quick-junit always writes it and junit-10.xsd (what Jenkins validates
 /// with) does not allow it there. The element is quick-junit's own output,
 /// so the attribute is exactly ` skipped="<digits>"` inside its start tag.
-fn without_root_skipped(xml: &str) -> String {
+pub(crate) fn without_root_skipped(xml: &str) -> String {
     let Some(start) = xml.find("<testsuites") else {
         return xml.to_string();
     };
@@ -139,6 +139,22 @@ fn suite_properties(suite: &mut TestSuite, report: &Report, control: &ControlRes
     add("severity", control.severity.as_str());
     add("tags", &control.tags.join(","));
     add("target", &report.target.description);
+    // The target's identity: which node, OS, kernel and image build.
+    let id = &report.target.identity;
+    for (name, value) in [
+        ("target_name", id.name.as_deref()),
+        ("os", id.os.as_ref().and_then(|o| o.pretty_name.as_deref())),
+        (
+            "os_version",
+            id.os.as_ref().and_then(|o| o.version_id.as_deref()),
+        ),
+        ("kernel", id.kernel.as_deref()),
+        ("image_release", id.image_release.as_deref()),
+    ] {
+        if let Some(v) = value {
+            add(name, v);
+        }
+    }
     add("profile", &report.profile.name);
     if let Some(version) = &report.profile.version {
         add("profile_version", version);

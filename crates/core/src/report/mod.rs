@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 pub use atomic::{Destination, write_atomically, write_report};
 pub use json::{JsonReporter, write_json};
+pub(crate) use junit::without_root_skipped;
 pub use junit::{JunitReporter, junit_xml, write_junit, xml as junit_text};
 pub use model::{
     CheckResult, ControlResult, Counts, JSON_SCHEMA, ProfileInfo, Report, Summary, TargetInfo,

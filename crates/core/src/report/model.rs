@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::identity::TargetIdentity;
 use crate::outcome::{PropertyResult, Status, secs};
 use crate::profile::{Location, Severity};
 use crate::target::TargetKind;
@@ -45,6 +46,10 @@ pub struct ProfileInfo {
 pub struct TargetInfo {
     pub kind: TargetKind,
     pub description: String,
+    /// Name, OS release, kernel and image release, as read from the target.
+    /// (Boxed: the runner's `Started` event carries a `TargetInfo`.)
+    #[serde(flatten)]
+    pub identity: Box<TargetIdentity>,
 }
 
 /// A control's result.

@@ -112,6 +112,27 @@ pub fn write_prometheus(report: &Report, fail_on: Severity, w: &mut dyn Write) -
         }
     }
 
+    // The target's identity as an info metric (value 1, the facts in
+    // labels), the Prometheus way: join it on `profile` to see which
+    // image or kernel the failing nodes run.
+    family(
+        &mut out,
+        "nodecheck_target_info",
+        "The target of the last run: its name, os-release, kernel and image release.",
+    );
+    let id = &report.target.identity;
+    let os = id.os.clone().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "nodecheck_target_info{{profile=\"{profile}\",kind=\"{}\",name=\"{}\",os=\"{}\",os_version=\"{}\",kernel=\"{}\",image_release=\"{}\"}} 1",
+        report.target.kind,
+        label(id.name.as_deref().unwrap_or("")),
+        label(os.pretty_name.as_deref().unwrap_or("")),
+        label(os.version_id.as_deref().unwrap_or("")),
+        label(id.kernel.as_deref().unwrap_or("")),
+        label(id.image_release.as_deref().unwrap_or("")),
+    );
+
     family(
         &mut out,
         "nodecheck_healthy",

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anstyle::{AnsiColor, Style};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{CheckResult, ControlResult, Counts, Event, ProfileInfo, Report, Reporter};
+use super::{CheckResult, ControlResult, Counts, Event, ProfileInfo, Report, Reporter, TargetInfo};
 use crate::outcome::{PropertyResult, Status};
 
 /// How the terminal report looks.
@@ -171,7 +171,7 @@ impl Reporter for TerminalReporter {
                     p.start(*checks);
                 }
                 let mut r = self.render();
-                r.header(profile, &target.description);
+                r.header(profile, target);
                 self.print(&r.s)
             }
             Event::CheckStarted { control, check } => {
@@ -300,14 +300,14 @@ impl Render {
     }
 
     fn report(&mut self, r: &Report) {
-        self.header(&r.profile, &r.target.description);
+        self.header(&r.profile, &r.target);
         for control in &r.controls {
             self.control(control);
         }
         self.footer(r);
     }
 
-    fn header(&mut self, profile: &ProfileInfo, target: &str) {
+    fn header(&mut self, profile: &ProfileInfo, target: &TargetInfo) {
         let name_version = match &profile.version {
             Some(v) => format!("{} {v}", profile.name),
             None => profile.name.clone(),
@@ -318,7 +318,20 @@ impl Render {
         };
         self.s.push_str("Profile:   ");
         self.styled(BOLD, &clean(&heading));
-        let _ = write!(self.s, "\nTarget:    {}\n\n", clean(target));
+        let _ = write!(self.s, "\nTarget:    {}", clean(&target.description));
+        // Which node or image this is: a fleet's reports side by side.
+        let id = &target.identity;
+        if let Some(name) = id
+            .name
+            .as_deref()
+            .filter(|n| !target.description.contains(n))
+        {
+            let _ = write!(self.s, " ({})", clean(name));
+        }
+        if let Some(system) = id.describe() {
+            let _ = write!(self.s, "\nSystem:    {}", clean(&system));
+        }
+        self.s.push_str("\n\n");
     }
 
     fn footer(&mut self, r: &Report) {
@@ -679,6 +692,47 @@ mod tests {
         let mut buf = Vec::new();
         write_terminal(report, color, &mut buf).unwrap();
         String::from_utf8(buf).unwrap()
+    }
+
+    /// Every report names the target's identity: terminal header, JUnit
+    /// properties, a Prometheus info metric.
+    #[test]
+    fn identity_is_in_every_report() {
+        let mut r = sample();
+        *r.target.identity = crate::identity::TargetIdentity {
+            name: Some("node042".into()),
+            os: Some(crate::identity::OsRelease {
+                pretty_name: Some("Rocky Linux 9.4 (Blue Onyx)".into()),
+                version_id: Some("9.4".into()),
+            }),
+            kernel: Some("5.14.0-427".into()),
+            image_release: Some("img-\x1b[2J2026.07".into()),
+        };
+        let t = render(&r, false);
+        assert!(t.contains("Target:    rootfs:/srv/img (node042)\n"), "{t}");
+        assert!(
+            t.contains("System:    Rocky Linux 9.4 (Blue Onyx), kernel 5.14.0-427, release img-"),
+            "{t}"
+        );
+        assert!(!t.contains('\x1b'), "{t}");
+        let mut buf = Vec::new();
+        crate::report::write_junit(&r, &mut buf).unwrap();
+        let x = String::from_utf8(buf).unwrap();
+        assert!(
+            x.contains("<property name=\"target_name\" value=\"node042\"/>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<property name=\"kernel\" value=\"5.14.0-427\"/>"),
+            "{x}"
+        );
+        let mut buf = Vec::new();
+        crate::report::write_prometheus(&r, crate::profile::Severity::Low, &mut buf).unwrap();
+        let p = String::from_utf8(buf).unwrap();
+        assert!(
+            p.contains("nodecheck_target_info{profile=\"compute\",kind=\"rootfs\",name=\"node042\",os=\"Rocky Linux 9.4 (Blue Onyx)\",os_version=\"9.4\",kernel=\"5.14.0-427\","),
+            "{p}"
+        );
     }
 
     #[test]

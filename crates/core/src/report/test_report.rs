@@ -72,6 +72,7 @@ pub(crate) fn report(controls: Vec<ControlResult>, warnings: Vec<String>) -> Rep
         target: TargetInfo {
             kind: TargetKind::Rootfs,
             description: "rootfs:/srv/img".to_owned(),
+            identity: Default::default(),
         },
         hostname: "build01".to_owned(),
         // 2026-07-01T12:00:00Z

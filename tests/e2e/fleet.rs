@@ -1,0 +1,604 @@
+//! A fleet under Slurm: a real four-node cluster on this machine
+//! (tests/fleet/cluster.sh: slurmctld and munged in a hub namespace, four
+//! slurmd each in its own network, UTS and mount namespace), `srun` running
+//! nodecheck on every node, `nodecheck report merge` over what they wrote,
+//! and `nodecheck nhc` as HealthCheckProgram on all four nodes.
+//!
+//! Everything is started by the test and stopped by a Drop guard, also
+//! when an assertion fails.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_nodecheck")
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The cluster of tests/fleet/cluster.sh in a temporary directory.
+struct Cluster {
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn script() -> PathBuf {
+        repo().join("tests/fleet/cluster.sh")
+    }
+
+    fn new() -> Cluster {
+        Cluster {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn up(&self, healthcheck: &Path) {
+        let o = Command::new("bash")
+            .arg(Self::script())
+            .arg("up")
+            .arg(self.dir.path())
+            .arg(healthcheck)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "cluster.sh up: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn pid(&self, holder: &str) -> String {
+        fs::read_to_string(self.path(&format!("{holder}.pid")))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// A Slurm client command in the hub's namespaces (where slurmctld
+    /// listens).
+    fn client(&self, program: &str, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .args(["-t", &self.pid("hub"), "-n", "-u", "--"])
+            .arg(which(program).unwrap())
+            .args(args)
+            .env("SLURM_CONF", self.path("slurm.conf"))
+            .output()
+            .unwrap()
+    }
+
+    /// `nodecheck run PROFILE` in the hub's namespaces, as on a login node.
+    fn nodecheck_on_hub(&self, profile: &Path) -> Output {
+        Command::new("nsenter")
+            .args([
+                "-t",
+                &self.pid("hub"),
+                "-n",
+                "-u",
+                "--",
+                bin(),
+                "run",
+                "--no-color",
+            ])
+            .arg(profile)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `sh -c script` in node's mount namespace.
+    fn on_node(&self, node: &str, script: &str) {
+        let o = Command::new("nsenter")
+            .args(["-t", &self.pid(node), "-m", "--", "sh", "-c", script])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{node}: {script}: {}", stderr(&o));
+    }
+
+    /// node -> (State, Reason).
+    fn states(&self) -> Vec<(String, String, String)> {
+        let o = self.client("scontrol", &["-o", "show", "node"]);
+        stdout(&o)
+            .lines()
+            .map(|line| {
+                let field = |k: &str| {
+                    line.split_whitespace()
+                        .find_map(|f| f.strip_prefix(k))
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let reason = line
+                    .find(" Reason=")
+                    .map(|i| line[i + 8..].trim().to_string())
+                    .unwrap_or_default();
+                (field("NodeName="), field("State="), reason)
+            })
+            .collect()
+    }
+
+    fn log(&self) -> String {
+        let mut s = String::new();
+        for f in [
+            "slurmctld.log",
+            "node1.slurmd.log",
+            "hc-node2.log",
+            "hc-node1.log",
+        ] {
+            let text = fs::read_to_string(self.path(f)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            s += &format!("--- {f} (last lines)\n");
+            for l in tail.into_iter().rev() {
+                s += l;
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    fn wait(&self, what: &str, ok: impl Fn(&[(String, String, String)]) -> bool) {
+        let start = Instant::now();
+        loop {
+            let states = self.states();
+            if ok(&states) {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(40) {
+                panic!("timed out waiting for {what}: {states:?}\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(Self::script())
+            .arg("down")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn up(state: &str) -> bool {
+    state.starts_with("IDLE") && !state.contains("DRAIN") && !state.contains("DOWN")
+}
+
+const PROFILE: &str = r#"
+[profile]
+name = "fleet-test"
+
+[[control]]
+id = "healthy"
+title = "The node's own health marker is there"
+severity = "critical"
+
+  [[control.file]]
+  path = "/run/fleet/healthy"
+  exists = true
+
+[[control]]
+id = "munge"
+severity = "critical"
+
+  [[control.process]]
+  name = "munged"
+  running = true
+"#;
+
+const IMAGE_PROFILE: &str = r#"
+[profile]
+name = "fleet-image"
+
+[[control]]
+id = "release"
+title = "The node runs this month's image"
+severity = "high"
+
+  [[control.file]]
+  path = "/run/fleet/release"
+  content = { matches = "^2026\\.07$" }
+"#;
+
+#[test]
+fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
+    let tools = [
+        "slurmctld",
+        "slurmd",
+        "munged",
+        "srun",
+        "scontrol",
+        "nsenter",
+        "unshare",
+        "ip",
+    ];
+    if !is_root() {
+        eprintln!("note: fleet slurm test skipped: needs root");
+        return;
+    }
+    let missing: Vec<&str> = tools.into_iter().filter(|t| which(t).is_none()).collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "note: fleet slurm test skipped: {} not installed (tests/deps.sh installs them)",
+            missing.join(", ")
+        );
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    fs::write(w.join("nhc.toml"), PROFILE).unwrap();
+    fs::write(w.join("image.toml"), IMAGE_PROFILE).unwrap();
+    // slurmd runs HealthCheckProgram with an empty environment and no
+    // arguments: a wrapper names the profile, the config and a log.
+    let cluster = Cluster::new();
+    let d = cluster.dir.path().display().to_string();
+    let hc = w.join("healthcheck.sh");
+    fs::write(
+        &hc,
+        format!(
+            "#!/bin/sh\nexport SLURM_CONF={d}/slurm.conf PATH=/usr/bin:/bin:/usr/sbin:/sbin\n\
+             exec {bin} nhc --profile {profile} --budget 10s >>{d}/hc-$(hostname).log 2>&1\n",
+            bin = bin(),
+            profile = w.join("nhc.toml").display(),
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&hc, fs::Permissions::from_mode(0o755)).unwrap();
+    cluster.up(&hc);
+
+    cluster.wait("four idle nodes", |s| {
+        s.len() == 4 && s.iter().all(|(_, st, _)| up(st))
+    });
+    for n in ["node1", "node2", "node4"] {
+        cluster.on_node(n, "echo 2026.07 > /run/fleet/release");
+    }
+    cluster.on_node("node3", "echo 2026.06 > /run/fleet/release");
+
+    // srun on all four nodes; one JSON report per node (`%N`: srun
+    // interleaves long lines of several tasks on one stream).
+    let reports = w.join("reports");
+    fs::create_dir(&reports).unwrap();
+    let out = reports.join("%N.json");
+    let o = cluster.client(
+        "srun",
+        &[
+            "-N4",
+            &format!("--output={}", out.display()),
+            // The terminal report goes to stderr with `--json -`; srun
+            // would mix it into --output.
+            &format!("--error={}", w.join("%N.err").display()),
+            bin(),
+            "run",
+            w.join("image.toml").to_str().unwrap(),
+            "--json",
+            "-",
+        ],
+    );
+    // nodecheck exits 1 on node3, so srun does too.
+    assert_eq!(
+        code(&o),
+        1,
+        "srun: {}{}\n{}",
+        stdout(&o),
+        stderr(&o),
+        cluster.log()
+    );
+    let names: Vec<String> = fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+
+    let junit = w.join("fleet.xml");
+    let json = w.join("fleet.json");
+    let o = nodecheck(&[
+        "report",
+        "merge",
+        "--expect",
+        "node[1-5]",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        reports.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert_eq!(code(&o), 1, "{text}{}", stderr(&o));
+    assert!(text.contains("fleet: 4 nodes node[1-4]"), "{text}");
+    assert!(text.contains("  fail on 1 node3:\n"), "{text}");
+    assert!(text.contains("file /run/fleet/release: content"), "{text}");
+    assert!(
+        text.contains("no report from 1 expected nodes: node5"),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["controls"][0]["pass"]["nodes"], "node[1-2,4]");
+    assert_eq!(v["controls"][0]["fail"]["nodes"], "node3");
+    xmllint(&junit).unwrap();
+
+    // The slurm kind from a login node: the scheduler's view, and a
+    // MUNGE round trip through the cluster's munged.
+    let d = cluster.dir.path().display().to_string();
+    let acceptance = w.join("cluster.toml");
+    fs::write(
+        &acceptance,
+        format!(
+            "[profile]\nname = \"acceptance\"\n\n\
+             [[control]]\nid = \"cluster\"\n\n  [[control.slurm]]\n  nodes = \"node[1-4]\"\n  \
+             env = {{ SLURM_CONF = \"{d}/slurm.conf\" }}\n  cpus = 1\n  real_memory = 100\n  \
+             gres = \"\"\n  partitions = [\"batch\"]\n\n\
+             [[control]]\nid = \"munge-roundtrip\"\n\n  [[control.command]]\n  \
+             run = \"munge -S {d}/munge/munge.socket -n | unmunge -S {d}/munge/munge.socket\"\n"
+        ),
+    )
+    .unwrap();
+    let o = cluster.nodecheck_on_hub(&acceptance);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+
+    // HealthCheckProgram on all four: node2 loses its health marker and is
+    // drained with nodecheck's reason; the others stay up.
+    cluster.on_node("node2", "rm /run/fleet/healthy");
+    cluster.wait("node2 drained by nodecheck", |s| {
+        s.iter().any(|(n, st, r)| {
+            n == "node2" && st.contains("DRAIN") && r.starts_with("nodecheck: healthy: ")
+        })
+    });
+    // The slurm kind names the drained node and nodecheck's reason.
+    let o = cluster.nodecheck_on_hub(&acceptance);
+    let text = stdout(&o);
+    assert_eq!(code(&o), 1, "{text}{}", stderr(&o));
+    assert!(
+        text.contains("node2 IDLE+DRAIN (nodecheck: healthy: "),
+        "{text}"
+    );
+    let states = cluster.states();
+    for (n, st, _) in &states {
+        if n != "node2" {
+            assert!(up(st), "{n} should stay up: {states:?}\n{}", cluster.log());
+        }
+    }
+    // Fixed: nodecheck resumes the node it drained.
+    cluster.on_node("node2", "touch /run/fleet/healthy");
+    cluster.wait("node2 resumed", |s| s.iter().all(|(_, st, _)| up(st)));
+}
+
+/// `nodecheck nhc` with Slurm out of the picture (no configuration, so
+/// scontrol fails at once) and its own syslog socket and state directory.
+fn nhc(profile: &Path, extra: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("nhc")
+        .arg("--profile")
+        .arg(profile)
+        .args(extra)
+        .env_remove("SLURM_CONF")
+        .env_remove("SLURMD_NODENAME")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn nhc_logs_to_syslog_writes_reports_and_drains_after_n_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bad = d.join("bad.toml");
+    fs::write(
+        &bad,
+        "[profile]\nname = \"t\"\n[[control]]\nid = \"marker\"\nseverity = \"high\"\n  \
+         [[control.file]]\n  path = \"/nonexistent/nodecheck-fleet-marker\"\n  exists = true\n",
+    )
+    .unwrap();
+    let good = d.join("good.toml");
+    fs::write(
+        &good,
+        "[profile]\nname = \"t\"\n[[control]]\nid = \"root\"\n  [[control.file]]\n  path = \"/\"\n  exists = true\n",
+    )
+    .unwrap();
+    let sock = d.join("log");
+    let server = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+    server.set_nonblocking(true).unwrap();
+    let state = d.join("state");
+    let (json, junit) = (d.join("r.json"), d.join("r.xml"));
+    let args = [
+        "--dry-run",
+        "--drain-after",
+        "2",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--syslog",
+        sock.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ];
+    let received = || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = server.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        got
+    };
+
+    // First failing run: logged, counted, not drained.
+    let o = nhc(&bad, &args);
+    let text = stdout(&o);
+    assert_eq!(code(&o), 1, "{text}{}", stderr(&o));
+    assert!(
+        text.contains("failing run 1 of 2: not draining yet"),
+        "{text}"
+    );
+    assert!(!text.contains("state=drain"), "{text}");
+    let logged = received();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(
+        logged[0].starts_with("<27>") && logged[0].contains("Health check failed: marker:"),
+        "{logged:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["controls"][0]["status"], "fail");
+    xmllint(&junit).unwrap();
+
+    // Second in a row: the drain is due.
+    let o = nhc(&bad, &args);
+    let text = stdout(&o);
+    assert!(text.contains("state=drain"), "{text}");
+    assert!(text.contains("reason=\"nodecheck: marker:"), "{text}");
+
+    // A pass resets the count: the next failure is the first again.
+    let o = nhc(&good, &args);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(!state.join("nhc-failures").exists());
+    let o = nhc(&bad, &args);
+    assert!(stdout(&o).contains("failing run 1 of 2"), "{}", stdout(&o));
+}
+
+/// Real reports of three image directories, plus every kind of bad input:
+/// each bad file is named, the rest merged; exit 2 only when nothing could
+/// be read.
+#[test]
+fn report_merge_names_bad_inputs_and_merges_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let profile = d.join("p.toml");
+    fs::write(
+        &profile,
+        "[profile]\nname = \"img\"\n[[control]]\nid = \"release\"\nseverity = \"high\"\n  \
+         [[control.file]]\n  path = \"/etc/image-release\"\n  content = { matches = \"^2026\\\\.07\" }\n",
+    )
+    .unwrap();
+    let reports = d.join("reports");
+    fs::create_dir(&reports).unwrap();
+    for (name, release) in [("n1", "2026.07"), ("n2", "2026.07"), ("n3", "2026.06")] {
+        let root = d.join("images").join(name);
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/image-release"), format!("{release}\n")).unwrap();
+        fs::write(
+            root.join("etc/os-release"),
+            "PRETTY_NAME=\"Test Linux 1\"\nVERSION_ID=\"1\"\n",
+        )
+        .unwrap();
+        let json = reports.join(format!("{name}.json"));
+        let o = nodecheck(&[
+            "run",
+            profile.to_str().unwrap(),
+            "-t",
+            root.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(code(&o) <= 1, "{}{}", stdout(&o), stderr(&o));
+    }
+    let good = fs::read_to_string(reports.join("n1.json")).unwrap();
+    let bad = d.join("bad");
+    fs::create_dir(&bad).unwrap();
+    fs::write(bad.join("cut.json"), &good[..good.len() / 2]).unwrap();
+    fs::write(
+        bad.join("text.json"),
+        "srun: error: node3: task 2: Exited\n",
+    )
+    .unwrap();
+    fs::write(bad.join("empty.json"), "").unwrap();
+    fs::write(
+        bad.join("future.json"),
+        good.replace("nodecheck/report/v1", "nodecheck/report/v9"),
+    )
+    .unwrap();
+    fs::write(bad.join("again.json"), &good).unwrap();
+
+    let o = nodecheck(&[
+        "report",
+        "merge",
+        reports.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 1, "{out}{err}");
+    assert!(out.contains("fleet: 3 nodes n[1-3]"), "{out}");
+    assert!(out.contains("  fail on 1 n3:\n"), "{out}");
+    assert!(
+        out.contains("release 2026.06"),
+        "images are told apart: {out}"
+    );
+    for (file, why) in [
+        ("cut.json", "truncated JSON report"),
+        ("text.json", "not a JSON report"),
+        ("empty.json", "empty"),
+        ("future.json", "nodecheck/report/v9"),
+        ("again.json", "a second report for node \"n1\""),
+    ] {
+        assert!(
+            err.lines().any(|l| l.contains(file) && l.contains(why)),
+            "{file}: {why}\n{err}"
+        );
+    }
+
+    // Only bad input: nothing to merge.
+    let o = nodecheck(&["report", "merge", bad.join("cut.json").to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no report could be read"),
+        "{}",
+        stderr(&o)
+    );
+    // A hostlist typo is a usage error naming it.
+    let o = nodecheck(&[
+        "report",
+        "merge",
+        "--expect",
+        "n[1-",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("--expect \"n[1-\" is not a hostlist"),
+        "{}",
+        stderr(&o)
+    );
+    // Passing nodes only, at --fail-on critical: exit 0.
+    let o = nodecheck(&[
+        "report",
+        "merge",
+        "--fail-on",
+        "critical",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+
+    // Concatenated on stdin, as srun gathers them.
+    let mut all = String::new();
+    for n in ["n1", "n2", "n3"] {
+        all += &fs::read_to_string(reports.join(format!("{n}.json"))).unwrap();
+    }
+    let mut child = Command::new(bin())
+        .args(["report", "merge", "--json", "-", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(all.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["nodes"]["nodes"], "n[1-3]");
+    assert_eq!(v["controls"][0]["fail"]["nodes"], "n3");
+}
