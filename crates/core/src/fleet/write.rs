@@ -368,6 +368,7 @@ mod tests {
     use super::super::{MergeOptions, read::InputProblem};
     use super::*;
     use crate::hostlist::HostList;
+    use crate::report::junit::tests::xmllint;
 
     fn fleet() -> Fleet {
         let reports = vec![
@@ -446,35 +447,6 @@ mod tests {
         assert_eq!(munge["fail"]["count"], 1);
         assert_eq!(munge["groups"][0]["nodes"], "node3");
         assert_eq!(v["problems"][0]["source"], "bad.json");
-    }
-
-    /// Validates with xmllint against the vendored Jenkins schema, as the
-    /// node report's JUnit tests do.
-    fn xmllint(xml: &str) {
-        let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/junit/junit-10.xsd");
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("junit.xml");
-        std::fs::write(&file, xml).unwrap();
-        let out = match std::process::Command::new("xmllint")
-            .arg("--noout")
-            .arg("--schema")
-            .arg(&schema)
-            .arg(&file)
-            .output()
-        {
-            Ok(out) => out,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                eprintln!("note: xmllint not installed (libxml2-utils); schema validation skipped");
-                return;
-            }
-            Err(e) => panic!("running xmllint: {e}"),
-        };
-        assert!(
-            out.status.success(),
-            "xmllint rejected the report:\n{}\n{xml}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 
     #[test]

@@ -242,7 +242,7 @@ pub fn xml(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
     use std::process::Command;
     use std::sync::Arc;
@@ -294,7 +294,7 @@ mod tests {
 
     /// Validates with xmllint against the vendored schema; skipped (with a
     /// note) where xmllint is not installed.
-    fn xmllint(xml: &str) {
+    pub(crate) fn xmllint(xml: &str) {
         let schema =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/junit/junit-10.xsd");
         let dir = tempfile::tempdir().unwrap();

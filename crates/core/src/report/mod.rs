@@ -5,7 +5,7 @@
 
 mod atomic;
 mod json;
-mod junit;
+pub(crate) mod junit;
 mod model;
 mod prometheus;
 mod terminal;
