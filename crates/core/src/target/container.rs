@@ -237,10 +237,6 @@ impl Target for Container {
         self.fs.open(path)
     }
 
-    fn heads(&self, dir: &str, names: &[String], len: usize) -> Vec<io::Result<Vec<u8>>> {
-        self.fs.heads(dir, names, len)
-    }
-
     fn walk_parallel(
         &self,
         path: &str,

@@ -392,30 +392,6 @@ pub trait Target: Send + Sync {
         }))
     }
 
-    /// The first bytes (up to `len`) of each of `names`, entries of the
-    /// directory `dir`, symlinks not followed: a cheap look at file
-    /// signatures (ELF or compression magic) across a whole tree, where
-    /// opening each file by its full path would cost most of the scan.
-    /// Pass names [`Target::read_dir`] lists as regular files; anything
-    /// else gives an error in its slot.
-    fn heads(&self, dir: &str, names: &[String], len: usize) -> Vec<io::Result<Vec<u8>>> {
-        names
-            .iter()
-            .map(|name| {
-                let path = join(dir, name);
-                let md = self.metadata(&path, false)?;
-                if md.file_type != FileType::File {
-                    return Err(not_regular(md.file_type));
-                }
-                let file = self.open(&path)?;
-                let mut buf = vec![0; len];
-                let n = file.read_at(&mut buf, 0)?;
-                buf.truncate(n);
-                Ok(buf)
-            })
-            .collect()
-    }
-
     /// Runs helper `name` of this executable ([`crate::helper`]: a `dlopen`
     /// that runs a library's constructors, the GPU driver probe) as a
     /// child on the host, stdin closed, at most `timeout`. Only where the

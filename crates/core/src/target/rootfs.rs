@@ -5,7 +5,6 @@
 //! onto the host path: an image's `/lib64 -> /usr/lib64` or
 //! `etc/x -> ../../../../etc/shadow` stays in the image.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -15,7 +14,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, fstat};
 
 use super::resolve::{self, Resolver, lossy, path_flags};
-use super::walk::{self, At, Known, Walker, metadata_of, open_regular};
+use super::walk::{self, Walker, metadata_of};
 use super::{
     Accounts, DirEntry, FileAt, FileType, FsStats, Memo, Metadata, Need, READ_LIMIT, Target,
     TargetKind, Visited, WalkEntry, WalkOptions,
@@ -328,39 +327,6 @@ impl Target for RootFs {
         };
         let env = super::merge_env(super::base_env(self.accounts(), uid), &req.env);
         run(mode, req, env)
-    }
-
-    fn heads(&self, dir: &str, names: &[String], len: usize) -> Vec<io::Result<Vec<u8>>> {
-        // One resolution for the directory, then each name through the
-        // door relative to it: a name holds no `/` and is not followed,
-        // so nothing leaves the directory.
-        let dirfd = match self.open_fd(dir, dir_flags()) {
-            Ok(fd) => fd,
-            Err(e) => {
-                return names
-                    .iter()
-                    .map(|_| Err(io::Error::new(e.kind(), e.to_string())))
-                    .collect();
-            }
-        };
-        names
-            .iter()
-            .map(|name| {
-                if name.is_empty() || name == "." || name == ".." || name.contains('/') {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("{name:?} is not a directory entry name"),
-                    ));
-                }
-                let name = CString::new(name.as_str()).map_err(io::Error::other)?;
-                let at = At::Entry {
-                    dir: dirfd.as_fd(),
-                    name: &name,
-                    known: Known::Nothing,
-                };
-                open_regular(at, self.race_free)?.head(len)
-            })
-            .collect()
     }
 }
 
