@@ -38,28 +38,6 @@ id = "linkage"
   symbol_versions = true
 "#;
 
-/// Runs `profile` against `root`; (exit status, JSON report).
-fn run_profile(root: &Path, profile: &str) -> (i32, serde_json::Value, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("p.toml");
-    fs::write(&p, profile).unwrap();
-    let json = dir.path().join("r.json");
-    let o = nodecheck(&[
-        "run",
-        p.to_str().unwrap(),
-        "--target",
-        root.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    let report: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(&json)
-            .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{}\n{}", stdout(&o), stderr(&o))),
-    )
-    .unwrap();
-    (code(&o), report, stdout(&o))
-}
-
 /// The checks of a report, flattened.
 fn checks(report: &serde_json::Value) -> Vec<&serde_json::Value> {
     report["controls"]

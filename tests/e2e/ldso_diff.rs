@@ -197,23 +197,7 @@ id = "layouts"
 
 /// nodecheck's verdict: the chains of the check's output.
 fn ours(root: &Path) -> (Verdict, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("p.toml");
-    fs::write(&p, PROFILE).unwrap();
-    let json = dir.path().join("r.json");
-    let o = nodecheck(&[
-        "run",
-        p.to_str().unwrap(),
-        "--target",
-        root.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    let report: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(&json)
-            .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{}\n{}", stdout(&o), stderr(&o))),
-    )
-    .unwrap();
+    let (_, report, _) = run_profile(root, PROFILE);
     let output = report["controls"][0]["checks"][0]["output"]
         .as_str()
         .unwrap_or("")

@@ -253,3 +253,25 @@ pub fn xmllint(report: &Path) -> Result<(), String> {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Runs `profile` against `root`; (exit status, JSON report).
+pub fn run_profile(root: &Path, profile: &str) -> (i32, serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::write(&p, profile).unwrap();
+    let json = dir.path().join("r.json");
+    let o = nodecheck(&[
+        "run",
+        p.to_str().unwrap(),
+        "--target",
+        root.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&json)
+            .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{}\n{}", stdout(&o), stderr(&o))),
+    )
+    .unwrap();
+    (code(&o), report, stdout(&o))
+}
