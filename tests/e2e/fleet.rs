@@ -467,6 +467,85 @@ fn nhc_logs_to_syslog_writes_reports_and_drains_after_n_failures() {
     assert!(stdout(&o).contains("failing run 1 of 2"), "{}", stdout(&o));
 }
 
+/// Syslog as an admin expects it: the default socket missing is no noise
+/// on a passing run; a failure that could not be logged is said once on
+/// stderr; a `--syslog SOCKET` that cannot be reached is said on every
+/// run. The health verdict never depends on it.
+#[test]
+fn nhc_says_once_what_syslog_did_not_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = d.join("good.toml");
+    fs::write(
+        &good,
+        "[profile]\nname = \"t\"\n[[control]]\nid = \"root\"\n  [[control.file]]\n  path = \"/\"\n  exists = true\n",
+    )
+    .unwrap();
+    let bad = d.join("bad.toml");
+    fs::write(
+        &bad,
+        "[profile]\nname = \"t\"\n[[control]]\nid = \"marker\"\n  [[control.file]]\n  \
+         path = \"/nonexistent/nodecheck-fleet-marker\"\n  exists = true\n  \
+         [[control.file]]\n  path = \"/nonexistent/nodecheck-fleet-marker2\"\n  exists = true\n\
+         [[control]]\nid = \"marker2\"\n  [[control.file]]\n  path = \"/nonexistent/x\"\n  exists = true\n",
+    )
+    .unwrap();
+    let nowhere = d.join("no-such-socket");
+    let nowhere = nowhere.to_str().unwrap();
+    let lines = |o: &Output| -> Vec<String> {
+        stderr(o)
+            .lines()
+            .filter(|l| l.contains("syslog"))
+            .map(str::to_owned)
+            .collect()
+    };
+
+    // The default socket, passing: nothing about syslog, whether or not
+    // this machine has /dev/log.
+    let o = nhc(&good, &["--dry-run"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(lines(&o), Vec::<String>::new());
+    assert!(!stdout(&o).contains("syslog"), "{}", stdout(&o));
+
+    // The default socket, failing: said once when it is missing (where
+    // /dev/log exists the messages went there: not run, so that the test
+    // writes nothing to this machine's log).
+    if !Path::new("/dev/log").exists() {
+        let o = nhc(&bad, &["--dry-run"]);
+        assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+        let l = lines(&o);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(
+            l[0].starts_with("nodecheck: warning: cannot log to syslog (/dev/log: ")
+                && l[0].contains("; 3 messages not logged"),
+            "{l:?}"
+        );
+    }
+
+    // An explicit socket out of reach: said on a passing run too, and the
+    // node stays healthy.
+    let o = nhc(&good, &["--dry-run", "--syslog", nowhere]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let l = lines(&o);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with(&format!(
+            "nodecheck: warning: --syslog {nowhere}: cannot log there: "
+        )),
+        "{l:?}"
+    );
+    let o = nhc(&bad, &["--dry-run", "--syslog", nowhere]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let l = lines(&o);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(l[0].ends_with("; 3 messages not logged"), "{l:?}");
+
+    // `none`: silence, also on a failure.
+    let o = nhc(&bad, &["--dry-run", "--syslog", "none"]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(lines(&o), Vec::<String>::new());
+}
+
 /// Real reports of three image directories, plus every kind of bad input:
 /// each bad file is named, the rest merged; exit 2 only when nothing could
 /// be read.
