@@ -82,8 +82,9 @@ impl Cluster {
             .unwrap()
     }
 
-    /// `nodecheck run PROFILE` in the hub's namespaces, as on a login node.
-    fn nodecheck_on_hub(&self, profile: &Path) -> Output {
+    /// `nodecheck run PROFILE ARGS` in the hub's namespaces, as on a login
+    /// node.
+    fn nodecheck_on_hub(&self, profile: &Path, args: &[&str]) -> Output {
         Command::new("nsenter")
             .args([
                 "-t",
@@ -96,6 +97,7 @@ impl Cluster {
                 "--no-color",
             ])
             .arg(profile)
+            .args(args)
             .output()
             .unwrap()
     }
@@ -346,8 +348,23 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
         ),
     )
     .unwrap();
-    let o = cluster.nodecheck_on_hub(&acceptance);
+    let report = w.join("acceptance.json");
+    let o = cluster.nodecheck_on_hub(&acceptance, &["--json", report.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // Slurm 22.05 has `sinfo --json`: the nodes were read from it.
+    let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&report).unwrap()).unwrap();
+    let slurm = &v["controls"][0]["checks"][0];
+    assert_eq!(slurm["kind"], "slurm", "{slurm}");
+    let registered = slurm["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["key"] == "registered")
+        .unwrap_or_else(|| panic!("{slurm}"));
+    assert_eq!(
+        registered["message"], "registered: 4 nodes (sinfo --json)",
+        "{slurm}"
+    );
 
     // HealthCheckProgram on all four: node2 loses its health marker and is
     // drained with nodecheck's reason; the others stay up.
@@ -358,7 +375,7 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
         })
     });
     // The slurm kind names the drained node and nodecheck's reason.
-    let o = cluster.nodecheck_on_hub(&acceptance);
+    let o = cluster.nodecheck_on_hub(&acceptance, &[]);
     let text = stdout(&o);
     assert_eq!(code(&o), 1, "{text}{}", stderr(&o));
     assert!(
