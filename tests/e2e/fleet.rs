@@ -102,6 +102,66 @@ impl Cluster {
             .unwrap()
     }
 
+    /// `bash -c script` in the hub's namespaces, in `dir`, as a user at a
+    /// login node's shell.
+    fn shell(&self, dir: &Path, script: &str) -> Output {
+        Command::new("nsenter")
+            .args([
+                "-t",
+                &self.pid("hub"),
+                "-n",
+                "-u",
+                "--",
+                "bash",
+                "-c",
+                script,
+            ])
+            .current_dir(dir)
+            .env("SLURM_CONF", self.path("slurm.conf"))
+            .output()
+            .unwrap()
+    }
+
+    /// Waits for job `id` to end (polled with scontrol: sacct needs a
+    /// database this cluster has not); its final JobState.
+    fn wait_job(&self, id: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let o = self.client("scontrol", &["-o", "show", "job", id]);
+            let states: Vec<String> = stdout(&o)
+                .split_whitespace()
+                .filter_map(|f| f.strip_prefix("JobState="))
+                .map(str::to_owned)
+                .collect();
+            let ended = |s: &String| {
+                [
+                    "COMPLETED",
+                    "FAILED",
+                    "CANCELLED",
+                    "TIMEOUT",
+                    "NODE_FAIL",
+                    "OUT_OF_MEMORY",
+                    "BOOT_FAIL",
+                    "DEADLINE",
+                    "PREEMPTED",
+                ]
+                .contains(&s.as_str())
+            };
+            if !states.is_empty() && states.iter().all(ended) {
+                return states.join(",");
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                panic!(
+                    "timed out waiting for job {id}: {}{}\n{}",
+                    stdout(&o),
+                    stderr(&o),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Runs `sh -c script` in node's mount namespace.
     fn on_node(&self, node: &str, script: &str) {
         let o = Command::new("nsenter")
@@ -174,6 +234,44 @@ impl Drop for Cluster {
             .arg(self.dir.path())
             .status();
     }
+}
+
+/// The fenced `sh` block of docs/fleet.md that contains `marker`, with
+/// each `(from, to)` put in for this cluster. Every `from` must be there:
+/// a recipe changed in the doc is seen here rather than tested stale.
+fn doc_recipe(marker: &str, subs: &[(&str, &str)]) -> String {
+    let doc = fs::read_to_string(repo().join("docs/fleet.md")).unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split_once("\n```").map(|(code, _)| code))
+        .filter(|code| code.contains(marker))
+        .collect();
+    assert_eq!(
+        blocks.len(),
+        1,
+        "docs/fleet.md: one sh block with {marker:?}"
+    );
+    let mut text = blocks[0].to_string() + "\n";
+    for (from, to) in subs {
+        assert!(
+            text.contains(from),
+            "docs/fleet.md's {marker} recipe no longer has {from:?}:\n{text}"
+        );
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// The job id of sbatch's "Submitted batch job N" (the last one).
+fn submitted(o: &Output) -> String {
+    stdout(o)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Submitted batch job "))
+        .last()
+        .unwrap_or_else(|| panic!("sbatch: {}{}", stdout(o), stderr(o)))
+        .trim()
+        .to_string()
 }
 
 fn up(state: &str) -> bool {
@@ -331,6 +429,90 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
     assert_eq!(v["controls"][0]["pass"]["nodes"], "node[1-2,4]");
     assert_eq!(v["controls"][0]["fail"]["nodes"], "node3");
     xmllint(&junit).unwrap();
+
+    // The sbatch recipes of docs/fleet.md, as written there.
+    let acc = w.join("acceptance");
+    fs::create_dir(&acc).unwrap();
+    let acc_s = acc.to_str().unwrap();
+    let image = w.join("image.toml");
+    let image = image.to_str().unwrap();
+    let run = format!("{} run", bin());
+    let merge = format!("{} report merge", bin());
+    let fleet_of = |out: &Path| {
+        let text = fs::read_to_string(out).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+        assert!(text.contains("fleet: 4 nodes node[1-4]"), "{text}");
+        assert!(text.contains("  fail on 1 node3:\n"), "{text}");
+        assert!(text.contains("file /run/fleet/release: content"), "{text}");
+        assert!(!text.contains("no report from"), "{text}");
+    };
+
+    // `--nodes=N`: one job on all four nodes, merged in the job.
+    cluster.wait("four idle nodes", |s| s.iter().all(|(_, st, _)| up(st)));
+    let script = doc_recipe(
+        "# acceptance.sbatch",
+        &[
+            ("--nodes=64", "--nodes=4"),
+            ("/shared/acceptance", acc_s),
+            ("/etc/nodecheck/compute.toml", image),
+            ("nodecheck run", &run),
+            ("nodecheck report merge", &merge),
+        ],
+    );
+    fs::write(w.join("acceptance.sbatch"), script).unwrap();
+    let o = cluster.shell(w, "sbatch acceptance.sbatch");
+    let nodes_job = submitted(&o);
+    // The merge exits 1 for node3, so the job fails.
+    assert_eq!(cluster.wait_job(&nodes_job), "FAILED");
+    fleet_of(&acc.join(format!("{nodes_job}.out")));
+    xmllint(&acc.join(&nodes_job).join("fleet.xml")).unwrap();
+
+    // A job array, one whole node per task, and a dependent merge job.
+    cluster.wait("four idle nodes", |s| s.iter().all(|(_, st, _)| up(st)));
+    let script = doc_recipe(
+        "# acceptance-array.sbatch",
+        &[
+            ("--array=0-63", "--array=0-3"),
+            ("/shared/acceptance", acc_s),
+            ("/etc/nodecheck/compute.toml", image),
+            ("nodecheck run", &run),
+        ],
+    );
+    fs::write(w.join("acceptance-array.sbatch"), script).unwrap();
+    let submit = doc_recipe(
+        "sbatch --parsable acceptance-array.sbatch",
+        &[
+            ("-p compute", "-p batch"),
+            ("/shared/acceptance", acc_s),
+            ("nodecheck report merge", &merge),
+        ],
+    );
+    let o = cluster.shell(w, &submit);
+    let job = submitted(&o);
+    assert_eq!(cluster.wait_job(&job), "FAILED");
+    fleet_of(&acc.join(format!("merge-{job}.out")));
+    // The array's reports: one per node, named by the node.
+    let array: Vec<PathBuf> = fs::read_dir(&acc)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && !p.ends_with(&nodes_job))
+        .collect();
+    assert_eq!(array.len(), 1, "{array:?}");
+    let mut names: Vec<String> = fs::read_dir(&array[0])
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "fleet.xml",
+            "node1.json",
+            "node2.json",
+            "node3.json",
+            "node4.json"
+        ]
+    );
+    xmllint(&array[0].join("fleet.xml")).unwrap();
 
     // The slurm kind from a login node: the scheduler's view, and a
     // MUNGE round trip through the cluster's munged.
