@@ -797,12 +797,15 @@ fn report_merge_names_bad_inputs_and_merges_the_rest() {
     )
     .unwrap();
     fs::write(bad.join("again.json"), &good).unwrap();
+    let none = d.join("none");
+    fs::create_dir(&none).unwrap();
 
     let o = nodecheck(&[
         "report",
         "merge",
         reports.to_str().unwrap(),
         bad.to_str().unwrap(),
+        none.to_str().unwrap(),
     ]);
     let (out, err) = (stdout(&o), stderr(&o));
     assert_eq!(code(&o), 1, "{out}{err}");
@@ -818,6 +821,7 @@ fn report_merge_names_bad_inputs_and_merges_the_rest() {
         ("empty.json", "empty"),
         ("future.json", "nodecheck/report/v9"),
         ("again.json", "a second report for node \"n1\""),
+        ("none", "no *.json file in it"),
     ] {
         assert!(
             err.lines().any(|l| l.contains(file) && l.contains(why)),
