@@ -312,6 +312,15 @@ severity = "high"
   [[control.file]]
   path = "/run/fleet/release"
   content = { matches = "^2026\\.07$" }
+
+[[control]]
+id = "first-two"
+title = "NHC's `node[1-2] || check`: only node1 and node2 have this check"
+only_if = { hostname = "node[1-2]" }
+
+  [[control.file]]
+  path = "/run/fleet/healthy"
+  exists = true
 "#;
 
 #[test]
@@ -343,17 +352,24 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
     fs::write(w.join("nhc.toml"), PROFILE).unwrap();
     fs::write(w.join("image.toml"), IMAGE_PROFILE).unwrap();
     // slurmd runs HealthCheckProgram with an empty environment and no
-    // arguments: a wrapper names the profile, the config and a log.
+    // arguments: a wrapper names the profile, the config and a log. Each
+    // node keeps its --drain-after count in its own /run; all four log to
+    // the test's syslog socket.
     let cluster = Cluster::new();
     let d = cluster.dir.path().display().to_string();
+    let syslog = w.join("syslog");
+    let syslog_server = std::os::unix::net::UnixDatagram::bind(&syslog).unwrap();
+    syslog_server.set_nonblocking(true).unwrap();
     let hc = w.join("healthcheck.sh");
     fs::write(
         &hc,
         format!(
             "#!/bin/sh\nexport SLURM_CONF={d}/slurm.conf PATH=/usr/bin:/bin:/usr/sbin:/sbin\n\
-             exec {bin} nhc --profile {profile} --budget 10s >>{d}/hc-$(hostname).log 2>&1\n",
+             exec {bin} nhc --profile {profile} --budget 10s --drain-after 2 --syslog {syslog} \
+             >>{d}/hc-$(hostname).log 2>&1\n",
             bin = bin(),
             profile = w.join("nhc.toml").display(),
+            syslog = syslog.display(),
         ),
     )
     .unwrap();
@@ -428,6 +444,10 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
     let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["controls"][0]["pass"]["nodes"], "node[1-2,4]");
     assert_eq!(v["controls"][0]["fail"]["nodes"], "node3");
+    // Selected by each node's own hostname.
+    assert_eq!(v["controls"][1]["id"], "first-two");
+    assert_eq!(v["controls"][1]["pass"]["nodes"], "node[1-2]");
+    assert_eq!(v["controls"][1]["skip"]["nodes"], "node[3-4]");
     xmllint(&junit).unwrap();
 
     // The sbatch recipes of docs/fleet.md, as written there.
@@ -570,9 +590,79 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
             assert!(up(st), "{n} should stay up: {states:?}\n{}", cluster.log());
         }
     }
+    // --drain-after 2: the first failing run only counted, in node2's own
+    // /run, then the drain.
+    let hc2 = fs::read_to_string(cluster.path("hc-node2.log")).unwrap();
+    let first = hc2
+        .find("nodecheck:  slurm:  failing run 1 of 2: not draining yet")
+        .unwrap_or_else(|| panic!("{hc2}"));
+    let drained = hc2
+        .find("nodecheck:  slurm:  drained node node2: nodecheck: healthy: ")
+        .unwrap_or_else(|| panic!("{hc2}"));
+    assert!(first < drained, "{hc2}");
     // Fixed: nodecheck resumes the node it drained.
     cluster.on_node("node2", "touch /run/fleet/healthy");
     cluster.wait("node2 resumed", |s| s.iter().all(|(_, st, _)| up(st)));
+    // The failures, the drain and the resume reached syslog.
+    let mut logged = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = syslog_server.recv(&mut buf) {
+        logged.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    for (pri, text) in [
+        (
+            "<27>",
+            "Health check failed: healthy: file /run/fleet/healthy",
+        ),
+        ("<29>", "slurm: drained node node2: nodecheck: healthy: "),
+        ("<29>", "slurm: resumed node node2"),
+    ] {
+        assert!(
+            logged
+                .iter()
+                .any(|m| m.starts_with(pri) && m.contains(text)),
+            "{pri} {text}: {logged:#?}"
+        );
+    }
+
+    // An admin's drain is left alone: not resumed while the node is
+    // healthy, its reason not overwritten once the node fails too.
+    let admin = "admin: replacing DIMM B2";
+    let o = cluster.client(
+        "scontrol",
+        &[
+            "update",
+            "nodename=node4",
+            "state=drain",
+            &format!("reason={admin}"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let hc4 = cluster.path("hc-node4.log");
+    let said = |what: &str| {
+        let start = Instant::now();
+        while !fs::read_to_string(&hc4).unwrap_or_default().contains(what) {
+            assert!(
+                start.elapsed() < Duration::from_secs(40),
+                "node4's health check never said {what:?}\n{}",
+                cluster.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    said(&format!(
+        "node node4 drained by someone else ({admin}); not resuming"
+    ));
+    cluster.on_node("node4", "rm /run/fleet/healthy");
+    said(&format!(
+        "node node4 already drained by someone else ({admin}); leaving their reason"
+    ));
+    let states = cluster.states();
+    let node4 = states.iter().find(|(n, _, _)| n == "node4").unwrap();
+    assert!(
+        node4.1.contains("DRAIN") && node4.2.starts_with(admin),
+        "{states:?}"
+    );
 }
 
 /// `nodecheck nhc` with Slurm out of the picture (no configuration, so

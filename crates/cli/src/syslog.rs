@@ -52,7 +52,14 @@ impl Syslog {
         if log.path.as_os_str() == "none" {
             return log;
         }
-        match UnixDatagram::unbound().and_then(|s| s.connect(&log.path).map(|()| s)) {
+        // A syslog daemon that stopped reading must not hold the health
+        // check past its budget: a send waits half a second at most.
+        let socket = UnixDatagram::unbound().and_then(|s| {
+            s.connect(&log.path)?;
+            s.set_write_timeout(Some(std::time::Duration::from_millis(500)))?;
+            Ok(s)
+        });
+        match socket {
             Ok(s) => log.socket = Some(s),
             Err(e) => log.error = Some(e.to_string()),
         }
