@@ -421,11 +421,14 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
 
     let junit = w.join("fleet.xml");
     let json = w.join("fleet.json");
+    let prom = w.join("fleet.prom");
     let o = nodecheck(&[
         "report",
         "merge",
         "--expect",
         "node[1-5]",
+        "--prometheus",
+        prom.to_str().unwrap(),
         "--junit",
         junit.to_str().unwrap(),
         "--json",
@@ -449,6 +452,24 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
     assert_eq!(v["controls"][1]["pass"]["nodes"], "node[1-2]");
     assert_eq!(v["controls"][1]["skip"]["nodes"], "node[3-4]");
     xmllint(&junit).unwrap();
+    let has_client = Command::new("/usr/bin/python3")
+        .args(["-c", "import prometheus_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if has_client {
+        let m = crate::live::parse_prometheus(&prom);
+        let failed = |n: &str| m[&format!("nodecheck_fleet_node_failed{{node=\"{n}\"}}")];
+        assert_eq!(
+            [failed("node1"), failed("node3"), failed("node5")],
+            [0.0, 1.0, 1.0]
+        );
+        assert_eq!(
+            m["nodecheck_fleet_control_nodes{control=\"first-two\",severity=\"medium\",status=\"skip\"}"],
+            2.0
+        );
+    } else {
+        eprintln!("note: fleet.prom not parsed: python3-prometheus-client is not installed");
+    }
 
     // The sbatch recipes of docs/fleet.md, as written there.
     let acc = w.join("acceptance");
