@@ -366,14 +366,16 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
         format!(
             "#!/bin/sh\nexport SLURM_CONF={d}/slurm.conf PATH=/usr/bin:/bin:/usr/sbin:/sbin\n\
              exec {bin} nhc --profile {profile} --budget 10s --drain-after 2 --syslog {syslog} \
-             >>{d}/hc-$(hostname).log 2>&1\n",
+             --json {health}/$(hostname -s).json >>{d}/hc-$(hostname).log 2>&1\n",
             bin = bin(),
             profile = w.join("nhc.toml").display(),
             syslog = syslog.display(),
+            health = w.join("health").display(),
         ),
     )
     .unwrap();
     fs::set_permissions(&hc, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir(w.join("health")).unwrap();
     cluster.up(&hc);
 
     cluster.wait("four idle nodes", |s| {
@@ -684,6 +686,22 @@ fn a_four_node_slurm_cluster_runs_merges_drains_and_resumes() {
         node4.1.contains("DRAIN") && node4.2.starts_with(admin),
         "{states:?}"
     );
+
+    // The fleet view of the health checks, merged as docs/fleet.md does.
+    let health = w.join("health");
+    let merge_health = doc_recipe(
+        "nodecheck report merge --expect \"$(sinfo",
+        &[
+            ("/shared/health", health.to_str().unwrap()),
+            ("nodecheck report merge", &merge),
+        ],
+    );
+    let o = cluster.shell(w, &merge_health);
+    let text = stdout(&o);
+    assert_eq!(code(&o), 1, "{text}{}", stderr(&o));
+    assert!(text.contains("fleet: 4 nodes node[1-4]"), "{text}");
+    assert!(text.contains("  fail on 1 node4:\n"), "{text}");
+    assert!(!text.contains("no report from"), "{text}");
 }
 
 /// `nodecheck nhc` with Slurm out of the picture (no configuration, so
