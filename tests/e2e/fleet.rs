@@ -267,8 +267,8 @@ fn doc_recipe(marker: &str, subs: &[(&str, &str)]) -> String {
 fn submitted(o: &Output) -> String {
     stdout(o)
         .lines()
-        .filter_map(|l| l.strip_prefix("Submitted batch job "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("Submitted batch job "))
         .unwrap_or_else(|| panic!("sbatch: {}{}", stdout(o), stderr(o)))
         .trim()
         .to_string()
