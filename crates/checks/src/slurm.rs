@@ -406,9 +406,16 @@ struct Refusal {
     timed_out: bool,
 }
 
-/// `command` (a Slurm client) in the target; its output, or why not.
+/// The most output of one Slurm client read: `sinfo --json` writes about
+/// 1.5 KB a node, so 64 MiB holds some 40,000 nodes. (The default of a
+/// command, 128 KiB, held some 90: the nodes in the middle of a larger
+/// cluster's answer were dropped and reported as not registered.)
+const OUTPUT_LIMIT: usize = 64 << 20;
+
+/// `command` (a Slurm client) in the target; its whole output, or why not.
 fn client(check: &Check, cx: &Context<'_>, command: &str) -> Result<String, Refusal> {
-    let mut req = ExecRequest::new(exec::argv("sh -c", false, &format!("exec {command}")));
+    let mut req = ExecRequest::new(exec::argv("sh -c", false, &format!("exec {command}")))
+        .output_limit(OUTPUT_LIMIT);
     req.env = exec::env_of(check);
     let out = exec::run(check, cx, req, "registered").map_err(|p| Refusal {
         message: p.message,
@@ -421,6 +428,14 @@ fn client(check: &Check, cx: &Context<'_>, command: &str) -> Result<String, Refu
         });
     }
     match out.exit {
+        // A part of the node table would read as nodes not registered.
+        Exit::Code(0) if out.stdout.dropped > 0 => Err(Refusal {
+            message: format!(
+                "{command}: its output is larger than {} MiB: not read",
+                OUTPUT_LIMIT >> 20
+            ),
+            timed_out: false,
+        }),
         Exit::Code(0) => Ok(out.stdout.text()),
         _ => Err(Refusal {
             message: format!(
@@ -752,6 +767,62 @@ NodeName=node3 CPUTot=2 Gres=(null) RealMemory=100 State=DOWN* Partitions=batch 
                 "{json}"
             );
         }
+    }
+
+    /// A cluster of 2,000 nodes: every node read, none lost to the
+    /// output limit of a command; an answer cut short is an error, never
+    /// a partial node table.
+    #[test]
+    fn a_large_cluster_is_read_whole() {
+        let line = SCONTROL_NODES.lines().next().unwrap();
+        let big: String = (1..=2000)
+            .map(|i| line.replace("NodeName=node1 ", &format!("NodeName=node{i} ")) + "\n")
+            .collect();
+        assert!(big.len() > 1 << 20);
+        let big: &'static str = Box::leak(big.into_boxed_str());
+        let calls = Calls::default();
+        let seen = calls.clone();
+        let t = nodecheck_core::target::MemoryTarget::new()
+            .kind(nodecheck_core::target::TargetKind::Live)
+            .with(Need::Live)
+            .exec_with(move |req| {
+                seen.lock().unwrap().push(req.output_limit.to_string());
+                let mut o = output(Exit::Code(0), "", "");
+                if req.argv.last().unwrap().ends_with("--json") {
+                    return Ok(output(
+                        Exit::Code(1),
+                        "",
+                        "sinfo: unrecognized option '--json'",
+                    ));
+                }
+                o.stdout.push(big.as_bytes(), req.output_limit);
+                Ok(o)
+            });
+        let c = check(&Slurm, "node[1-2000]", vec![]);
+        assert_eq!(
+            result(&run(&c, &t), "registered"),
+            (
+                Status::Pass,
+                "registered: 2000 nodes (scontrol -o show node)".to_string()
+            )
+        );
+        assert!(
+            calls
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|l| l == &OUTPUT_LIMIT.to_string())
+        );
+
+        let mut cut = output(Exit::Code(0), "", "");
+        cut.stdout.push(big.as_bytes(), 128 << 10);
+        let t = nodecheck_core::target::MemoryTarget::new()
+            .kind(nodecheck_core::target::TargetKind::Live)
+            .with(Need::Live)
+            .exec_with(move |_| Ok(cut.clone()));
+        let (st, msg) = result(&run(&c, &t), "registered");
+        assert_eq!(st, Status::Error);
+        assert!(msg.contains("larger than 64 MiB: not read"), "{msg}");
     }
 
     #[test]
