@@ -47,7 +47,15 @@ pub fn read_paths(paths: &[PathBuf]) -> Inputs {
             continue;
         }
         match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => collect_dir(p, &mut files),
+            Ok(m) if m.is_dir() => {
+                let before = files.len();
+                collect_dir(p, &mut files);
+                // An empty directory is a wrong --output pattern or a job
+                // that never ran: said, not merged as "nothing to say".
+                if files.len() == before {
+                    files.push(Err(problem(p, "no *.json file in it".into())));
+                }
+            }
             Ok(m) if m.is_file() => files.push(Ok(p.clone())),
             // A FIFO or device would block or never end.
             Ok(_) => files.push(Err(problem(p, "not a regular file".into()))),
@@ -508,6 +516,18 @@ mod tests {
         assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
         assert!(out.problems[0].source.ends_with("evil.json"));
         assert!(out.problems[0].message.contains("symlink"));
+    }
+
+    #[test]
+    fn a_directory_without_reports_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/node1.out"), "srun: error").unwrap();
+        let out = read_paths(&[dir.path().to_path_buf()]);
+        assert!(out.reports.is_empty());
+        assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+        assert_eq!(out.problems[0].source, dir.path().display().to_string());
+        assert_eq!(out.problems[0].message, "no *.json file in it");
     }
 
     #[test]
