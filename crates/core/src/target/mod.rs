@@ -95,7 +95,9 @@ pub enum Need {
     Exec,
     /// Running it as the real root: uid 0 that owns the image's files. A
     /// rootless sandbox (a user namespace) shows root-owned files as
-    /// `nobody` and cannot write where only root may.
+    /// `nobody` and cannot write where only root may. (A packed image
+    /// written out in a user namespace mapped over the caller's
+    /// subordinate ids keeps its owners: its root owns its files there.)
     Root,
     /// A packed image (cpio, tar): its format, compression and sizes.
     Image,
