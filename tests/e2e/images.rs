@@ -3,20 +3,27 @@
 //! an early uncompressed cpio before a gzip one, `tar --xattrs`), cached
 //! under /var/cache/nodecheck/images-KEY (KEY: the rootfs path, the tools'
 //! versions and the script), and base.toml plus compute.toml must give
-//! every check the outcome they give on the directory (as root, programs
-//! run in the tree written out once per run; unprivileged, they skip).
+//! every check the outcome they give on the directory: as root; as an
+//! unprivileged user with subordinate ids, programs included (they run in
+//! the tree written out in a user namespace over those ids); as one
+//! without, the static checks, programs skipped with the reason. A run
+//! killed with SIGKILL leaves no written-out tree behind.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use crate::util::{code, hex, is_root, nodecheck, reference_rootfs, repo, stderr};
+
+/// The skip reason of programs for a user without subordinate ids.
+const NO_SUBIDS: &str = "programs in a packed image need root or a subordinate id range for";
 
 /// Kinds that run programs: skipped on a packed image with the reason.
 const EXEC_KINDS: &[&str] = &["command", "compiler", "mpi", "module_system"];
@@ -104,7 +111,12 @@ type Outcomes = BTreeMap<String, (String, String)>;
 
 /// Per check (control, kind, subject, line): status and first message.
 fn outcomes(target: &str, json: &Path) -> Outcomes {
-    let o = nodecheck(&[
+    outcomes_as(None, target, json)
+}
+
+/// The same, run as `user` (through `setpriv`, groups cleared) when given.
+fn outcomes_as(user: Option<&str>, target: &str, json: &Path) -> Outcomes {
+    let args = [
         "run",
         "profiles/base.toml",
         "profiles/compute.toml",
@@ -112,10 +124,25 @@ fn outcomes(target: &str, json: &Path) -> Outcomes {
         target,
         "--json",
         json.to_str().unwrap(),
-    ]);
+    ];
+    let o = match user {
+        None => nodecheck(&args),
+        Some(u) => Command::new("setpriv")
+            .args([
+                &format!("--reuid={u}"),
+                &format!("--regid={u}"),
+                "--clear-groups",
+            ])
+            .arg(env!("CARGO_BIN_EXE_nodecheck"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .current_dir(repo())
+            .output()
+            .unwrap(),
+    };
     assert!(
         code(&o) == 0 || code(&o) == 1,
-        "{target}: exit {}: {}",
+        "{target} (as {user:?}): exit {}: {}",
         code(&o),
         stderr(&o)
     );
@@ -140,6 +167,58 @@ fn outcomes(target: &str, json: &Path) -> Outcomes {
     out
 }
 
+/// This user's run on the reference directory: the oracle, computed once.
+fn directory_outcomes(root: &Path) -> &'static Outcomes {
+    static WANT: OnceLock<Outcomes> = OnceLock::new();
+    WANT.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let want = outcomes(root.to_str().unwrap(), &tmp.path().join("dir.json"));
+        assert!(want.len() > 50, "{want:?}");
+        want
+    })
+}
+
+fn runs_programs(key: &str) -> bool {
+    EXEC_KINDS.iter().any(|k| key.contains(&format!(" {k} ")))
+}
+
+/// Compares a packed form's outcomes with the directory's. `exec`: how
+/// programs must come out (`None`: as on the directory; `Some(reason)`:
+/// skipped, the message starting with `reason`).
+fn assert_same(form: &str, got: &Outcomes, want: &Outcomes, exec: Option<&str>) {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{form}"
+    );
+    let mut programs = 0;
+    for (key, (status, msg)) in got {
+        if runs_programs(key) {
+            programs += 1;
+            // A check the directory run skipped too (its `only_if`) is
+            // compared as any other.
+            if let Some(reason) = exec.filter(|_| want[key].0 != "skip") {
+                assert_eq!(status, "skip", "{form}: {key}: {msg}");
+                assert!(msg.starts_with(reason), "{form}: {key}: {msg}");
+                continue;
+            }
+        }
+        // The early archive adds /kernel/x86/microcode/GenuineIntel.bin
+        // (as dracut's does): a budget over the whole tree counts one
+        // file more there, with the same verdict.
+        if form.starts_with("early") && key.contains(" tree / ") {
+            assert_eq!(status, &want[key].0, "{form}: {key}: {msg}");
+            continue;
+        }
+        assert_eq!(
+            (status, msg),
+            (&want[key].0, &want[key].1),
+            "{form}: {key} differs from the directory"
+        );
+    }
+    assert!(programs >= 8, "{form}: only {programs} checks run programs");
+}
+
 #[test]
 fn static_checks_give_the_directory_s_outcomes_on_every_packed_form() {
     let (Some(root), Some(dir)) = (reference_rootfs(), packed()) else {
@@ -147,8 +226,8 @@ fn static_checks_give_the_directory_s_outcomes_on_every_packed_form() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let want = outcomes(root.to_str().unwrap(), &tmp.path().join("dir.json"));
-    assert!(want.len() > 50, "{want:?}");
+    let want = directory_outcomes(&root);
+    let host_trees = tmp_trees();
     for (form, target) in [
         ("tar", format!("tar:{}", dir.join("rootfs.tar").display())),
         (
@@ -164,46 +243,262 @@ fn static_checks_give_the_directory_s_outcomes_on_every_packed_form() {
         let before = stamp(&file);
         let got = outcomes(&target, &tmp.path().join(format!("{form}.json")));
         assert_eq!(stamp(&file), before, "{form}: the image changed");
-        let leftover = tmp_trees();
+        // (Trees of other runs, of older builds, may come and go.)
+        let leftover: Vec<_> = tmp_trees()
+            .into_iter()
+            .filter(|t| !host_trees.contains(t))
+            .collect();
         assert!(
             leftover.is_empty(),
             "{form}: written-out trees left behind: {leftover:?}"
         );
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>()
-        );
-        let mut exec = 0;
-        for (key, (status, msg)) in &got {
-            let runs_programs = EXEC_KINDS.iter().any(|k| key.contains(&format!(" {k} ")));
-            exec += usize::from(runs_programs);
-            if runs_programs && !is_root() {
-                // Unprivileged, the tree cannot be written out with its
-                // owners: skipped, saying why.
-                assert_eq!(status, "skip", "{form}: {key}: {msg}");
-                assert_eq!(
-                    msg, "needs command execution in the target",
-                    "{form}: {key}"
-                );
-                continue;
-            }
-            // The early archive adds /kernel/x86/microcode/GenuineIntel.bin
-            // (as dracut's does): a budget over the whole tree counts one
-            // file more there, with the same verdict.
-            if form.starts_with("early") && key.contains(" tree / ") {
-                assert_eq!(status, &want[key].0, "{form}: {key}: {msg}");
-                continue;
-            }
-            // As root, programs run in the tree written out once per run:
-            // compilers, MPI and Lmod give the directory's outcomes too.
-            assert_eq!(
-                (status, msg),
-                (&want[key].0, &want[key].1),
-                "{form}: {key} differs from the directory"
-            );
-        }
-        assert!(exec >= 8, "{form}: only {exec} exec checks");
+        // As root, programs run in the tree written out once per run:
+        // compilers, MPI and Lmod give the directory's outcomes too.
+        // (Unprivileged, the suite's own user may or may not have
+        // subordinate ids; the test below covers both with users of its
+        // own.)
+        let exec = (!is_root()
+            && got
+                .iter()
+                .any(|(k, (s, _))| runs_programs(k) && s == "skip"))
+        .then_some("programs in a packed image need root");
+        assert_same(form, &got, want, exec);
     }
+}
+
+/// The test users (tests/images/users.sh), made when missing.
+fn test_users() -> Result<(), String> {
+    let exists = |u: &str| {
+        Command::new("id")
+            .arg(u)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !(exists("nc-subids") && exists("nc-nosubids")) {
+        let st = Command::new(repo().join("tests/images/users.sh"))
+            .status()
+            .map_err(|e| format!("tests/images/users.sh: {e}"))?;
+        if !st.success() {
+            return Err(format!("tests/images/users.sh: {st}"));
+        }
+    }
+    for prog in ["/usr/bin/newuidmap", "/usr/bin/newgidmap"] {
+        if !Path::new(prog).exists() {
+            return Err(format!(
+                "{prog} is missing (apt-get install uidmap; tests/deps.sh)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `user` can read `path` (and so reach it).
+fn readable_by(user: &str, path: &Path) -> bool {
+    Command::new("setpriv")
+        .args([
+            &format!("--reuid={user}"),
+            &format!("--regid={user}"),
+            "--clear-groups",
+            "test",
+            "-r",
+        ])
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn unprivileged_users_get_the_directory_s_outcomes_or_the_reason() {
+    let (Some(root), Some(dir)) = (reference_rootfs(), packed()) else {
+        eprintln!("skipped: no reference rootfs (tests/rootfs/build.sh)");
+        return;
+    };
+    if !is_root() {
+        eprintln!("skipped: making the test users and root's oracle need root");
+        return;
+    }
+    test_users().unwrap();
+    let exe = Path::new(env!("CARGO_BIN_EXE_nodecheck"));
+    for u in ["nc-subids", "nc-nosubids"] {
+        if !readable_by(u, exe) || !readable_by(u, &repo().join("profiles/base.toml")) {
+            eprintln!("note: skipped, {u} cannot reach the binary or the profiles");
+            return;
+        }
+    }
+    let want = directory_outcomes(&root);
+    let tmp = tempfile::tempdir().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    // With subordinate ids: every check, programs included, as root's
+    // run on the directory (the directory itself is unreadable to this
+    // user in places; the archive is not).
+    let tar = dir.join("rootfs.tar");
+    let before = stamp(&tar);
+    let got = outcomes_as(
+        Some("nc-subids"),
+        &format!("tar:{}", tar.display()),
+        &tmp.path().join("subids.json"),
+    );
+    assert_eq!(stamp(&tar), before, "the image changed");
+    let ran = got
+        .iter()
+        .filter(|(k, (s, _))| runs_programs(k) && s != "skip")
+        .count();
+    if ran == 0 {
+        // The kernel refuses unprivileged user namespaces here: say so
+        // loudly, and check that the reason says it.
+        let (_, (_, msg)) = got.iter().find(|(k, _)| runs_programs(k)).unwrap();
+        eprintln!("note: unprivileged user namespaces are off here: {msg}");
+        assert_same(
+            "tar as nc-subids",
+            &got,
+            want,
+            Some("programs in a packed image need root"),
+        );
+    } else {
+        assert_same("tar as nc-subids", &got, want, None);
+    }
+    // Without: the static checks on each compressed form, programs skipped
+    // with the reason.
+    for (form, file) in [
+        ("cpio.zst as nc-nosubids", "rootfs.cpio.zst"),
+        ("early+cpio.gz as nc-nosubids", "rootfs.early.cpio.gz"),
+    ] {
+        let got = outcomes_as(
+            Some("nc-nosubids"),
+            dir.join(file).to_str().unwrap(),
+            &tmp.path().join(format!("{file}.json")),
+        );
+        assert_same(
+            form,
+            &got,
+            want,
+            Some(&format!("{NO_SUBIDS} nc-nosubids (/etc/subuid)")),
+        );
+    }
+}
+
+/// Pids whose command line holds `needle`.
+fn pids_with(needle: &str) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmd)
+                .replace('\0', " ")
+                .contains(needle)
+                .then_some(pid)
+        })
+        .collect()
+}
+
+/// Whether `pid` is gone (or a zombie: it holds no namespace then).
+fn gone(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+#[test]
+fn a_run_killed_with_sigkill_leaves_no_written_tree() {
+    let Some(dir) = packed() else {
+        eprintln!("skipped: no reference rootfs (tests/rootfs/build.sh)");
+        return;
+    };
+    if !is_root() {
+        eprintln!("skipped: as root (unprivileged, the holder is the same process)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let private_tmp = tmp.path().join("tmp");
+    fs::create_dir(&private_tmp).unwrap();
+    let profile = tmp.path().join("sleep.toml");
+    // compute.toml's programs, then one that holds the run while it is
+    // killed.
+    fs::write(
+        &profile,
+        format!(
+            "[profile]\nname = \"killed\"\ninclude = [\"{}\"]\n\n             [[control]]\nid = \"holds\"\ntimeout = \"300s\"\n  [[control.command]]\n  run = \"sleep 987123\"\n",
+            repo().join("profiles/compute/toolchain.toml").display()
+        ),
+    )
+    .unwrap();
+    let tar = dir.join("rootfs.tar");
+    let before = stamp(&tar);
+    let host_trees = tmp_trees();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nodecheck"))
+        .args(["run", profile.to_str().unwrap(), "--target"])
+        .arg(format!("tar:{}", tar.display()))
+        .env("TMPDIR", &private_tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    // The tree is written once `sleep` runs over it.
+    let start = Instant::now();
+    let (holder, sleeper) = loop {
+        let holders: Vec<i32> = pids_with("__nodecheck-helper image-tree")
+            .into_iter()
+            .filter(|h| {
+                fs::read_to_string(format!("/proc/{h}/stat"))
+                    .ok()
+                    .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.to_string()))
+                    .and_then(|r| {
+                        r.split_whitespace()
+                            .nth(1)
+                            .and_then(|p| p.parse::<i32>().ok())
+                    })
+                    == Some(pid)
+            })
+            .collect();
+        let sleepers = pids_with("sleep 987123");
+        if let (Some(&h), Some(&s)) = (holders.first(), sleepers.first()) {
+            break (h, s);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(400),
+            "the run never got to its command"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mnt = fs::read_link(format!("/proc/{holder}/ns/mnt")).unwrap();
+    // The tree is there, in the holder's namespace only.
+    assert!(Path::new(&format!("/proc/{holder}/root/tmp/root/etc/passwd")).exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    loop {
+        let in_ns: Vec<String> = fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| fs::read_link(e.path().join("ns/mnt")).is_ok_and(|m| m == mnt))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if gone(holder) && gone(sleeper) && in_ns.is_empty() {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(3),
+            "3s after SIGKILL: holder gone {}, sleep gone {}, still in the tree's namespace {in_ns:?}",
+            gone(holder),
+            gone(sleeper)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nothing on disk: not in the run's TMPDIR, not in the host's.
+    assert_eq!(fs::read_dir(&private_tmp).unwrap().count(), 0);
+    let leftover: Vec<_> = tmp_trees()
+        .into_iter()
+        .filter(|t| !host_trees.contains(t))
+        .collect();
+    assert!(leftover.is_empty(), "{leftover:?}");
+    assert_eq!(stamp(&tar), before, "the image changed");
 }
 
 #[test]

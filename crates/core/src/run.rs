@@ -608,11 +608,9 @@ pub fn eval_check(check: &Check, target: &dyn Target) -> CheckResult {
     let start = Instant::now();
     let kind = check.kind;
     let unmet = check.only_if.as_ref().and_then(|o| o.unmet(target));
-    let evaluation = match (unmet, kind.needs().filter(|n| !target.has(*n))) {
+    let evaluation = match (unmet, kind.needs().and_then(|n| target.missing(n))) {
         (Some(reason), _) => Evaluation::from(vec![PropertyResult::skip("only_if", reason)]),
-        (None, Some(need)) => {
-            Evaluation::from(vec![PropertyResult::skip(kind.name(), need.skip_reason())])
-        }
+        (None, Some(why)) => Evaluation::from(vec![PropertyResult::skip(kind.name(), why)]),
         (None, None) => eval_supported(check, target),
     };
     let mut properties = evaluation.properties;
@@ -643,12 +641,12 @@ fn eval_supported(check: &Check, target: &dyn Target) -> Evaluation {
             .iter()
             .find(|k| k.name == p.key)
             .and_then(|k| k.needs)
-            .filter(|n| !target.has(*n))
+            .and_then(|n| target.missing(n))
     };
     let skipped: Vec<PropertyResult> = check
         .props
         .iter()
-        .filter_map(|p| unmet(p).map(|n| PropertyResult::skip(p.key, n.skip_reason())))
+        .filter_map(|p| unmet(p).map(|why| PropertyResult::skip(p.key, why)))
         .collect();
     // Most checks keep every property: copy the check only when some go.
     let pruned;

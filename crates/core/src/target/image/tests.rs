@@ -1,5 +1,4 @@
 use std::io::{self, Write};
-use std::path::PathBuf;
 
 use super::*;
 use crate::target::{Target, WalkOptions};
@@ -435,78 +434,6 @@ fn hostile_tar_is_an_error_naming_the_entry() {
     for len in (0..full.len()).step_by(97) {
         let _ = open_bytes(&full[..len]);
     }
-}
-
-#[test]
-fn materialised_tree_keeps_owners_modes_links_and_xattrs() {
-    use std::os::unix::fs::MetadataExt;
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: writing owners out needs root");
-        return;
-    }
-    let mut b = ::tar::Builder::new(Vec::new());
-    let mut h = hdr(::tar::Header::new_ustar());
-    h.set_entry_type(::tar::EntryType::Regular);
-    h.set_size(4);
-    h.set_mode(0o4750);
-    h.set_uid(0);
-    h.set_gid(42);
-    b.append_pax_extensions([("SCHILY.xattr.user.note", &b"kept"[..])])
-        .unwrap();
-    b.append_data(&mut h, "usr/bin/su", &b"su!!"[..]).unwrap();
-    let mut h = hdr(::tar::Header::new_ustar());
-    h.set_entry_type(::tar::EntryType::Link);
-    h.set_size(0);
-    b.append_link(&mut h, "usr/bin/su2", "usr/bin/su").unwrap();
-    let mut h = hdr(::tar::Header::new_ustar());
-    h.set_entry_type(::tar::EntryType::Symlink);
-    h.set_size(0);
-    b.append_link(&mut h, "etc/evil", "/etc/shadow").unwrap();
-    let t = open_bytes(&b.into_inner().unwrap()).unwrap();
-    let m = materialise::materialise(&t).unwrap();
-    let root = {
-        let d = m.rootfs.describe();
-        PathBuf::from(d.split_once(':').unwrap().1.to_string())
-    };
-    let outer = root.parent().unwrap().to_path_buf();
-    assert_eq!(
-        std::fs::metadata(&outer).unwrap().mode() & 0o777,
-        0o700,
-        "the outer directory is private"
-    );
-    let su = std::fs::metadata(root.join("usr/bin/su")).unwrap();
-    assert_eq!((su.mode() & 0o7777, su.uid(), su.gid()), (0o4750, 0, 42));
-    assert_eq!(
-        su.ino(),
-        std::fs::metadata(root.join("usr/bin/su2")).unwrap().ino()
-    );
-    assert_eq!(std::fs::read(root.join("usr/bin/su")).unwrap(), b"su!!");
-    // The symlink is written as a symlink, never followed.
-    assert_eq!(
-        std::fs::read_link(root.join("etc/evil")).unwrap(),
-        PathBuf::from("/etc/shadow")
-    );
-    let mut v = [0u8; 16];
-    let c = std::ffi::CString::new(
-        root.join("usr/bin/su")
-            .into_os_string()
-            .into_encoded_bytes(),
-    )
-    .unwrap();
-    // SAFETY: NUL-terminated strings and a buffer of the given length.
-    let n = unsafe {
-        libc::getxattr(
-            c.as_ptr(),
-            c"user.note".as_ptr(),
-            v.as_mut_ptr().cast(),
-            v.len(),
-        )
-    };
-    if n >= 0 {
-        assert_eq!(&v[..n as usize], b"kept");
-    }
-    drop(m);
-    assert!(!outer.exists(), "the tree is removed with the target");
 }
 
 fn layer(entries: &[(&str, &[u8])], gzip: bool) -> Vec<u8> {
