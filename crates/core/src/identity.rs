@@ -81,16 +81,6 @@ pub struct ImageIdentity {
 }
 
 impl ImageIdentity {
-    /// What names the image's content best: the manifest digest, else the
-    /// image ID, else the file's sha256 (`sha256:…`); `None` when none is
-    /// known (a cpio or tar run without `--sha256`).
-    pub fn content_digest(&self) -> Option<String> {
-        self.digest
-            .clone()
-            .or_else(|| self.config_digest.clone())
-            .or_else(|| self.sha256.as_ref().map(|h| format!("sha256:{h}")))
-    }
-
     /// Hashes the image file into [`ImageIdentity::sha256`]; an error
     /// names the file.
     pub fn hash_file(&mut self) -> std::io::Result<()> {
@@ -301,19 +291,15 @@ mod tests {
             size: 3,
             ..Default::default()
         };
-        assert_eq!(id.content_digest(), None);
         assert_eq!(id.describe_digests(), None);
         id.hash_file().unwrap();
         // sha256("abc"), FIPS 180-2's example.
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(id.sha256.as_deref(), Some(abc));
-        assert_eq!(id.content_digest(), Some(format!("sha256:{abc}")));
-        // A manifest digest, when there is one, names the content first.
-        id.digest = Some("sha256:m".into());
-        id.config_digest = Some("sha256:c".into());
-        assert_eq!(id.content_digest().as_deref(), Some("sha256:m"));
-        id.digest = None;
-        assert_eq!(id.content_digest().as_deref(), Some("sha256:c"));
+        assert_eq!(
+            id.describe_digests(),
+            Some(format!("file sha256:{abc}"))
+        );
 
         // A directory (an OCI layout) or a missing file: an error naming it.
         let mut layout = ImageIdentity {
