@@ -381,7 +381,10 @@ fn directory_outcomes() -> Option<&'static Outcomes> {
     O.get_or_init(|| {
         let root = reference_rootfs()?;
         let tmp = tempfile::tempdir().unwrap();
-        Some(outcomes(root.to_str().unwrap(), &tmp.path().join("dir.json")))
+        Some(outcomes(
+            root.to_str().unwrap(),
+            &tmp.path().join("dir.json"),
+        ))
     })
     .as_ref()
 }
@@ -603,10 +606,8 @@ title = "Every OCI key can fail"
             assert_eq!(image["size"], fs::metadata(path).unwrap().len(), "{image}");
         }
         assert!(image.get("sha256").is_none(), "not asked: {image}");
-        let index: serde_json::Value = serde_json::from_slice(
-            &fs::read(p.dir.join("oci/index.json")).unwrap(),
-        )
-        .unwrap();
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(p.dir.join("oci/index.json")).unwrap()).unwrap();
         let manifest = index["manifests"][0]["digest"].as_str().unwrap();
         if form == "docker-archive" {
             assert!(image.get("digest").is_none(), "{image}");
@@ -618,7 +619,9 @@ title = "Every OCI key can fail"
                 .join(manifest.trim_start_matches("sha256:"));
             assert_eq!(format!("sha256:{}", sha256_file(&blob)), manifest);
             assert!(
-                side.contains(&format!("<property name=\"image_digest\" value=\"{manifest}\"/>")),
+                side.contains(&format!(
+                    "<property name=\"image_digest\" value=\"{manifest}\"/>"
+                )),
                 "{form}: JUnit: {side}"
             );
             assert!(
@@ -626,24 +629,85 @@ title = "Every OCI key can fail"
                 "{form}: Prometheus: {side}"
             );
             assert!(
-                side.contains(&format!("\nImage:     manifest {manifest}, image ID sha256:")),
+                side.contains(&format!(
+                    "\nImage:     manifest {manifest}, image ID sha256:"
+                )),
                 "{form}: terminal: {side}"
             );
         }
         let id = image["config_digest"].as_str().unwrap().to_string();
-        let config = p.dir.join("oci/blobs/sha256").join(id.trim_start_matches("sha256:"));
+        let config = p
+            .dir
+            .join("oci/blobs/sha256")
+            .join(id.trim_start_matches("sha256:"));
         assert_eq!(format!("sha256:{}", sha256_file(&config)), id, "{form}");
         image_ids.push(id);
         assert!(
-            side.contains(&format!("<property name=\"image_format\" value=\"{form}\"/>")),
+            side.contains(&format!(
+                "<property name=\"image_format\" value=\"{form}\"/>"
+            )),
             "{form}: JUnit: {side}"
         );
         let after: Vec<_> = files.iter().map(|f| stamp(f)).collect();
         assert_eq!(after, before, "{form}: the image changed");
+        fs::create_dir_all(tmp.path().join("fleet")).unwrap();
+        fs::copy(
+            tmp.path().join("r.json"),
+            tmp.path().join(format!("fleet/{form}.json")),
+        )
+        .unwrap();
     }
     // The image ID is the same whichever form podman saved.
     image_ids.dedup();
     assert_eq!(image_ids.len(), 1, "{image_ids:?}");
+
+    // `report merge` groups images by content: the three forms are one
+    // image; the same tree packed as a cpio and hashed (--sha256) is
+    // another, though os-release and kernel say the same.
+    if let Some(packed) = packed() {
+        let cpio = packed.join("rootfs.cpio.zst");
+        let profile = tmp.path().join("docker-archive.toml");
+        let (_, report, _) =
+            podman_run(&profile, cpio.to_str().unwrap(), &["--sha256"], tmp.path());
+        assert_eq!(
+            report["target"]["image"]["sha256"],
+            sha256_file(&cpio).as_str()
+        );
+        fs::copy(
+            tmp.path().join("r.json"),
+            tmp.path().join("fleet/cpio.json"),
+        )
+        .unwrap();
+    }
+    let fleet = tmp.path().join("fleet.json");
+    let o = nodecheck(&[
+        "report",
+        "merge",
+        "--json",
+        fleet.to_str().unwrap(),
+        tmp.path().join("fleet").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 1, "`wrong` fails on every node: {}", stderr(&o));
+    let merged: serde_json::Value = serde_json::from_slice(&fs::read(&fleet).unwrap()).unwrap();
+    let images = merged["images"].as_array().unwrap();
+    let with_id: Vec<_> = images
+        .iter()
+        .filter(|i| i["image_digest"] == image_ids[0].as_str())
+        .collect();
+    assert_eq!(with_id.len(), 1, "{images:?}");
+    assert_eq!(with_id[0]["count"], 3, "{images:?}");
+    if packed().is_some() {
+        assert_eq!(images.len(), 2, "{images:?}");
+        let other = images.iter().find(|i| i["count"] == 1).unwrap();
+        assert!(
+            other["image_digest"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:"),
+            "{other}"
+        );
+        assert_eq!(other["pretty_name"], with_id[0]["pretty_name"]);
+    }
 
     // --sha256: the file's hash joins the identity, in every report.
     let archive = p.dir.join("oracle.oci.tar");
@@ -657,7 +721,9 @@ title = "Every OCI key can fail"
     let want = sha256_file(&archive);
     assert_eq!(report["target"]["image"]["sha256"], want.as_str());
     assert!(
-        side.contains(&format!("<property name=\"image_sha256\" value=\"{want}\"/>")),
+        side.contains(&format!(
+            "<property name=\"image_sha256\" value=\"{want}\"/>"
+        )),
         "{side}"
     );
     assert!(side.contains(&format!("image_sha256=\"{want}\"")), "{side}");
@@ -672,5 +738,8 @@ title = "Every OCI key can fail"
     );
     assert!(report["target"]["image"].get("sha256").is_none());
     let w = report["warnings"][0].as_str().unwrap();
-    assert!(w.contains("--sha256") && w.contains("not a regular file"), "{w}");
+    assert!(
+        w.contains("--sha256") && w.contains("not a regular file"),
+        "{w}"
+    );
 }

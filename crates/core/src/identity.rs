@@ -92,7 +92,9 @@ impl ImageIdentity {
         if !file.metadata().map_err(wrap)?.is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("{name}: not a regular file (an OCI layout is named by its manifest digest)"),
+                format!(
+                    "{name}: not a regular file (an OCI layout is named by its manifest digest)"
+                ),
             ));
         }
         let mut h = Sha256::new();
@@ -152,9 +154,7 @@ impl TargetIdentity {
         } else if let Some(i) = target.image() {
             // The file's name: the description adds the compression and
             // size after it.
-            i.path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
+            i.path.file_name().map(|n| n.to_string_lossy().into_owned())
         } else {
             let d = target.describe();
             let path = d.split_once(':').map_or(d.as_str(), |(_, p)| p);
@@ -296,10 +296,7 @@ mod tests {
         // sha256("abc"), FIPS 180-2's example.
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(id.sha256.as_deref(), Some(abc));
-        assert_eq!(
-            id.describe_digests(),
-            Some(format!("file sha256:{abc}"))
-        );
+        assert_eq!(id.describe_digests(), Some(format!("file sha256:{abc}")));
 
         // A directory (an OCI layout) or a missing file: an error naming it.
         let mut layout = ImageIdentity {

@@ -525,10 +525,7 @@ mod tests {
             digest(r#"{"path":"/i","format":"cpio","size":1,"sha256":"ab"}"#).as_deref(),
             Some("sha256:ab")
         );
-        assert_eq!(
-            digest(r#"{"path":"/i","format":"cpio","size":1}"#),
-            None
-        );
+        assert_eq!(digest(r#"{"path":"/i","format":"cpio","size":1}"#), None);
         assert_eq!(
             parse_one(with("{}").as_bytes(), "a.json").unwrap().node,
             "img"

@@ -229,7 +229,9 @@ pub(crate) fn read(
         let bytes = blobs.read(name, JSON_LIMIT)?;
         let got = digest_of(digest, &bytes)?;
         if got != digest {
-            return Err(format!("{name}: its content's digest is {got}, not {digest}"));
+            return Err(format!(
+                "{name}: its content's digest is {got}, not {digest}"
+            ));
         }
         Ok(bytes)
     };
@@ -282,8 +284,8 @@ pub(crate) fn read(
             ));
         }
         let raw = verified(&blob_path(&pick.digest)?, &pick.digest)?;
-        let m: OciManifest = serde_json::from_slice(&raw)
-            .map_err(|e| format!("manifest {}: {e}", pick.digest))?;
+        let m: OciManifest =
+            serde_json::from_slice(&raw).map_err(|e| format!("manifest {}: {e}", pick.digest))?;
         let layers = m
             .layers
             .iter()

@@ -757,11 +757,18 @@ fn oci_digests_are_checked_and_reported() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains(&format!("blobs/sha256/{wrong}: its content's digest is")), "{e}");
+    assert!(
+        e.contains(&format!("blobs/sha256/{wrong}: its content's digest is")),
+        "{e}"
+    );
     // A config changed after the manifest named it.
     let changed = CONFIG.replace("1000", "0");
     let e = open_form(
-        &layout(&hex(manifest.as_bytes()), &hex(CONFIG.as_bytes()), changed.as_bytes()),
+        &layout(
+            &hex(manifest.as_bytes()),
+            &hex(CONFIG.as_bytes()),
+            changed.as_bytes(),
+        ),
         Format::OciArchive,
         None,
     )
