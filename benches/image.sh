@@ -83,7 +83,7 @@ measure() {
   secs[$name]=$s
   printf '  %-58s %8.2f s %7d MB\n' "$name" "$s" "$((kib / 1024))"
 }
-ratio() { echo "scale=2; ${secs[$1]} / ${secs[$2]}" | bc; }
+ratio() { printf '%.2f' "$(echo "${secs[$1]} / ${secs[$2]}" | bc -l)"; }
 
 echo "reference: $root ($(du -sh --apparent-size "$root" 2>/dev/null | cut -f1))"
 echo "images:    $dir, $oci"
@@ -153,7 +153,8 @@ measure "zstd -dc | cpio -id (extraction, owners kept)" \
 measure "compute.toml on the extracted directory" "'$bin' run profiles/compute.toml --target '$x'"
 rm -rf "$x"
 measure "compute.toml on rootfs.cpio.zst" "'$bin' run profiles/compute.toml --target '$dir/rootfs.cpio.zst'"
-echo "  ratio to extraction + directory run: $(echo "scale=2; ${secs["compute.toml on rootfs.cpio.zst"]} / (${secs["zstd -dc | cpio -id (extraction, owners kept)"]} + ${secs["compute.toml on the extracted directory"]})" | bc) (goal <= 1)"
+secs[extract+dir]=$(echo "${secs["zstd -dc | cpio -id (extraction, owners kept)"]} + ${secs["compute.toml on the extracted directory"]}" | bc -l)
+echo "  ratio to extraction + directory run: $(ratio "compute.toml on rootfs.cpio.zst" extract+dir) (goal <= 1)"
 
 echo
 echo "container-structure-test, one file check, docker-archive"
