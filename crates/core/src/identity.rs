@@ -280,6 +280,37 @@ mod tests {
         );
     }
 
+    /// A packed image is named by its file, not by the description that
+    /// follows it with the compression and size (which it once was).
+    #[test]
+    fn a_packed_image_says_which_file_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("compute-2026.07.tar");
+        let mut b = ::tar::Builder::new(Vec::new());
+        let os = b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n";
+        let mut h = ::tar::Header::new_ustar();
+        h.set_size(os.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(::tar::EntryType::Regular);
+        b.append_data(&mut h, "etc/os-release", &os[..]).unwrap();
+        std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+        let target = crate::target::ImageTarget::open(&path).unwrap();
+        let id = TargetIdentity::read(&target, IMAGE_RELEASE);
+        assert_eq!(id.name.as_deref(), Some("compute-2026.07.tar"));
+        assert!(id.os.unwrap().pretty_name.unwrap().contains("bookworm"));
+        let image = id.image.unwrap();
+        assert_eq!(image.path, path.display().to_string());
+        assert_eq!(image.format, "tar");
+        assert_eq!(image.size, std::fs::metadata(&path).unwrap().len());
+        assert_eq!(
+            (image.digest, image.config_digest, image.sha256),
+            (None, None, None)
+        );
+    }
+
     #[test]
     fn an_image_file_is_hashed_only_when_asked() {
         let dir = tempfile::tempdir().unwrap();
