@@ -279,6 +279,19 @@ struct RawTarget<'a> {
     kernel: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     image_release: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    image: Option<RawImage<'a>>,
+}
+
+/// `target.image` of a packed image's report: only its digests matter here.
+#[derive(Deserialize, Default)]
+struct RawImage<'a> {
+    #[serde(borrow, default)]
+    digest: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    config_digest: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sha256: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -427,6 +440,17 @@ fn convert(raw: RawReport<'_>, source: &str) -> Result<NodeReport, String> {
             version_id: os.version_id.map(Cow::into_owned),
             kernel: target.kernel.map(Cow::into_owned),
             image_release: target.image_release.map(Cow::into_owned),
+            // The image ID first: the same whichever form (layout,
+            // oci-archive, docker-archive, compressed or not) the image was
+            // saved in, where the manifest digest follows the layers'
+            // compression. The config lists the layers' uncompressed
+            // digests, so it pins the content.
+            image_digest: target.image.and_then(|i| {
+                i.config_digest
+                    .map(Cow::into_owned)
+                    .or_else(|| i.digest.map(Cow::into_owned))
+                    .or_else(|| i.sha256.map(|h| format!("sha256:{h}")))
+            }),
         },
         controls,
     })
@@ -476,6 +500,44 @@ mod tests {
         assert_eq!(r.node, "n1");
         assert_eq!(r.controls[0].status, Status::Fail);
         assert_eq!(r.controls[0].message, "file /x: m");
+    }
+
+    /// A packed image's digests reach the fleet identity: the image ID
+    /// first, else the manifest digest, else the file's sha256.
+    #[test]
+    fn an_image_s_digest_is_part_of_its_identity() {
+        let with = |image: &str| {
+            doc("n1", "pass").replace(
+                r#""description":"live"}"#,
+                &format!(r#""description":"oci:/i","name":"img","image":{image}}}"#),
+            )
+        };
+        let digest = |image: &str| {
+            parse_one(with(image).as_bytes(), "a.json")
+                .unwrap()
+                .identity
+                .image_digest
+        };
+        assert_eq!(
+            digest(
+                r#"{"path":"/i","format":"oci","size":1,"digest":"sha256:m","config_digest":"sha256:c"}"#
+            )
+            .as_deref(),
+            Some("sha256:c")
+        );
+        assert_eq!(
+            digest(r#"{"path":"/i","format":"oci","size":1,"digest":"sha256:m"}"#).as_deref(),
+            Some("sha256:m")
+        );
+        assert_eq!(
+            digest(r#"{"path":"/i","format":"cpio","size":1,"sha256":"ab"}"#).as_deref(),
+            Some("sha256:ab")
+        );
+        assert_eq!(digest(r#"{"path":"/i","format":"cpio","size":1}"#), None);
+        assert_eq!(
+            parse_one(with("{}").as_bytes(), "a.json").unwrap().node,
+            "img"
+        );
     }
 
     #[test]

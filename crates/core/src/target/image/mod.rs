@@ -122,8 +122,12 @@ pub struct ImageInfo {
     pub layers: Option<u64>,
     /// OCI: the image config (Env, Entrypoint, Cmd, User, …).
     pub config: Option<OciConfig>,
-    /// OCI: the manifest's digest.
+    /// OCI layout and oci-archive: the digest of the manifest picked, as
+    /// index.json names it (checked against the manifest's content).
     pub digest: Option<String>,
+    /// OCI forms, docker-archive included: `sha256:` of the image config,
+    /// the image ID (the same whichever form the image was saved in).
+    pub config_digest: Option<String>,
 }
 
 /// Where a node's content lies.
@@ -503,6 +507,7 @@ impl ImageTarget {
             layers: None,
             config: None,
             digest: None,
+            config_digest: None,
         };
         Ok(ImageTarget {
             info,
@@ -557,6 +562,7 @@ impl ImageTarget {
             layers: Some(read.layers),
             config: Some(read.config),
             digest: read.digest,
+            config_digest: Some(read.config_digest),
         };
         Ok(ImageTarget {
             info,

@@ -624,3 +624,96 @@ fn hostile_oci_is_an_error() {
         .to_string();
     assert!(e.contains("is malformed"), "{e}");
 }
+
+/// The manifest and config are named by their digests, and reports name
+/// the image by them: a blob whose content does not hash to its name is an
+/// error naming it, and the image ID is the config's sha256 in every form.
+#[test]
+fn oci_digests_are_checked_and_reported() {
+    use sha2::Digest;
+    let hex = |b: &[u8]| {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let (l1, _) = two_layers();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"config":{{"digest":"sha256:{}"}},"layers":[{{"digest":"sha256:{}"}}]}}"#,
+        hex(CONFIG.as_bytes()),
+        hex(&l1)
+    );
+    let layout = |manifest_name: &str, config_name: &str, config: &[u8]| {
+        let index = format!(r#"{{"manifests":[{{"digest":"sha256:{manifest_name}"}}]}}"#);
+        let files: Vec<(String, Vec<u8>)> = vec![
+            ("index.json".into(), index.into_bytes()),
+            (
+                format!("blobs/sha256/{manifest_name}"),
+                manifest.clone().into_bytes(),
+            ),
+            (format!("blobs/sha256/{config_name}"), config.to_vec()),
+            (format!("blobs/sha256/{}", hex(&l1)), l1.clone()),
+        ];
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        archive(&refs)
+    };
+    let good = layout(
+        &hex(manifest.as_bytes()),
+        &hex(CONFIG.as_bytes()),
+        CONFIG.as_bytes(),
+    );
+    let t = open_form(&good, Format::OciArchive, None).unwrap();
+    assert_eq!(
+        t.info().digest.as_deref(),
+        Some(format!("sha256:{}", hex(manifest.as_bytes())).as_str())
+    );
+    assert_eq!(
+        t.info().config_digest.as_deref(),
+        Some(format!("sha256:{}", hex(CONFIG.as_bytes())).as_str())
+    );
+
+    // A manifest stored under another content's digest.
+    let wrong = "0".repeat(64);
+    let e = open_form(
+        &layout(&wrong, &hex(CONFIG.as_bytes()), CONFIG.as_bytes()),
+        Format::OciArchive,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(&format!("blobs/sha256/{wrong}: its content's digest is")),
+        "{e}"
+    );
+    // A config changed after the manifest named it.
+    let changed = CONFIG.replace("1000", "0");
+    let e = open_form(
+        &layout(
+            &hex(manifest.as_bytes()),
+            &hex(CONFIG.as_bytes()),
+            changed.as_bytes(),
+        ),
+        Format::OciArchive,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("its content's digest is"), "{e}");
+
+    // docker-archive: no manifest digest, the image ID all the same.
+    let manifest = r#"[{"Config":"cfg.json","Layers":["l1/layer.tar"]}]"#;
+    let a = archive(&[
+        ("manifest.json", manifest.as_bytes()),
+        ("cfg.json", CONFIG.as_bytes()),
+        ("l1/layer.tar", &l1),
+    ]);
+    let t = open_form(&a, Format::DockerArchive, None).unwrap();
+    assert_eq!(t.info().digest, None);
+    assert_eq!(
+        t.info().config_digest.as_deref(),
+        Some(format!("sha256:{}", hex(CONFIG.as_bytes())).as_str())
+    );
+}
