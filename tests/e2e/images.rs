@@ -675,22 +675,13 @@ impl Podman {
 
 /// The directory's outcomes under base.toml and compute.toml, once for the
 /// tests that compare with them.
-fn directory_outcomes() -> Option<&'static Outcomes> {
-    static O: OnceLock<Option<Outcomes>> = OnceLock::new();
-    O.get_or_init(|| {
-        let root = reference_rootfs()?;
-        let tmp = tempfile::tempdir().unwrap();
-        Some(outcomes(
-            root.to_str().unwrap(),
-            &tmp.path().join("dir.json"),
-        ))
-    })
-    .as_ref()
+fn reference_outcomes() -> Option<&'static Outcomes> {
+    Some(directory_outcomes(&reference_rootfs()?))
 }
 
 #[test]
 fn the_full_compute_profile_gives_the_directory_s_outcomes_on_podman_s_images() {
-    let (Some(want), Some(p)) = (directory_outcomes(), podman()) else {
+    let (Some(want), Some(p)) = (reference_outcomes(), podman()) else {
         eprintln!("skipped: no reference rootfs (tests/rootfs/build.sh) or no podman");
         return;
     };
