@@ -524,6 +524,77 @@ mod tests {
     use regex::Regex;
 
     #[test]
+    fn presence_without_a_key_speaks_on_the_first_property_and_apart_is_never_skipped() {
+        use crate::testing::{b, check, eq, eq_int};
+        use nodecheck_core::outcome::Status::{Error, Fail, Skip};
+        let shown = |r: Result<Vec<PropertyResult>, Vec<PropertyResult>>| {
+            r.unwrap_or_else(|v| v)
+                .into_iter()
+                .map(|p| (p.key, p.status, p.message))
+                .collect::<Vec<_>>()
+        };
+        // No property of its own (filesystem): the first asserted one.
+        let c = check(
+            &crate::filesystem::Filesystem,
+            "/scratch",
+            vec![("rw", b(true)), ("free", eq("1%"))],
+        );
+        assert_eq!(
+            shown(presence_as(
+                &c,
+                &PATH,
+                "/scratch",
+                Presence::Absent(String::new())
+            )),
+            vec![
+                ("rw".into(), Fail, "rw: /scratch does not exist".into()),
+                ("free".into(), Skip, "/scratch does not exist".into()),
+            ]
+        );
+        assert_eq!(
+            shown(presence_as(
+                &c,
+                &PATH,
+                "/scratch",
+                Presence::Found(String::new())
+            )),
+            vec![]
+        );
+        // `apart` properties are left to the caller, whatever presence says.
+        let running = Subject {
+            key: Some("running"),
+            is: "is running",
+            is_not: "is not running",
+            apart: &["count"],
+        };
+        let c = check(
+            &crate::process::Process,
+            "slurmd",
+            vec![("user", eq("root")), ("count", eq_int(0))],
+        );
+        assert_eq!(
+            shown(presence_as(
+                &c,
+                &running,
+                "process slurmd",
+                Presence::Unknown("EIO".into())
+            )),
+            vec![
+                (
+                    "running".into(),
+                    Error,
+                    "running: process slurmd could not be looked up: EIO".into()
+                ),
+                (
+                    "user".into(),
+                    Skip,
+                    "process slurmd could not be looked up".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn presence_has_one_message_per_situation() {
         use crate::testing::{b, check, eq};
         use nodecheck_core::outcome::Status::{Error, Fail, Pass, Skip};
