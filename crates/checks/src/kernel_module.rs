@@ -248,14 +248,14 @@ fn image_properties(check: &Check, t: &dyn Target, name: &str, out: &mut Evaluat
     }
 }
 
+/// The image's module index, what a name stands for there, and the
+/// `.modinfo` of each of its files.
+type LookedUp = (std::sync::Arc<Index>, Found, Vec<(Hit, Option<Info>)>);
+
 /// The module in the image's index, with the `.modinfo` of each of its
 /// files; or what the presence rule is to say when it is not there (or
 /// cannot be told).
-fn look_up(
-    check: &Check,
-    t: &dyn Target,
-    name: &str,
-) -> Result<(std::sync::Arc<Index>, Found, Vec<(Hit, Option<Info>)>), eval::Presence> {
+fn look_up(check: &Check, t: &dyn Target, name: &str) -> Result<LookedUp, eval::Presence> {
     let index = match kmod::open(t, kmod::wanted(check), "kernel") {
         Ready::Index(i) => i,
         Ready::Absent(why) => return Err(eval::Presence::Absent(why)),

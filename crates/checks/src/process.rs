@@ -131,7 +131,7 @@ impl Kind for Process {
         let (found, presence) = match procs::named(cx.target, name) {
             Ok(f) if f.is_empty() => (f, eval::Presence::Absent(String::new())),
             Ok(f) => {
-                let desc = describe(&f, None);
+                let desc = describe(&f);
                 (f, eval::Presence::Found(desc))
             }
             Err(e) => (
@@ -187,11 +187,8 @@ const RUNNING: eval::Subject = eval::Subject {
     apart: &["count"],
 };
 
-/// `pids 812, 977` or the reason nothing runs.
-fn describe(found: &[Proc], reason: Option<&str>) -> String {
-    if let Some(r) = reason {
-        return r.to_string();
-    }
+/// `pids 812, 977`.
+fn describe(found: &[Proc]) -> String {
     let pids: Vec<String> = found.iter().map(|p| p.pid.to_string()).collect();
     format!(
         "pid{} {}",
