@@ -578,7 +578,7 @@ fn corrupt_modules_and_indexes_are_errors_naming_the_file() {
     assert_eq!(
         msgs[0],
         format!(
-            "error: loadable: the module index of kernel {kver} is corrupt: {dir}/modules.dep:{}: not text",
+            "error: present: module ib_core could not be looked up: the module index of kernel {kver} is corrupt: {dir}/modules.dep:{}: not text",
             lines + 1
         )
     );
