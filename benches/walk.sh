@@ -10,7 +10,10 @@
 #   elf    the whole-/usr `elf` scan, files found by nodecheck itself,
 #          vs libtree given the list of the same ELF files (in a chroot),
 #          as in benches/elf.sh; `find + head -c 18` is the floor of
-#          finding them with standard tools.
+#          finding them with standard tools, and benches/sniff_floor.c
+#          (built here when a C compiler is found) the floor of any tool
+#          that finds them itself: only the getdents, open, fstat, pread
+#          and close nodecheck's door makes per file, on one thread.
 #
 #   benches/walk.sh [ROOTFS]      (default: $NODECHECK_TEST_ROOTFS)
 #   NODECHECK_BIN=/path/to/nodecheck benches/walk.sh   (measure a build)
@@ -81,6 +84,10 @@ xargs /tmp/nodecheck-libtree < /tmp/nodecheck-files.txt > /dev/null 2>&1
 true
 EOF
 chmod +x "$work"/*.sh "$copy"/tmp/nodecheck-*.sh
+floor=()
+if command -v cc >/dev/null && cc -O2 -o "$work/sniff_floor" benches/sniff_floor.c; then
+  floor=(-n "syscall floor (C, 1 thread, no checks)" "$work/sniff_floor $root/usr")
+fi
 
 # Both must do their full work before their time means anything.
 "$bin" run "$work/tree.toml" --target "$root" --no-color > "$work/tree.out" || true
@@ -98,6 +105,7 @@ hyperfine -N -i --warmup 3 --runs "${RUNS:-20}" --style none \
   -n "nodecheck elf /usr" "$bin run $work/elf.toml --target $root --no-color" \
   -n "libtree, given the ELF list (chroot)" "chroot $copy /tmp/nodecheck-libtree.sh" \
   -n "find + head -c 18 (walk + sniff)" "$work/sniff.sh" \
+  "${floor[@]}" \
   --export-json "$work/h.json" > /dev/null 2>&1
 # Wall time and CPU time (user + system, all threads): on a busy machine
 # the CPU time is the steadier measure of the work done.

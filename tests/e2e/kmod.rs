@@ -307,7 +307,7 @@ fn a_deleted_module_file_fails_its_control() {
     assert_eq!(
         msgs[0],
         format!(
-            "fail: present: xfs is listed in modules.dep but its file /lib/modules/{kver}/{xfs} is missing"
+            "fail: present: module xfs is absent (xfs is listed in modules.dep but its file /lib/modules/{kver}/{xfs} is missing)"
         )
     );
 }
@@ -551,7 +551,7 @@ fn corrupt_modules_and_indexes_are_errors_naming_the_file() {
             "lustre",
             "fail",
             format!(
-                "fail: present: {dir}/updates/lustre.ko exists but modules.dep does not list it"
+                "fail: present: module lustre is absent ({dir}/updates/lustre.ko exists but modules.dep does not list it"
             ),
         ),
     ] {
@@ -578,7 +578,7 @@ fn corrupt_modules_and_indexes_are_errors_naming_the_file() {
     assert_eq!(
         msgs[0],
         format!(
-            "error: loadable: the module index of kernel {kver} is corrupt: {dir}/modules.dep:{}: not text",
+            "error: present: module ib_core could not be looked up: the module index of kernel {kver} is corrupt: {dir}/modules.dep:{}: not text",
             lines + 1
         )
     );

@@ -272,9 +272,7 @@ fn nhc_with_sshd_stopped_fails_names_it_and_shows_the_drain() {
     ]);
     let out = stdout(&o);
     assert_eq!(code(&o), 1, "{out}\n{}", stderr(&o));
-    let why = format!(
-        "process {SSHD_DEAD}: running: expected true, got false (no process named {SSHD_DEAD} is running)"
-    );
+    let why = format!("process {SSHD_DEAD}: running: process {SSHD_DEAD} is not running");
     assert!(
         out.contains(&format!(
             "ERROR:  nodecheck:  Health check failed:  sshd:  {why}\n"
@@ -721,11 +719,13 @@ fn live_kinds_see_what_the_test_started() {
     let out = stdout(&o);
     assert_eq!(code(&o), 1, "{out}");
     assert!(
-        out.contains("process nodecheck-sleepy: running: expected true, got false"),
+        out.contains("process nodecheck-sleepy: running: process nodecheck-sleepy is not running"),
         "{out}"
     );
     assert!(
-        out.contains(&format!("port {port}: listening: expected true, got false")),
+        out.contains(&format!(
+            "port {port}: listening: tcp port {port} is not listening"
+        )),
         "{out}"
     );
     // On an image, live checks are skipped, never failed; with every
@@ -986,8 +986,9 @@ fn slurm_drains_on_failure_resumes_on_recovery_and_leaves_admin_drains() {
 
     // sshd dies: the next health check drains the node, naming the control.
     slurm.daemons.stop(SSHD_SLURM);
-    let reason =
-        format!("nodecheck: sshd: process {SSHD_SLURM}: running: expected true, got false");
+    let reason = format!(
+        "nodecheck: sshd: process {SSHD_SLURM}: running: process {SSHD_SLURM} is not running"
+    );
     slurm.wait_state("a nodecheck drain", |s, r| {
         s.contains("DRAIN") && r.starts_with(&reason)
     });

@@ -180,7 +180,7 @@ fn each_fault_fails_the_right_control() {
     fails(
         &f,
         "required-packages",
-        "package munge: installed: package munge is not installed: /var/lib/dpkg/status says \
+        "package munge: installed: package munge is not installed (/var/lib/dpkg/status says \
          \"deinstall ok config-files\"",
     );
 

@@ -266,13 +266,18 @@ impl Kind for Elf {
             library_path: check.list("library_path").unwrap_or_default(),
             symbols: check.bool("symbols").is_some(),
         };
-        // The goss rule: a missing path fails the first property once.
+        // The goss rule for a path every property needs (eval::PATH).
         let md = match t.metadata(path, true) {
             Ok(md) => md,
-            Err(e) if eval::is_absent(&e) => {
-                return missing(check, &format!("{path} does not exist"));
+            Err(e) => {
+                let p = if eval::is_absent(&e) {
+                    eval::Presence::Absent(String::new())
+                } else {
+                    eval::Presence::Unknown(format!("cannot stat it: {}", eval::io_text(&e)))
+                };
+                let (Ok(v) | Err(v)) = eval::presence_as(check, &eval::PATH, path, p);
+                return v.into();
             }
-            Err(e) => return errors(check, &format!("cannot read {path}: {}", eval::io_text(&e))),
         };
         let real = match t.canonicalize(path) {
             Ok(p) => p,

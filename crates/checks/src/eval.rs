@@ -144,23 +144,72 @@ pub enum Presence {
     Unknown(String),
 }
 
-/// The goss rule, the one place it is written: the `exists` result (when
-/// written, or when the subject is missing) and whether the other
-/// properties may be evaluated. `Ok` holds the results so far (the caller
-/// goes on); `Err` the finished results, every other asserted property
-/// skipped with one reason. `what` names the subject (`user munge`,
-/// `/etc/munge/munge.key`). One message per situation:
-///
-/// | found | `exists` | result | the rest |
-/// |---|---|---|---|
-/// | yes | true | pass `exists: W exists (D)` | evaluated |
-/// | yes | — | nothing | evaluated |
-/// | yes | false | fail `exists: expected false, but W exists (D)` | skipped: `W exists` |
-/// | no | false | pass `exists: W does not exist (L)` | skipped: `W does not exist` |
-/// | no | true, — | fail `exists: W does not exist (L)` | skipped: `W does not exist` |
-/// | unknown | any | error `exists: W could not be looked up: WHY` | skipped: `W could not be looked up` |
+/// How a kind says whether its subject is there: the property that
+/// asserts it and the words for both answers. Every kind states its
+/// presence through [`presence_as`], so one situation reads the same in
+/// every kind.
+#[derive(Clone, Copy, Debug)]
+pub struct Subject {
+    /// The property that asserts presence (`exists`, `installed`,
+    /// `running`). `None` for a kind without one (`filesystem`, `elf`,
+    /// `tree`: every property needs the path): the presence result then
+    /// goes on the first asserted property, and the subject must be there.
+    pub key: Option<&'static str>,
+    /// `exists`, `is installed`.
+    pub is: &'static str,
+    /// `does not exist`, `is not installed`.
+    pub is_not: &'static str,
+    /// Properties not about the subject found there, evaluated whatever
+    /// presence says (a process `count`, which may assert that none runs;
+    /// a module's `loaded`, asked of the running kernel): never skipped.
+    pub apart: &'static [&'static str],
+}
+
+/// `exists`: files, configs, accounts, units, mounts, repos, interfaces.
+pub const EXISTS: Subject = Subject {
+    key: Some("exists"),
+    is: "exists",
+    is_not: "does not exist",
+    apart: &[],
+};
+
+/// A path that every property needs, with no property of its own.
+pub const PATH: Subject = Subject {
+    key: None,
+    is: "exists",
+    is_not: "does not exist",
+    apart: &[],
+};
+
+/// The goss rule with `exists` ([`presence_as`] with [`EXISTS`]).
 pub fn presence(
     check: &Check,
+    what: &str,
+    presence: Presence,
+) -> Result<Vec<PropertyResult>, Vec<PropertyResult>> {
+    presence_as(check, &EXISTS, what, presence)
+}
+
+/// The goss rule, the one place it is written: the presence result (when
+/// its property is written, or when the subject is missing) and whether
+/// the other properties may be evaluated. `Ok` holds the results so far
+/// (the caller goes on); `Err` the finished results, every other asserted
+/// property skipped with one reason (but `subject.apart`, which the
+/// caller still evaluates). `what` names the subject (`user munge`,
+/// `/etc/munge/munge.key`). One message per situation, `K` the key, `IS`
+/// and `IS NOT` the subject's words:
+///
+/// | found | `K` | result | the rest |
+/// |---|---|---|---|
+/// | yes | true | pass `K: W IS (D)` | evaluated |
+/// | yes | — | nothing | evaluated |
+/// | yes | false | fail `K: expected false, but W IS (D)` | skipped: `W IS` |
+/// | no | false | pass `K: W IS NOT (L)` | skipped: `W IS NOT` |
+/// | no | true, — | fail `K: W IS NOT (L)` | skipped: `W IS NOT` |
+/// | unknown | any | error `K: W could not be looked up: WHY` | skipped: `W could not be looked up` |
+pub fn presence_as(
+    check: &Check,
+    subject: &Subject,
     what: &str,
     presence: Presence,
 ) -> Result<Vec<PropertyResult>, Vec<PropertyResult>> {
@@ -171,54 +220,65 @@ pub fn presence(
             format!(" ({s})")
         }
     };
-    let exists = check.bool("exists");
-    let (first, reason) = match (presence, exists) {
+    let (key, expected) = match subject.key {
+        Some(k) => (k, check.bool(k)),
+        // No property of its own: the first one asserted speaks for it
+        // (the kind's first key where none is).
+        None => (
+            asserted(check, subject.apart).next().map_or_else(
+                || check.kind.keys().first().map_or("", |k| k.name),
+                |p| p.key,
+            ),
+            None,
+        ),
+    };
+    let (is, is_not) = (subject.is, subject.is_not);
+    let (first, reason) = match (presence, expected) {
         (Presence::Found(desc), Some(true)) => {
             return Ok(vec![PropertyResult::verdict(
-                "exists",
+                key,
                 true,
-                format!("exists: {what} exists{}", paren(&desc)),
+                format!("{key}: {what} {is}{}", paren(&desc)),
             )]);
         }
         (Presence::Found(_), None) => return Ok(Vec::new()),
         (Presence::Found(desc), Some(false)) => (
             PropertyResult::verdict(
-                "exists",
+                key,
                 false,
-                format!("exists: expected false, but {what} exists{}", paren(&desc)),
+                format!("{key}: expected false, but {what} {is}{}", paren(&desc)),
             )
             .with_expected("false")
             .with_actual("true"),
-            format!("{what} exists"),
+            format!("{what} {is}"),
         ),
         (Presence::Unknown(why), _) => (
-            PropertyResult::error(
-                "exists",
-                format!("exists: {what} could not be looked up: {why}"),
-            ),
+            PropertyResult::error(key, format!("{key}: {what} could not be looked up: {why}")),
             format!("{what} could not be looked up"),
         ),
         (Presence::Absent(looked), Some(false)) => (
             PropertyResult::verdict(
-                "exists",
+                key,
                 true,
-                format!("exists: {what} does not exist{}", paren(&looked)),
+                format!("{key}: {what} {is_not}{}", paren(&looked)),
             ),
-            format!("{what} does not exist"),
+            format!("{what} {is_not}"),
         ),
         (Presence::Absent(looked), _) => (
             PropertyResult::verdict(
-                "exists",
+                key,
                 false,
-                format!("exists: {what} does not exist{}", paren(&looked)),
+                format!("{key}: {what} {is_not}{}", paren(&looked)),
             )
             .with_expected("true")
             .with_actual("false"),
-            format!("{what} does not exist"),
+            format!("{what} {is_not}"),
         ),
     };
+    let mut except = vec![key];
+    except.extend_from_slice(subject.apart);
     let mut out = vec![first];
-    out.extend(skip_rest(check, &["exists"], &reason));
+    out.extend(skip_rest(check, &except, &reason));
     Err(out)
 }
 
@@ -462,6 +522,77 @@ mod tests {
     use nodecheck_core::kind::Compare;
     use nodecheck_core::outcome::Status;
     use regex::Regex;
+
+    #[test]
+    fn presence_without_a_key_speaks_on_the_first_property_and_apart_is_never_skipped() {
+        use crate::testing::{b, check, eq, eq_int};
+        use nodecheck_core::outcome::Status::{Error, Fail, Skip};
+        let shown = |r: Result<Vec<PropertyResult>, Vec<PropertyResult>>| {
+            r.unwrap_or_else(|v| v)
+                .into_iter()
+                .map(|p| (p.key, p.status, p.message))
+                .collect::<Vec<_>>()
+        };
+        // No property of its own (filesystem): the first asserted one.
+        let c = check(
+            &crate::filesystem::Filesystem,
+            "/scratch",
+            vec![("rw", b(true)), ("free", eq("1%"))],
+        );
+        assert_eq!(
+            shown(presence_as(
+                &c,
+                &PATH,
+                "/scratch",
+                Presence::Absent(String::new())
+            )),
+            vec![
+                ("rw".into(), Fail, "rw: /scratch does not exist".into()),
+                ("free".into(), Skip, "/scratch does not exist".into()),
+            ]
+        );
+        assert_eq!(
+            shown(presence_as(
+                &c,
+                &PATH,
+                "/scratch",
+                Presence::Found(String::new())
+            )),
+            vec![]
+        );
+        // `apart` properties are left to the caller, whatever presence says.
+        let running = Subject {
+            key: Some("running"),
+            is: "is running",
+            is_not: "is not running",
+            apart: &["count"],
+        };
+        let c = check(
+            &crate::process::Process,
+            "slurmd",
+            vec![("user", eq("root")), ("count", eq_int(0))],
+        );
+        assert_eq!(
+            shown(presence_as(
+                &c,
+                &running,
+                "process slurmd",
+                Presence::Unknown("EIO".into())
+            )),
+            vec![
+                (
+                    "running".into(),
+                    Error,
+                    "running: process slurmd could not be looked up: EIO".into()
+                ),
+                (
+                    "user".into(),
+                    Skip,
+                    "process slurmd could not be looked up".into()
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn presence_has_one_message_per_situation() {

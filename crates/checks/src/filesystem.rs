@@ -41,8 +41,9 @@ The mounted filesystem holding a path on the live node, through `statvfs`
 whether it is mounted read-only. Percentages are of the filesystem's size
 (`free = "10%"` passes with at least a tenth of it available).
 
-A path that does not exist fails the first property (reported as
-`path ... does not exist`) and skips the others. A mount that does not
+A path that does not exist fails the first property (`/scratch does
+not exist`) and skips the others; one that cannot be examined is an error
+on it, the others skipped. A mount that does not
 answer (a hung NFS server) blocks the `statvfs`; under `nodecheck nhc` the
 run's time budget cuts it and reports this check by name.
 
@@ -113,29 +114,18 @@ impl Kind for Filesystem {
 
     fn eval(&self, check: &Check, cx: &Context<'_>) -> Evaluation {
         let path = check.subject.as_str();
+        // The goss rule for a path every property needs (eval::PATH).
         let stats = match cx.target.fs_stats(path) {
             Ok(s) => s,
             Err(e) => {
-                let mut props = eval::asserted(check, &[]);
-                let first = props.next().map_or("free", |p| p.key);
-                let (head, reason) = if eval::is_absent(&e) {
-                    let msg = format!("path {path} does not exist");
-                    (
-                        PropertyResult::verdict(first, false, format!("{first}: {msg}")),
-                        msg,
-                    )
+                let p = if eval::is_absent(&e) {
+                    eval::Presence::Absent(String::new())
                 } else {
-                    (
-                        PropertyResult::error(
-                            first,
-                            format!("{first}: cannot statvfs {path}: {}", eval::io_text(&e)),
-                        ),
-                        format!("{path} could not be examined"),
-                    )
+                    eval::Presence::Unknown(format!("cannot statvfs it: {}", eval::io_text(&e)))
                 };
-                let mut out = vec![head];
-                out.extend(props.map(|p| PropertyResult::skip(p.key, reason.clone())));
-                return out.into();
+                return match eval::presence_as(check, &eval::PATH, path, p) {
+                    Ok(v) | Err(v) => v.into(),
+                };
             }
         };
         let mut out = Vec::new();
@@ -339,12 +329,8 @@ mod tests {
         assert_eq!(
             results(&run(&c, &node())),
             vec![
-                (
-                    "free".into(),
-                    Fail,
-                    "free: path /nope does not exist".into()
-                ),
-                ("rw".into(), Skip, "path /nope does not exist".into()),
+                ("free".into(), Fail, "free: /nope does not exist".into()),
+                ("rw".into(), Skip, "/nope does not exist".into()),
             ]
         );
         let t = MemoryTarget::new().kind(TargetKind::Live).with(Need::Live);

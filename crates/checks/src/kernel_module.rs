@@ -10,7 +10,7 @@ use nodecheck_core::target::{Need, READ_LIMIT, Target};
 
 use crate::eval;
 use crate::kmod::dep::Dep;
-use crate::kmod::index::{Disabled, Hit, Index, disabled_modules};
+use crate::kmod::index::{Disabled, Found, Hit, Index, disabled_modules};
 use crate::kmod::modfile::Info;
 use crate::kmod::{self, Ready, closure, normalize};
 
@@ -211,54 +211,82 @@ impl Kind for KernelModule {
     }
 }
 
+/// `present`: the presence of a module in the image (eval::presence_as).
+/// `loaded` is asked of the running kernel, whatever the image holds.
+const PRESENT: eval::Subject = eval::Subject {
+    key: Some("present"),
+    is: "is present",
+    is_not: "is absent",
+    apart: &["loaded"],
+};
+
 /// `present`, `loadable` and `version`: what the image's files say.
 fn image_properties(check: &Check, t: &dyn Target, name: &str, out: &mut Evaluation) {
+    let what = format!("module {name}");
+    let (index, found, infos) = match look_up(check, t, name) {
+        Ok(f) => f,
+        Err(presence) => {
+            let (Ok(v) | Err(v)) = eval::presence_as(check, &PRESENT, &what, presence);
+            out.properties.extend(v);
+            return;
+        }
+    };
+    let desc = describe_hits(&index, name, &found.hits, found.alias.as_deref());
+    match eval::presence_as(check, &PRESENT, &what, eval::Presence::Found(desc)) {
+        Ok(v) => out.properties.extend(v),
+        Err(v) => {
+            out.properties.extend(v);
+            return;
+        }
+    }
+    for p in eval::asserted(check, &["present", "loaded"]) {
+        match p.key {
+            "loadable" => out_loadable(check, t, &index, &found.hits, out),
+            "version" => out.push(version(check, t, &index, &infos)),
+            _ => {}
+        }
+    }
+}
+
+/// The image's module index, what a name stands for there, and the
+/// `.modinfo` of each of its files.
+type LookedUp = (std::sync::Arc<Index>, Found, Vec<(Hit, Option<Info>)>);
+
+/// The module in the image's index, with the `.modinfo` of each of its
+/// files; or what the presence rule is to say when it is not there (or
+/// cannot be told).
+fn look_up(check: &Check, t: &dyn Target, name: &str) -> Result<LookedUp, eval::Presence> {
     let index = match kmod::open(t, kmod::wanted(check), "kernel") {
         Ready::Index(i) => i,
-        Ready::Absent(why) => return absent(check, name, &why, out),
-        Ready::Error(why) => {
-            for p in eval::asserted(check, &["loaded"]) {
-                out.push(PropertyResult::error(p.key, format!("{}: {why}", p.key)));
-            }
-            return;
-        }
+        Ready::Absent(why) => return Err(eval::Presence::Absent(why)),
+        Ready::Error(why) => return Err(eval::Presence::Unknown(why)),
     };
-    let found = match index.find(t, name) {
-        Ok(f) => f,
-        Err(why) => {
-            for p in eval::asserted(check, &["loaded"]) {
-                out.push(PropertyResult::error(p.key, format!("{}: {why}", p.key)));
-            }
-            return;
-        }
-    };
+    let found = index.find(t, name).map_err(eval::Presence::Unknown)?;
     if found.hits.is_empty() {
         let stale = index.unlisted_files(t, &normalize(name));
         if let Some(file) = stale.first() {
+            // A file modprobe cannot find: absent to the loader, yet not
+            // absent to `present = false` either (depmod would list it).
             let why = format!(
                 "{file} exists but modules.dep does not list it: depmod was not run after it was \
                  installed, so modprobe cannot find {name} (run `depmod {}`)",
                 index.release
             );
-            out.push(PropertyResult::verdict(
-                "present",
-                false,
-                format!("present: {why}"),
-            ));
-            out.properties
-                .extend(eval::skip_rest(check, &["present", "loaded"], &why));
-            return;
+            return Err(if check.bool("present") == Some(false) {
+                eval::Presence::Found(why)
+            } else {
+                eval::Presence::Absent(why)
+            });
         }
         let builtin_note = if index.has_builtin {
             ""
         } else {
             " (it has no modules.builtin, so built-in modules cannot be told)"
         };
-        let why = format!(
-            "{name} is not a module of kernel {}: not in {}/modules.dep, not built in, no alias{builtin_note}",
+        return Err(eval::Presence::Absent(format!(
+            "not a module of kernel {}: not in {}/modules.dep, not built in, no alias{builtin_note}",
             index.release, index.dir
-        );
-        return absent(check, name, &why, out);
+        )));
     }
     // Every module the name stands for must have its file.
     let mut infos: Vec<(Hit, Option<Info>)> = Vec::new();
@@ -268,66 +296,17 @@ fn image_properties(check: &Check, t: &dyn Target, name: &str, out: &mut Evaluat
             Hit::Module(id) => match index.info(t, *id) {
                 Ok(Some(info)) => infos.push((hit.clone(), Some(info))),
                 Ok(None) => {
-                    let why = format!(
+                    return Err(eval::Presence::Absent(format!(
                         "{} is listed in modules.dep but its file {} is missing",
                         index.name(*id),
                         index.file(*id)
-                    );
-                    return absent(check, name, &why, out);
+                    )));
                 }
-                Err(why) => {
-                    for p in eval::asserted(check, &["loaded"]) {
-                        out.push(PropertyResult::error(p.key, format!("{}: {why}", p.key)));
-                    }
-                    return;
-                }
+                Err(why) => return Err(eval::Presence::Unknown(why)),
             },
         }
     }
-    let what = describe_hits(&index, name, &found.hits, found.alias.as_deref());
-    for p in eval::asserted(check, &["loaded"]) {
-        match p.key {
-            "present" => {
-                let expected = check.bool("present").unwrap_or(true);
-                out.push(
-                    PropertyResult::verdict(
-                        "present",
-                        expected,
-                        if expected {
-                            format!("present: {what}")
-                        } else {
-                            format!("present: expected false, but {what}")
-                        },
-                    )
-                    .with_expected(expected.to_string())
-                    .with_actual("true"),
-                );
-            }
-            "loadable" => out_loadable(check, t, &index, &found.hits, out),
-            "version" => out.push(version(check, t, &index, &infos)),
-            _ => {}
-        }
-    }
-}
-
-/// The module is not there: `present` says why (even when not asked), the
-/// rest is skipped.
-fn absent(check: &Check, name: &str, why: &str, out: &mut Evaluation) {
-    if check.bool("present") == Some(false) {
-        out.push(PropertyResult::verdict(
-            "present",
-            true,
-            format!("present: {name} is absent: {why}"),
-        ));
-    } else {
-        out.push(
-            PropertyResult::verdict("present", false, format!("present: {why}"))
-                .with_expected("true")
-                .with_actual("false"),
-        );
-    }
-    out.properties
-        .extend(eval::skip_rest(check, &["present", "loaded"], why));
+    Ok((index, found, infos))
 }
 
 /// `nfsv4 (kernel/fs/nfs/nfsv4.ko)`, `ext4 is built into 6.1.0-28-amd64`,

@@ -19,6 +19,14 @@ use nodecheck_core::target::{FileType, Target};
 
 use crate::eval::{self, io_text, is_absent};
 
+/// `installed`: the presence of a package (eval::presence_as).
+const INSTALLED: eval::Subject = eval::Subject {
+    key: Some("installed"),
+    is: "is installed",
+    is_not: "is not installed",
+    apart: &[],
+};
+
 pub struct Package;
 
 /// One entry of a package database.
@@ -330,52 +338,8 @@ impl Kind for Package {
                 found.push((db, inst));
             }
         }
-        let installed_key = check.bool("installed");
-        let mut out = Vec::new();
         let what = format!("package {name}");
-        if found.is_empty() {
-            if !errors.is_empty() {
-                let mut out = vec![PropertyResult::error(
-                    "installed",
-                    format!(
-                        "installed: {what} could not be looked up: {}",
-                        errors.join("; ")
-                    ),
-                )];
-                out.extend(eval::skip_rest(
-                    check,
-                    &["installed"],
-                    "the package database could not be read",
-                ));
-                return out.into();
-            }
-            let searched: Vec<&str> = dbs.iter().map(|d| d.path.as_str()).collect();
-            let mut msg = format!("{what} is not installed (in {})", searched.join(", "));
-            if let Some((db, p)) = leftovers.first() {
-                msg = format!(
-                    "{what} is not installed: {} says {:?}{}",
-                    db.path,
-                    p.state,
-                    if p.version.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (version {})", p.version)
-                    }
-                );
-            }
-            let ok = installed_key == Some(false);
-            let mut r = PropertyResult::verdict("installed", ok, format!("installed: {msg}"));
-            if !ok {
-                r = r.with_expected("true").with_actual("false");
-            }
-            out.push(r);
-            out.extend(eval::skip_rest(
-                check,
-                &["installed"],
-                &format!("{what} is not installed"),
-            ));
-            return out.into();
-        }
+        // The goss rule with `installed` (eval::presence_as).
         let shown = |pkgs: &[&Pkg]| -> String {
             let v: Vec<String> = pkgs
                 .iter()
@@ -394,23 +358,29 @@ impl Kind for Package {
             .map(|(db, p)| format!("{} in {}", shown(p), db.path))
             .collect::<Vec<_>>()
             .join("; ");
-        match installed_key {
-            Some(true) => out.push(PropertyResult::verdict(
-                "installed",
-                true,
-                format!("installed: {what} is installed ({desc})"),
-            )),
-            Some(false) => {
-                out.push(PropertyResult::compare(
-                    "installed",
-                    false,
-                    "false",
-                    format!("true ({desc})"),
-                ));
-                return out.into();
-            }
-            None => {}
-        }
+        let presence = if !found.is_empty() {
+            eval::Presence::Found(desc.clone())
+        } else if !errors.is_empty() {
+            eval::Presence::Unknown(errors.join("; "))
+        } else if let Some((db, p)) = leftovers.first() {
+            eval::Presence::Absent(format!(
+                "{} says {:?}{}",
+                db.path,
+                p.state,
+                if p.version.is_empty() {
+                    String::new()
+                } else {
+                    format!(", version {}", p.version)
+                }
+            ))
+        } else {
+            let searched: Vec<&str> = dbs.iter().map(|d| d.path.as_str()).collect();
+            eval::Presence::Absent(format!("in {}", searched.join(", ")))
+        };
+        let mut out = match eval::presence_as(check, &INSTALLED, &what, presence) {
+            Ok(v) => v,
+            Err(v) => return v.into(),
+        };
         if let Some(m) = check.matcher("version") {
             let mut ok = true;
             for (db, pkgs) in &found {

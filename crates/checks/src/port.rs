@@ -4,13 +4,21 @@ use std::net::IpAddr;
 
 use nodecheck_core::kind::{Compare, Key, Kind, Ty};
 use nodecheck_core::matcher::Actual;
-use nodecheck_core::outcome::{Evaluation, PropertyResult};
+use nodecheck_core::outcome::Evaluation;
 use nodecheck_core::profile::{Check, Diagnostic};
 use nodecheck_core::run::Context;
 use nodecheck_core::target::Need;
 
 use crate::eval;
 use crate::live::sockets::{self, Protocol};
+
+/// `listening`: the presence of a listener (eval::presence_as).
+const LISTENING: eval::Subject = eval::Subject {
+    key: Some("listening"),
+    is: "is listening",
+    is_not: "is not listening",
+    apart: &[],
+};
 
 pub struct Port;
 
@@ -129,46 +137,31 @@ impl Kind for Port {
             return Evaluation::error(key, format!("port {:?} is not a number", check.subject));
         };
         let what = format!("{} port {port}", protocol.as_str());
-        let addrs = match sockets::listening(cx.target, protocol, port) {
-            Ok(a) => a,
-            Err(e) => {
-                let mut props = eval::asserted(check, &[]);
-                let first = props.next().map_or("listening", |p| p.key);
-                let mut out = vec![PropertyResult::error(
-                    first,
-                    format!("cannot list sockets: {}", eval::io_text(&e)),
-                )];
-                out.extend(
-                    props.map(|p| PropertyResult::skip(p.key, "sockets could not be listed")),
-                );
-                return out.into();
+        // The goss rule with `listening` (eval::presence_as).
+        let (addrs, presence) = match sockets::listening(cx.target, protocol, port) {
+            Ok(a) if a.is_empty() => (a, eval::Presence::Absent(String::new())),
+            Ok(a) => {
+                let shown: Vec<String> = a.iter().map(IpAddr::to_string).collect();
+                let desc = format!("on {}", eval::capped(&shown));
+                (a, eval::Presence::Found(desc))
             }
+            Err(e) => (
+                Vec::new(),
+                eval::Presence::Unknown(format!("cannot list sockets: {}", eval::io_text(&e))),
+            ),
         };
-        let listening = !addrs.is_empty();
+        let mut out = match eval::presence_as(check, &LISTENING, &what, presence) {
+            Ok(v) => v,
+            Err(v) => return v.into(),
+        };
         let shown: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
-        let reason = format!("nothing listens on {what}");
-        let mut out = Vec::new();
-        let why = if listening {
-            format!("on {}", eval::capped(&shown))
-        } else {
-            reason.clone()
-        };
-        match (check.bool("listening"), listening) {
-            (Some(want), _) => out.push(eval::boolean("listening", want, listening, &why)),
-            (None, false) => out.push(eval::boolean("listening", true, false, &why)),
-            (None, true) => {}
-        }
         if let Some(m) = check.matcher("addresses") {
-            if listening {
-                out.push(eval::matched(
-                    "addresses",
-                    m,
-                    Actual::List(&shown),
-                    format!("[{}]", shown.join(", ")),
-                ));
-            } else {
-                out.push(PropertyResult::skip("addresses", reason));
-            }
+            out.push(eval::matched(
+                "addresses",
+                m,
+                Actual::List(&shown),
+                format!("[{}]", shown.join(", ")),
+            ));
         }
         out.into()
     }
@@ -206,7 +199,7 @@ mod tests {
             result(&e, "listening"),
             (
                 Pass,
-                "listening: expected true, got true (on 0.0.0.0)".into()
+                "listening: tcp port 22 is listening (on 0.0.0.0)".into()
             )
         );
         let e = run(
@@ -223,12 +216,12 @@ mod tests {
                 (
                     "listening".into(),
                     Fail,
-                    "listening: expected true, got false (nothing listens on tcp port 6818)".into()
+                    "listening: tcp port 6818 is not listening".into()
                 ),
                 (
                     "addresses".into(),
                     Skip,
-                    "nothing listens on tcp port 6818".into()
+                    "tcp port 6818 is not listening".into()
                 ),
             ]
         );

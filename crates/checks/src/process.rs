@@ -125,46 +125,36 @@ impl Kind for Process {
 
     fn eval(&self, check: &Check, cx: &Context<'_>) -> Evaluation {
         let name = check.subject.as_str();
-        let found = match procs::named(cx.target, name) {
-            Ok(f) => f,
-            Err(e) => {
-                let mut props = eval::asserted(check, &[]);
-                let first = props.next().map_or("running", |p| p.key);
-                let mut out = vec![PropertyResult::error(
-                    first,
-                    format!("cannot list processes: {}", crate::live::at("/proc", &e)),
-                )];
-                out.extend(
-                    props.map(|p| PropertyResult::skip(p.key, "processes could not be listed")),
-                );
-                return out.into();
+        let what = format!("process {name}");
+        // The goss rule with `running` (eval::presence_as); `count` may
+        // assert that none runs, so it is evaluated either way.
+        let (found, presence) = match procs::named(cx.target, name) {
+            Ok(f) if f.is_empty() => (f, eval::Presence::Absent(String::new())),
+            Ok(f) => {
+                let desc = describe(&f);
+                (f, eval::Presence::Found(desc))
             }
+            Err(e) => (
+                Vec::new(),
+                eval::Presence::Unknown(format!(
+                    "cannot list processes: {}",
+                    crate::live::at("/proc", &e)
+                )),
+            ),
         };
-        let running = !found.is_empty();
-        let mut out = Vec::new();
-        let expect = check.bool("running");
-        let reason = if running {
-            None
-        } else {
-            Some(format!("no process named {name} is running"))
+        let listed = !matches!(presence, eval::Presence::Unknown(_));
+        let (mut out, done) = match eval::presence_as(check, &RUNNING, &what, presence) {
+            Ok(v) => (v, false),
+            Err(v) => (v, true),
         };
-        match (expect, running) {
-            (Some(want), _) => out.push(eval::boolean(
-                "running",
-                want,
-                running,
-                &describe(&found, reason.as_deref()),
-            )),
-            (None, false) => out.push(eval::boolean(
-                "running",
-                true,
-                false,
-                reason.as_deref().unwrap_or_default(),
-            )),
-            (None, true) => {}
-        }
         for p in eval::asserted(check, &["running"]) {
             match p.key {
+                "count" if !listed => {
+                    out.push(PropertyResult::skip(
+                        "count",
+                        format!("{what} could not be looked up"),
+                    ));
+                }
                 "count" => {
                     if let Some(m) = check.matcher("count") {
                         let n = found.len();
@@ -176,11 +166,12 @@ impl Kind for Process {
                         ));
                     }
                 }
-                "user" => match (check.matcher("user"), &reason) {
-                    (_, Some(r)) => out.push(PropertyResult::skip("user", r.clone())),
-                    (Some(m), None) => out.push(user(m, &found, cx)),
-                    (None, None) => {}
-                },
+                // Skipped by presence_as when nothing runs.
+                "user" if !done => {
+                    if let Some(m) = check.matcher("user") {
+                        out.push(user(m, &found, cx));
+                    }
+                }
                 _ => {}
             }
         }
@@ -188,11 +179,16 @@ impl Kind for Process {
     }
 }
 
-/// `pids 812, 977` or the reason nothing runs.
-fn describe(found: &[Proc], reason: Option<&str>) -> String {
-    if let Some(r) = reason {
-        return r.to_string();
-    }
+/// `running`: the presence of a process (eval::presence_as).
+const RUNNING: eval::Subject = eval::Subject {
+    key: Some("running"),
+    is: "is running",
+    is_not: "is not running",
+    apart: &["count"],
+};
+
+/// `pids 812, 977`.
+fn describe(found: &[Proc]) -> String {
     let pids: Vec<String> = found.iter().map(|p| p.pid.to_string()).collect();
     format!(
         "pid{} {}",
@@ -281,7 +277,7 @@ mod tests {
             result(&e, "running"),
             (
                 Pass,
-                "running: expected true, got true (pids 30, 31)".into()
+                "running: process sshd is running (pids 30, 31)".into()
             )
         );
         let e = ev("munged", vec![("user", eq("munge")), ("count", eq_int(1))]);
@@ -298,13 +294,9 @@ mod tests {
                 (
                     "running".into(),
                     Fail,
-                    "running: expected true, got false (no process named slurmd is running)".into()
+                    "running: process slurmd is not running".into()
                 ),
-                (
-                    "user".into(),
-                    Skip,
-                    "no process named slurmd is running".into()
-                ),
+                ("user".into(), Skip, "process slurmd is not running".into()),
                 ("count".into(), Pass, "count: expected 0, got 0".into()),
             ]
         );
@@ -339,11 +331,17 @@ mod tests {
     fn no_proc_is_an_error() {
         let t = MemoryTarget::new().kind(TargetKind::Live).with(Need::Live);
         let e = run(&check(&Process, "sshd", vec![("user", eq("root"))]), &t);
-        assert_eq!(result(&e, "user").0, Error);
+        assert_eq!(result(&e, "running").0, Error);
         assert!(
-            result(&e, "user")
-                .1
-                .starts_with("cannot list processes: /proc: ")
+            result(&e, "running").1.starts_with(
+                "running: process sshd could not be looked up: cannot list processes: /proc: "
+            ),
+            "{:?}",
+            result(&e, "running")
+        );
+        assert_eq!(
+            result(&e, "user"),
+            (Skip, "process sshd could not be looked up".into())
         );
     }
 

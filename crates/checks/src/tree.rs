@@ -332,24 +332,14 @@ impl Kind for Tree {
             }
         });
         if let Err(e) = walked {
-            // The goss rule: the first property says why, the rest skip.
-            let (error, reason) = if eval::is_absent(&e) {
-                (None, format!("{path} does not exist"))
+            // The goss rule for a path every property needs (eval::PATH).
+            let p = if eval::is_absent(&e) {
+                eval::Presence::Absent(String::new())
             } else {
-                let text = format!("cannot walk {path}: {}", eval::io_text(&e));
-                (Some(text), format!("cannot walk {path}"))
+                eval::Presence::Unknown(format!("cannot walk it: {}", eval::io_text(&e)))
             };
-            let mut props = eval::asserted(check, &[]);
-            if let Some(p) = props.next() {
-                let key = p.key;
-                out.push(match error {
-                    None => PropertyResult::verdict(key, false, format!("{key}: {reason}")),
-                    Some(text) => PropertyResult::error(key, format!("{key}: {text}")),
-                });
-            }
-            for p in props {
-                out.push(PropertyResult::skip(p.key, reason.clone()));
-            }
+            let (Ok(v) | Err(v)) = eval::presence_as(check, &eval::PATH, path, p);
+            out.properties.extend(v);
             return out;
         }
         for prop in eval::asserted(check, &[]) {

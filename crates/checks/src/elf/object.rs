@@ -432,7 +432,7 @@ fn read_dynamic(
     };
     if let Some(addr) = last(DT_VERNEED) {
         let count = last(DT_VERNEEDNUM).unwrap_or(0);
-        let bytes = version_bytes(r, loads, addr, "DT_VERNEED")?.into_owned();
+        let bytes = version_bytes(r, loads, addr, count, Table::Need, ctx)?;
         let shdr = version_section(SHT_GNU_VERNEED, bytes.len(), count);
         let sec = VerneedSection::parse(&bytes, &[shdr], ctx)
             .map_err(|e| bad(format!("bad DT_VERNEED: {e}")))?;
@@ -453,7 +453,7 @@ fn read_dynamic(
     }
     if let Some(addr) = last(DT_VERDEF) {
         let count = last(DT_VERDEFNUM).unwrap_or(0);
-        let bytes = version_bytes(r, loads, addr, "DT_VERDEF")?.into_owned();
+        let bytes = version_bytes(r, loads, addr, count, Table::Def, ctx)?;
         let shdr = version_section(SHT_GNU_VERDEF, bytes.len(), count);
         let sec = VerdefSection::parse(&bytes, &[shdr], ctx)
             .map_err(|e| bad(format!("bad DT_VERDEF: {e}")))?;
@@ -481,19 +481,142 @@ fn version_section(sh_type: u32, len: usize, count: u64) -> SectionHeader {
     }
 }
 
-/// The bytes of a version table: from its address to the end of its
-/// segment's file part, capped (the table's own size is not recorded in
-/// the dynamic section).
-fn version_bytes<'r>(
-    r: &'r mut Reader<'_>,
+/// The bytes of a version table. Its size is not recorded in the dynamic
+/// section, so it may run to the end of its segment's file part (capped):
+/// that is the most ever read, but a table is read first through a small
+/// window, widened only while the walk of its entry chain (see
+/// [`version_chain_leaves`]) leaves the window. A 1 MB `.rodata` after a
+/// 300-byte table (perl's Encode modules) then costs 4 KB, and the parse
+/// sees the same entries as over the whole span.
+fn version_bytes(
+    r: &mut Reader<'_>,
     loads: &[&ProgramHeader],
     addr: u64,
-    what: &str,
-) -> Result<Cow<'r, [u8]>, Malformed> {
+    count: u64,
+    table: Table,
+    ctx: Ctx,
+) -> Result<Vec<u8>, Malformed> {
+    let what = table.tag();
     let (off, avail) = offset_of(loads, addr)
         .ok_or_else(|| bad(format!("{what} {addr:#x} is outside the file's segments")))?;
-    let len = usize::try_from(avail.min(MAX_VERSION_BYTES)).unwrap_or(0);
-    r.bytes(off, len, what)
+    let full = usize::try_from(avail.min(MAX_VERSION_BYTES)).unwrap_or(0);
+    let mut window = VERSION_WINDOW.min(full);
+    loop {
+        let bytes = r.bytes(off, window, what)?.into_owned();
+        if window == full || !version_chain_leaves(&bytes, count, table, ctx) {
+            return Ok(bytes);
+        }
+        window = window.saturating_mul(16).min(full);
+    }
+}
+
+/// The first read of a version table ([`version_bytes`]).
+const VERSION_WINDOW: usize = 4 << 10;
+
+/// Which version table.
+#[derive(Clone, Copy)]
+enum Table {
+    /// DT_VERNEED: `Elf_Verneed` (16 bytes: `vn_cnt` at 2, `vn_aux` at 8,
+    /// `vn_next` at 12), each with `vn_cnt` `Elf_Vernaux` (16 bytes,
+    /// `vna_next` at 12).
+    Need,
+    /// DT_VERDEF: `Elf_Verdef` (20 bytes: `vd_aux` at 12, `vd_next` at
+    /// 16); only the first `Elf_Verdaux` (8 bytes) of each is read.
+    Def,
+}
+
+impl Table {
+    fn tag(self) -> &'static str {
+        match self {
+            Table::Need => "DT_VERNEED",
+            Table::Def => "DT_VERDEF",
+        }
+    }
+}
+
+/// Whether walking the chain of a version table, the way the parse in
+/// [`read_dynamic`] walks it (goblin's iterators: `count` entries, each
+/// `next` offset added to the last, a zero `next` ends the chain), reads
+/// past the end of `bytes`: then a wider window may parse differently.
+/// Where the walk stops for any other reason (an offset that overflows,
+/// more than [`MAX_VERSIONS`] steps) no wider window changes it.
+fn version_chain_leaves(bytes: &[u8], count: u64, table: Table, ctx: Ctx) -> bool {
+    let u16_at = |at: usize| -> Option<u64> {
+        let b: [u8; 2] = bytes.get(at..at.checked_add(2)?)?.try_into().ok()?;
+        Some(u64::from(match ctx.le {
+            Endian::Little => u16::from_le_bytes(b),
+            Endian::Big => u16::from_be_bytes(b),
+        }))
+    };
+    let u32_at = |at: usize| -> Option<u64> {
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(u64::from(match ctx.le {
+            Endian::Little => u32::from_le_bytes(b),
+            Endian::Big => u32::from_be_bytes(b),
+        }))
+    };
+    // Past the window: `at + len` bytes are needed and not there.
+    let past = |at: usize, len: usize| at.checked_add(len).is_some_and(|e| e > bytes.len());
+    let (head, aux_at, next_at, aux_len, aux_next_at) = match table {
+        Table::Need => (16, 8, 12, 16, 12),
+        Table::Def => (20, 12, 16, 8, 4),
+    };
+    let mut steps = MAX_VERSIONS;
+    let mut at = 0usize;
+    for _ in 0..count.min(MAX_VERSIONS as u64) {
+        if past(at, head) {
+            return true;
+        }
+        let (Some(cnt), Some(aux), Some(next)) = (
+            u16_at(at + if matches!(table, Table::Need) { 2 } else { 6 }),
+            u32_at(at + aux_at),
+            u32_at(at + next_at),
+        ) else {
+            return false;
+        };
+        let Some(mut a) = usize::try_from(aux).ok().and_then(|x| at.checked_add(x)) else {
+            return false;
+        };
+        // goblin refuses an auxiliary offset at or past the end.
+        if a >= bytes.len() {
+            return true;
+        }
+        let auxes = match table {
+            Table::Need => cnt,
+            Table::Def => cnt.min(1),
+        };
+        for _ in 0..auxes {
+            steps = match steps.checked_sub(1) {
+                Some(s) => s,
+                None => return false,
+            };
+            if past(a, aux_len) {
+                return true;
+            }
+            let Some(n) = u32_at(a + aux_next_at) else {
+                return false;
+            };
+            if n == 0 {
+                break;
+            }
+            match usize::try_from(n).ok().and_then(|n| a.checked_add(n)) {
+                Some(x) => a = x,
+                None => return false,
+            }
+        }
+        if next == 0 {
+            return false;
+        }
+        match usize::try_from(next).ok().and_then(|n| at.checked_add(n)) {
+            Some(x) => at = x,
+            None => return false,
+        }
+        steps = match steps.checked_sub(1) {
+            Some(s) => s,
+            None => return false,
+        };
+    }
+    false
 }
 
 /// Piecewise reads of one file: the head is read once, anything else on

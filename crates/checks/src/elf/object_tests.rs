@@ -140,3 +140,42 @@ fn a_file_that_changes_while_read_is_an_error() {
     let r = read(&Shrinking(md, b));
     assert!(r.is_err(), "{r:?}");
 }
+
+/// A version table read through a window ([`version_bytes`]) is widened
+/// while its chain reaches past the window, so a table whose entries lie
+/// far apart parses as over its whole span; a chain that ends inside the
+/// window needs no more bytes.
+#[test]
+fn a_version_chain_past_the_window_widens_it() {
+    let le = Ctx::new(Container::Big, Endian::Little);
+    let put16 =
+        |b: &mut Vec<u8>, at: usize, v: u16| b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    let put32 =
+        |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    // Two Elf_Verneed, the second 6,000 bytes after the first, one
+    // Elf_Vernaux each right after its entry.
+    let mut need = vec![0u8; 6_032];
+    for (at, next) in [(0usize, 6_000u32), (6_000, 0)] {
+        put16(&mut need, at, 1);
+        put16(&mut need, at + 2, 1);
+        put32(&mut need, at + 8, 16);
+        put32(&mut need, at + 12, next);
+    }
+    assert!(version_chain_leaves(&need[..4096], 2, Table::Need, le));
+    assert!(!version_chain_leaves(&need, 2, Table::Need, le));
+    // Only one entry asked for: the window holds it.
+    assert!(!version_chain_leaves(&need[..4096], 1, Table::Need, le));
+    // An auxiliary entry past the window.
+    let mut aux = need[..6_000].to_vec();
+    put32(&mut aux, 8, 5_000);
+    assert!(version_chain_leaves(&aux[..4096], 1, Table::Need, le));
+    // Elf_Verdef: 20 bytes, aux at 12, next at 16; Elf_Verdaux 8 bytes.
+    let mut def = vec![0u8; 5_028];
+    for (at, next) in [(0usize, 5_000u32), (5_000, 0)] {
+        put16(&mut def, at + 6, 1);
+        put32(&mut def, at + 12, 20);
+        put32(&mut def, at + 16, next);
+    }
+    assert!(version_chain_leaves(&def[..4096], 2, Table::Def, le));
+    assert!(!version_chain_leaves(&def, 2, Table::Def, le));
+}

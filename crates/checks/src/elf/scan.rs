@@ -74,9 +74,12 @@ pub fn files(
         if v.file_type != FileType::File || is_kernel_module(v.path) {
             return true;
         }
-        let shown = v.display();
-        match v.head(object::SNIFF) {
-            Ok(h) if object::is_program(&h) => {
+        // A stack buffer, and the path made text only for what is kept:
+        // most of the files are not ELF and cost no allocation.
+        let mut head = [0u8; object::SNIFF];
+        match v.head(&mut head) {
+            Ok(n) if object::is_program(&head[..n]) => {
+                let shown = v.display();
                 // Loading follows paths, which are text: a program whose
                 // name is not UTF-8 cannot be loaded by its name, and a
                 // look-alike must not be loaded in its place.
@@ -94,7 +97,7 @@ pub fn files(
             Ok(_) => {}
             Err(e) => push(
                 v.path,
-                Err(format!("{shown}: {}", crate::eval::io_text(&e))),
+                Err(format!("{}: {}", v.display(), crate::eval::io_text(&e))),
             ),
         }
         true

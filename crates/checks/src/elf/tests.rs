@@ -624,10 +624,27 @@ fn paths_that_are_not_elf_programs() {
             ),
         ]
     );
-    let e = elf(&t, "/usr/bin/none", vec![("resolves", b(true))]);
+    // The presence rule (eval::PATH): the first property fails, the rest
+    // skip with the shared message.
+    let e = elf(
+        &t,
+        "/usr/bin/none",
+        vec![("resolves", b(true)), ("symbol_versions", b(true))],
+    );
     assert_eq!(
-        result(&e, "resolves"),
-        (Fail, "resolves: /usr/bin/none does not exist".into())
+        results(&e),
+        vec![
+            (
+                "resolves".into(),
+                Fail,
+                "resolves: /usr/bin/none does not exist".into()
+            ),
+            (
+                "symbol_versions".into(),
+                Skip,
+                "/usr/bin/none does not exist".into()
+            ),
+        ]
     );
     let t = image().file(
         "/usr/bin/bad",

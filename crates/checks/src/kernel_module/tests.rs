@@ -74,7 +74,7 @@ fn a_complete_module_is_present_loadable_and_has_its_version() {
             (
                 "present".into(),
                 Status::Pass,
-                format!("present: mlx5_core ({DIR}/{MLX5_CORE})")
+                format!("present: module mlx5-core is present (mlx5_core ({DIR}/{MLX5_CORE}))")
             ),
             (
                 "loadable".into(),
@@ -150,22 +150,18 @@ fn a_missing_module_fails_present_and_skips_the_rest() {
                 "present".into(),
                 Status::Fail,
                 format!(
-                    "present: xfs is not a module of kernel {RELEASE}: not in {DIR}/modules.dep, not built in, no alias"
+                    "present: module xfs is absent (not a module of kernel {RELEASE}: not in {DIR}/modules.dep, not built in, no alias)"
                 )
             ),
             (
                 "loadable".into(),
                 Status::Skip,
-                format!(
-                    "xfs is not a module of kernel {RELEASE}: not in {DIR}/modules.dep, not built in, no alias"
-                )
+                "module xfs is absent".into()
             ),
             (
                 "version".into(),
                 Status::Skip,
-                format!(
-                    "xfs is not a module of kernel {RELEASE}: not in {DIR}/modules.dep, not built in, no alias"
-                )
+                "module xfs is absent".into()
             ),
         ]
     );
@@ -176,7 +172,9 @@ fn a_missing_module_fails_present_and_skips_the_rest() {
         result(&e, "present"),
         (
             Status::Fail,
-            format!("present: expected false, but mlx5_core ({DIR}/{MLX5_CORE})")
+            format!(
+                "present: expected false, but module mlx5_core is present (mlx5_core ({DIR}/{MLX5_CORE}))"
+            )
         )
     );
 }
@@ -191,7 +189,7 @@ fn a_deleted_file_and_a_deleted_dependency() {
         (
             Status::Fail,
             format!(
-                "present: ib_core is listed in modules.dep but its file {DIR}/{IB_CORE} is missing"
+                "present: module ib_core is absent (ib_core is listed in modules.dep but its file {DIR}/{IB_CORE} is missing)"
             )
         )
     );
@@ -321,13 +319,18 @@ fn a_module_installed_after_depmod_is_a_stale_depmod() {
     let t = image().file(&format!("{FILES}/updates/lustre.ko"), 0o644, 0, 0, ko(&[]));
     for present in [true, false] {
         let e = run(&km("lustre", vec![("present", b(present))]), &t);
+        let why = format!(
+            "{DIR}/updates/lustre.ko exists but modules.dep does not list it: depmod was not run after it was installed, so modprobe cannot find lustre (run `depmod {RELEASE}`)"
+        );
         assert_eq!(
             result(&e, "present"),
             (
                 Status::Fail,
-                format!(
-                    "present: {DIR}/updates/lustre.ko exists but modules.dep does not list it: depmod was not run after it was installed, so modprobe cannot find lustre (run `depmod {RELEASE}`)"
-                )
+                if present {
+                    format!("present: module lustre is absent ({why})")
+                } else {
+                    format!("present: expected false, but module lustre is present ({why})")
+                }
             )
         );
     }
@@ -479,17 +482,22 @@ fn a_corrupt_modules_dep_is_an_error_naming_the_line() {
         ),
         &t,
     );
-    for key in ["present", "loadable"] {
-        assert_eq!(
-            result(&e, key),
-            (
-                Status::Error,
-                format!(
-                    "{key}: the module index of kernel {RELEASE} is corrupt: {DIR}/modules.dep:2: not text"
-                )
+    assert_eq!(
+        result(&e, "present"),
+        (
+            Status::Error,
+            format!(
+                "present: module mlx5_core could not be looked up: the module index of kernel {RELEASE} is corrupt: {DIR}/modules.dep:2: not text"
             )
-        );
-    }
+        )
+    );
+    assert_eq!(
+        result(&e, "loadable"),
+        (
+            Status::Skip,
+            "module mlx5_core could not be looked up".into()
+        )
+    );
 }
 
 #[test]
@@ -503,7 +511,7 @@ fn kernel_choice_and_module_directories() {
     assert_eq!(
         result(&e, "present").1,
         format!(
-            "present: kernel {RELEASE} has no module directory: /lib/modules/{RELEASE} is missing (the target has module directories for 6.1.0-99 only)"
+            "present: module xfs is absent (kernel {RELEASE} has no module directory: /lib/modules/{RELEASE} is missing (the target has module directories for 6.1.0-99 only))"
         )
     );
     assert_eq!(result(&e, "loadable").0, Status::Skip);
@@ -511,11 +519,15 @@ fn kernel_choice_and_module_directories() {
     let t = image().file("/boot/vmlinuz-6.1.0-s", 0o644, 0, 0, "MZ");
     let e = run(&km("ib_core", vec![("loadable", b(true))]), &t);
     assert_eq!(
-        result(&e, "loadable"),
+        result(&e, "present"),
         (
             Status::Error,
-            "loadable: the target has several kernels (6.1.0-s, 6.1.0-t): say which with `kernel = \"6.1.0-t\"`".into()
+            "present: module ib_core could not be looked up: the target has several kernels (6.1.0-s, 6.1.0-t): say which with `kernel = \"6.1.0-t\"`".into()
         )
+    );
+    assert_eq!(
+        result(&e, "loadable"),
+        (Status::Skip, "module ib_core could not be looked up".into())
     );
     let e = run(
         &km(
@@ -539,7 +551,7 @@ fn kernel_choice_and_module_directories() {
     assert_eq!(
         result(&e, "present").1,
         format!(
-            "present: /lib/modules/{RELEASE}/modules.dep is missing: depmod was never run for kernel {RELEASE}, so modprobe finds no module"
+            "present: module x is absent (/lib/modules/{RELEASE}/modules.dep is missing: depmod was never run for kernel {RELEASE}, so modprobe finds no module)"
         )
     );
     // A container: no kernel at all.

@@ -71,8 +71,8 @@ fn removed_and_missing_packages() {
             (
                 "installed".into(),
                 Fail,
-                "installed: package telnet is not installed: /var/lib/dpkg/status says \
-                 \"deinstall ok config-files\" (version 0.17+2.4-2)"
+                "installed: package telnet is not installed (/var/lib/dpkg/status says \
+                 \"deinstall ok config-files\", version 0.17+2.4-2)"
                     .into()
             ),
             (

@@ -105,21 +105,6 @@ impl Regular {
         }
         Ok(buf)
     }
-
-    /// The first `len` bytes (fewer when the file is shorter).
-    pub(crate) fn head(&self, len: usize) -> io::Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(len);
-        let mut small = [0u8; 256];
-        if len <= small.len() {
-            let n = FileAt::read_at(self, &mut small[..len], 0)?;
-            buf.extend_from_slice(&small[..n]);
-        } else {
-            buf.resize(len, 0);
-            let n = FileAt::read_at(self, &mut buf, 0)?;
-            buf.truncate(n);
-        }
-        Ok(buf)
-    }
 }
 
 impl FileAt for Regular {
@@ -512,17 +497,21 @@ impl<'a> Visit<'a> {
         }
     }
 
-    /// The first `len` bytes of a regular file (a signature sniff).
-    pub fn head(&self, len: usize) -> io::Result<Vec<u8>> {
+    /// Fills `buf` with the first bytes of a regular file (a signature
+    /// sniff); how many there were (fewer when the file is shorter). The
+    /// caller's buffer, so a scan of 20,000 files allocates nothing per
+    /// file; an empty file (its size known from the door's `fstat`) is
+    /// not read at all.
+    pub fn head(&self, buf: &mut [u8]) -> io::Result<usize> {
         match &self.how {
-            How::Held { .. } => self.open_held()?.head(len),
-            How::Target { .. } => {
-                let file = self.open()?;
-                let mut buf = vec![0; len];
-                let n = file.read_at(&mut buf, 0)?;
-                buf.truncate(n);
-                Ok(buf)
+            How::Held { .. } => {
+                let file = self.open_held()?;
+                if file.metadata.size == 0 {
+                    return Ok(0);
+                }
+                FileAt::read_at(&file, buf, 0)
             }
+            How::Target { .. } => self.open()?.read_at(buf, 0),
         }
     }
 
@@ -669,16 +658,34 @@ impl Walker<'_> {
             }
         };
         // A big directory (/usr/lib/<triplet> holds thousands of files)
-        // is looked at in parallel chunks, not by one task.
-        let one =
-            |(name, dtype): &(CString, u8)| self.entry(&dir, &path, depth, name, *dtype, visit);
-        let enter: Vec<(CString, Vec<u8>)> = if names.len() > 2 * CHUNK {
+        // is looked at in parallel chunks, not by one task. Each chunk
+        // builds its entries' paths in one buffer: only the directories
+        // to enter get a path of their own.
+        let chunk = |entries: &[(u32, u8)]| {
+            let mut child = path.clone();
+            if !child.ends_with(b"/") {
+                child.push(b'/');
+            }
+            let base = child.len();
+            let mut enter = Vec::new();
+            for &(at, dtype) in entries {
+                let name = names.name(at);
+                child.truncate(base);
+                child.extend_from_slice(name.to_bytes());
+                if self.entry(&dir, &child, depth, name, dtype, visit) {
+                    enter.push((name.to_owned(), child.clone()));
+                }
+            }
+            enter
+        };
+        let enter: Vec<(CString, Vec<u8>)> = if names.entries.len() > 2 * CHUNK {
             names
+                .entries
                 .par_chunks(CHUNK)
-                .flat_map_iter(|chunk| chunk.iter().filter_map(one).collect::<Vec<_>>())
+                .flat_map_iter(chunk)
                 .collect()
         } else {
-            names.iter().filter_map(one).collect()
+            chunk(&names.entries)
         };
         for (name, child) in enter {
             let parent = Arc::clone(&dir);
@@ -717,31 +724,33 @@ impl Walker<'_> {
         }
     }
 
-    /// Looks at one listed name and visits it; the subdirectory to enter,
-    /// if it is one and the visitor keeps it.
+    /// Looks at one listed name (`child` is its in-target path) and
+    /// visits it; whether it is a subdirectory to enter.
     fn entry(
         &self,
         dir: &OwnedFd,
-        path: &[u8],
+        child: &[u8],
         depth: usize,
         name: &CStr,
         dtype: u8,
         visit: Visitor<'_>,
-    ) -> Option<(CString, Vec<u8>)> {
-        let child = join_bytes(path, name.to_bytes());
+    ) -> bool {
         let listed = match look(dir.as_fd(), name, dtype) {
             Ok(l) => l,
             // Gone since it was listed: nothing to report.
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return None,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return false,
             Err(error) => {
-                visit(Err(WalkError { path: child, error }));
-                return None;
+                visit(Err(WalkError {
+                    path: child.to_vec(),
+                    error,
+                }));
+                return false;
             }
         };
         let link = (self.options.links && listed.file_type == FileType::Symlink)
-            .then(|| self.link(dir, name, &child));
+            .then(|| self.link(dir, name, child));
         let v = Visit {
-            path: &child,
+            path: child,
             depth,
             file_type: listed.file_type,
             link,
@@ -757,18 +766,18 @@ impl Walker<'_> {
             || listed.file_type != FileType::Directory
             || self.options.max_depth.is_some_and(|m| depth >= m)
         {
-            return None;
+            return false;
         }
         if depth >= MAX_DEPTH {
             visit(Err(WalkError {
-                path: child,
+                path: child.to_vec(),
                 error: io::Error::other(format!(
                     "more than {MAX_DEPTH} nested directories: not entered"
                 )),
             }));
-            return None;
+            return false;
         }
-        Some((name.to_owned(), child))
+        true
     }
 
     /// The symlink `name` of `dir` (`""`: `dir` is the link, `O_PATH`),
@@ -815,20 +824,25 @@ fn look(dir: BorrowedFd<'_>, name: &CStr, dtype: u8) -> io::Result<Listed> {
     })
 }
 
-/// `path` + `/` + `name`.
-fn join_bytes(path: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(path.len() + 1 + name.len());
-    out.extend_from_slice(path);
-    if !path.ends_with(b"/") {
-        out.push(b'/');
+/// The names of one directory listing, in one buffer: each name
+/// NUL-terminated in `bytes`, listed by its offset there and its
+/// `d_type`. Two allocations per directory, none per name.
+struct Names {
+    bytes: Vec<u8>,
+    entries: Vec<(u32, u8)>,
+}
+
+impl Names {
+    fn name(&self, at: u32) -> &CStr {
+        // Every offset in `entries` starts a name that `read_names`
+        // ended with a NUL, and names hold none of their own.
+        CStr::from_bytes_until_nul(&self.bytes[at as usize..]).unwrap_or(c"")
     }
-    out.extend_from_slice(name);
-    out
 }
 
 /// The names (without `.` and `..`) and `d_type`s of a directory, read
 /// with `getdents64` from its descriptor.
-fn read_names(dir: BorrowedFd<'_>) -> io::Result<Vec<(CString, u8)>> {
+fn read_names(dir: BorrowedFd<'_>) -> io::Result<Names> {
     // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen;
     // u8 d_type; char d_name[]; }
     const NAME: usize = 19;
@@ -838,7 +852,10 @@ fn read_names(dir: BorrowedFd<'_>) -> io::Result<Vec<(CString, u8)>> {
         static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; BUF]);
     }
     BUFFER.with_borrow_mut(|buf| {
-        let mut out = Vec::new();
+        let mut out = Names {
+            bytes: Vec::new(),
+            entries: Vec::new(),
+        };
         loop {
             // SAFETY: getdents64 writes at most `buf.len()` bytes into
             // `buf`, which lives across the call.
@@ -868,8 +885,12 @@ fn read_names(dir: BorrowedFd<'_>) -> io::Result<Vec<(CString, u8)>> {
                 if name.is_empty() || name == b"." || name == b".." {
                     continue;
                 }
+                let at = u32::try_from(out.bytes.len())
+                    .map_err(|_| io::Error::other("directory listing too large"))?;
                 // `name` stops at the first NUL, so it holds none.
-                out.push((CString::new(name).map_err(io::Error::other)?, dtype));
+                out.bytes.extend_from_slice(name);
+                out.bytes.push(0);
+                out.entries.push((at, dtype));
             }
         }
     })

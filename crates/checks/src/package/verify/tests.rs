@@ -670,8 +670,8 @@ fn verifying_a_package_that_is_not_installed_fails_and_skips_verify() {
             (
                 "installed".into(),
                 Fail,
-                "installed: package gone is not installed: /var/lib/dpkg/status says \
-                 \"deinstall ok config-files\" (version 1)"
+                "installed: package gone is not installed (/var/lib/dpkg/status says \
+                 \"deinstall ok config-files\", version 1)"
                     .into()
             ),
             (

@@ -427,10 +427,11 @@ fn device_nodes_and_fifos_are_never_opened_for_content() {
                 && v.depth > 0
                 && v.file_type != FileType::Directory
             {
-                opened.lock().expect("lock").push((
-                    v.display(),
-                    v.head(64).map(|h| String::from_utf8_lossy(&h).into_owned()),
-                ));
+                opened.lock().expect("lock").push((v.display(), {
+                    let mut h = [0u8; 64];
+                    v.head(&mut h)
+                        .map(|n| String::from_utf8_lossy(&h[..n]).into_owned())
+                }));
             }
             true
         })
