@@ -33,10 +33,13 @@
 mod cpio;
 mod materialise;
 mod oci;
+mod squashfs;
 mod stream;
 mod tar;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_squashfs;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -63,6 +66,8 @@ const MAX_LINKS: usize = 40;
 pub enum Format {
     Cpio,
     Tar,
+    /// squashfs 4.0, read by its tables.
+    Squashfs,
     /// An OCI image layout directory.
     Oci,
     /// An OCI image layout in a tar.
@@ -76,6 +81,7 @@ impl Format {
         match self {
             Format::Cpio => "cpio",
             Format::Tar => "tar",
+            Format::Squashfs => "squashfs",
             Format::Oci => "oci",
             Format::OciArchive => "oci-archive",
             Format::DockerArchive => "docker-archive",
@@ -87,6 +93,7 @@ impl Format {
         [
             Format::Cpio,
             Format::Tar,
+            Format::Squashfs,
             Format::Oci,
             Format::OciArchive,
             Format::DockerArchive,
@@ -121,6 +128,10 @@ pub struct ImageInfo {
     /// OCI: the manifest's digest.
     pub digest: Option<String>,
 }
+
+/// The store number of a squashfs file's content: its `offset` is then
+/// the file's number in the squashfs reader.
+pub(crate) const SQUASH: u32 = u32::MAX;
 
 /// Where a node's content lies.
 #[derive(Clone, Copy, Debug)]
@@ -400,6 +411,8 @@ pub struct ImageTarget {
     info: ImageInfo,
     index: Index,
     stores: Vec<Arc<Store>>,
+    /// The content reader of a squashfs.
+    squash: Option<Arc<squashfs::Squash>>,
     accounts: OnceLock<Accounts>,
     memo: Memo,
     /// The tree written out for programs, on the first exec.
@@ -438,7 +451,7 @@ impl ImageTarget {
         let Ok(n) = read_full_at(&file, &mut head, 0) else {
             return false;
         };
-        stream::sniff(&head[..n]).is_some()
+        head[..n].starts_with(squashfs::MAGIC) || stream::sniff(&head[..n]).is_some()
     }
 
     /// Opens `path` as `format` (`None`: by its magic bytes).
@@ -462,6 +475,12 @@ impl ImageTarget {
                 io::ErrorKind::InvalidInput,
                 format!("{name}: not a regular file"),
             ));
+        }
+        let mut magic = [0; 4];
+        let n = read_full_at(&file, &mut magic, 0)?;
+        if format == Some(Format::Squashfs) || (format.is_none() && &magic[..n] == squashfs::MAGIC)
+        {
+            return ImageTarget::open_squashfs(path, file, meta.len());
         }
         let flat = stream::flatten(file, meta.len(), spill_cap(meta.len()))
             .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
@@ -504,6 +523,39 @@ impl ImageTarget {
             info,
             index,
             stores: vec![store],
+            squash: None,
+            accounts: OnceLock::new(),
+            memo: Memo::default(),
+            materialised: OnceLock::new(),
+        })
+    }
+
+    /// Opens the squashfs `file` (`path` on the host, `len` bytes).
+    fn open_squashfs(path: &Path, file: File, len: u64) -> io::Result<ImageTarget> {
+        let mut index = Index::new();
+        let read = squashfs::read(file, len, &mut index).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: squashfs: {e}", path.display()),
+            )
+        })?;
+        let info = ImageInfo {
+            path: path.to_path_buf(),
+            format: Format::Squashfs,
+            compression: vec![read.compressor.into()],
+            compressed_size: len,
+            uncompressed_size: read.content,
+            entries: index.count(),
+            archives: 1,
+            layers: None,
+            config: None,
+            digest: None,
+        };
+        Ok(ImageTarget {
+            info,
+            index,
+            stores: Vec::new(),
+            squash: Some(read.squash),
             accounts: OnceLock::new(),
             memo: Memo::default(),
             materialised: OnceLock::new(),
@@ -558,6 +610,7 @@ impl ImageTarget {
             info,
             index,
             stores: read.stores,
+            squash: None,
             accounts: OnceLock::new(),
             memo: Memo::default(),
             materialised: OnceLock::new(),
@@ -668,14 +721,16 @@ impl ImageTarget {
     /// The content of the regular file `n`.
     fn file_of(&self, n: usize) -> ImageFile {
         let node = &self.index.nodes[n];
-        let (store, offset) = match node.data {
-            Some(d) => (Some(self.stores[d.store as usize].clone()), d.offset),
-            None => (None, 0),
+        let source = match (node.data, &self.squash) {
+            (Some(d), Some(sq)) if d.store == SQUASH => {
+                Source::Squash(sq.clone(), d.offset as usize)
+            }
+            (Some(d), _) => Source::Store(self.stores[d.store as usize].clone(), d.offset),
+            (None, _) => Source::Empty,
         };
         ImageFile {
             metadata: self.metadata_of(n),
-            store,
-            offset,
+            source,
         }
     }
 
@@ -758,11 +813,20 @@ pub(crate) fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Resu
     Ok(done)
 }
 
-/// A regular file of an image: a window of its store.
+/// Where a regular file's bytes come from.
+enum Source {
+    /// No content (an empty file).
+    Empty,
+    /// A window of a store, at this offset.
+    Store(Arc<Store>, u64),
+    /// File number N of a squashfs, block by block.
+    Squash(Arc<squashfs::Squash>, usize),
+}
+
+/// A regular file of an image.
 struct ImageFile {
     metadata: Metadata,
-    store: Option<Arc<Store>>,
-    offset: u64,
+    source: Source,
 }
 
 impl FileAt for ImageFile {
@@ -772,8 +836,10 @@ impl FileAt for ImageFile {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let size = self.metadata.size;
-        let Some(store) = &self.store else {
-            return Ok(0);
+        let (store, start) = match &self.source {
+            Source::Empty => return Ok(0),
+            Source::Squash(sq, file) => return sq.read_at(*file, buf, offset),
+            Source::Store(store, start) => (store, *start),
         };
         if offset >= size {
             return Ok(0);
@@ -781,7 +847,7 @@ impl FileAt for ImageFile {
         let n = buf
             .len()
             .min((size - offset).min(usize::MAX as u64) as usize);
-        let got = read_full_at(&store.file, &mut buf[..n], self.offset + offset)?;
+        let got = read_full_at(&store.file, &mut buf[..n], start + offset)?;
         if got < n {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

@@ -21,6 +21,8 @@ pub enum Compression {
     Lz4,
     Bzip2,
     Lzma,
+    /// squashfs only.
+    Lzo,
 }
 
 impl Compression {
@@ -33,6 +35,7 @@ impl Compression {
             Compression::Lz4 => "lz4",
             Compression::Bzip2 => "bzip2",
             Compression::Lzma => "lzma",
+            Compression::Lzo => "lzo",
         }
     }
 }
@@ -190,7 +193,11 @@ pub(crate) fn flatten(file: File, len: u64, cap: u64) -> io::Result<Flat> {
         })?;
         // A tar, or a cpio followed by nothing (but padding): no spill.
         let plain = match format {
-            Format::Tar | Format::Oci | Format::OciArchive | Format::DockerArchive => true,
+            Format::Tar
+            | Format::Squashfs
+            | Format::Oci
+            | Format::OciArchive
+            | Format::DockerArchive => true,
             Format::Cpio => {
                 let end = cpio::archive_end(&file, 0, len)?;
                 skip_zeros(&file, end, len)? == len
@@ -317,4 +324,18 @@ pub(crate) fn flatten_window(window: &super::tar::Window, cap: u64) -> io::Resul
         len: written,
         compression: kinds,
     })
+}
+
+impl From<super::squashfs::Compressor> for Compression {
+    fn from(c: super::squashfs::Compressor) -> Compression {
+        use super::squashfs::Compressor as C;
+        match c {
+            C::Gzip => Compression::Gzip,
+            C::Lzma => Compression::Lzma,
+            C::Lzo => Compression::Lzo,
+            C::Xz => Compression::Xz,
+            C::Lz4 => Compression::Lz4,
+            C::Zstd => Compression::Zstd,
+        }
+    }
 }
