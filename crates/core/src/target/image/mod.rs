@@ -40,6 +40,8 @@ mod tar;
 mod tests;
 #[cfg(test)]
 mod tests_squashfs;
+#[cfg(test)]
+mod tests_streams;
 
 use std::collections::BTreeMap;
 use std::fs::File;
