@@ -493,6 +493,7 @@ impl ImageTarget {
         let mut head = [0; 512];
         let n = read_full_at(&store.file, &mut head, 0)?;
         let found = stream::archive_format(&head[..n]);
+        let explicit = format.is_some();
         let format = match (format, found) {
             (Some(f), _) => f,
             (None, Some(f)) => f,
@@ -509,6 +510,15 @@ impl ImageTarget {
             _ => tar::read(&store, 0, &mut index),
         }
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{name}: {e}")))?;
+        // A tar known by its magic may be an image archive: said by what
+        // its root holds, not by the file's name.
+        if found.is_some() && format == Format::Tar && !explicit {
+            let shape = ImageTarget::shape_of(&index, std::slice::from_ref(&store));
+            if let Some(form) = shape {
+                drop(index);
+                return ImageTarget::open_oci(path, form, None);
+            }
+        }
         let info = ImageInfo {
             path: path.to_path_buf(),
             format,
@@ -530,6 +540,38 @@ impl ImageTarget {
             memo: Memo::default(),
             materialised: OnceLock::new(),
         })
+    }
+
+    /// Whether `dir` is an OCI image layout (it holds an `oci-layout`
+    /// file and an `index.json`): `--target DIR` reads it as `oci:DIR`.
+    pub fn is_oci_layout(dir: impl AsRef<Path>) -> bool {
+        let dir = dir.as_ref();
+        let file = |n: &str| std::fs::symlink_metadata(dir.join(n)).is_ok_and(|m| m.is_file());
+        file("oci-layout") && file("index.json")
+    }
+
+    /// The image archive a tar's root says it is: `oci-layout` and
+    /// `index.json` (an oci-archive), or a `manifest.json` holding a JSON
+    /// array (a docker-archive, as `docker save` writes it).
+    fn shape_of(index: &Index, stores: &[Arc<Store>]) -> Option<Format> {
+        let root = &index.nodes[0].children;
+        let file = |n: &[u8]| {
+            root.get(n)
+                .filter(|&&c| index.nodes[c].attrs.file_type == FileType::File)
+                .copied()
+        };
+        if file(b"oci-layout").is_some() && file(b"index.json").is_some() {
+            return Some(Format::OciArchive);
+        }
+        let m = file(b"manifest.json")?;
+        let node = &index.nodes[m];
+        let d = node.data?;
+        let store = stores.get(d.store as usize)?;
+        let mut head = [0; 64];
+        let n = node.attrs.size.min(64) as usize;
+        let got = read_full_at(&store.file, &mut head[..n], d.offset).ok()?;
+        let first = head[..got].iter().find(|b| !b.is_ascii_whitespace())?;
+        (*first == b'[').then_some(Format::DockerArchive)
     }
 
     /// Opens the squashfs `file` (`path` on the host, `len` bytes).

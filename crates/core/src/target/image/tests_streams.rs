@@ -193,3 +193,99 @@ fn sniff_tells_packed_images_by_content_not_name() {
     let sq = write("c.bin", b"hsqs and the rest of a superblock");
     assert!(ImageTarget::sniff(Path::new(&sq)));
 }
+
+/// An oci-archive's files (layout, index, manifest, config, two layers).
+fn oci_files() -> Vec<(String, Vec<u8>)> {
+    use sha2::Digest;
+    let (l1, l2) = super::tests::two_layers();
+    let config = super::tests::CONFIG;
+    let digest = |b: &[u8]| {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"config":{{"digest":"sha256:{}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{}"}},{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{}"}}]}}"#,
+        digest(config.as_bytes()),
+        digest(&l1),
+        digest(&l2)
+    );
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"digest":"sha256:{}"}}]}}"#,
+        digest(manifest.as_bytes())
+    );
+    let blob = |b: &[u8]| format!("blobs/sha256/{}", digest(b));
+    vec![
+        (
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        ("index.json".into(), index.into_bytes()),
+        (blob(manifest.as_bytes()), manifest.clone().into_bytes()),
+        (blob(config.as_bytes()), config.as_bytes().to_vec()),
+        (blob(&l1), l1.clone()),
+        (blob(&l2), l2.clone()),
+    ]
+}
+
+fn tar_of(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    super::tests::archive(&refs)
+}
+
+#[test]
+fn oci_and_docker_archives_are_known_by_content_not_name() {
+    // An oci-archive named like a plain tar.
+    let t = open_bytes(&tar_of(&oci_files())).unwrap();
+    assert_eq!(t.info().format, Format::OciArchive);
+    super::tests::assert_layers_applied(&t);
+    // A docker-archive: a root `manifest.json` holding an array.
+    let (l1, l2) = super::tests::two_layers();
+    let manifest = r#" [{"Config":"cfg.json","Layers":["l1/layer.tar","l2/layer.tar"]}]"#;
+    let files = vec![
+        ("manifest.json".to_string(), manifest.as_bytes().to_vec()),
+        ("cfg.json".into(), super::tests::CONFIG.as_bytes().to_vec()),
+        ("l1/layer.tar".into(), l1),
+        ("l2/layer.tar".into(), l2),
+    ];
+    let t = open_bytes(&tar_of(&files)).unwrap();
+    assert_eq!(t.info().format, Format::DockerArchive);
+    super::tests::assert_layers_applied(&t);
+    // A rootfs tar with a `manifest.json` that is no docker manifest, or
+    // an `oci-layout` without an index, stays a tar.
+    for files in [
+        vec![("manifest.json".to_string(), br#"{"name":"app"}"#.to_vec())],
+        vec![
+            ("oci-layout".to_string(), b"{}".to_vec()),
+            ("etc/x".into(), b"x".to_vec()),
+        ],
+    ] {
+        let t = open_bytes(&tar_of(&files)).unwrap();
+        assert_eq!(t.info().format, Format::Tar, "{files:?}");
+    }
+    // Said explicitly, a tar is read as a tar.
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(&tar_of(&oci_files())).unwrap();
+    let t = ImageTarget::open_as(f.path(), Some(Format::Tar)).unwrap();
+    assert_eq!(t.info().format, Format::Tar);
+    assert!(t.metadata("/index.json", false).is_ok());
+}
+
+#[test]
+fn an_oci_layout_directory_is_known_by_its_oci_layout_file() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(!ImageTarget::is_oci_layout(dir.path()));
+    for (n, b) in &oci_files() {
+        let p = dir.path().join(n);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, b).unwrap();
+    }
+    assert!(ImageTarget::is_oci_layout(dir.path()));
+    // A rootfs with an index.json but no oci-layout is a rootfs.
+    fs::remove_file(dir.path().join("oci-layout")).unwrap();
+    assert!(!ImageTarget::is_oci_layout(dir.path()));
+}
