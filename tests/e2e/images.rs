@@ -41,7 +41,7 @@ fn packed() -> Option<&'static PathBuf> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
         let root = reference_rootfs()?;
-        for tool in ["cpio", "zstd", "gzip", "tar"] {
+        for tool in ["cpio", "zstd", "gzip", "tar", "mksquashfs", "lz4", "bzip2"] {
             if Command::new(tool).arg("--version").output().is_err() {
                 eprintln!("skipped: {tool} is not installed (tests/deps.sh)");
                 return None;
@@ -56,6 +56,9 @@ fn packed() -> Option<&'static PathBuf> {
             ("zstd", "--version"),
             ("gzip", "--version"),
             ("tar", "--version"),
+            ("mksquashfs", "-version"),
+            ("lz4", "--version"),
+            ("bzip2", "--help"),
         ] {
             key.update(version(tool, arg).as_bytes());
         }
@@ -102,17 +105,22 @@ fn tmp_trees() -> Vec<PathBuf> {
 
 type Outcomes = BTreeMap<String, (String, String)>;
 
-/// Per check (control, kind, subject, line): status and first message.
+/// Per check (control, kind, subject, line): status and first message,
+/// for base.toml and compute.toml.
 fn outcomes(target: &str, json: &Path) -> Outcomes {
-    let o = nodecheck(&[
-        "run",
-        "profiles/base.toml",
-        "profiles/compute.toml",
-        "--target",
+    outcomes_of(
+        &["profiles/base.toml", "profiles/compute.toml"],
         target,
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+        json,
+    )
+}
+
+/// The same for `profiles`.
+fn outcomes_of(profiles: &[&str], target: &str, json: &Path) -> Outcomes {
+    let mut args = vec!["run"];
+    args.extend(profiles);
+    args.extend(["--target", target, "--json", json.to_str().unwrap()]);
+    let o = nodecheck(&args);
     assert!(
         code(&o) == 0 || code(&o) == 1,
         "{target}: exit {}: {}",
@@ -159,6 +167,8 @@ fn static_checks_give_the_directory_s_outcomes_on_every_packed_form() {
             "early+cpio.gz",
             dir.join("rootfs.early.cpio.gz").display().to_string(),
         ),
+        // mksquashfs (zstd), known by its `hsqs` magic.
+        ("squashfs", dir.join("rootfs.sqfs").display().to_string()),
     ] {
         let file = PathBuf::from(target.trim_start_matches("tar:"));
         let before = stamp(&file);
@@ -294,4 +304,55 @@ title = "No file over 1 MiB"
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert!(stderr(&o).contains("cut.cpio.zst"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+#[test]
+fn base_gives_the_directory_s_outcomes_on_lz4_legacy_and_bzip2_cpio() {
+    let (Some(root), Some(dir)) = (reference_rootfs(), packed()) else {
+        eprintln!("skipped: no reference rootfs (tests/rootfs/build.sh)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let base = ["profiles/base.toml"];
+    let want = outcomes_of(&base, root.to_str().unwrap(), &tmp.path().join("dir.json"));
+    assert!(want.len() > 20, "{want:?}");
+    for name in ["rootfs.cpio.lz4", "rootfs.cpio.bz2"] {
+        let file = dir.join(name);
+        let before = stamp(&file);
+        let got = outcomes_of(
+            &base,
+            file.to_str().unwrap(),
+            &tmp.path().join(format!("{name}.json")),
+        );
+        assert_eq!(stamp(&file), before, "{name}: the image changed");
+        assert_eq!(got, want, "{name}: outcomes differ from the directory");
+    }
+    // The compression is the one the file holds, known by magic.
+    let json = tmp.path().join("kind.json");
+    let profile = tmp.path().join("c.toml");
+    fs::write(
+        &profile,
+        r#"
+[profile]
+name = "lz4"
+
+[[control]]
+id = "lz4"
+title = "A legacy-lz4 initramfs"
+
+  [[control.image]]
+  format      = "cpio"
+  compression = "lz4"
+"#,
+    )
+    .unwrap();
+    let o = nodecheck(&[
+        "run",
+        profile.to_str().unwrap(),
+        "--target",
+        dir.join("rootfs.cpio.lz4").to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
 }

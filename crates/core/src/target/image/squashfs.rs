@@ -396,7 +396,7 @@ fn table(
     }
     let mut index = vec![0; nblocks as usize * 8];
     read_full_at(meta.file, &mut index, at).map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(bytes as usize);
+    let mut out = Vec::with_capacity(bytes.min(1 << 20) as usize);
     for i in 0..nblocks as usize {
         let pos = u64le(&index, i * 8);
         let want = (bytes as usize - out.len()).min(META);
@@ -428,6 +428,8 @@ struct Reader<'a> {
     files: Vec<Layout>,
     sizes: Vec<u32>,
     content: u64,
+    /// Entries of the fragment table.
+    nfrags: usize,
 }
 
 struct Xattrs {
@@ -513,7 +515,7 @@ impl Reader<'_> {
                         "inode {number}: size {fsize} needs {blocks} blocks, more than the inode table can list"
                     ));
                 }
-                if frag != NONE32 && frag >= self.s.frag_count {
+                if frag != NONE32 && frag as usize >= self.nfrags {
                     return Err(format!(
                         "inode {number}: fragment {frag} past the fragment table"
                     ));
@@ -666,6 +668,7 @@ pub(crate) fn read(file: File, len: u64, index: &mut Index) -> Result<Read_, Str
         files: Vec::new(),
         sizes: Vec::new(),
         content: 0,
+        nfrags: 0,
         s,
     };
     let ids = table(
@@ -690,6 +693,7 @@ pub(crate) fn read(file: File, len: u64, index: &mut Index) -> Result<Read_, Str
             .map(|e| (u64le(e, 0), u32le(e, 8)))
             .collect()
     };
+    r.nfrags = frags.len();
     if r.s.xattr_table != NONE64 && r.s.flags & 0x0200 == 0 {
         let at = r.s.xattr_table;
         let mut h = [0; 16];

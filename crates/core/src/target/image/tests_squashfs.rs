@@ -307,6 +307,15 @@ fn hostile_tables_are_errors_naming_what_is_wrong() {
     b[28..30].copy_from_slice(&3u16.to_le_bytes());
     let e = open_squash(&b).err().unwrap().to_string();
     assert!(e.contains("squashfs 3.0 is not read"), "{e}");
+    // Fragments used, but no fragment table: an error at open (it was a
+    // panic on the first read of `small`).
+    let mut b = full.clone();
+    b[80..88].copy_from_slice(&u64::MAX.to_le_bytes());
+    let e = open_squash(&b).err().unwrap().to_string();
+    assert!(
+        e.contains("entry /small: inode") && e.contains("past the fragment table"),
+        "{e}"
+    );
     // The id table index pointing at garbage.
     let mut b = full.clone();
     let id = sb(&full, 48) as usize;
@@ -359,4 +368,54 @@ fn a_squashfs_directory_loop_is_an_error() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(e.contains("directory loop"), "{e:?}");
+}
+
+#[test]
+fn a_squashfs_file_size_far_past_the_image_is_an_error() {
+    // Uncompressed tables, no fragments: the file's inode holds its size
+    // in plain sight (blocks_start 96, no fragment, offset 0, size 10).
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"0123456789").unwrap();
+    let img = tmp.path().join("img");
+    let o = Command::new("mksquashfs")
+        .arg(&src)
+        .arg(&img)
+        .args([
+            "-noappend",
+            "-quiet",
+            "-no-progress",
+            "-noI",
+            "-noD",
+            "-noF",
+            "-noX",
+            "-no-fragments",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let b = fs::read(&img).unwrap();
+    assert_eq!(
+        open_squash(&b).unwrap().read("/f", 100).unwrap(),
+        b"0123456789"
+    );
+    let pat = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 10, 0, 0, 0];
+    let at = b.windows(12).position(|w| w == pat).unwrap() + 8;
+    for size in [0xffff_fff0u32, 1 << 20, 131_073] {
+        let mut b = b.clone();
+        b[at..at + 4].copy_from_slice(&size.to_le_bytes());
+        match open_squash(&b) {
+            // The block list runs past the inode table.
+            Err(e) => assert!(e.to_string().contains("entry /f"), "{e}"),
+            // Or it fits (a small lie): reading names the damage.
+            Ok(t) => {
+                let e = t.read("/f", 1 << 30).unwrap_err().to_string();
+                assert!(
+                    e.contains("data block") || e.contains("blocks end"),
+                    "{size}: {e}"
+                );
+            }
+        }
+    }
 }
