@@ -299,6 +299,30 @@ impl Index {
         }
     }
 
+    /// Adds `name` (one component) under the directory node `parent`, as
+    /// a reader that walks the tree directory by directory (squashfs)
+    /// does; a name met twice replaces the earlier one. Returns the node.
+    pub(crate) fn add_child(
+        &mut self,
+        parent: usize,
+        name: &[u8],
+        attrs: Attrs,
+        data: Option<Data>,
+    ) -> usize {
+        let n = self.push(attrs, data);
+        self.place(parent, name, n);
+        n
+    }
+
+    /// `name` under the directory node `parent` becomes one more name of
+    /// node `at` (a hard link).
+    pub(crate) fn link_child(&mut self, parent: usize, name: &[u8], at: usize) {
+        if self.nodes[parent].children.get(name) != Some(&at) {
+            self.place(parent, name, at);
+            self.nodes[at].nlink += 1;
+        }
+    }
+
     /// A hard link: `name` becomes one more name of the entry `target`
     /// (an earlier name of the same archive, not followed).
     pub(crate) fn link(&mut self, name: &[u8], target: &[u8]) -> Result<usize, String> {

@@ -124,9 +124,21 @@ fn decompress(comp: Compressor, src: &[u8], max: usize) -> Result<Vec<u8>, Strin
             Ok(out)
         }
         Compressor::Zstd => {
+            // One decoder context per thread: creating one per block
+            // showed in profiles.
+            thread_local! {
+                static ZSTD: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                    const { std::cell::RefCell::new(None) };
+            }
             let mut out = Vec::with_capacity(max);
-            let mut d = zstd::bulk::Decompressor::new().map_err(|e| bad(&e))?;
-            d.decompress_to_buffer(src, &mut out).map_err(|e| bad(&e))?;
+            ZSTD.with(|z| {
+                let mut z = z.borrow_mut();
+                if z.is_none() {
+                    *z = Some(zstd::bulk::Decompressor::new().map_err(|e| bad(&e))?);
+                }
+                let d = z.as_mut().expect("set above");
+                d.decompress_to_buffer(src, &mut out).map_err(|e| bad(&e))
+            })?;
             Ok(out)
         }
         Compressor::Lzo => {
@@ -724,9 +736,9 @@ pub(crate) fn read(file: File, len: u64, index: &mut Index) -> Result<Read_, Str
         root_attrs.xattrs = r.xattrs(root.xattr).map_err(|e| format!("/: {e}"))?;
     }
     index.insert(b"/", root_attrs, None)?;
-    let mut todo = vec![(b"".to_vec(), root.dir.unwrap())];
+    let mut todo = vec![(b"".to_vec(), 0, root.dir.unwrap())];
     let mut listed = 0u64;
-    while let Some((path, (block, off, size))) = todo.pop() {
+    while let Some((path, dir_node, (block, off, size))) = todo.pop() {
         let name_of = |path: &[u8]| {
             if path.is_empty() {
                 "/".into()
@@ -775,28 +787,31 @@ pub(crate) fn read(file: File, len: u64, index: &mut Index) -> Result<Read_, Str
                     return Err(format!("{}: truncated entry name", name_of(&path)));
                 };
                 at += n;
-                let mut full = path.clone();
-                full.push(b'/');
-                full.extend_from_slice(name);
+                let full = || {
+                    let mut full = path.clone();
+                    full.push(b'/');
+                    full.extend_from_slice(name);
+                    full
+                };
                 if name.contains(&b'/') || name == b"." || name == b".." || name.contains(&0) {
-                    return Err(format!("entry {}: not a file name", display_bytes(&full)));
+                    return Err(format!("entry {}: not a file name", display_bytes(&full())));
                 }
                 let iref = ((start as u64) << 16) | ioff as u64;
                 let ino = r
                     .inode(iref)
-                    .map_err(|e| format!("entry {}: {e}", display_bytes(&full)))?;
+                    .map_err(|e| format!("entry {}: {e}", display_bytes(&full())))?;
                 let _ = base;
                 if ino.attrs.file_type != FileType::Directory
                     && let Some(&n) = links.get(&ino.number)
                 {
-                    index.link_node(&full, n)?;
+                    index.link_child(dir_node, name, n);
                     continue;
                 }
                 let mut attrs = ino.attrs;
                 if ino.xattr != NONE32 {
                     attrs.xattrs = r
                         .xattrs(ino.xattr)
-                        .map_err(|e| format!("entry {}: {e}", display_bytes(&full)))?;
+                        .map_err(|e| format!("entry {}: {e}", display_bytes(&full())))?;
                 }
                 let data = ino.layout.map(|l| {
                     r.content += l.size;
@@ -806,16 +821,16 @@ pub(crate) fn read(file: File, len: u64, index: &mut Index) -> Result<Read_, Str
                         offset: r.files.len() as u64 - 1,
                     }
                 });
-                let n = index.insert(&full, attrs, data)?;
+                let n = index.add_child(dir_node, name, attrs, data);
                 match ino.dir {
                     Some(d) => {
                         if !seen_dirs.insert(iref) {
                             return Err(format!(
                                 "entry {}: directory loop (its inode is listed twice)",
-                                display_bytes(&full)
+                                display_bytes(&full())
                             ));
                         }
-                        todo.push((full, d));
+                        todo.push((full(), n, d));
                     }
                     None => {
                         links.insert(ino.number, n);
