@@ -356,3 +356,91 @@ title = "A legacy-lz4 initramfs"
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
+
+/// Writes `profile` (an `image` control) and runs it on `target`.
+fn image_check(tmp: &Path, name: &str, body: &str, target: &str) -> std::process::Output {
+    let profile = tmp.join(format!("{name}.toml"));
+    fs::write(
+        &profile,
+        format!(
+            "[profile]\nname = \"{name}\"\n\n[[control]]\nid = \"{name}\"\ntitle = \"{name}\"\n\n  [[control.image]]\n{body}\n"
+        ),
+    )
+    .unwrap();
+    nodecheck(&["run", profile.to_str().unwrap(), "--target", target])
+}
+
+#[test]
+fn squashfs_and_an_oci_layout_directory_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    if let Some(dir) = packed() {
+        let sqfs = dir.join("rootfs.sqfs");
+        let body =
+            "  format = \"squashfs\"\n  compression = \"zstd\"\n  entries = { ge = \"20000\" }";
+        for target in [
+            format!("squashfs:{}", sqfs.display()),
+            sqfs.display().to_string(),
+        ] {
+            let o = image_check(tmp.path(), "sqfs", body, &target);
+            assert_eq!(code(&o), 0, "{target}: {}", stderr(&o));
+        }
+        // A truncated copy, known by its magic: exit 3 naming it.
+        let cut = tmp.path().join("cut.img");
+        let mut bytes = vec![0; 4 << 20];
+        let n = fs::File::open(&sqfs).unwrap().read(&mut bytes).unwrap();
+        fs::write(&cut, &bytes[..n]).unwrap();
+        let o = nodecheck(&[
+            "run",
+            "profiles/base.toml",
+            "--target",
+            cut.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 3, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cut.img: squashfs: truncated"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    } else {
+        eprintln!("skipped the squashfs part: no reference rootfs (tests/rootfs/build.sh)");
+    }
+
+    // An OCI image layout made by hand (one layer, tarred by GNU tar),
+    // given as a plain directory.
+    let src = tmp.path().join("src");
+    fs::create_dir_all(src.join("etc")).unwrap();
+    fs::write(src.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+    let layer = Command::new("tar")
+        .args(["--numeric-owner", "-cf", "-", "-C"])
+        .arg(&src)
+        .arg("etc")
+        .output()
+        .unwrap()
+        .stdout;
+    let oci = tmp.path().join("layout");
+    let blob = |b: &[u8]| {
+        let d = hex(&Sha256::digest(b));
+        let p = oci.join("blobs/sha256").join(&d);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, b).unwrap();
+        format!("sha256:{d}")
+    };
+    let config = blob(br#"{"architecture":"amd64","config":{"User":"root"}}"#);
+    let layer = blob(&layer);
+    let manifest = blob(
+        format!(
+            r#"{{"schemaVersion":2,"config":{{"digest":"{config}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}"}}]}}"#
+        )
+        .as_bytes(),
+    );
+    fs::write(oci.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(
+        oci.join("index.json"),
+        format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{manifest}"}}]}}"#),
+    )
+    .unwrap();
+    let body = "  format = \"oci\"\n  layers = 1\n  user = \"root\"";
+    let o = image_check(tmp.path(), "oci", body, oci.to_str().unwrap());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}

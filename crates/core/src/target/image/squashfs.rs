@@ -907,9 +907,25 @@ impl Squash {
         Ok(data)
     }
 
-    /// Reads file `file` at `offset` into `buf`; returns the bytes read (0
-    /// at the end).
+    /// Reads file `file` at `offset` into `buf`, as `pread` on a regular
+    /// file does: the whole of `buf` unless the file ends first (callers
+    /// take a short read for the end of the file), across blocks and the
+    /// fragment. Returns the bytes read (0 at the end).
     pub(crate) fn read_at(&self, file: usize, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.read_in_block(file, &mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// Reads what of `buf` lies in the block (or fragment tail) holding
+    /// `offset`.
+    fn read_in_block(&self, file: usize, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let l = &self.files[file];
         if offset >= l.size || buf.is_empty() {
             return Ok(0);

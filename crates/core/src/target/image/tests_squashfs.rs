@@ -182,6 +182,15 @@ fn squashfs_of_each_compressor_reads_like_its_tree() {
             assert!(n > 0);
         }
         assert_eq!(f.read_at(&mut [0; 4], big.len() as u64).unwrap(), 0);
+        // One read across block edges and into the fragment fills the
+        // whole buffer, as pread does (the ELF reader relies on it; short
+        // reads made /usr/bin ELF files of the reference unreadable).
+        let mut buf = vec![0; 200_000];
+        assert_eq!(f.read_at(&mut buf, 100_000).unwrap(), 200_000, "{comp}");
+        assert_eq!(buf, big[100_000..300_000], "{comp}");
+        let mut tail = vec![0; 100_000];
+        let n = f.read_at(&mut tail, 262_000).unwrap();
+        assert_eq!(&tail[..n], &big[262_000..], "{comp}");
     }
 }
 
