@@ -48,7 +48,7 @@ fn packed() -> Option<&'static PathBuf> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
         let root = reference_rootfs()?;
-        for tool in ["cpio", "zstd", "gzip", "tar"] {
+        for tool in ["cpio", "zstd", "gzip", "tar", "mksquashfs", "lz4", "bzip2"] {
             if Command::new(tool).arg("--version").output().is_err() {
                 eprintln!("skipped: {tool} is not installed (tests/deps.sh)");
                 return None;
@@ -63,6 +63,9 @@ fn packed() -> Option<&'static PathBuf> {
             ("zstd", "--version"),
             ("gzip", "--version"),
             ("tar", "--version"),
+            ("mksquashfs", "-version"),
+            ("lz4", "--version"),
+            ("bzip2", "--help"),
         ] {
             key.update(version(tool, arg).as_bytes());
         }
@@ -111,20 +114,24 @@ type Outcomes = BTreeMap<String, (String, String)>;
 
 /// Per check (control, kind, subject, line): status and first message.
 fn outcomes(target: &str, json: &Path) -> Outcomes {
-    outcomes_as(None, target, json)
+    outcomes_as(
+        None,
+        &["profiles/base.toml", "profiles/compute.toml"],
+        target,
+        json,
+    )
+}
+
+/// The same for `profiles`.
+fn outcomes_of(profiles: &[&str], target: &str, json: &Path) -> Outcomes {
+    outcomes_as(None, profiles, target, json)
 }
 
 /// The same, run as `user` (through `setpriv`, groups cleared) when given.
-fn outcomes_as(user: Option<&str>, target: &str, json: &Path) -> Outcomes {
-    let args = [
-        "run",
-        "profiles/base.toml",
-        "profiles/compute.toml",
-        "--target",
-        target,
-        "--json",
-        json.to_str().unwrap(),
-    ];
+fn outcomes_as(user: Option<&str>, profiles: &[&str], target: &str, json: &Path) -> Outcomes {
+    let mut args = vec!["run"];
+    args.extend(profiles);
+    args.extend(["--target", target, "--json", json.to_str().unwrap()]);
     let o = match user {
         None => nodecheck(&args),
         Some(u) => Command::new("setpriv")
@@ -134,7 +141,7 @@ fn outcomes_as(user: Option<&str>, target: &str, json: &Path) -> Outcomes {
                 "--clear-groups",
             ])
             .arg(env!("CARGO_BIN_EXE_nodecheck"))
-            .args(args)
+            .args(&args)
             .env("NO_COLOR", "1")
             .current_dir(repo())
             .output()
@@ -238,6 +245,8 @@ fn static_checks_give_the_directory_s_outcomes_on_every_packed_form() {
             "early+cpio.gz",
             dir.join("rootfs.early.cpio.gz").display().to_string(),
         ),
+        // mksquashfs (zstd), known by its `hsqs` magic.
+        ("squashfs", dir.join("rootfs.sqfs").display().to_string()),
     ] {
         let file = PathBuf::from(target.trim_start_matches("tar:"));
         let before = stamp(&file);
@@ -335,6 +344,7 @@ fn unprivileged_users_get_the_directory_s_outcomes_or_the_reason() {
     let before = stamp(&tar);
     let got = outcomes_as(
         Some("nc-subids"),
+        &["profiles/base.toml", "profiles/compute.toml"],
         &format!("tar:{}", tar.display()),
         &tmp.path().join("subids.json"),
     );
@@ -365,6 +375,7 @@ fn unprivileged_users_get_the_directory_s_outcomes_or_the_reason() {
     ] {
         let got = outcomes_as(
             Some("nc-nosubids"),
+            &["profiles/base.toml", "profiles/compute.toml"],
             dir.join(file).to_str().unwrap(),
             &tmp.path().join(format!("{file}.json")),
         );
@@ -1032,4 +1043,143 @@ title = "Every OCI key can fail"
         w.contains("--sha256") && w.contains("not a regular file"),
         "{w}"
     );
+}
+
+#[test]
+fn base_gives_the_directory_s_outcomes_on_lz4_legacy_and_bzip2_cpio() {
+    let (Some(root), Some(dir)) = (reference_rootfs(), packed()) else {
+        eprintln!("skipped: no reference rootfs (tests/rootfs/build.sh)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let base = ["profiles/base.toml"];
+    let want = outcomes_of(&base, root.to_str().unwrap(), &tmp.path().join("dir.json"));
+    assert!(want.len() > 20, "{want:?}");
+    for name in ["rootfs.cpio.lz4", "rootfs.cpio.bz2"] {
+        let file = dir.join(name);
+        let before = stamp(&file);
+        let got = outcomes_of(
+            &base,
+            file.to_str().unwrap(),
+            &tmp.path().join(format!("{name}.json")),
+        );
+        assert_eq!(stamp(&file), before, "{name}: the image changed");
+        assert_eq!(got, want, "{name}: outcomes differ from the directory");
+    }
+    // The compression is the one the file holds, known by magic.
+    let json = tmp.path().join("kind.json");
+    let profile = tmp.path().join("c.toml");
+    fs::write(
+        &profile,
+        r#"
+[profile]
+name = "lz4"
+
+[[control]]
+id = "lz4"
+title = "A legacy-lz4 initramfs"
+
+  [[control.image]]
+  format      = "cpio"
+  compression = "lz4"
+"#,
+    )
+    .unwrap();
+    let o = nodecheck(&[
+        "run",
+        profile.to_str().unwrap(),
+        "--target",
+        dir.join("rootfs.cpio.lz4").to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+/// Writes `profile` (an `image` control) and runs it on `target`.
+fn image_check(tmp: &Path, name: &str, body: &str, target: &str) -> std::process::Output {
+    let profile = tmp.join(format!("{name}.toml"));
+    fs::write(
+        &profile,
+        format!(
+            "[profile]\nname = \"{name}\"\n\n[[control]]\nid = \"{name}\"\ntitle = \"{name}\"\n\n  [[control.image]]\n{body}\n"
+        ),
+    )
+    .unwrap();
+    nodecheck(&["run", profile.to_str().unwrap(), "--target", target])
+}
+
+#[test]
+fn squashfs_and_an_oci_layout_directory_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    if let Some(dir) = packed() {
+        let sqfs = dir.join("rootfs.sqfs");
+        let body =
+            "  format = \"squashfs\"\n  compression = \"zstd\"\n  entries = { ge = \"20000\" }";
+        for target in [
+            format!("squashfs:{}", sqfs.display()),
+            sqfs.display().to_string(),
+        ] {
+            let o = image_check(tmp.path(), "sqfs", body, &target);
+            assert_eq!(code(&o), 0, "{target}: {}", stderr(&o));
+        }
+        // A truncated copy, known by its magic: exit 3 naming it.
+        let cut = tmp.path().join("cut.img");
+        let mut bytes = vec![0; 4 << 20];
+        let n = fs::File::open(&sqfs).unwrap().read(&mut bytes).unwrap();
+        fs::write(&cut, &bytes[..n]).unwrap();
+        let o = nodecheck(&[
+            "run",
+            "profiles/base.toml",
+            "--target",
+            cut.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 3, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cut.img: squashfs: truncated"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    } else {
+        eprintln!("skipped the squashfs part: no reference rootfs (tests/rootfs/build.sh)");
+    }
+
+    // An OCI image layout made by hand (one layer, tarred by GNU tar),
+    // given as a plain directory.
+    let src = tmp.path().join("src");
+    fs::create_dir_all(src.join("etc")).unwrap();
+    fs::write(src.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+    let layer = Command::new("tar")
+        .args(["--numeric-owner", "-cf", "-", "-C"])
+        .arg(&src)
+        .arg("etc")
+        .output()
+        .unwrap()
+        .stdout;
+    let oci = tmp.path().join("layout");
+    let blob = |b: &[u8]| {
+        let d = hex(&Sha256::digest(b));
+        let p = oci.join("blobs/sha256").join(&d);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, b).unwrap();
+        format!("sha256:{d}")
+    };
+    let config = blob(br#"{"architecture":"amd64","config":{"User":"root"}}"#);
+    let layer = blob(&layer);
+    let manifest = blob(
+        format!(
+            r#"{{"schemaVersion":2,"config":{{"digest":"{config}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}"}}]}}"#
+        )
+        .as_bytes(),
+    );
+    fs::write(oci.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(
+        oci.join("index.json"),
+        format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{manifest}"}}]}}"#),
+    )
+    .unwrap();
+    let body = "  format = \"oci\"\n  layers = 1\n  user = \"root\"";
+    let o = image_check(tmp.path(), "oci", body, oci.to_str().unwrap());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
 }

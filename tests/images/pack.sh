@@ -8,7 +8,10 @@
 #
 # Made: rootfs.cpio.zst (find | cpio -o -H newc | zstd), rootfs.cpio.gz with
 # an uncompressed early-microcode cpio prepended (as dracut writes it),
-# and rootfs.tar (tar --xattrs, uncompressed: read by offset).
+# rootfs.tar (tar --xattrs, uncompressed: read by offset), rootfs.sqfs
+# (mksquashfs, zstd, xattrs kept; -Xcompression-level 3 and 2 processors
+# keep packing short on a 2-core CI machine), rootfs.cpio.lz4 (`lz4 -l`,
+# the legacy format the kernel takes for an initramfs) and rootfs.cpio.bz2.
 set -euo pipefail
 root=$1
 out=$2
@@ -34,4 +37,14 @@ early_gz() {
 }
 make rootfs.early.cpio.gz early_gz
 make rootfs.tar tar --xattrs --xattrs-include='*' --numeric-owner -cf - .
+[ -e "$out/rootfs.sqfs" ] || {
+  rm -f "$out/rootfs.sqfs.tmp"
+  mksquashfs . "$out/rootfs.sqfs.tmp" -comp zstd -Xcompression-level 3 -processors 2 \
+    -noappend -quiet -no-progress >/dev/null
+  mv "$out/rootfs.sqfs.tmp" "$out/rootfs.sqfs"
+}
+lz4_legacy() { list | cpio --null -o -H newc --quiet | lz4 -l -1 -q -c; }
+make rootfs.cpio.lz4 lz4_legacy
+bz2() { list | cpio --null -o -H newc --quiet | bzip2 -1 -c; }
+make rootfs.cpio.bz2 bz2
 echo pack-done

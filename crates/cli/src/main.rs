@@ -260,8 +260,13 @@ fn open_target(spec: &str) -> Result<Box<dyn Target>, String> {
         {
             return image(spec, ImageTarget::open_as(path, Some(format)));
         }
+        // A packed image, or an image archive, by its content.
         path if std::path::Path::new(path).is_file() && ImageTarget::sniff(path) => {
             return image(spec, ImageTarget::open(path));
+        }
+        // An OCI image layout directory (it holds `oci-layout`).
+        path if ImageTarget::is_oci_layout(path) => {
+            return image(spec, ImageTarget::open_oci(path, ImageFormat::Oci, None));
         }
         path => RootFs::open(path).map(|t| Box::new(t) as _),
     };

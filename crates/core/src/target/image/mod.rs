@@ -37,10 +37,15 @@ mod materialise;
 
 pub(crate) use materialise::tree_helper_main;
 mod oci;
+mod squashfs;
 mod stream;
 mod tar;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_squashfs;
+#[cfg(test)]
+mod tests_streams;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -67,6 +72,8 @@ const MAX_LINKS: usize = 40;
 pub enum Format {
     Cpio,
     Tar,
+    /// squashfs 4.0, read by its tables.
+    Squashfs,
     /// An OCI image layout directory.
     Oci,
     /// An OCI image layout in a tar.
@@ -80,6 +87,7 @@ impl Format {
         match self {
             Format::Cpio => "cpio",
             Format::Tar => "tar",
+            Format::Squashfs => "squashfs",
             Format::Oci => "oci",
             Format::OciArchive => "oci-archive",
             Format::DockerArchive => "docker-archive",
@@ -91,6 +99,7 @@ impl Format {
         [
             Format::Cpio,
             Format::Tar,
+            Format::Squashfs,
             Format::Oci,
             Format::OciArchive,
             Format::DockerArchive,
@@ -129,6 +138,10 @@ pub struct ImageInfo {
     /// the image ID (the same whichever form the image was saved in).
     pub config_digest: Option<String>,
 }
+
+/// The store number of a squashfs file's content: its `offset` is then
+/// the file's number in the squashfs reader.
+pub(crate) const SQUASH: u32 = u32::MAX;
 
 /// Where a node's content lies.
 #[derive(Clone, Copy, Debug)]
@@ -294,6 +307,30 @@ impl Index {
         }
     }
 
+    /// Adds `name` (one component) under the directory node `parent`, as
+    /// a reader that walks the tree directory by directory (squashfs)
+    /// does; a name met twice replaces the earlier one. Returns the node.
+    pub(crate) fn add_child(
+        &mut self,
+        parent: usize,
+        name: &[u8],
+        attrs: Attrs,
+        data: Option<Data>,
+    ) -> usize {
+        let n = self.push(attrs, data);
+        self.place(parent, name, n);
+        n
+    }
+
+    /// `name` under the directory node `parent` becomes one more name of
+    /// node `at` (a hard link).
+    pub(crate) fn link_child(&mut self, parent: usize, name: &[u8], at: usize) {
+        if self.nodes[parent].children.get(name) != Some(&at) {
+            self.place(parent, name, at);
+            self.nodes[at].nlink += 1;
+        }
+    }
+
     /// A hard link: `name` becomes one more name of the entry `target`
     /// (an earlier name of the same archive, not followed).
     pub(crate) fn link(&mut self, name: &[u8], target: &[u8]) -> Result<usize, String> {
@@ -408,6 +445,8 @@ pub struct ImageTarget {
     info: ImageInfo,
     index: Index,
     stores: Vec<Arc<Store>>,
+    /// The content reader of a squashfs.
+    squash: Option<Arc<squashfs::Squash>>,
     accounts: OnceLock<Accounts>,
     memo: Memo,
     /// The tree written out for programs, on the first exec.
@@ -446,7 +485,7 @@ impl ImageTarget {
         let Ok(n) = read_full_at(&file, &mut head, 0) else {
             return false;
         };
-        stream::sniff(&head[..n]).is_some()
+        head[..n].starts_with(squashfs::MAGIC) || stream::sniff(&head[..n]).is_some()
     }
 
     /// Opens `path` as `format` (`None`: by its magic bytes).
@@ -471,6 +510,12 @@ impl ImageTarget {
                 format!("{name}: not a regular file"),
             ));
         }
+        let mut magic = [0; 4];
+        let n = read_full_at(&file, &mut magic, 0)?;
+        if format == Some(Format::Squashfs) || (format.is_none() && &magic[..n] == squashfs::MAGIC)
+        {
+            return ImageTarget::open_squashfs(path, file, meta.len());
+        }
         let flat = stream::flatten(file, meta.len(), spill_cap(meta.len()))
             .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
         let store = Arc::new(Store {
@@ -480,6 +525,7 @@ impl ImageTarget {
         let mut head = [0; 512];
         let n = read_full_at(&store.file, &mut head, 0)?;
         let found = stream::archive_format(&head[..n]);
+        let explicit = format.is_some();
         let format = match (format, found) {
             (Some(f), _) => f,
             (None, Some(f)) => f,
@@ -496,6 +542,15 @@ impl ImageTarget {
             _ => tar::read(&store, 0, &mut index),
         }
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{name}: {e}")))?;
+        // A tar known by its magic may be an image archive: said by what
+        // its root holds, not by the file's name.
+        if found.is_some() && format == Format::Tar && !explicit {
+            let shape = ImageTarget::shape_of(&index, std::slice::from_ref(&store));
+            if let Some(form) = shape {
+                drop(index);
+                return ImageTarget::open_oci(path, form, None);
+            }
+        }
         let info = ImageInfo {
             path: path.to_path_buf(),
             format,
@@ -513,6 +568,72 @@ impl ImageTarget {
             info,
             index,
             stores: vec![store],
+            squash: None,
+            accounts: OnceLock::new(),
+            memo: Memo::default(),
+            materialised: OnceLock::new(),
+        })
+    }
+
+    /// Whether `dir` is an OCI image layout (it holds an `oci-layout`
+    /// file and an `index.json`): `--target DIR` reads it as `oci:DIR`.
+    pub fn is_oci_layout(dir: impl AsRef<Path>) -> bool {
+        let dir = dir.as_ref();
+        let file = |n: &str| std::fs::symlink_metadata(dir.join(n)).is_ok_and(|m| m.is_file());
+        file("oci-layout") && file("index.json")
+    }
+
+    /// The image archive a tar's root says it is: `oci-layout` and
+    /// `index.json` (an oci-archive), or a `manifest.json` holding a JSON
+    /// array (a docker-archive, as `docker save` writes it).
+    fn shape_of(index: &Index, stores: &[Arc<Store>]) -> Option<Format> {
+        let root = &index.nodes[0].children;
+        let file = |n: &[u8]| {
+            root.get(n)
+                .filter(|&&c| index.nodes[c].attrs.file_type == FileType::File)
+                .copied()
+        };
+        if file(b"oci-layout").is_some() && file(b"index.json").is_some() {
+            return Some(Format::OciArchive);
+        }
+        let m = file(b"manifest.json")?;
+        let node = &index.nodes[m];
+        let d = node.data?;
+        let store = stores.get(d.store as usize)?;
+        let mut head = [0; 64];
+        let n = node.attrs.size.min(64) as usize;
+        let got = read_full_at(&store.file, &mut head[..n], d.offset).ok()?;
+        let first = head[..got].iter().find(|b| !b.is_ascii_whitespace())?;
+        (*first == b'[').then_some(Format::DockerArchive)
+    }
+
+    /// Opens the squashfs `file` (`path` on the host, `len` bytes).
+    fn open_squashfs(path: &Path, file: File, len: u64) -> io::Result<ImageTarget> {
+        let mut index = Index::new();
+        let read = squashfs::read(file, len, &mut index).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: squashfs: {e}", path.display()),
+            )
+        })?;
+        let info = ImageInfo {
+            path: path.to_path_buf(),
+            format: Format::Squashfs,
+            compression: vec![read.compressor.into()],
+            compressed_size: len,
+            uncompressed_size: read.content,
+            entries: index.count(),
+            archives: 1,
+            layers: None,
+            config: None,
+            digest: None,
+            config_digest: None,
+        };
+        Ok(ImageTarget {
+            info,
+            index,
+            stores: Vec::new(),
+            squash: Some(read.squash),
             accounts: OnceLock::new(),
             memo: Memo::default(),
             materialised: OnceLock::new(),
@@ -568,6 +689,7 @@ impl ImageTarget {
             info,
             index,
             stores: read.stores,
+            squash: None,
             accounts: OnceLock::new(),
             memo: Memo::default(),
             materialised: OnceLock::new(),
@@ -708,14 +830,16 @@ impl ImageTarget {
     /// The content of the regular file `n`.
     fn file_of(&self, n: usize) -> ImageFile {
         let node = &self.index.nodes[n];
-        let (store, offset) = match node.data {
-            Some(d) => (Some(self.stores[d.store as usize].clone()), d.offset),
-            None => (None, 0),
+        let source = match (node.data, &self.squash) {
+            (Some(d), Some(sq)) if d.store == SQUASH => {
+                Source::Squash(sq.clone(), d.offset as usize)
+            }
+            (Some(d), _) => Source::Store(self.stores[d.store as usize].clone(), d.offset),
+            (None, _) => Source::Empty,
         };
         ImageFile {
             metadata: self.metadata_of(n),
-            store,
-            offset,
+            source,
         }
     }
 
@@ -798,11 +922,20 @@ pub(crate) fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Resu
     Ok(done)
 }
 
-/// A regular file of an image: a window of its store.
+/// Where a regular file's bytes come from.
+enum Source {
+    /// No content (an empty file).
+    Empty,
+    /// A window of a store, at this offset.
+    Store(Arc<Store>, u64),
+    /// File number N of a squashfs, block by block.
+    Squash(Arc<squashfs::Squash>, usize),
+}
+
+/// A regular file of an image.
 struct ImageFile {
     metadata: Metadata,
-    store: Option<Arc<Store>>,
-    offset: u64,
+    source: Source,
 }
 
 impl FileAt for ImageFile {
@@ -812,8 +945,10 @@ impl FileAt for ImageFile {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let size = self.metadata.size;
-        let Some(store) = &self.store else {
-            return Ok(0);
+        let (store, start) = match &self.source {
+            Source::Empty => return Ok(0),
+            Source::Squash(sq, file) => return sq.read_at(*file, buf, offset),
+            Source::Store(store, start) => (store, *start),
         };
         if offset >= size {
             return Ok(0);
@@ -821,7 +956,7 @@ impl FileAt for ImageFile {
         let n = buf
             .len()
             .min((size - offset).min(usize::MAX as u64) as usize);
-        let got = read_full_at(&store.file, &mut buf[..n], self.offset + offset)?;
+        let got = read_full_at(&store.file, &mut buf[..n], start + offset)?;
         if got < n {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

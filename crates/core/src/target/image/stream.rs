@@ -7,7 +7,7 @@
 //! them in order, and so does [`flatten`].
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 
 use super::{Format, cpio, read_full_at};
 
@@ -21,6 +21,8 @@ pub enum Compression {
     Lz4,
     Bzip2,
     Lzma,
+    /// squashfs only.
+    Lzo,
 }
 
 impl Compression {
@@ -33,6 +35,7 @@ impl Compression {
             Compression::Lz4 => "lz4",
             Compression::Bzip2 => "bzip2",
             Compression::Lzma => "lzma",
+            Compression::Lzo => "lzo",
         }
     }
 }
@@ -138,6 +141,65 @@ fn skip_zeros(file: &File, mut pos: u64, len: u64) -> io::Result<u64> {
     Ok(len)
 }
 
+/// The magic of an lz4 frame.
+const LZ4_FRAME: &[u8] = b"\x04\x22\x4d\x18";
+/// The magic of a legacy lz4 stream.
+const LZ4_LEGACY: u32 = 0x184c_2102;
+/// A legacy lz4 block's uncompressed size.
+const LZ4_LEGACY_BLOCK: usize = 8 << 20;
+
+/// Decodes a legacy lz4 stream (`r` at its magic) into `out`, as the
+/// kernel's `unlz4` does: a u32 block size then the block, again and
+/// again; a magic between blocks starts a new stream. It ends at the end
+/// of the file, at a zero size, or at a size past LZ4's bound for an
+/// 8 MiB block (what follows is something else); those 4 bytes are left
+/// unread.
+fn lz4_legacy(r: &mut impl BufRead, out: &mut impl Write) -> io::Result<u64> {
+    let bound = LZ4_LEGACY_BLOCK + LZ4_LEGACY_BLOCK / 255 + 16;
+    let mut word = [0; 4];
+    r.read_exact(&mut word)?;
+    if u32::from_le_bytes(word) != LZ4_LEGACY {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a legacy lz4 stream",
+        ));
+    }
+    let mut src = Vec::new();
+    let mut dst = vec![0; LZ4_LEGACY_BLOCK];
+    let mut total = 0;
+    loop {
+        let head = r.fill_buf()?;
+        if head.len() < 4 {
+            // The end of the file (a short tail is an error below).
+            if head.is_empty() {
+                return Ok(total);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "truncated block size",
+            ));
+        }
+        let size = u32::from_le_bytes(head[..4].try_into().unwrap());
+        if size == LZ4_LEGACY {
+            r.consume(4);
+            continue;
+        }
+        if size == 0 || size as usize > bound {
+            return Ok(total);
+        }
+        r.consume(4);
+        src.resize(size as usize, 0);
+        r.read_exact(&mut src).map_err(|e| {
+            io::Error::new(e.kind(), format!("a block of {size} bytes is truncated"))
+        })?;
+        let n = lz4_flex::block::decompress_into(&src, &mut dst).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("corrupt block: {e}"))
+        })?;
+        out.write_all(&dst[..n])?;
+        total += n as u64;
+    }
+}
+
 /// Decompresses one stream of `kind` starting at `pos` into `out`;
 /// returns where the stream ended in the file.
 fn decode(file: &File, pos: u64, kind: Compression, out: &mut Capped<'_>) -> io::Result<u64> {
@@ -154,6 +216,18 @@ fn decode(file: &File, pos: u64, kind: Compression, out: &mut Capped<'_>) -> io:
             io::copy(&mut d, out)
         }
         Compression::Xz => io::copy(&mut lzma_rust2::XzReader::new(&mut buffered, false), out),
+        // One bzip2 stream (`bufread` consumes only what it decodes).
+        Compression::Bzip2 => io::copy(&mut bzip2::bufread::BzDecoder::new(&mut buffered), out),
+        // The lz4 frame format (`lz4`'s default): lz4_flex's decoder stops
+        // at the end of the first frame, having read it exactly.
+        Compression::Lz4 if buffered.fill_buf()?.starts_with(LZ4_FRAME) => {
+            io::copy(&mut lz4_flex::frame::FrameDecoder::new(&mut buffered), out)
+        }
+        // The legacy format (`lz4 -l`), the one the kernel takes for an
+        // initramfs: blocks of at most 8 MiB, each a u32 size and the
+        // compressed bytes, until the file ends or a size no block can
+        // have (the next archive: a cpio's `0707` reads as 925 MB).
+        Compression::Lz4 => lz4_legacy(&mut buffered, out),
         other => {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -190,7 +264,11 @@ pub(crate) fn flatten(file: File, len: u64, cap: u64) -> io::Result<Flat> {
         })?;
         // A tar, or a cpio followed by nothing (but padding): no spill.
         let plain = match format {
-            Format::Tar | Format::Oci | Format::OciArchive | Format::DockerArchive => true,
+            Format::Tar
+            | Format::Squashfs
+            | Format::Oci
+            | Format::OciArchive
+            | Format::DockerArchive => true,
             Format::Cpio => {
                 let end = cpio::archive_end(&file, 0, len)?;
                 skip_zeros(&file, end, len)? == len
@@ -317,4 +395,18 @@ pub(crate) fn flatten_window(window: &super::tar::Window, cap: u64) -> io::Resul
         len: written,
         compression: kinds,
     })
+}
+
+impl From<super::squashfs::Compressor> for Compression {
+    fn from(c: super::squashfs::Compressor) -> Compression {
+        use super::squashfs::Compressor as C;
+        match c {
+            C::Gzip => Compression::Gzip,
+            C::Lzma => Compression::Lzma,
+            C::Lzo => Compression::Lzo,
+            C::Xz => Compression::Xz,
+            C::Lz4 => Compression::Lz4,
+            C::Zstd => Compression::Zstd,
+        }
+    }
 }

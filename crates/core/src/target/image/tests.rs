@@ -436,7 +436,7 @@ fn hostile_tar_is_an_error_naming_the_entry() {
     }
 }
 
-fn layer(entries: &[(&str, &[u8])], gzip: bool) -> Vec<u8> {
+pub(super) fn layer(entries: &[(&str, &[u8])], gzip: bool) -> Vec<u8> {
     let mut b = ::tar::Builder::new(Vec::new());
     for (name, data) in entries {
         let mut h = hdr(::tar::Header::new_ustar());
@@ -460,9 +460,9 @@ fn layer(entries: &[(&str, &[u8])], gzip: bool) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-const CONFIG: &str = r#"{"architecture":"amd64","config":{"Env":["PATH=/usr/bin","LANG=C"],"Entrypoint":["/init"],"User":"1000","WorkingDir":"/opt","Labels":{"site":"hpc"},"ExposedPorts":{"22/tcp":{}}}}"#;
+pub(super) const CONFIG: &str = r#"{"architecture":"amd64","config":{"Env":["PATH=/usr/bin","LANG=C"],"Entrypoint":["/init"],"User":"1000","WorkingDir":"/opt","Labels":{"site":"hpc"},"ExposedPorts":{"22/tcp":{}}}}"#;
 
-fn two_layers() -> (Vec<u8>, Vec<u8>) {
+pub(super) fn two_layers() -> (Vec<u8>, Vec<u8>) {
     let l1 = layer(
         &[
             ("etc/", b""),
@@ -484,7 +484,7 @@ fn two_layers() -> (Vec<u8>, Vec<u8>) {
     (l1, l2)
 }
 
-fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+pub(super) fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = ::tar::Builder::new(Vec::new());
     for (name, data) in files {
         let mut h = hdr(::tar::Header::new_ustar());
@@ -502,7 +502,7 @@ fn open_form(bytes: &[u8], format: Format, reference: Option<&str>) -> io::Resul
     ImageTarget::open_oci(f.path(), format, reference)
 }
 
-fn assert_layers_applied(t: &ImageTarget) {
+pub(super) fn assert_layers_applied(t: &ImageTarget) {
     assert_eq!(t.read("/usr/bin/b", 10).unwrap(), b"b");
     assert_eq!(
         t.metadata("/usr/bin/a", false).unwrap_err().kind(),
