@@ -589,7 +589,7 @@ pub(super) fn drop_caps() -> Res<()> {
 }
 
 /// A pidfd for a child, when the kernel has them (5.3+).
-fn pidfd(pid: i32) -> Option<OwnedFd> {
+pub(super) fn pidfd(pid: i32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {

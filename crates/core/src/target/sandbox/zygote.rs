@@ -91,7 +91,8 @@ pub(super) fn main() -> i32 {
     if sys::send_fds(ctl.as_fd(), READY, &[]).is_err() {
         return 1;
     }
-    while let Some(fds) = next_job(&ctl) {
+    let mut helpers = Helpers::default();
+    while let Some(fds) = next_job(&ctl, &mut helpers, cgroup.as_ref().ok()) {
         let [job, out, err, report]: [OwnedFd; 4] = match fds.try_into() {
             Ok(a) => a,
             // Not nodecheck's message: nothing to answer on.
@@ -124,13 +125,7 @@ pub(super) fn main() -> i32 {
             }
             Ok(ForkResult::Parent { child }) => {
                 drop((out, err, report));
-                let terminated = wait_helper(child.as_raw());
-                if let Ok(cg) = &cgroup {
-                    cg.sweep();
-                }
-                if terminated {
-                    break;
-                }
+                helpers.started(child.as_raw());
             }
             Err(e) => {
                 let msg = format!("cannot fork the sandbox helper: {}", e.desc());
@@ -139,18 +134,94 @@ pub(super) fn main() -> i32 {
             }
         }
     }
+    // nodecheck is gone: a running helper stops its program and cleans up
+    // (SIGTERM, as its own parent-death signal would).
+    helpers.end();
     // Kills what is left in the cgroup, moves out and removes it.
     drop(cgroup);
     0
 }
 
-/// The descriptors of the next job; `None` at the end of the stream, on
-/// an error, or on SIGTERM (nodecheck is gone).
-fn next_job(ctl: &OwnedFd) -> Option<Vec<OwnedFd>> {
+/// The helpers forked and not yet reaped. A helper closes its report and
+/// output pipes before it exits, and the caller sends the next job as
+/// soon as it has read them: tearing down the helper's namespaces (an RCU
+/// grace period for its mounts) then overlaps with the next command
+/// instead of delaying it.
+#[derive(Default)]
+struct Helpers {
+    /// Each with a pidfd that becomes readable when it has exited.
+    running: Vec<(i32, Option<OwnedFd>)>,
+    /// The helper of the latest job.
+    latest: Option<i32>,
+}
+
+impl Helpers {
+    fn started(&mut self, pid: i32) {
+        // Where the kernel has no pidfds (before 5.3), the previous helper
+        // is reaped, waiting, before the next one starts.
+        for (p, fd) in std::mem::take(&mut self.running) {
+            if fd.is_none() {
+                sys::reap(p);
+            } else {
+                self.running.push((p, fd));
+            }
+        }
+        self.running.push((pid, sys::pidfd(pid)));
+        self.latest = Some(pid);
+    }
+
+    /// Reaps the helpers whose pidfd is ready (`ready[i]` for
+    /// `running[i]`); once the latest one is gone no command is running,
+    /// and whatever is left in the cgroup is killed.
+    fn reap(&mut self, ready: &[bool], cgroup: Option<&Cgroup>) {
+        let mut i = 0;
+        self.running.retain(|(pid, _)| {
+            let done = ready.get(i).copied().unwrap_or(false);
+            i += 1;
+            if done {
+                sys::reap(*pid);
+            }
+            !done
+        });
+        if self.running.is_empty() && self.latest.take().is_some() {
+            // Nothing should be left: the pid namespace, the container's
+            // supervisor or the live helper (a subreaper) killed it all.
+            if let Some(cg) = cgroup {
+                cg.sweep();
+            }
+        }
+    }
+
+    fn end(self) {
+        for (pid, _) in &self.running {
+            // SAFETY: SIGTERM to our own, unreaped child.
+            unsafe { libc::kill(*pid, libc::SIGTERM) };
+        }
+        for (pid, _) in &self.running {
+            sys::reap(*pid);
+        }
+    }
+}
+
+/// The descriptors of the next job, reaping helpers as they exit; `None`
+/// at the end of the stream, on an error, or on SIGTERM (nodecheck is
+/// gone).
+fn next_job(
+    ctl: &OwnedFd,
+    helpers: &mut Helpers,
+    cgroup: Option<&Cgroup>,
+) -> Option<Vec<OwnedFd>> {
     loop {
         let mut fds = vec![PollFd::new(ctl.as_fd(), PollFlags::POLLIN)];
-        if let Some(t) = sys::term_fd() {
+        let term = sys::term_fd();
+        if let Some(t) = term {
             fds.push(PollFd::new(t, PollFlags::POLLIN));
+        }
+        let first_helper = fds.len();
+        for (_, fd) in &helpers.running {
+            if let Some(fd) = fd {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
         }
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
@@ -162,15 +233,27 @@ fn next_job(ctl: &OwnedFd) -> Option<Vec<OwnedFd>> {
                 .and_then(PollFd::revents)
                 .is_some_and(|r| !r.is_empty())
         };
-        if ready(1) && sys::term_pending() {
+        if term.is_some() && ready(1) && sys::term_pending() {
             return None;
         }
-        if ready(0) {
-            return match sys::recv_fds(ctl.as_fd(), 4) {
+        let exited: Vec<bool> = (first_helper..fds.len()).map(ready).collect();
+        let job = if ready(0) {
+            match sys::recv_fds(ctl.as_fd(), 4) {
                 Ok(Some((JOB, fds))) => Some(fds),
-                Ok(Some(_)) => continue,
-                Ok(None) | Err(_) => None,
-            };
+                Ok(Some(_)) => None,
+                Ok(None) | Err(_) => return None,
+            }
+        } else {
+            None
+        };
+        drop(fds);
+        // Only helpers with a pidfd are polled, and they come first in
+        // `running` (see Helpers::started).
+        if exited.iter().any(|e| *e) {
+            helpers.reap(&exited, if job.is_some() { None } else { cgroup });
+        }
+        if job.is_some() {
+            return job;
         }
     }
 }
@@ -182,18 +265,4 @@ fn read_job(fd: OwnedFd) -> Result<Job, String> {
         .and_then(|()| f.read_to_end(&mut bytes))
         .map_err(|e| format!("cannot read the job: {e}"))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("cannot parse the job: {e}"))
-}
-
-/// Waits for the helper `pid` and reaps it. On SIGTERM (nodecheck is
-/// gone) the helper gets SIGTERM too, cleans up (kills its program, removes
-/// its working directory) and is reaped; then `true`.
-fn wait_helper(pid: i32) -> bool {
-    let forever = std::time::Duration::from_secs(100 * 365 * 86_400);
-    let terminated = sys::wait_exit_or_term(pid, forever);
-    if terminated {
-        // SAFETY: SIGTERM to our own, unreaped child.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
-    sys::reap(pid);
-    terminated
 }
