@@ -342,7 +342,12 @@ fn spawn_helper(
     let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (status_r, status_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    let fds = [job_fd.as_fd(), out_w.as_fd(), err_w.as_fd(), status_w.as_fd()];
+    let fds = [
+        job_fd.as_fd(),
+        out_w.as_fd(),
+        err_w.as_fd(),
+        status_w.as_fd(),
+    ];
     // A zygote of the pool may have been killed since: the job reached
     // nobody, so another one takes it.
     let mut tries = 0;

@@ -206,11 +206,7 @@ impl Helpers {
 /// The descriptors of the next job, reaping helpers as they exit; `None`
 /// at the end of the stream, on an error, or on SIGTERM (nodecheck is
 /// gone).
-fn next_job(
-    ctl: &OwnedFd,
-    helpers: &mut Helpers,
-    cgroup: Option<&Cgroup>,
-) -> Option<Vec<OwnedFd>> {
+fn next_job(ctl: &OwnedFd, helpers: &mut Helpers, cgroup: Option<&Cgroup>) -> Option<Vec<OwnedFd>> {
     loop {
         let mut fds = vec![PollFd::new(ctl.as_fd(), PollFlags::POLLIN)];
         let term = sys::term_fd();
