@@ -322,15 +322,7 @@ impl Cgroup {
         } else {
             let (mem, pids) = (&self.dirs[0], &self.dirs[1]);
             if mem_changed {
-                // memsw may never be below the memory limit: raise it
-                // first, lower it last (a fresh cgroup has both unlimited).
-                let raise = last.is_some_and(|l| limits.memory > l.memory);
-                let order: &[&str] = match (self.memsw, raise) {
-                    (false, _) => &["memory.limit_in_bytes"],
-                    (true, true) => &["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"],
-                    (true, false) => &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"],
-                };
-                for f in order {
+                for f in v1_memory_files(self.memsw, last.map(|l| l.memory), limits.memory) {
                     mem.write(f, &memory)?;
                 }
             }
@@ -416,6 +408,19 @@ impl Drop for Cgroup {
     }
 }
 
+/// The v1 files to write, in order, to change the memory limit from
+/// `last` (`None`: a fresh cgroup, both unlimited) to `new`: memsw may
+/// never be below the memory limit, so it is raised first and lowered
+/// last.
+fn v1_memory_files(memsw: bool, last: Option<u64>, new: u64) -> &'static [&'static str] {
+    let raise = last.is_some_and(|l| new > l);
+    match (memsw, raise) {
+        (false, _) => &["memory.limit_in_bytes"],
+        (true, true) => &["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"],
+        (true, false) => &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"],
+    }
+}
+
 /// Removes empty cgroups of runs whose helper is gone (killed before it
 /// could remove its own): their names hold the helper's pid.
 fn clean_stale(parent: &Path) {
@@ -494,6 +499,17 @@ mod tests {
             ["/system.slice/x.service", "/system.slice", ""]
         );
         assert_eq!(ancestors("/").collect::<Vec<_>>(), [""]);
+    }
+
+    #[test]
+    fn v1_memory_limits_change_in_an_order_the_kernel_takes() {
+        let (mem, sw) = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes");
+        // Fresh: both unlimited, lower the memory first.
+        assert_eq!(v1_memory_files(true, None, 1 << 30), [mem, sw]);
+        assert_eq!(v1_memory_files(true, Some(4 << 30), 1 << 30), [mem, sw]);
+        // Raising the memory above memsw would fail: memsw first.
+        assert_eq!(v1_memory_files(true, Some(1 << 30), 4 << 30), [sw, mem]);
+        assert_eq!(v1_memory_files(false, Some(1 << 30), 4 << 30), [mem]);
     }
 
     #[test]

@@ -898,3 +898,32 @@ pub(super) fn enter_userns(userns: BorrowedFd<'_>) -> Res<()> {
     nix::unistd::setresgid(root_g, root_g, root_g).map_err(ctx("cannot set the group ids"))?;
     nix::unistd::setresuid(root_u, root_u, root_u).map_err(ctx("cannot set the user ids"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_cross_a_socket_and_the_end_is_seen() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        send_fds(a.as_fd(), b'J', &[w.as_fd(), r.as_fd()]).unwrap();
+        drop(w);
+        let (byte, fds) = recv_fds(b.as_fd(), 4).unwrap().unwrap();
+        assert_eq!((byte, fds.len()), (b'J', 2));
+        // The first is the pipe's write end: what it writes, `r` reads.
+        nix::unistd::write(&fds[0], b"x").unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(nix::unistd::read(&r, &mut buf).unwrap(), 1);
+        assert_eq!(&buf, b"x");
+        // Received close-on-exec.
+        let flags = nix::fcntl::fcntl(&fds[1], nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        // A message without descriptors, then the end of the stream.
+        send_fds(a.as_fd(), b'R', &[]).unwrap();
+        let (byte, fds) = recv_fds(b.as_fd(), 4).unwrap().unwrap();
+        assert_eq!((byte, fds.len()), (b'R', 0));
+        drop(a);
+        assert!(recv_fds(b.as_fd(), 4).unwrap().is_none());
+    }
+}
