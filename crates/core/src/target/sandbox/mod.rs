@@ -265,12 +265,16 @@ extern "C" fn end_zygotes() {
         Ok(mut pool) => std::mem::take(&mut *pool),
         Err(_) => return,
     };
+    // All told at once: each moves out of its cgroup (an RCU grace
+    // period) and removes it.
+    let mut children: Vec<std::process::Child> = zygotes.into_iter().map(|z| z.child).collect();
     let end = Instant::now() + Duration::from_secs(2);
-    for mut z in zygotes {
-        drop(z.ctl);
-        while Instant::now() < end && matches!(z.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(1));
+    while Instant::now() < end {
+        children.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+        if children.is_empty() {
+            break;
         }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
