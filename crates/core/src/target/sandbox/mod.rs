@@ -79,7 +79,7 @@ pub(crate) enum Mode {
     Probe { root: PathBuf },
 }
 
-/// What the caller sends the helper on its stdin.
+/// What the caller sends a helper (through its zygote, in a memfd).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Job {
     mode: Mode,
@@ -99,7 +99,7 @@ pub(crate) struct Job {
     limits: Limits,
 }
 
-/// What the helper answers on fd 3.
+/// What the helper answers on the report pipe.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Report {
     /// Raw wait status of the program; `None` when it never ended (timeout)
