@@ -2,7 +2,7 @@
 # What running the image's own programs costs.
 #
 # 1. Per command: setting up and tearing down nodecheck's sandbox (helper
-#    re-exec, mount/pid/net/ipc/uts namespaces, read-only bind + overlay
+#    forked by the zygote, mount/pid/net/ipc/uts namespaces, read-only bind + overlay
 #    with a tmpfs upper, /proc, /dev, /sys, /tmp, pivot_root, caps) around
 #    `/bin/sh -c true` in the image, against the same command under plain
 #    `chroot` and under `unshare ... chroot` (namespaces alone, no overlay).
@@ -12,7 +12,11 @@
 #   benches/exec.sh [ROOTFS]        # as root; RUNS=500 for steadier figures
 #
 # Timings on a shared machine are noisy: read the medians and minimums
-# side by side, not one number alone.
+# side by side, not one number alone. The sandbox hands each command over
+# more processes than chroot does (zygote, helper, init, program), and on a
+# busy machine every hand-over waits for a CPU: FIFO=1 also runs the
+# in-process measurement at SCHED_FIFO priority 1 (a few seconds), which
+# shows the cost without that wake-up latency.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +30,11 @@ nodecheck=$target_dir/release/nodecheck
 
 echo "== per command, measured in one process"
 "$target_dir/release/examples/exec_bench" "$root" "$runs"
+if [ "${FIFO:-0}" = 1 ]; then
+  echo
+  echo "== per command, measured in one process, at SCHED_FIFO 1"
+  chrt -f 1 "$target_dir/release/examples/exec_bench" "$root" "$runs"
+fi
 
 echo
 echo "== per command, as separate programs (hyperfine)"

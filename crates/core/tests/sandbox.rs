@@ -29,6 +29,7 @@ fn main() {
         ("files_stdin_env", files_stdin_env),
         ("not_found_is_127", not_found_is_127),
         ("parallel_runs", parallel_runs),
+        ("zygotes_are_sealed", zygotes_are_sealed),
         ("without_overlay", without_overlay),
         ("session_keyring_is_fresh", session_keyring_is_fresh),
         (
@@ -314,6 +315,129 @@ fn parallel_runs(root: &Path) {
             assert_eq!(h.join().unwrap().stdout.text(), format!("{i}\n"));
         }
     });
+}
+
+/// Field `n` (1-based, as in proc(5)) of /proc/PID/stat.
+fn stat_field(pid: i32, n: usize) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(n - 3)?.parse().ok()
+}
+
+/// Processes whose parent is `parent`.
+fn children(parent: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| stat_field(p, 4) == Some(i64::from(parent)))
+        .collect()
+}
+
+/// This process's sandbox zygotes.
+fn zygotes() -> Vec<i32> {
+    children(std::process::id() as i32)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("__nodecheck-helper\0sandbox"))
+        })
+        .collect()
+}
+
+/// The zygotes that fork each command's helper live as long as this
+/// process: each holds nothing of the host but its control socket, its
+/// signalfd, helpers' pidfds and its cgroup's directories (not a host
+/// directory this process leaks without close-on-exec, as a CI runner
+/// would), and it leads a process group that its helpers and the
+/// sandboxes' inits are in, which nodecheck kills whole when a helper
+/// does not answer in time. (That zygotes die with nodecheck and leave no
+/// cgroup is
+/// `trust_sandbox::nothing_survives_nodecheck_killed_during_a_sandboxed_command`.)
+fn zygotes_are_sealed(root: &Path) {
+    let dir = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    // SAFETY: dup2 onto a free, high descriptor number of this process;
+    // the copy is not close-on-exec.
+    assert_eq!(
+        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&dir), 58) },
+        58
+    );
+    let t = open(root);
+    // One command more than there are zygotes: a new one starts now,
+    // with descriptor 58 open here.
+    let before = zygotes();
+    // Sleeps of 8.5 s whose argument names this test.
+    let marker = format!("8.47{}", std::process::id());
+    let n = before.len() + 1;
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..n)
+            .map(|_| {
+                let (t, marker) = (&t, &marker);
+                s.spawn(move || t.exec(&sh(&format!("sleep {marker}"))).unwrap())
+            })
+            .collect();
+        // The sleeps themselves (not a shell still on its way to exec one).
+        let sleeping = || {
+            let argv = format!("sleep\0{marker}\0");
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter(|e| {
+                    std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == argv.as_bytes())
+                })
+                .count()
+        };
+        let started = Instant::now();
+        while sleeping() < n && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(sleeping(), n, "the commands did not start");
+        let zs = zygotes();
+        assert!(
+            zs.iter().any(|z| !before.contains(z)),
+            "no new zygote: {before:?} then {zs:?}"
+        );
+        for &z in &zs {
+            assert_eq!(stat_field(z, 5), Some(i64::from(z)), "zygote {z}'s group");
+            let mut fds = Vec::new();
+            for e in std::fs::read_dir(format!("/proc/{z}/fd"))
+                .unwrap()
+                .flatten()
+            {
+                let fd: i32 = e.file_name().to_str().unwrap().parse().unwrap();
+                let to = std::fs::read_link(e.path()).unwrap_or_default();
+                let to = to.to_string_lossy().into_owned();
+                let allowed = if fd <= 2 {
+                    to == "/dev/null"
+                } else {
+                    to.starts_with("socket:[")
+                        || to == "anon_inode:[signalfd]"
+                        || to.contains("pidfd")
+                        || to.starts_with("/sys/fs/cgroup/")
+                };
+                fds.push(format!("{fd} -> {to}"));
+                assert!(allowed, "zygote {z} holds {fd} -> {to}: {fds:?}");
+            }
+            // Its helpers, and their children (the inits: the programs
+            // have sessions of their own), are in its group.
+            for h in children(z) {
+                assert_eq!(stat_field(h, 5), Some(i64::from(z)), "helper {h}");
+                for i in children(h) {
+                    assert_eq!(stat_field(i, 5), Some(i64::from(z)), "init {i}");
+                }
+            }
+        }
+        for r in runs {
+            assert!(r.join().unwrap().exit.success());
+        }
+    });
+    // SAFETY: closing the copy made above.
+    unsafe { libc::close(58) };
 }
 
 fn live_runs_and_reaps() {

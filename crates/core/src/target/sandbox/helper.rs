@@ -1,12 +1,13 @@
-//! The helper process: builds the sandbox (or joins the container, or
-//! stays on the live node), runs one program, reports on fd 3.
+//! A command's helper, forked by the zygote: builds the sandbox (or joins
+//! the container, or stays on the live node), runs one program, reports.
 //!
 //! Process tree for a root filesystem:
 //!
 //! ```text
-//! nodecheck (rayon thread) ── helper (new mount/net/ipc/uts ns; user ns when rootless)
-//!                               └─ init: pid 1 of a new pid ns; mounts /proc, pivots, drops caps
-//!                                    └─ the program (own session)
+//! nodecheck ── zygote (in the run's cgroup; one per command running at once)
+//!               └─ helper (new mount/net/ipc/uts ns; user ns when rootless)
+//!                   └─ init: pid 1 of a new pid ns; mounts /proc, pivots, drops caps
+//!                        └─ the program (own session)
 //! ```
 //!
 //! For a container, the helper joins the container's namespaces and takes
@@ -40,57 +41,67 @@ use super::root::{exec_program, exit, init};
 use super::sys::{self, Procfd, Res, Src, ctx};
 use super::{Job, Mode as JobMode, Report};
 
-/// Entry point, called by [`crate::helper::dispatch`]. Returns the exit code.
-pub(super) fn main() -> i32 {
-    // fd 3 is the report pipe: keep a close-on-exec copy so that no
-    // program ever inherits it.
-    // SAFETY: fd 3 was set up by the caller (or is not open, and fcntl
-    // fails cleanly).
-    let three = unsafe { BorrowedFd::borrow_raw(3) };
-    let report_fd = match nix::fcntl::fcntl(three, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)) {
-        // SAFETY: F_DUPFD_CLOEXEC returned a new fd that we own.
-        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
-        Err(_) => {
-            eprintln!(
-                "nodecheck: {} {} is internal; it is not meant to be run by hand",
-                crate::helper::ARG,
-                crate::helper::SANDBOX
-            );
-            return 2;
-        }
+/// A command's helper, forked by the zygote (`zygote`, its pid) with the
+/// program's stdout and stderr, the report pipe and the job: builds the
+/// sandbox, runs the program, writes the report and exits. `cgroup`: the
+/// version of the zygote's cgroup, which holds this command's limits, or
+/// why there is none; `leave`: the cgroup whose limits could not be set,
+/// to step out of before running anything.
+pub(super) fn command(
+    job: &Job,
+    out: OwnedFd,
+    err: OwnedFd,
+    report_fd: OwnedFd,
+    cgroup: Result<&str, String>,
+    leave: Option<&super::limits::Cgroup>,
+    zygote: i32,
+) -> ! {
+    // SAFETY: dup2 onto this process's own stdout and stderr.
+    unsafe {
+        libc::dup2(out.as_raw_fd(), 1);
+        libc::dup2(err.as_raw_fd(), 2);
+    }
+    drop(out);
+    drop(err);
+    // Out of a cgroup whose limits could not be set (its descriptors are
+    // closed next).
+    let cgroup = match leave {
+        Some(cg) => cg.leave().and(cgroup),
+        None => cgroup,
     };
-    // SAFETY: closing the original fd 3, which we no longer use.
-    unsafe { libc::close(3) };
-    // Whatever else came along (closed before exec already where the
-    // kernel has close_range).
+    // The zygote's control socket, signalfd and cgroup: none of it is the
+    // helper's.
+    sys::forget_term();
     crate::helper::close_fds_except(&[report_fd.as_raw_fd()]);
-    let mut input = Vec::new();
-    let report = match std::io::stdin().lock().read_to_end(&mut input) {
-        Err(e) => failed(format!("cannot read the job: {e}")),
-        Ok(_) => match serde_json::from_slice::<Job>(&input) {
-            Err(e) => failed(format!("cannot parse the job: {e}")),
-            Ok(job) => run(&job),
-        },
-    };
+    let report = (|| {
+        sys::term_with_parent()?;
+        if nix::unistd::getppid().as_raw() != zygote {
+            return Err("nodecheck went away before the sandbox was set up".to_string());
+        }
+        sys::dumpable();
+        Ok(run(job, cgroup))
+    })()
+    .unwrap_or_else(failed);
     let bytes = serde_json::to_vec(&report).unwrap_or_default();
     let _ = File::from(report_fd).write_all(&bytes);
-    0
+    // The caller reads to the end of all three: closed now, not after
+    // this process's namespaces are torn down on its way out.
+    // SAFETY: closing this process's stdout and stderr before _exit.
+    unsafe {
+        libc::close(1);
+        libc::close(2);
+    }
+    exit(0)
 }
 
-fn failed(e: String) -> Report {
+pub(super) fn failed(e: String) -> Report {
     Report {
         error: Some(e),
         ..Report::default()
     }
 }
 
-fn run(job: &Job) -> Report {
-    if let Err(e) = sys::term_with_parent() {
-        return failed(e);
-    }
-    if nix::unistd::getppid().as_raw() != job.parent {
-        return failed("nodecheck went away before the sandbox was set up".into());
-    }
+fn run(job: &Job, cgroup: Result<&str, String>) -> Report {
     let probe = matches!(job.mode, JobMode::Probe { .. });
     let root = nix::unistd::geteuid().is_root();
     let applied = (!probe).then(|| {
@@ -98,7 +109,7 @@ fn run(job: &Job) -> Report {
             &job.limits,
             !root,
             !matches!(job.mode, JobMode::Live),
-            job.no_cgroup,
+            cgroup,
             root && matches!(job.mode, JobMode::Rootfs { .. }),
         )
     });
@@ -114,8 +125,6 @@ fn run(job: &Job) -> Report {
     if let (Some(a), Some(e)) = (&applied, &no_userns) {
         limits = a.without_userns(&job.limits, e);
     }
-    // Kills what is left in the run's cgroup and removes it.
-    drop(applied);
     let mut report = r.unwrap_or_else(failed);
     if !limits.is_empty() {
         report.isolation = format!("{}; {limits}", report.isolation);
@@ -456,7 +465,7 @@ pub(super) fn stdin_fd(job: &Job) -> Res<Option<OwnedFd>> {
 /// O_TMPFILE in /tmp. memfd_create goes through the raw system call: its
 /// glibc wrapper (2.27) is newer than the glibc nodecheck's release build
 /// targets (2.17).
-fn anonymous_file() -> std::io::Result<File> {
+pub(super) fn anonymous_file() -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     // SAFETY: a valid NUL-terminated name and flags; the result is checked.
     let fd = unsafe {

@@ -1,18 +1,24 @@
-//! Memory and process limits of one run, through a cgroup made for it.
+//! Memory and process limits of one run, through a cgroup.
 //!
 //! rlimits do not bind uid 0 (`RLIMIT_NPROC` exempts root, `RLIMIT_AS`
 //! counts one process), so the limits live in a cgroup: cgroup v2 where
-//! the helper's cgroup can delegate the `memory` and `pids` controllers,
-//! else the v1 `memory` and `pids` hierarchies. The helper moves itself in
-//! before it forks (everything the program starts is counted, tmpfs pages
-//! it writes included), and at the end kills whatever is left in it, moves
-//! back out and removes it. Where no cgroup can be made (rootless, a
-//! read-only /sys/fs/cgroup, `NODECHECK_NO_CGROUP=1`) the program runs
-//! in a user namespace under rlimits, which bind a user namespace's root
-//! when it is not the host's uid 0: rootless, the sandbox's own; as root,
-//! one whose ids are shifted to [`super::sys::ID_BASE`] with the image
-//! mounted idmapped through it, so that its files keep their owners. The
-//! run's `isolation` says which limits applied.
+//! the zygote's cgroup can delegate the `memory` and `pids` controllers,
+//! else the v1 `memory` and `pids` hierarchies. Each zygote (see
+//! [`super::zygote`]) makes one cgroup and moves itself in once, when it
+//! starts: moving a process between cgroups waits for an RCU grace period
+//! (`cgroup_threadgroup_rwsem`), 7-15 ms on a quiet machine, which must
+//! not be paid per command. Before each command it writes that command's
+//! limits into it; the command's helper is forked inside, so everything
+//! the program starts is counted (tmpfs pages it writes included). After
+//! each command it kills whatever is left in it but itself, and when it
+//! ends it kills everything, moves out and removes it. Where no cgroup
+//! can be made (rootless, a read-only /sys/fs/cgroup,
+//! `NODECHECK_NO_CGROUP=1`) the program runs in a user namespace under
+//! rlimits, which bind a user namespace's root when it is not the host's
+//! uid 0: rootless, the sandbox's own; as root, one whose ids are shifted
+//! to [`super::sys::ID_BASE`] with the image mounted idmapped through it,
+//! so that its files keep their owners. The run's `isolation` says which
+//! limits applied.
 
 use std::fs;
 use std::io::Read;
@@ -29,17 +35,21 @@ use crate::target::exec::{Limits, format_bytes};
 /// Names of the cgroups made for runs (also how stale ones are known).
 const PREFIX: &str = "nodecheck-";
 
-/// A cgroup (one directory per hierarchy) the helper is in, held by
+/// A cgroup (one directory per hierarchy) a zygote is in, held by
 /// descriptors: the sandbox's `pivot_root` takes the host's /sys/fs/cgroup
-/// out of the helper's view before the cgroup is removed.
+/// out of the helper's view.
 pub(super) struct Cgroup {
     dirs: Vec<Dir>,
     v2: bool,
+    /// v1: swap is counted, and limited with the memory.
+    memsw: bool,
+    /// The limits written last (`None`: none yet, or a write failed).
+    set: Option<Limits>,
 }
 
 /// One hierarchy's new cgroup.
 struct Dir {
-    /// The cgroup the helper came from, where it returns.
+    /// The cgroup the zygote came from, where it returns.
     home: OwnedFd,
     /// Where the new one was made (and is removed from).
     parent: OwnedFd,
@@ -86,10 +96,8 @@ fn write_at(dir: &OwnedFd, file: &str, v: &str) -> std::io::Result<()> {
     std::io::Write::write_all(&mut fs::File::from(fd), v.as_bytes())
 }
 
-/// Which limits a run got.
+/// Which limits a command got.
 pub(super) struct Applied {
-    /// The run's cgroup, held: dropping it removes it.
-    pub(super) _cgroup: Option<Cgroup>,
     /// What the report says about them.
     pub(super) text: String,
     /// No cgroup, as root: the program must run in a user namespace of
@@ -114,16 +122,16 @@ impl Applied {
     }
 }
 
-/// Applies `limits` to the helper and everything it will start: a cgroup,
-/// or rlimits (`no_cgroup`: `NODECHECK_NO_CGROUP=1`, which skips the
-/// cgroup). `userns_ok`: as root, the program can be moved into a user
-/// namespace of its own where no cgroup can be had (a root filesystem's
-/// sandbox).
+/// Applies `limits` to the helper and everything it will start.
+/// `cgroup`: the version of the zygote's cgroup, which already holds them
+/// (the helper was forked inside), or why there is none; then rlimits.
+/// `userns_ok`: as root, the program can be moved into a user namespace
+/// of its own where no cgroup can be had (a root filesystem's sandbox).
 pub(super) fn apply(
     limits: &Limits,
     rootless: bool,
     sandboxed: bool,
-    no_cgroup: bool,
+    cgroup: Result<&str, String>,
     userns_ok: bool,
 ) -> Applied {
     // The live node has no tmpfs of nodecheck's.
@@ -132,27 +140,20 @@ pub(super) fn apply(
     } else {
         String::new()
     };
-    let made = if no_cgroup {
-        Err("NODECHECK_NO_CGROUP=1".to_string())
-    } else {
-        Cgroup::make(limits)
-    };
-    let applied = |cgroup, text, userns, why: String| Applied {
-        _cgroup: cgroup,
+    let applied = |text, userns, why: String| Applied {
         text,
         userns,
         why,
         tmpfs: tmpfs.clone(),
     };
-    match made {
-        Ok(cg) => {
+    match cgroup {
+        Ok(version) => {
             let text = format!(
-                "limits: cgroup {} memory {}, {} processes{tmpfs}",
-                if cg.v2 { "v2" } else { "v1" },
+                "limits: cgroup {version} memory {}, {} processes{tmpfs}",
                 format_bytes(limits.memory),
                 limits.processes
             );
-            applied(Some(cg), text, false, String::new())
+            applied(text, false, String::new())
         }
         Err(why) if rootless || userns_ok => {
             // In a user namespace whose root is not the host's uid 0,
@@ -169,7 +170,7 @@ pub(super) fn apply(
                 if rootless { " of this user" } else { "" },
                 format_bytes(limits.memory)
             );
-            applied(None, text, !rootless, why)
+            applied(text, !rootless, why)
         }
         Err(why) => {
             set_rlimit(libc::RLIMIT_AS, limits.memory);
@@ -178,7 +179,7 @@ pub(super) fn apply(
                  limit (no cgroup: {why})",
                 format_bytes(limits.memory)
             );
-            applied(None, text, false, why)
+            applied(text, false, why)
         }
     }
 }
@@ -194,27 +195,29 @@ fn set_rlimit(which: libc::__rlimit_resource_t, v: u64) {
 }
 
 impl Cgroup {
-    fn make(limits: &Limits) -> Res<Cgroup> {
+    /// Makes the zygote's cgroup (no limits yet) and moves this process
+    /// into it.
+    pub(super) fn make() -> Res<Cgroup> {
         let mounts = fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
         let mine = fs::read_to_string("/proc/self/cgroup")
             .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
         let name = format!("{PREFIX}{}-{}", std::process::id(), unique());
-        let v2 = Self::make_v2(&mounts, &mine, &name, limits);
+        let v2 = Self::make_v2(&mounts, &mine, &name);
         if let Ok(cg) = v2 {
             return Ok(cg);
         }
-        Self::make_v1(&mounts, &mine, &name, limits)
+        Self::make_v1(&mounts, &mine, &name)
             .map_err(|e1| format!("{}; {e1}", v2.err().unwrap_or_default()))
     }
 
-    fn make_v2(mounts: &str, mine: &str, name: &str, limits: &Limits) -> Res<Cgroup> {
+    fn make_v2(mounts: &str, mine: &str, name: &str) -> Res<Cgroup> {
         let mount = mount_of(mounts, "cgroup2", None).ok_or("no cgroup2 mount")?;
         let rel = mine
             .lines()
             .find_map(|l| l.strip_prefix("0::"))
             .ok_or("not in a cgroup v2")?;
-        // The helper's own cgroup is usually a leaf with processes, where
+        // The zygote's own cgroup is usually a leaf with processes, where
         // no controller can be delegated; the nearest ancestor that
         // delegates both takes the run's cgroup (beside the service or
         // scope nodecheck runs in).
@@ -231,23 +234,22 @@ impl Cgroup {
             })?;
         clean_stale(&parent);
         let dir = Dir::create(&join(&mount, rel), &parent, name)?;
-        let w = |f: &str, v: String| dir.write(f, &v);
-        let set = w("memory.max", limits.memory.to_string())
-            .and_then(|()| w("memory.swap.max", "0".into()).or(Ok(())))
-            .and_then(|()| w("pids.max", limits.processes.to_string()))
-            .and_then(|()| w("cgroup.procs", std::process::id().to_string()));
         // Removed when dropped, on a failure too.
         let cg = Cgroup {
             dirs: vec![dir],
             v2: true,
+            memsw: false,
+            set: None,
         };
-        set.map(|()| cg)
+        cg.enter().map(|()| cg)
     }
 
-    fn make_v1(mounts: &str, mine: &str, name: &str, limits: &Limits) -> Res<Cgroup> {
+    fn make_v1(mounts: &str, mine: &str, name: &str) -> Res<Cgroup> {
         let mut cg = Cgroup {
             dirs: Vec::new(),
             v2: false,
+            memsw: false,
+            set: None,
         };
         for ctl in ["memory", "pids"] {
             let mount = mount_of(mounts, "cgroup", Some(ctl))
@@ -262,35 +264,92 @@ impl Cgroup {
                 .ok_or_else(|| format!("not in a cgroup v1 {ctl} group"))?;
             let parent = join(&mount, rel);
             clean_stale(&parent);
-            let dir = Dir::create(&parent, &parent, name)?;
-            let w = |f: &str, v: String| dir.write(f, &v);
-            let set = if ctl == "memory" {
-                w("memory.limit_in_bytes", limits.memory.to_string()).and_then(|()| {
-                    // No swapping past the limit either, where swap is
-                    // counted.
-                    match w("memory.memsw.limit_in_bytes", limits.memory.to_string()) {
-                        Err(e)
-                            if parent
-                                .join(name)
-                                .join("memory.memsw.limit_in_bytes")
-                                .exists() =>
-                        {
-                            Err(e)
-                        }
-                        _ => Ok(()),
-                    }
-                })
-            } else {
-                w("pids.max", limits.processes.to_string())
-            };
-            // Pushed first: removed (dropped) on a failure.
-            cg.dirs.push(dir);
-            set?;
+            if ctl == "memory" {
+                cg.memsw = parent.join("memory.memsw.limit_in_bytes").exists();
+            }
+            // Pushed at once: removed (dropped) on a failure.
+            cg.dirs.push(Dir::create(&parent, &parent, name)?);
         }
-        for d in &cg.dirs {
+        cg.enter().map(|()| cg)
+    }
+
+    /// Moves this process in (the one slow step, once per zygote).
+    fn enter(&self) -> Res<()> {
+        for d in &self.dirs {
             d.write("cgroup.procs", &std::process::id().to_string())?;
         }
-        Ok(cg)
+        Ok(())
+    }
+
+    /// Moves this process (a command's helper whose limits could not be
+    /// set) back to where the zygote came from.
+    pub(super) fn leave(&self) -> Res<()> {
+        let me = std::process::id().to_string();
+        for d in &self.dirs {
+            write_at(&d.home, "cgroup.procs", &me)
+                .map_err(|e| format!("cannot leave {}: {e}", d.name))?;
+        }
+        Ok(())
+    }
+
+    /// `v1` or `v2`, for the report.
+    pub(super) fn version(&self) -> &'static str {
+        if self.v2 { "v2" } else { "v1" }
+    }
+
+    /// Writes the next command's limits (only those that changed). The
+    /// zygote itself is in the cgroup: one process more is allowed.
+    pub(super) fn set(&mut self, limits: &Limits) -> Res<()> {
+        let last = self.set.take();
+        if last == Some(*limits) {
+            self.set = last;
+            return Ok(());
+        }
+        let processes = limits.processes.saturating_add(1).to_string();
+        let memory = limits.memory.to_string();
+        let mem_changed = last.is_none_or(|l| l.memory != limits.memory);
+        let pids_changed = last.is_none_or(|l| l.processes != limits.processes);
+        if self.v2 {
+            let d = &self.dirs[0];
+            if mem_changed {
+                d.write("memory.max", &memory)?;
+                // Not every kernel counts swap.
+                let _ = d.write("memory.swap.max", "0");
+            }
+            if pids_changed {
+                d.write("pids.max", &processes)?;
+            }
+        } else {
+            let (mem, pids) = (&self.dirs[0], &self.dirs[1]);
+            if mem_changed {
+                for f in v1_memory_files(self.memsw, last.map(|l| l.memory), limits.memory) {
+                    mem.write(f, &memory)?;
+                }
+            }
+            if pids_changed {
+                pids.write("pids.max", &processes)?;
+            }
+        }
+        self.set = Some(*limits);
+        Ok(())
+    }
+
+    /// Kills whatever is left in the cgroup but this process: SIGKILL
+    /// until none is (a process forking as it is killed is caught by the
+    /// next pass), bounded in time.
+    pub(super) fn sweep(&self) {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = self.procs();
+            if left.is_empty() || Instant::now() > end {
+                break;
+            }
+            for p in left {
+                // SAFETY: kill of a process in the cgroup this run made.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn procs(&self) -> Vec<i32> {
@@ -317,36 +376,21 @@ impl Cgroup {
     }
 }
 
-/// Dropping the cgroup kills every process left in it (the program's
-/// daemons that escaped everything else), moves the helper back out and
-/// removes it.
+/// Dropping the cgroup (the zygote ends) moves the zygote back out, kills
+/// every process left in it and removes it.
 impl Drop for Cgroup {
     fn drop(&mut self) {
         let me = std::process::id().to_string();
         for d in &self.dirs {
             let _ = write_at(&d.home, "cgroup.procs", &me);
         }
-        // Whatever is left was started by the program: SIGKILL until none
-        // is (a process forking as it is killed is caught by the next
-        // pass), bounded in time.
-        let end = Instant::now() + Duration::from_secs(5);
-        loop {
-            if self.v2
-                && let Some(d) = self.dirs.first()
-            {
-                // One write kills them all (kernels from 5.14).
-                let _ = write_at(&d.dir, "cgroup.kill", "1");
-            }
-            let left = self.procs();
-            if left.is_empty() || Instant::now() > end {
-                break;
-            }
-            for p in left {
-                // SAFETY: kill of a process in the cgroup this run made.
-                unsafe { libc::kill(p, libc::SIGKILL) };
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        if self.v2
+            && let Some(d) = self.dirs.first()
+        {
+            // One write kills them all (kernels from 5.14).
+            let _ = write_at(&d.dir, "cgroup.kill", "1");
         }
+        self.sweep();
         for d in self.dirs.iter().rev() {
             // Killed processes take a moment to leave.
             let end = Instant::now() + Duration::from_secs(2);
@@ -361,6 +405,19 @@ impl Drop for Cgroup {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+    }
+}
+
+/// The v1 files to write, in order, to change the memory limit from
+/// `last` (`None`: a fresh cgroup, both unlimited) to `new`: memsw may
+/// never be below the memory limit, so it is raised first and lowered
+/// last.
+fn v1_memory_files(memsw: bool, last: Option<u64>, new: u64) -> &'static [&'static str] {
+    let raise = last.is_some_and(|l| new > l);
+    match (memsw, raise) {
+        (false, _) => &["memory.limit_in_bytes"],
+        (true, true) => &["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"],
+        (true, false) => &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"],
     }
 }
 
@@ -442,6 +499,17 @@ mod tests {
             ["/system.slice/x.service", "/system.slice", ""]
         );
         assert_eq!(ancestors("/").collect::<Vec<_>>(), [""]);
+    }
+
+    #[test]
+    fn v1_memory_limits_change_in_an_order_the_kernel_takes() {
+        let (mem, sw) = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes");
+        // Fresh: both unlimited, lower the memory first.
+        assert_eq!(v1_memory_files(true, None, 1 << 30), [mem, sw]);
+        assert_eq!(v1_memory_files(true, Some(4 << 30), 1 << 30), [mem, sw]);
+        // Raising the memory above memsw would fail: memsw first.
+        assert_eq!(v1_memory_files(true, Some(1 << 30), 4 << 30), [sw, mem]);
+        assert_eq!(v1_memory_files(false, Some(1 << 30), 4 << 30), [mem]);
     }
 
     #[test]

@@ -5,14 +5,19 @@
 //! of a user namespace and `setns` of a mount namespace fail with `EINVAL`,
 //! and after `fork` only async-signal-safe calls are allowed), and the
 //! runner evaluates checks on rayon threads. So every program is started
-//! by a fresh copy of the running executable (`/proc/self/exe
+//! from a *zygote*: a copy of the running executable (`/proc/self/exe
 //! __nodecheck-helper sandbox`, started like every helper by
-//! [`crate::helper`]) that reads a [`Job`] on stdin, builds the sandbox,
-//! runs the program and writes a [`Report`] on fd 3; the program's stdout
-//! and stderr are the helper's, read by the caller with a cap (its own
-//! poll loop over the three pipes, since the report pipe must be read
-//! whole). A program embedding nodecheck-core must therefore call
-//! [`crate::helper::dispatch`] first thing in `main`.
+//! [`crate::helper`]) that stays single-threaded, sits in the run's cgroup
+//! and forks one helper per command (see [`zygote`]). The helper reads a
+//! [`Job`], builds the sandbox, runs the program and writes a [`Report`]
+//! on a pipe; the program's stdout and stderr are pipes of the caller's
+//! too, read with a cap (its own poll loop over the three pipes, since the
+//! report pipe must be read whole). nodecheck keeps a pool of zygotes, one
+//! per command running at once, started by one thread of its own that
+//! never ends (a child's parent-death signal follows the thread that
+//! started it), and ended with nodecheck. A program embedding
+//! nodecheck-core must therefore call [`crate::helper::dispatch`] first
+//! thing in `main`.
 //!
 //! The sandbox for a root filesystem (see [`helper`] for the details):
 //! fresh mount, pid, ipc, uts and network namespaces (plus a user namespace
@@ -31,6 +36,7 @@ mod join;
 mod limits;
 mod root;
 mod sys;
+mod zygote;
 
 pub(crate) use sys::start_time;
 
@@ -39,7 +45,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
@@ -53,10 +59,10 @@ use super::exec::{Captured, ExecOutput, ExecRequest, Exit, Limits};
 /// only catches a helper that is stuck).
 const HELPER_GRACE: Duration = Duration::from_secs(20);
 
-/// The sandbox helper's entry, called by [`crate::helper::dispatch`].
-/// Returns the exit code.
+/// The sandbox's zygote, called by [`crate::helper::dispatch`]. Returns
+/// the exit code.
 pub(crate) fn helper_main() -> i32 {
-    helper::main()
+    zygote::main()
 }
 
 /// Where the program runs.
@@ -86,7 +92,7 @@ pub(crate) struct Enter {
     pub user: bool,
 }
 
-/// What the caller sends the helper on its stdin.
+/// What the caller sends a helper (through its zygote, in a memfd).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Job {
     mode: Mode,
@@ -98,8 +104,6 @@ pub(crate) struct Job {
     files: Vec<(String, Vec<u8>, u32)>,
     stdin: Vec<u8>,
     timeout_ms: u64,
-    /// The caller's pid: the helper dies with it.
-    parent: i32,
     /// Skip the overlay: the read-only bind with tmpfs scratch directories
     /// (`NODECHECK_NO_OVERLAY=1`, for filesystems where overlayfs mounts
     /// but misbehaves; also what the kernel's refusal falls back to).
@@ -111,7 +115,7 @@ pub(crate) struct Job {
     limits: Limits,
 }
 
-/// What the helper answers on fd 3.
+/// What the helper answers on the report pipe.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Report {
     /// Raw wait status of the program; `None` when it never ended (timeout)
@@ -155,7 +159,6 @@ pub(crate) fn run_entered(
             .collect(),
         stdin: req.stdin.clone(),
         timeout_ms: u64::try_from(req.timeout.as_millis()).unwrap_or(u64::MAX),
-        parent: i32::try_from(std::process::id()).unwrap_or(0),
         no_overlay: std::env::var_os("NODECHECK_NO_OVERLAY").is_some_and(|v| v == "1"),
         no_cgroup: std::env::var_os("NODECHECK_NO_CGROUP").is_some_and(|v| v == "1"),
         limits: req.limits,
@@ -197,7 +200,6 @@ pub(crate) fn available(root: &std::path::Path) -> Result<(), String> {
                 files: Vec::new(),
                 stdin: Vec::new(),
                 timeout_ms: 0,
-                parent: i32::try_from(std::process::id()).unwrap_or(0),
                 no_overlay: false,
                 no_cgroup: false,
                 limits: Limits::default(),
@@ -216,21 +218,110 @@ pub(crate) fn available(root: &std::path::Path) -> Result<(), String> {
 /// What the error says when the helper never answered.
 const NO_HOOK: &str = "the sandbox helper did not answer";
 
-fn spawn_helper(
-    job: &Job,
-    limit: usize,
-    deadline: Duration,
-) -> io::Result<(Report, Captured, Captured)> {
-    let input = serde_json::to_vec(job).map_err(io::Error::other)?;
-    let (status_r, status_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+/// One zygote of the pool, with its control socket.
+struct Zygote {
+    child: std::process::Child,
+    ctl: OwnedFd,
+    no_cgroup: bool,
+}
+
+impl Zygote {
+    /// Kills the zygote with its process group (its helpers and their
+    /// inits: the sandboxes' pid namespaces go with them) and reaps it.
+    fn kill(mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill of the process group of our own, unreaped child.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Idle zygotes.
+static POOL: Mutex<Vec<Zygote>> = Mutex::new(Vec::new());
+
+/// An idle zygote of the pool, or a new one.
+fn take_zygote(no_cgroup: bool) -> io::Result<Zygote> {
+    let idle = {
+        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        pool.iter()
+            .position(|z| z.no_cgroup == no_cgroup)
+            .map(|i| pool.swap_remove(i))
+    };
+    match idle {
+        Some(z) => Ok(z),
+        None => start_zygote(no_cgroup),
+    }
+}
+
+/// A request to the thread that starts zygotes.
+type StartRequest = (bool, mpsc::Sender<io::Result<Zygote>>);
+
+/// Starts a zygote from the one thread that does (it never ends, so the
+/// zygote's parent-death signal fires only when nodecheck does).
+fn start_zygote(no_cgroup: bool) -> io::Result<Zygote> {
+    static STARTER: OnceLock<Mutex<mpsc::Sender<StartRequest>>> = OnceLock::new();
+    let starter = STARTER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<StartRequest>();
+        let started = std::thread::Builder::new()
+            .name("nodecheck-zygotes".into())
+            .spawn(move || {
+                for (no_cgroup, reply) in rx {
+                    let _ = reply.send(spawn_zygote(no_cgroup));
+                }
+            });
+        if started.is_ok() {
+            // SAFETY: registering a plain extern "C" function.
+            unsafe { libc::atexit(end_zygotes) };
+        }
+        Mutex::new(tx)
+    });
+    let (tx, rx) = mpsc::channel();
+    starter
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .send((no_cgroup, tx))
+        .map_err(|_| io::Error::other("the thread that starts sandbox helpers is gone"))?;
+    rx.recv()
+        .map_err(|_| io::Error::other("the thread that starts sandbox helpers is gone"))?
+}
+
+/// At exit: closes every idle zygote's socket and waits a little for it
+/// to remove its cgroup (the zygotes of commands still running die with
+/// nodecheck through their parent-death signal).
+extern "C" fn end_zygotes() {
+    let zygotes = match POOL.try_lock() {
+        Ok(mut pool) => std::mem::take(&mut *pool),
+        Err(_) => return,
+    };
+    // All told at once: each moves out of its cgroup (an RCU grace
+    // period) and removes it.
+    let mut children: Vec<std::process::Child> = zygotes.into_iter().map(|z| z.child).collect();
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        children.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+        if children.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn spawn_zygote(no_cgroup: bool) -> io::Result<Zygote> {
+    let (ctl, theirs) = sys::seqpacket_pair()?;
     let mut cmd = crate::helper::command(crate::helper::SANDBOX)?;
+    cmd.arg(std::process::id().to_string());
+    if no_cgroup {
+        cmd.arg(zygote::NO_CGROUP);
+    }
     cmd.env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let w = status_w.as_raw_fd();
-    // SAFETY: dup2 and fcntl are async-signal-safe; `w` stays open in the
-    // parent until spawn returns.
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let w = theirs.as_raw_fd();
+    // SAFETY: dup2 and fcntl are async-signal-safe; `theirs` stays open in
+    // the parent until spawn returns.
     unsafe {
         cmd.pre_exec(move || {
             // dup2 onto itself keeps close-on-exec: clear it instead.
@@ -245,46 +336,85 @@ fn spawn_helper(
             Ok(())
         });
     }
-    // Nothing but stdio and the report pipe crosses into the helper.
+    // Nothing but stdio and the control socket crosses into the zygote.
     crate::helper::child_hygiene(&mut cmd, 4);
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start the sandbox helper: {e}")))?;
-    drop(status_w);
-    // The helper reads the whole job before it writes anything, so a
-    // blocking write cannot deadlock against its output.
-    let wrote = child
-        .stdin
-        .take()
-        .map(|mut stdin| stdin.write_all(&input))
-        .unwrap_or(Ok(()));
-    let stdout: OwnedFd = child
-        .stdout
-        .take()
-        .map(Into::into)
-        .ok_or_else(|| io::Error::other("no stdout pipe"))?;
-    let stderr: OwnedFd = child
-        .stderr
-        .take()
-        .map(Into::into)
-        .ok_or_else(|| io::Error::other("no stderr pipe"))?;
-    let collected = collect(&[&stdout, &stderr, &status_r], limit, deadline);
+    drop(theirs);
+    let z = Zygote {
+        child,
+        ctl,
+        no_cgroup,
+    };
+    // Ready once it has made its cgroup; a program that never called
+    // helper::dispatch() runs its own main instead and never says so.
+    let mut p = [PollFd::new(z.ctl.as_fd(), PollFlags::POLLIN)];
+    let ms = u16::try_from(HELPER_GRACE.as_millis()).unwrap_or(u16::MAX);
+    let ready = matches!(poll(&mut p, PollTimeout::from(ms)), Ok(n) if n > 0);
+    let mut b = [0u8; 1];
+    if ready && matches!(nix::unistd::read(&z.ctl, &mut b), Ok(1)) && b[0] == zygote::READY {
+        return Ok(z);
+    }
+    z.kill();
+    Err(io::Error::other(format!(
+        "{NO_HOOK}; a program embedding nodecheck-core must call \
+         nodecheck_core::helper::dispatch() first thing in main"
+    )))
+}
+
+fn spawn_helper(
+    job: &Job,
+    limit: usize,
+    deadline: Duration,
+) -> io::Result<(Report, Captured, Captured)> {
+    let input = serde_json::to_vec(job).map_err(io::Error::other)?;
+    let mut job_file = helper::anonymous_file()?;
+    job_file.write_all(&input)?;
+    let job_fd = OwnedFd::from(job_file);
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (status_r, status_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let fds = [
+        job_fd.as_fd(),
+        out_w.as_fd(),
+        err_w.as_fd(),
+        status_w.as_fd(),
+    ];
+    // A zygote of the pool may have been killed since: the job reached
+    // nobody, so another one takes it.
+    let mut tries = 0;
+    let z = loop {
+        let z = take_zygote(job.no_cgroup)?;
+        match sys::send_fds(z.ctl.as_fd(), zygote::JOB, &fds) {
+            Ok(()) => break z,
+            Err(e) if tries < 2 => {
+                let _ = e;
+                tries += 1;
+                z.kill();
+            }
+            Err(e) => {
+                z.kill();
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot hand the job to the sandbox helper: {e}"),
+                ));
+            }
+        }
+    };
+    drop((job_fd, out_w, err_w, status_w));
+    let collected = collect(&[&out_r, &err_r, &status_r], limit, deadline);
     let (outs, expired) = match collected {
         Ok(v) => v,
         Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            z.kill();
             return Err(e);
         }
     };
     if expired {
-        // The helper itself is stuck: kill it; its init child dies with it
-        // (parent-death signal), and the namespaces with that.
-        let _ = child.kill();
-    }
-    let status = child.wait()?;
-    let [out, err, report] = outs;
-    if expired {
+        // The helper is stuck: the zygote goes with its process group
+        // (helpers and inits; the pid namespaces go with them).
+        z.kill();
         return Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
@@ -293,21 +423,19 @@ fn spawn_helper(
             ),
         ));
     }
+    let [out, err, report] = outs;
     let report_bytes: Vec<u8> = report.head.iter().chain(&report.tail).copied().collect();
     match serde_json::from_slice::<Report>(&report_bytes) {
-        Ok(r) => Ok((r, out, err)),
+        Ok(r) => {
+            POOL.lock().unwrap_or_else(PoisonError::into_inner).push(z);
+            Ok((r, out, err))
+        }
         Err(_) => {
-            let why = if let Err(e) = wrote {
-                format!("could not send it the job ({e})")
-            } else {
-                format!("{status}")
-            };
+            z.kill();
             let text = err.text();
             let text = text.trim();
             Err(io::Error::other(format!(
-                "{NO_HOOK} ({why}{}); a program embedding \
-                 nodecheck-core must call nodecheck_core::helper::dispatch() first \
-                 thing in main",
+                "{NO_HOOK} (it ended without a report{})",
                 if text.is_empty() {
                     String::new()
                 } else {

@@ -253,8 +253,15 @@ pub(super) fn forget_term() {
     TERM_FD.store(-1, Ordering::Relaxed);
 }
 
+/// The signalfd of [`term_with_parent`], to poll beside other descriptors.
+pub(super) fn term_fd() -> Option<BorrowedFd<'static>> {
+    let fd = TERM_FD.load(Ordering::Relaxed);
+    // SAFETY: the signalfd lives as long as the process.
+    (fd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
 /// Whether SIGTERM is pending on the signalfd (consumes it).
-fn term_pending() -> bool {
+pub(super) fn term_pending() -> bool {
     let fd = TERM_FD.load(Ordering::Relaxed);
     if fd < 0 {
         return false;
@@ -282,6 +289,127 @@ pub(super) fn not_dumpable() -> Res<()> {
         ));
     }
     Ok(())
+}
+
+/// Makes the process dumpable again (a command's helper forked from the
+/// non-dumpable zygote): rootless, it must write its own
+/// `/proc/self/uid_map`, which a non-dumpable process's /proc denies.
+pub(super) fn dumpable() {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong, 0, 0, 0) };
+}
+
+/// A connected pair of `SOCK_SEQPACKET` Unix sockets, close-on-exec.
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: socketpair fills the two-element array it is given.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: two new descriptors this process owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends one byte and `fds` (`SCM_RIGHTS`) on the socket `sock`.
+pub(crate) fn send_fds(sock: BorrowedFd<'_>, byte: u8, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let payload = std::mem::size_of_val(raw.as_slice());
+    // SAFETY: CMSG_SPACE computes a size from an integer.
+    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
+    // u64 words keep the control buffer aligned for cmsghdr.
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut data = [byte];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: a zeroed msghdr filled with pointers to live local buffers;
+    // CMSG_FIRSTHDR points into `control`, which holds CMSG_SPACE bytes.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !raw.is_empty() {
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = space as _;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(payload as u32) as _;
+            std::ptr::copy_nonoverlapping(raw.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), payload);
+        }
+        loop {
+            let r = libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL);
+            if r >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Receives one byte and up to `max` descriptors (close-on-exec) from the
+/// socket `sock`; `None` at the end of the stream.
+pub(super) fn recv_fds(sock: BorrowedFd<'_>, max: usize) -> io::Result<Option<(u8, Vec<OwnedFd>)>> {
+    let payload = max * std::mem::size_of::<RawFd>();
+    // SAFETY: CMSG_SPACE computes a size from an integer.
+    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut data = [0u8];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut fds = Vec::new();
+    // SAFETY: as in send_fds; the kernel writes at most msg_controllen
+    // bytes of control data, and every descriptor it passed is taken into
+    // an OwnedFd once.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let n = loop {
+            let r = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if r >= 0 {
+                break r;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        };
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let p = libc::CMSG_DATA(c).cast::<RawFd>();
+                for i in 0..len / std::mem::size_of::<RawFd>() {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(p.add(i))));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            return Err(io::Error::other("too many descriptors in a message"));
+        }
+    }
+    Ok(Some((data[0], fds)))
 }
 
 /// Joins a new, empty session keyring: the program cannot reach the keys
@@ -457,7 +585,7 @@ pub(super) fn drop_caps() -> Res<()> {
 }
 
 /// A pidfd for a child, when the kernel has them (5.3+).
-fn pidfd(pid: i32) -> Option<OwnedFd> {
+pub(super) fn pidfd(pid: i32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
@@ -469,16 +597,25 @@ fn pidfd(pid: i32) -> Option<OwnedFd> {
 
 /// Waits until the child `pid` has ended (without reaping it, so its pid
 /// and process group stay reserved), or kills it with SIGKILL once
-/// `timeout` has passed (`true`).
+/// `timeout` has passed or SIGTERM came (`true`).
 pub(super) fn wait_exit(pid: i32, timeout: Duration) -> bool {
+    let stopped = wait_exit_or_term(pid, timeout);
+    if stopped {
+        // SAFETY: kill of our own, unreaped child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    stopped
+}
+
+/// Waits until the child `pid` has ended (`false`, not reaped), or until
+/// `timeout` has passed or SIGTERM came (`true`, the child left running).
+pub(super) fn wait_exit_or_term(pid: i32, timeout: Duration) -> bool {
     let end = Instant::now() + timeout;
     let fd = pidfd(pid);
     let mut sleep = Duration::from_micros(200);
     loop {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() || term_pending() {
-            // SAFETY: kill of our own, unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
             return true;
         }
         match &fd {
@@ -791,4 +928,33 @@ pub(super) fn enter_holder(e: &super::Enter) -> Res<()> {
     }
     nix::sched::setns(mnt, nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(ctx("cannot enter the image tree's mount namespace"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_cross_a_socket_and_the_end_is_seen() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        send_fds(a.as_fd(), b'J', &[w.as_fd(), r.as_fd()]).unwrap();
+        drop(w);
+        let (byte, fds) = recv_fds(b.as_fd(), 4).unwrap().unwrap();
+        assert_eq!((byte, fds.len()), (b'J', 2));
+        // The first is the pipe's write end: what it writes, `r` reads.
+        nix::unistd::write(&fds[0], b"x").unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(nix::unistd::read(&r, &mut buf).unwrap(), 1);
+        assert_eq!(&buf, b"x");
+        // Received close-on-exec.
+        let flags = nix::fcntl::fcntl(&fds[1], nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
+        // A message without descriptors, then the end of the stream.
+        send_fds(a.as_fd(), b'R', &[]).unwrap();
+        let (byte, fds) = recv_fds(b.as_fd(), 4).unwrap().unwrap();
+        assert_eq!((byte, fds.len()), (b'R', 0));
+        drop(a);
+        assert!(recv_fds(b.as_fd(), 4).unwrap().is_none());
+    }
 }
