@@ -86,6 +86,14 @@ mapfile -t executables < <(sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' "$work/b
   echo "fuzz: cargo built no fuzz target" >&2
   exit 1
 }
+# The allocation cap (fuzz/src/lib.rs) is in a target only if it names
+# the crate: a target without it would miss what a bogus size reserves.
+for exe in "${executables[@]}"; do
+  if ! nm -C "$exe" | grep 'nodecheck_fuzz::LIMIT' >/dev/null; then
+    echo "fuzz: $(basename "$exe") lacks the allocation cap: add \`use nodecheck_fuzz as _;\`" >&2
+    exit 1
+  fi
+done
 built=$((SECONDS - start))
 echo "fuzz: built ${#executables[@]} targets in ${built}s"
 
