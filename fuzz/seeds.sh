@@ -7,12 +7,14 @@
 # fuzzer grows the rest. As root (device nodes, owners), with
 # NODECHECK_TEST_ROOTFS set and a nodecheck binary at $NODECHECK (default:
 # target/debug/nodecheck). tests/fuzz.sh runs from these; it does not
-# need this script.
+# need this script. Inputs that once crashed a target (crash-*) are kept
+# beside the seeds, so every CI run replays them; this script leaves them.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=${NODECHECK_TEST_ROOTFS:?set NODECHECK_TEST_ROOTFS to the reference rootfs}
 nodecheck=${NODECHECK:-../target/debug/nodecheck}
 corpus=$PWD/corpus
+find "$corpus" -type f ! -name 'crash-*' -delete 2>/dev/null || true
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
