@@ -49,7 +49,7 @@ props=$("$bin" list "$profile" | grep '^    ' | sed 's/.*: //' | tr ',' '\n' | g
 echo "profile: $profile, $checks checks asserting $props properties; NHC-style script: $(grep -cE '^check_[a-z_]+( |$)' "$script") checks"
 
 # In-process time of the checks, as nodecheck reports it.
-inproc=$(for _ in $(seq 30); do "${nodecheck[@]}" | sed -n 's/.* in \([0-9.]*\) ms .*/\1/p'; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+inproc=$(for _ in $(seq 30); do "${nodecheck[@]}" | sed -n 's/.* in \([0-9.]*\) \{0,1\}ms .*/\1/p'; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 
 runs=100
 mean_ms() { # command... -> mean and stddev of wall time in ms

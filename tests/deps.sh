@@ -42,6 +42,9 @@ packages=(
   # Packed-image targets (tests/e2e/images.rs pack the reference rootfs
   # with the real tools): cpio, mksquashfs.
   cpio squashfs-tools
+  # Programs in a packed image as an unprivileged user: newuidmap and
+  # newgidmap map a user namespace over the user's subordinate ids.
+  uidmap
 )
 missing=()
 # npm: any Node.js with npm does (a machine may have one outside Debian's).
@@ -76,3 +79,7 @@ if [[ ! -x $taplo/node_modules/.bin/taplo ]]; then
   mkdir -p "$taplo"
   (cd "$taplo" && npm install --silent --no-audit --no-fund @taplo/cli@0.7.0)
 fi
+
+# The unprivileged users of tests/e2e/images.rs: nc-subids with a
+# subordinate id range, nc-nosubids without.
+tests/images/users.sh

@@ -556,7 +556,7 @@ fn nhc_exits_at_the_budget_even_when_the_kernel_never_lets_a_check_go() {
 /// The samples of a Prometheus text file, as the official Python client's
 /// parser reads them (python3-prometheus-client); fails when it rejects
 /// the file.
-fn parse_prometheus(file: &Path) -> std::collections::BTreeMap<String, f64> {
+pub(crate) fn parse_prometheus(file: &Path) -> std::collections::BTreeMap<String, f64> {
     let script = "import sys\n\
         from prometheus_client.parser import text_string_to_metric_families\n\
         for fam in text_string_to_metric_families(open(sys.argv[1]).read()):\n\

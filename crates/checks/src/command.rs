@@ -160,8 +160,8 @@ impl Kind for Command {
 
     fn eval(&self, check: &Check, cx: &Context<'_>) -> Evaluation {
         if let Some(reason) = exec::needs_root(check, cx.target) {
-            let mut v = vec![PropertyResult::skip("exit_status", reason)];
-            v.extend(eval::skip_rest(check, &["exit_status"], reason));
+            let mut v = vec![PropertyResult::skip("exit_status", reason.clone())];
+            v.extend(eval::skip_rest(check, &["exit_status"], &reason));
             return v.into();
         }
         let modules = check.list("modules").unwrap_or(&[]);

@@ -161,8 +161,12 @@ pub fn run(
 
 /// `Some(reason)` when the check asks for real root (`root = true`) and
 /// the target runs programs without it (a rootless sandbox).
-pub fn needs_root(check: &Check, target: &dyn Target) -> Option<&'static str> {
-    (check.bool("root") == Some(true) && !target.has(Need::Root)).then(|| Need::Root.skip_reason())
+pub fn needs_root(check: &Check, target: &dyn Target) -> Option<String> {
+    if check.bool("root") == Some(true) {
+        target.missing(Need::Root)
+    } else {
+        None
+    }
 }
 
 /// One step of a driver script's output: the text after `@@nodecheck:NAME`

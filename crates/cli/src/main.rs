@@ -170,6 +170,12 @@ struct RunArgs {
     /// commit), shown in the report's target identity.
     #[arg(long, value_name = "PATH", default_value = nodecheck_core::identity::IMAGE_RELEASE)]
     image_release: String,
+    /// Hash the packed image file given as the target (sha256) into the
+    /// report's target identity. Off by default: it reads the whole file
+    /// once more (about a second per GB); OCI images are named by their
+    /// manifest digest without it.
+    #[arg(long)]
+    sha256: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -321,6 +327,7 @@ fn cmd_run(args: RunArgs) -> u8 {
         budget_from: None,
         interrupt: Some(&INTERRUPTED),
         image_release: Some(args.image_release.clone()),
+        sha256: args.sha256,
     };
     // A selector that matches nothing would make a gate that checks
     // nothing pass.

@@ -69,9 +69,11 @@ pub struct NhcArgs {
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
     /// Log each failure and each drain or resume to this syslog socket
-    /// (slurmd throws the health check's output away); `none` turns it off.
-    #[arg(long, value_name = "SOCKET", default_value = "/dev/log")]
-    syslog: PathBuf,
+    /// (slurmd throws the health check's output away); `none` turns it off
+    /// [default: /dev/log, where a missing socket is only mentioned when a
+    /// message could not be logged].
+    #[arg(long, value_name = "SOCKET")]
+    syslog: Option<PathBuf>,
     /// Drain only after this many failing runs in a row (a passing run
     /// starts the count again), so that one slow NFS answer does not drain
     /// a node.
@@ -244,7 +246,7 @@ pub fn cmd_nhc(args: NhcArgs) -> u8 {
             }
         }
     };
-    let mut log = Syslog::open(&args.syslog);
+    let mut log = Syslog::open(args.syslog.as_deref());
     for line in verdict.lines.lines().filter(|l| l.starts_with("ERROR:")) {
         log.send(crate::syslog::ERR, line);
     }
@@ -293,10 +295,10 @@ pub fn cmd_nhc(args: NhcArgs) -> u8 {
         }
         let _ = out.write_all(said.as_bytes());
     }
-    if let Some(e) = log.error() {
-        let _ = writeln!(out, "nodecheck:  syslog:  {e}");
-    }
     let _ = out.flush();
+    if let Some(w) = log.warning() {
+        eprintln!("nodecheck: warning: {w}");
+    }
     if verdict.healthy {
         exit::OK
     } else {

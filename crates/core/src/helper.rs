@@ -33,6 +33,11 @@ pub const ARG: &str = "__nodecheck-helper";
 /// (`crate::target`'s exec); a handler of that name is never called.
 pub const SANDBOX: &str = "sandbox";
 
+/// The built-in helper that holds a packed image's tree, written out for
+/// programs, in a private mount namespace (`target::image`); a handler of
+/// that name is never called.
+pub const IMAGE_TREE: &str = "image-tree";
+
 /// Output kept per stream; the rest is read and dropped.
 const KEEP: usize = 64 << 10;
 
@@ -69,6 +74,10 @@ pub fn dispatch(handlers: &[(&str, Handler)]) -> Option<i32> {
     if name == SANDBOX {
         // Keeps its report pipe (fd 3) and closes the rest itself.
         return Some(crate::target::sandbox_helper());
+    }
+    if name == IMAGE_TREE {
+        close_fds_except(&[]);
+        return Some(crate::target::image_tree_helper(&args[3..]));
     }
     // Closed before exec already where the kernel has close_range; this
     // catches older kernels (and a parent that was not nodecheck).

@@ -52,6 +52,79 @@ pub struct TargetIdentity {
     /// 256 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_release: Option<String>,
+    /// A packed image: which file, in which format, and its digests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageIdentity>,
+}
+
+/// A packed image target's file (docs/json-report.md, `target.image`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImageIdentity {
+    /// The image file (or OCI layout directory) as given.
+    pub path: String,
+    /// `cpio`, `tar`, `oci`, `oci-archive`, `docker-archive`, …
+    pub format: String,
+    /// The file's size in bytes (a layout directory: its blobs read).
+    pub size: u64,
+    /// OCI layout and oci-archive: the digest of the manifest picked,
+    /// checked against its content (`sha256:…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// OCI forms and docker-archive: `sha256:` of the image config, the
+    /// image ID, the same whichever form the image was saved in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
+    /// The image file's sha256 (hex), only when asked for (`--sha256`):
+    /// hashing a large file would dominate the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl ImageIdentity {
+    /// Hashes the image file into [`ImageIdentity::sha256`]; an error
+    /// names the file.
+    pub fn hash_file(&mut self) -> std::io::Result<()> {
+        use sha2::{Digest, Sha256};
+        use std::io::Read;
+        let name = &self.path;
+        let wrap = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{name}: {e}"));
+        let mut file = std::fs::File::open(&self.path).map_err(wrap)?;
+        if !file.metadata().map_err(wrap)?.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "{name}: not a regular file (an OCI layout is named by its manifest digest)"
+                ),
+            ));
+        }
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(wrap)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        self.sha256 = Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect());
+        Ok(())
+    }
+
+    /// `manifest sha256:…, image ID sha256:…, file sha256 …`, or `None`
+    /// when no digest is known.
+    pub fn describe_digests(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(d) = &self.digest {
+            parts.push(format!("manifest {d}"));
+        }
+        if let Some(d) = &self.config_digest {
+            parts.push(format!("image ID {d}"));
+        }
+        if let Some(h) = &self.sha256 {
+            parts.push(format!("file sha256:{h}"));
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
 }
 
 /// What os-release says.
@@ -68,8 +141,20 @@ impl TargetIdentity {
     /// image's release file inside the target.
     pub fn read(target: &dyn Target, image_release: &str) -> TargetIdentity {
         let live = matches!(target.kind(), TargetKind::Live | TargetKind::Container);
+        let image = target.image().map(|i| ImageIdentity {
+            path: i.path.display().to_string(),
+            format: i.format.as_str().to_owned(),
+            size: i.compressed_size,
+            digest: i.digest.clone(),
+            config_digest: i.config_digest.clone(),
+            sha256: None,
+        });
         let name = if live {
             read_line(target, "/proc/sys/kernel/hostname")
+        } else if let Some(i) = target.image() {
+            // The file's name: the description adds the compression and
+            // size after it.
+            i.path.file_name().map(|n| n.to_string_lossy().into_owned())
         } else {
             let d = target.describe();
             let path = d.split_once(':').map_or(d.as_str(), |(_, p)| p);
@@ -99,6 +184,7 @@ impl TargetIdentity {
             os,
             kernel,
             image_release,
+            image,
         }
     }
 
@@ -192,6 +278,71 @@ mod tests {
             os_release("VERSION_ID=12").version_id.as_deref(),
             Some("12")
         );
+    }
+
+    /// A packed image is named by its file, not by the description that
+    /// follows it with the compression and size (which it once was).
+    #[test]
+    fn a_packed_image_says_which_file_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("compute-2026.07.tar");
+        let mut b = ::tar::Builder::new(Vec::new());
+        let os = b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n";
+        let mut h = ::tar::Header::new_ustar();
+        h.set_size(os.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(::tar::EntryType::Regular);
+        b.append_data(&mut h, "etc/os-release", &os[..]).unwrap();
+        std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+        let target = crate::target::ImageTarget::open(&path).unwrap();
+        let id = TargetIdentity::read(&target, IMAGE_RELEASE);
+        assert_eq!(id.name.as_deref(), Some("compute-2026.07.tar"));
+        assert!(id.os.unwrap().pretty_name.unwrap().contains("bookworm"));
+        let image = id.image.unwrap();
+        assert_eq!(image.path, path.display().to_string());
+        assert_eq!(image.format, "tar");
+        assert_eq!(image.size, std::fs::metadata(&path).unwrap().len());
+        assert_eq!(
+            (image.digest, image.config_digest, image.sha256),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn an_image_file_is_hashed_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("img.cpio");
+        std::fs::write(&file, b"abc").unwrap();
+        let mut id = ImageIdentity {
+            path: file.display().to_string(),
+            format: "cpio".into(),
+            size: 3,
+            ..Default::default()
+        };
+        assert_eq!(id.describe_digests(), None);
+        id.hash_file().unwrap();
+        // sha256("abc"), FIPS 180-2's example.
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(id.sha256.as_deref(), Some(abc));
+        assert_eq!(id.describe_digests(), Some(format!("file sha256:{abc}")));
+
+        // A directory (an OCI layout) or a missing file: an error naming it.
+        let mut layout = ImageIdentity {
+            path: dir.path().display().to_string(),
+            ..Default::default()
+        };
+        let e = layout.hash_file().unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        assert!(e.contains(&dir.path().display().to_string()), "{e}");
+        let mut gone = ImageIdentity {
+            path: dir.path().join("gone").display().to_string(),
+            ..Default::default()
+        };
+        let e = gone.hash_file().unwrap_err().to_string();
+        assert!(e.contains("gone"), "{e}");
     }
 
     #[test]

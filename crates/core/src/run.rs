@@ -51,6 +51,10 @@ pub struct Options {
     /// The image's release file inside the target;
     /// [`IMAGE_RELEASE`](crate::identity::IMAGE_RELEASE) when `None`.
     pub image_release: Option<String>,
+    /// Hash a packed image's file into the report's identity
+    /// (`target.image.sha256`; `--sha256`). Off by default: reading a large
+    /// image once more would dominate a metadata run.
+    pub sha256: bool,
     /// Set (by a signal handler, say) to stop the run: no check starts
     /// after it, and the checks still running end as an `error`
     /// "interrupted". [`run_shared`] returns within a fraction of a second
@@ -171,13 +175,29 @@ fn run_on(
         version: profile.version.clone(),
         file: profile.file.display().to_string(),
     };
+    let mut identity = TargetIdentity::read(
+        target,
+        options.image_release.as_deref().unwrap_or(IMAGE_RELEASE),
+    );
+    let mut warnings: Vec<String> = profile.warnings.iter().map(|w| w.to_string()).collect();
+    if options.sha256 {
+        // Said in every report rather than left out quietly.
+        match identity.image.as_mut() {
+            Some(image) => {
+                if let Err(e) = image.hash_file() {
+                    warnings.push(format!("--sha256: cannot hash the image: {e}"));
+                }
+            }
+            None => warnings.push(format!(
+                "--sha256: the target is not a packed image; nothing was hashed ({})",
+                target.describe()
+            )),
+        }
+    }
     let target_info = TargetInfo {
         kind: target.kind(),
         description: target.describe(),
-        identity: Box::new(TargetIdentity::read(
-            target,
-            options.image_release.as_deref().unwrap_or(IMAGE_RELEASE),
-        )),
+        identity: Box::new(identity),
     };
     let (tx, rx) = mpsc::channel::<Event>();
     let mut reporter_errors = Vec::new();
@@ -215,7 +235,7 @@ fn run_on(
             duration: clock.elapsed(),
             summary: Summary::of(&controls),
             controls,
-            warnings: profile.warnings.iter().map(|w| w.to_string()).collect(),
+            warnings,
         });
         let _ = tx.send(Event::Finished(report.clone()));
         drop(tx);
@@ -608,11 +628,9 @@ pub fn eval_check(check: &Check, target: &dyn Target) -> CheckResult {
     let start = Instant::now();
     let kind = check.kind;
     let unmet = check.only_if.as_ref().and_then(|o| o.unmet(target));
-    let evaluation = match (unmet, kind.needs().filter(|n| !target.has(*n))) {
+    let evaluation = match (unmet, kind.needs().and_then(|n| target.missing(n))) {
         (Some(reason), _) => Evaluation::from(vec![PropertyResult::skip("only_if", reason)]),
-        (None, Some(need)) => {
-            Evaluation::from(vec![PropertyResult::skip(kind.name(), need.skip_reason())])
-        }
+        (None, Some(why)) => Evaluation::from(vec![PropertyResult::skip(kind.name(), why)]),
         (None, None) => eval_supported(check, target),
     };
     let mut properties = evaluation.properties;
@@ -643,12 +661,12 @@ fn eval_supported(check: &Check, target: &dyn Target) -> Evaluation {
             .iter()
             .find(|k| k.name == p.key)
             .and_then(|k| k.needs)
-            .filter(|n| !target.has(*n))
+            .and_then(|n| target.missing(n))
     };
     let skipped: Vec<PropertyResult> = check
         .props
         .iter()
-        .filter_map(|p| unmet(p).map(|n| PropertyResult::skip(p.key, n.skip_reason())))
+        .filter_map(|p| unmet(p).map(|why| PropertyResult::skip(p.key, why)))
         .collect();
     // Most checks keep every property: copy the check only when some go.
     let pruned;

@@ -35,6 +35,7 @@ fn main() {
             "root_without_cgroup_is_bounded",
             root_without_cgroup_is_bounded,
         ),
+        ("packed_image_tree", packed_image_tree),
     ];
     let live_cases: &[(&str, fn())] = &[
         ("live_runs_and_reaps", live_runs_and_reaps),
@@ -532,4 +533,175 @@ fn root_without_cgroup_is_bounded(root: &Path) {
         (1..=40).contains(&n),
         "fork bomb: {n} processes: {bombed:?}"
     );
+}
+
+/// A packed image's tree, written out for programs as root: owners, modes,
+/// hard links, xattrs, device nodes and symlinks as the archive records
+/// them, in a tmpfs that only its holder's mount namespace sees (nothing
+/// under the host's /tmp or $TMPDIR), programs run over it, and the tree
+/// is gone with its holder when the target is dropped.
+fn packed_image_tree(root: &Path) {
+    use nodecheck_core::target::ImageTarget;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if !nix::unistd::geteuid().is_root() {
+        eprint!("(as root only; tests/e2e/images.rs covers the rootless path) ");
+        return;
+    }
+    let hdr = |kind: tar::EntryType, mode: u32, uid: u64, gid: u64, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_size(size);
+        h.set_mtime(1_700_000_000);
+        h
+    };
+    let mut b = tar::Builder::new(Vec::new());
+    for d in [
+        "usr/",
+        "usr/bin/",
+        "usr/lib/",
+        "usr/lib/x86_64-linux-gnu/",
+        "usr/lib64/",
+        "etc/",
+        "dev/",
+    ] {
+        let mut h = hdr(tar::EntryType::Directory, 0o755, 0, 0, 0);
+        b.append_data(&mut h, d, &b""[..]).unwrap();
+    }
+    for l in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
+        let mut h = hdr(tar::EntryType::Symlink, 0o777, 0, 0, 0);
+        b.append_link(&mut h, l.0, l.1).unwrap();
+    }
+    let mut h = hdr(tar::EntryType::Symlink, 0o777, 0, 0, 0);
+    b.append_link(
+        &mut h,
+        "usr/lib64/ld-linux-x86-64.so.2",
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+    )
+    .unwrap();
+    for f in [
+        "usr/bin/dash",
+        "usr/lib/x86_64-linux-gnu/libc.so.6",
+        "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+    ] {
+        let data = std::fs::read(root.join(f)).unwrap();
+        let mut h = hdr(tar::EntryType::Regular, 0o755, 0, 0, data.len() as u64);
+        b.append_data(&mut h, f, &data[..]).unwrap();
+    }
+    let mut h = hdr(tar::EntryType::Symlink, 0o777, 0, 0, 0);
+    b.append_link(&mut h, "usr/bin/sh", "dash").unwrap();
+    b.append_pax_extensions([("SCHILY.xattr.user.note", &b"kept"[..])])
+        .unwrap();
+    let mut h = hdr(tar::EntryType::Regular, 0o4750, 0, 42, 4);
+    b.append_data(&mut h, "usr/bin/su", &b"su!!"[..]).unwrap();
+    let mut h = hdr(tar::EntryType::Link, 0o4750, 0, 42, 0);
+    b.append_link(&mut h, "usr/bin/su2", "usr/bin/su").unwrap();
+    let mut h = hdr(tar::EntryType::Regular, 0o640, 0, 42, 9);
+    b.append_data(&mut h, "etc/shadow", &b"shadowed\n"[..])
+        .unwrap();
+    // An absolute link to a host file: written as a link, never followed.
+    let mut h = hdr(tar::EntryType::Symlink, 0o777, 0, 0, 0);
+    b.append_link(&mut h, "etc/evil", "/etc/hostname").unwrap();
+    let mut h = hdr(tar::EntryType::Char, 0o666, 0, 0, 0);
+    h.set_device_major(1).unwrap();
+    h.set_device_minor(3).unwrap();
+    b.append_data(&mut h, "dev/null", &b""[..]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("tiny.tar");
+    std::fs::write(&image, b.into_inner().unwrap()).unwrap();
+
+    let trees = || -> Vec<_> {
+        list_dir(&std::env::temp_dir())
+            .into_iter()
+            .filter(|n| n.to_string_lossy().starts_with("nodecheck-image-"))
+            .collect()
+    };
+    // (Other runs, of older builds, may have left theirs.)
+    let trees_before = trees();
+    let t = ImageTarget::open(&image).unwrap();
+    assert!(t.has(Need::Exec) && t.has(Need::Root));
+    let (tree, holder) = t.written_tree().unwrap();
+    let su = std::fs::symlink_metadata(tree.join("usr/bin/su")).unwrap();
+    assert_eq!((su.mode() & 0o7777, su.uid(), su.gid()), (0o4750, 0, 42));
+    assert_eq!(su.mtime(), 1_700_000_000);
+    assert_eq!(
+        su.ino(),
+        std::fs::metadata(tree.join("usr/bin/su2")).unwrap().ino()
+    );
+    assert_eq!(std::fs::read(tree.join("usr/bin/su")).unwrap(), b"su!!");
+    assert_eq!(
+        std::fs::read_link(tree.join("etc/evil")).unwrap(),
+        PathBuf::from("/etc/hostname")
+    );
+    let null = std::fs::symlink_metadata(tree.join("dev/null")).unwrap();
+    assert!(null.file_type().is_char_device() && null.rdev() == nix::sys::stat::makedev(1, 3));
+    let c = std::ffi::CString::new(
+        tree.join("usr/bin/su")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    let mut v = [0u8; 16];
+    // SAFETY: NUL-terminated strings and a buffer of the given length.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"user.note".as_ptr(),
+            v.as_mut_ptr().cast(),
+            v.len(),
+        )
+    };
+    assert_eq!(&v[..usize::try_from(n).unwrap()], b"kept");
+    // Nothing of it in nodecheck's own mount namespace, nothing on disk.
+    assert_eq!(trees(), trees_before);
+    assert!(!Path::new("/tmp/root/usr/bin/su2").exists());
+
+    // Programs run over it in the sandbox: the image's root owns its files.
+    let out = t
+        .exec(&sh("read l </etc/shadow; echo \"$l\"; test -u /usr/bin/su && echo setuid; echo x >/etc/shadow && echo written"))
+        .unwrap();
+    assert_eq!(out.stdout.text(), "shadowed\nsetuid\nwritten\n", "{out:?}");
+    assert!(
+        out.isolation.contains("packed image written out"),
+        "{out:?}"
+    );
+    // The overlay took the write; the tree did not.
+    assert_eq!(
+        std::fs::read(tree.join("etc/shadow")).unwrap(),
+        b"shadowed\n"
+    );
+
+    let mnt = std::fs::read_link(format!("/proc/{holder}/ns/mnt")).unwrap();
+    drop(t);
+    assert!(
+        !Path::new(&format!("/proc/{holder}")).exists(),
+        "the holder outlived its target"
+    );
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path().join("ns/mnt")).is_ok_and(|m| m == mnt))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "processes still in the tree's namespace: {left:?}"
+    );
+    assert_eq!(std::fs::read(&image).unwrap().len() % 512, 0);
+}
+
+fn list_dir(d: &Path) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    v.sort();
+    v
 }

@@ -47,6 +47,11 @@ pub struct Identity {
     pub kernel: Option<String>,
     /// The content of the image's release file (`/etc/image-release`).
     pub image_release: Option<String>,
+    /// A packed image's content digest (`target.image`: the image ID,
+    /// else the manifest digest, else the file's `--sha256`): two images
+    /// that say the same os-release and release file but differ in content
+    /// are two groups.
+    pub image_digest: Option<String>,
 }
 
 impl Identity {
@@ -63,6 +68,15 @@ impl Identity {
         }
         if let Some(r) = &self.image_release {
             parts.push(format!("release {}", r.trim()));
+        }
+        if let Some(d) = &self.image_digest {
+            // As `podman images` shows an ID: the algorithm and 12 digits
+            // (the JSON report has it whole).
+            let short = match d.split_once(':') {
+                Some((alg, hex)) => format!("{alg}:{}", hex.get(..12).unwrap_or(hex)),
+                None => d.clone(),
+            };
+            parts.push(format!("image {short}"));
         }
         parts.join(", ")
     }
@@ -417,6 +431,7 @@ mod tests {
                 version_id: Some("12".into()),
                 kernel: Some("6.1.0".into()),
                 image_release: None,
+                image_digest: None,
             },
             controls: results
                 .iter()
@@ -486,6 +501,42 @@ mod tests {
         assert_eq!((v[0].skip.len(), v[0].waived.len()), (1, 1));
         assert!(fleet.failed_at(Severity::Low));
         assert!(!fleet.failed_at(Severity::Medium));
+    }
+
+    /// Packed images that say the same os-release, kernel and release
+    /// file but hold different content are told apart by their digest.
+    #[test]
+    fn images_are_grouped_by_digest_too() {
+        let with = |name: &str, digest: Option<&str>| {
+            let mut r = node(name, &[("a", Status::Pass, "")]);
+            r.identity.image_digest = digest.map(str::to_owned);
+            r
+        };
+        let (old, new) = (
+            format!("sha256:{}", "0".repeat(64)),
+            format!("sha256:{}", "1".repeat(64)),
+        );
+        let fleet = Fleet::merge(
+            vec![
+                with("img1", Some(&old)),
+                with("img2", Some(&new)),
+                with("img3", Some(&old)),
+                with("node1", None),
+            ],
+            vec![],
+            &MergeOptions::default(),
+        );
+        let groups = fleet.image_groups();
+        assert_eq!(groups.len(), 3, "{:?}", fleet.images);
+        let (first, nodes) = &groups[0];
+        assert_eq!(fleet.hostlist(nodes), "img[1,3]");
+        assert!(
+            fleet.images[*first]
+                .describe()
+                .ends_with(", image sha256:000000000000"),
+            "{}",
+            fleet.images[*first].describe()
+        );
     }
 
     #[test]

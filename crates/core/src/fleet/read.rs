@@ -47,7 +47,15 @@ pub fn read_paths(paths: &[PathBuf]) -> Inputs {
             continue;
         }
         match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => collect_dir(p, &mut files),
+            Ok(m) if m.is_dir() => {
+                let before = files.len();
+                collect_dir(p, &mut files);
+                // An empty directory is a wrong --output pattern or a job
+                // that never ran: said, not merged as "nothing to say".
+                if files.len() == before {
+                    files.push(Err(problem(p, "no *.json file in it".into())));
+                }
+            }
             Ok(m) if m.is_file() => files.push(Ok(p.clone())),
             // A FIFO or device would block or never end.
             Ok(_) => files.push(Err(problem(p, "not a regular file".into()))),
@@ -271,6 +279,19 @@ struct RawTarget<'a> {
     kernel: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     image_release: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    image: Option<RawImage<'a>>,
+}
+
+/// `target.image` of a packed image's report: only its digests matter here.
+#[derive(Deserialize, Default)]
+struct RawImage<'a> {
+    #[serde(borrow, default)]
+    digest: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    config_digest: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sha256: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -419,6 +440,17 @@ fn convert(raw: RawReport<'_>, source: &str) -> Result<NodeReport, String> {
             version_id: os.version_id.map(Cow::into_owned),
             kernel: target.kernel.map(Cow::into_owned),
             image_release: target.image_release.map(Cow::into_owned),
+            // The image ID first: the same whichever form (layout,
+            // oci-archive, docker-archive, compressed or not) the image was
+            // saved in, where the manifest digest follows the layers'
+            // compression. The config lists the layers' uncompressed
+            // digests, so it pins the content.
+            image_digest: target.image.and_then(|i| {
+                i.config_digest
+                    .map(Cow::into_owned)
+                    .or_else(|| i.digest.map(Cow::into_owned))
+                    .or_else(|| i.sha256.map(|h| format!("sha256:{h}")))
+            }),
         },
         controls,
     })
@@ -470,6 +502,44 @@ mod tests {
         assert_eq!(r.controls[0].message, "file /x: m");
     }
 
+    /// A packed image's digests reach the fleet identity: the image ID
+    /// first, else the manifest digest, else the file's sha256.
+    #[test]
+    fn an_image_s_digest_is_part_of_its_identity() {
+        let with = |image: &str| {
+            doc("n1", "pass").replace(
+                r#""description":"live"}"#,
+                &format!(r#""description":"oci:/i","name":"img","image":{image}}}"#),
+            )
+        };
+        let digest = |image: &str| {
+            parse_one(with(image).as_bytes(), "a.json")
+                .unwrap()
+                .identity
+                .image_digest
+        };
+        assert_eq!(
+            digest(
+                r#"{"path":"/i","format":"oci","size":1,"digest":"sha256:m","config_digest":"sha256:c"}"#
+            )
+            .as_deref(),
+            Some("sha256:c")
+        );
+        assert_eq!(
+            digest(r#"{"path":"/i","format":"oci","size":1,"digest":"sha256:m"}"#).as_deref(),
+            Some("sha256:m")
+        );
+        assert_eq!(
+            digest(r#"{"path":"/i","format":"cpio","size":1,"sha256":"ab"}"#).as_deref(),
+            Some("sha256:ab")
+        );
+        assert_eq!(digest(r#"{"path":"/i","format":"cpio","size":1}"#), None);
+        assert_eq!(
+            parse_one(with("{}").as_bytes(), "a.json").unwrap().node,
+            "img"
+        );
+    }
+
     #[test]
     fn bad_documents_are_explained() {
         let good = doc("n1", "pass");
@@ -508,6 +578,18 @@ mod tests {
         assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
         assert!(out.problems[0].source.ends_with("evil.json"));
         assert!(out.problems[0].message.contains("symlink"));
+    }
+
+    #[test]
+    fn a_directory_without_reports_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/node1.out"), "srun: error").unwrap();
+        let out = read_paths(&[dir.path().to_path_buf()]);
+        assert!(out.reports.is_empty());
+        assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+        assert_eq!(out.problems[0].source, dir.path().display().to_string());
+        assert_eq!(out.problems[0].message, "no *.json file in it");
     }
 
     #[test]

@@ -182,6 +182,7 @@ pub fn fleet_json(fleet: &Fleet, fail_on: Severity) -> Value {
                 ("version_id", &id.version_id),
                 ("kernel", &id.kernel),
                 ("image_release", &id.image_release),
+                ("image_digest", &id.image_digest),
             ] {
                 if let Some(v) = v {
                     o[k] = json!(v);

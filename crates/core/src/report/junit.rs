@@ -155,6 +155,21 @@ fn suite_properties(suite: &mut TestSuite, report: &Report, control: &ControlRes
             add(name, v);
         }
     }
+    // A packed image: which file, and the digests that name its content.
+    if let Some(image) = &id.image {
+        add("image_path", &image.path);
+        add("image_format", &image.format);
+        add("image_size", &image.size.to_string());
+        for (name, value) in [
+            ("image_digest", &image.digest),
+            ("image_config_digest", &image.config_digest),
+            ("image_sha256", &image.sha256),
+        ] {
+            if let Some(v) = value {
+                add(name, v);
+            }
+        }
+    }
     add("profile", &report.profile.name);
     if let Some(version) = &report.profile.version {
         add("profile_version", version);

@@ -122,9 +122,23 @@ pub fn write_prometheus(report: &Report, fail_on: Severity, w: &mut dyn Write) -
     );
     let id = &report.target.identity;
     let os = id.os.clone().unwrap_or_default();
+    // A packed image adds its file, format, size and digests (empty when
+    // not known); other targets keep the shorter label set.
+    let image = id.image.as_ref().map_or_else(String::new, |i| {
+        let opt = |v: &Option<String>| label(v.as_deref().unwrap_or(""));
+        format!(
+            ",image=\"{}\",image_format=\"{}\",image_size=\"{}\",image_digest=\"{}\",image_config_digest=\"{}\",image_sha256=\"{}\"",
+            label(&i.path),
+            label(&i.format),
+            i.size,
+            opt(&i.digest),
+            opt(&i.config_digest),
+            opt(&i.sha256),
+        )
+    });
     let _ = writeln!(
         out,
-        "nodecheck_target_info{{profile=\"{profile}\",kind=\"{}\",name=\"{}\",os=\"{}\",os_version=\"{}\",kernel=\"{}\",image_release=\"{}\"}} 1",
+        "nodecheck_target_info{{profile=\"{profile}\",kind=\"{}\",name=\"{}\",os=\"{}\",os_version=\"{}\",kernel=\"{}\",image_release=\"{}\"{image}}} 1",
         report.target.kind,
         label(id.name.as_deref().unwrap_or("")),
         label(os.pretty_name.as_deref().unwrap_or("")),

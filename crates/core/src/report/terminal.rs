@@ -331,6 +331,11 @@ impl Render {
         if let Some(system) = id.describe() {
             let _ = write!(self.s, "\nSystem:    {}", clean(&system));
         }
+        // A packed image's digests (its path, format and size are in the
+        // description).
+        if let Some(digests) = id.image.as_ref().and_then(|i| i.describe_digests()) {
+            let _ = write!(self.s, "\nImage:     {}", clean(&digests));
+        }
         self.s.push_str("\n\n");
     }
 
@@ -707,6 +712,7 @@ mod tests {
             }),
             kernel: Some("5.14.0-427".into()),
             image_release: Some("img-\x1b[2J2026.07".into()),
+            image: None,
         };
         let t = render(&r, false);
         assert!(t.contains("Target:    rootfs:/srv/img (node042)\n"), "{t}");
@@ -733,6 +739,76 @@ mod tests {
             p.contains("nodecheck_target_info{profile=\"compute\",kind=\"rootfs\",name=\"node042\",os=\"Rocky Linux 9.4 (Blue Onyx)\",os_version=\"9.4\",kernel=\"5.14.0-427\","),
             "{p}"
         );
+    }
+
+    /// A packed image is named by its file, format, size and digests in
+    /// every report; the file's sha256 only when it was asked for.
+    #[test]
+    fn image_identity_is_in_every_report() {
+        let mut r = sample();
+        r.target.kind = crate::target::TargetKind::Image;
+        r.target.description =
+            "oci-archive:/srv/img/compute.oci.tar (uncompressed, 4096 bytes)".into();
+        let manifest = format!("sha256:{}", "a".repeat(64));
+        let config = format!("sha256:{}", "c".repeat(64));
+        *r.target.identity = crate::identity::TargetIdentity {
+            name: Some("compute.oci.tar".into()),
+            image: Some(crate::identity::ImageIdentity {
+                path: "/srv/img/compute.oci.tar".into(),
+                format: "oci-archive".into(),
+                size: 4096,
+                digest: Some(manifest.clone()),
+                config_digest: Some(config.clone()),
+                sha256: None,
+            }),
+            ..Default::default()
+        };
+        let t = render(&r, false);
+        assert!(
+            t.contains(&format!(
+                "\nImage:     manifest {manifest}, image ID {config}\n"
+            )),
+            "{t}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["target"]["image"]["digest"], manifest.as_str());
+        assert_eq!(json["target"]["image"]["format"], "oci-archive");
+        assert_eq!(json["target"]["image"]["size"], 4096);
+        assert!(json["target"]["image"].get("sha256").is_none(), "{json}");
+        let mut buf = Vec::new();
+        crate::report::write_junit(&r, &mut buf).unwrap();
+        let x = String::from_utf8(buf).unwrap();
+        for (name, value) in [
+            ("image_path", "/srv/img/compute.oci.tar"),
+            ("image_format", "oci-archive"),
+            ("image_size", "4096"),
+            ("image_digest", manifest.as_str()),
+            ("image_config_digest", config.as_str()),
+        ] {
+            assert!(
+                x.contains(&format!("<property name=\"{name}\" value=\"{value}\"/>")),
+                "{name}: {x}"
+            );
+        }
+        assert!(!x.contains("image_sha256"), "{x}");
+        let mut buf = Vec::new();
+        crate::report::write_prometheus(&r, crate::profile::Severity::Low, &mut buf).unwrap();
+        let p = String::from_utf8(buf).unwrap();
+        assert!(
+            p.contains(&format!(",image=\"/srv/img/compute.oci.tar\",image_format=\"oci-archive\",image_size=\"4096\",image_digest=\"{manifest}\",image_config_digest=\"{config}\",image_sha256=\"\"}} 1\n")),
+            "{p}"
+        );
+
+        // Asked for, the file's sha256 joins them.
+        let image = r.target.identity.image.as_mut().unwrap();
+        image.sha256 = Some("f".repeat(64));
+        let t = render(&r, false);
+        assert!(
+            t.contains(&format!(", file sha256:{}\n", "f".repeat(64))),
+            "{t}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["target"]["image"]["sha256"], "f".repeat(64));
     }
 
     #[test]

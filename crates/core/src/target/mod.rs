@@ -30,6 +30,7 @@ pub use exec::{
     Captured, DEFAULT_OUTPUT_LIMIT, DEFAULT_TIMEOUT, ExecFile, ExecOutput, ExecRequest, Exit,
     Limits, base_env, format_bytes, format_duration, merge_env,
 };
+pub(crate) use image::tree_helper_main as image_tree_helper;
 pub use image::{Compression, Format as ImageFormat, ImageInfo, ImageTarget, spill_cap};
 pub use memo::Memo;
 pub use memory::MemoryTarget;
@@ -94,7 +95,9 @@ pub enum Need {
     Exec,
     /// Running it as the real root: uid 0 that owns the image's files. A
     /// rootless sandbox (a user namespace) shows root-owned files as
-    /// `nobody` and cannot write where only root may.
+    /// `nobody` and cannot write where only root may. (A packed image
+    /// written out in a user namespace mapped over the caller's
+    /// subordinate ids keeps its owners: its root owns its files there.)
     Root,
     /// A packed image (cpio, tar): its format, compression and sizes.
     Image,
@@ -258,6 +261,14 @@ pub trait Target: Send + Sync {
 
     /// Whether the target offers a capability a check needs.
     fn has(&self, need: Need) -> bool;
+
+    /// Why the target lacks `need` (the skip reason), or `None` when it
+    /// has it. Targets that can say more than [`Need::skip_reason`] (a
+    /// packed image: what programs would need here) override it, keeping
+    /// it in step with [`Target::has`].
+    fn missing(&self, need: Need) -> Option<String> {
+        (!self.has(need)).then(|| need.skip_reason().to_string())
+    }
 
     /// `stat` (`follow = true`) or `lstat` of a path inside the target.
     fn metadata(&self, path: &str, follow: bool) -> io::Result<Metadata>;

@@ -1,173 +1,1037 @@
-//! Programs in a packed image: the tree is written out once per run, as
-//! root, into a private directory (owners, modes, xattrs, device nodes
-//! kept), the existing rootfs sandbox runs over it, and it is removed when
-//! the target is dropped. The image file is only read.
+//! Programs in a packed image: the tree is written out once per run into a
+//! size-capped tmpfs that exists only in the mount namespace of a *holder*
+//! process, and the rootfs sandbox joins that namespace to run programs
+//! over it. Nothing is written to the host's filesystems, and removal does
+//! not depend on nodecheck living: the holder dies with nodecheck (its
+//! parent-death signal) or when nodecheck closes its stdin, the mount
+//! namespace goes with its last process, and the kernel frees the tmpfs.
+//! A SIGKILLed nodecheck leaves nothing to sweep.
 //!
-//! Only real directories this code created are ever descended into: an
-//! entry is created by its name (no `/`, never `..`, refused when the
-//! index was built) inside its parent's directory, and a symlink of the
-//! image is created as a symlink, never followed. The outer directory is
-//! 0700, so nobody else reaches the tree while it exists.
+//! The holder is nodecheck itself again (`__nodecheck-helper image-tree`,
+//! single-threaded, so it may unshare namespaces). nodecheck streams the
+//! tree to it over its stdin from the index (one record per entry, content
+//! read from the image's stores); the holder creates each entry by its name
+//! inside the directory it created last (`mkdirat`, `openat(O_EXCL |
+//! O_NOFOLLOW)`, `symlinkat`, `linkat`, `mknodat`), so no name of the image
+//! is ever resolved on the host and a symlink of the image is written,
+//! never followed.
+//!
+//! - As root, the holder has a mount namespace of its own; owners, modes,
+//!   xattrs and device nodes are kept as the archive records them.
+//! - Unprivileged, it first makes a user namespace mapped over the caller's
+//!   subordinate ids by the setuid `newuidmap`/`newgidmap` (0 → the
+//!   caller, 1…N → the first range of `/etc/subuid` and `/etc/subgid`), so
+//!   the archive's owners are kept as mapped ids; device nodes cannot be
+//!   made there and are left out (the sandbox brings its own `/dev`). An
+//!   owner beyond the range is an error naming the entry.
+//!
+//! The tmpfs is capped at the tree's size (file data rounded to pages,
+//! plus 64 MiB) and its entry count; the tree takes that much memory (or
+//! swap) while the run lasts, so a tree larger than the memory available
+//! is refused up front with the figures.
 
-use std::ffi::{CString, OsStr};
-use std::fs;
-use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::ffi::CString;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use super::{ImageTarget, Node};
+use super::{Attrs, ImageTarget};
 use crate::target::FileType;
+use crate::target::sandbox::{Enter, start_time};
 
-/// The written-out tree: removed with this value.
+/// Where the holder mounts its tmpfs, in its own mount namespace (hiding
+/// the host's directory there only), and where the tree's root lies.
+const MOUNT_AT: &str = "/tmp";
+const ROOT: &str = "/tmp/root";
+
+/// Headroom of the tmpfs over the tree's data: directories, long symlinks
+/// and what the sandbox's overlay does not catch.
+const HEADROOM: u64 = 64 << 20;
+
+/// Where `newuidmap` and `newgidmap` are looked for (never `$PATH`: they
+/// are setuid root, and only the system's own are trusted).
+const MAP_DIRS: &[&str] = &["/usr/bin", "/bin", "/usr/sbin", "/sbin"];
+
+/// The written-out tree: held by a process, gone with it.
 pub(crate) struct Materialised {
-    // Dropped after `rootfs` (field order): the sandbox's handles first.
-    pub rootfs: crate::target::RootFs,
-    _dir: tempfile::TempDir,
+    holder: Holder,
+    pub enter: Enter,
+    /// Device nodes left out (unprivileged).
+    pub devices_left_out: u64,
+}
+
+impl Materialised {
+    /// The tree's root, inside the holder's mount namespace.
+    pub fn root(&self) -> PathBuf {
+        PathBuf::from(ROOT)
+    }
 }
 
 impl std::fmt::Debug for Materialised {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Materialised(..)")
+        write!(f, "Materialised(holder {})", self.holder.child.id())
     }
 }
 
-/// Writes the image out under a fresh private directory of `$TMPDIR`.
-pub(crate) fn materialise(image: &ImageTarget) -> io::Result<Materialised> {
-    let dir = tempfile::Builder::new()
-        .prefix("nodecheck-image-")
-        .tempdir()?;
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))?;
-    let root = dir.path().join("root");
-    fs::DirBuilder::new().mode(0o700).create(&root)?;
-    let mut written: Vec<Option<PathBuf>> = vec![None; image.index.nodes.len()];
-    write_dir(image, 0, &root, &mut written)?;
-    apply(&root, &image.index.nodes[0], true)?;
-    let rootfs = crate::target::RootFs::open(&root).map_err(io::Error::other)?;
-    Ok(Materialised { rootfs, _dir: dir })
+/// The caller's subordinate ids, for an unprivileged holder.
+#[derive(Clone, Debug)]
+struct SubIds {
+    user: String,
+    uid: u32,
+    gid: u32,
+    uids: (u32, u32),
+    gids: (u32, u32),
 }
 
-fn write_dir(
+/// Why programs cannot run in a packed image here, or `None` when they can:
+/// as root always; unprivileged, with a subordinate id range in
+/// `/etc/subuid` and `/etc/subgid`, `newuidmap`/`newgidmap`, and user
+/// namespaces the kernel allows (tried once per process).
+pub(crate) fn unavailable() -> Option<String> {
+    if nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    static PROBE: OnceLock<Option<String>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let ids = match subids() {
+                Ok(ids) => ids,
+                Err(e) => return Some(e),
+            };
+            let held = Holder::start(Some(&ids), true, 1 << 20, 64).and_then(|mut h| {
+                h.expect("P")?;
+                Ok(())
+            });
+            held.err().map(|e| {
+                format!(
+                    "programs in a packed image need root or a user namespace over the \
+                     subordinate ids of {}: {e}",
+                    ids.user
+                )
+            })
+        })
+        .clone()
+}
+
+/// Writes the image out into a fresh holder.
+pub(crate) fn materialise(image: &ImageTarget) -> Result<Materialised, String> {
+    let (size, inodes) = footprint(image);
+    let available = mem_available();
+    if let Some(avail) = available
+        && size > avail
+    {
+        return Err(format!(
+            "its tree needs {} MiB of memory (a tmpfs that goes with the run) and only {} MiB \
+             are available",
+            size >> 20,
+            avail >> 20
+        ));
+    }
+    let ids = if nix::unistd::geteuid().is_root() {
+        None
+    } else {
+        Some(subids()?)
+    };
+    let mut h = Holder::start(ids.as_ref(), false, size, inodes)?;
+    h.expect("R")?;
+    let sent = {
+        let mut w = io::BufWriter::with_capacity(1 << 20, h.control.as_mut().expect("stdin"));
+        send(image, &mut w).and_then(|()| w.flush())
+    };
+    // Whatever went wrong, the holder's own word says it best.
+    let done = h.line();
+    let devices_left_out = match (&done, sent) {
+        (Ok(l), Ok(())) if l.starts_with("D ") => l[2..].trim().parse().unwrap_or(0),
+        (Ok(l), _) if l.starts_with("E ") => return Err(l[2..].to_string()),
+        (Ok(l), Ok(())) => return Err(format!("the tree's holder said {l:?}")),
+        (Err(e), _) => return Err(e.clone()),
+        (_, Err(e)) => return Err(format!("cannot send the tree to its holder: {e}")),
+    };
+    let pid = i32::try_from(h.child.id()).unwrap_or(0);
+    let start = start_time(pid).ok_or("the tree's holder is gone")?;
+    Ok(Materialised {
+        holder: h,
+        enter: Enter {
+            pid,
+            start_time: start,
+            user: ids.is_some(),
+        },
+        devices_left_out,
+    })
+}
+
+/// The tmpfs's size (file data in pages plus headroom) and inode count.
+fn footprint(image: &ImageTarget) -> (u64, u64) {
+    let page = 4096u64;
+    let mut bytes = HEADROOM;
+    for n in &image.index.nodes {
+        let a = &n.attrs;
+        match a.file_type {
+            // A hard-link set shares one node, counted once.
+            FileType::File => bytes += a.size.div_ceil(page) * page,
+            // Long link texts take a page.
+            FileType::Symlink if a.link.len() >= 128 => bytes += page,
+            _ => {}
+        }
+    }
+    (bytes, image.index.nodes.len() as u64 + 1024)
+}
+
+/// `MemAvailable` plus `SwapFree`, in bytes.
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb << 10)
+    };
+    Some(field("MemAvailable:")? + field("SwapFree:").unwrap_or(0))
+}
+
+/// The caller's first subordinate uid and gid ranges, by name or uid.
+fn subids() -> Result<SubIds, String> {
+    let uid = nix::unistd::getuid();
+    let gid = nix::unistd::getgid();
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name);
+    let range = |file: &str, id: u32| -> Result<(u32, u32), String> {
+        let missing = || {
+            format!(
+                "programs in a packed image need root or a subordinate id range for {user} ({file})"
+            )
+        };
+        let text = std::fs::read_to_string(file).map_err(|_| missing())?;
+        subid_range(&text, &user, id).ok_or_else(missing)
+    };
+    let uids = range("/etc/subuid", uid.as_raw())?;
+    let gids = range("/etc/subgid", uid.as_raw())?;
+    for prog in ["newuidmap", "newgidmap"] {
+        if map_program(prog).is_none() {
+            return Err(format!(
+                "programs in a packed image need root, or {prog} (Debian's uidmap package) to \
+                 map the subordinate ids of {user}"
+            ));
+        }
+    }
+    Ok(SubIds {
+        user,
+        uid: uid.as_raw(),
+        gid: gid.as_raw(),
+        uids,
+        gids,
+    })
+}
+
+/// The first `NAME:START:COUNT` line of a subordinate id file for `user`
+/// (or its uid `id`), as `newuidmap` reads it.
+pub(crate) fn subid_range(text: &str, user: &str, id: u32) -> Option<(u32, u32)> {
+    let id = id.to_string();
+    text.lines().find_map(|l| {
+        let mut f = l.trim().split(':');
+        let (who, start, count) = (f.next()?, f.next()?, f.next()?);
+        if who != user && who != id {
+            return None;
+        }
+        let (start, count) = (start.parse().ok()?, count.parse::<u32>().ok()?);
+        (count > 0).then_some((start, count))
+    })
+}
+
+fn map_program(name: &str) -> Option<PathBuf> {
+    MAP_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// The holder as nodecheck sees it: its stdin (records, then held open),
+/// its stdout (one status line per step).
+struct Holder {
+    child: Child,
+    control: Option<ChildStdin>,
+    out: BufReader<ChildStdout>,
+}
+
+impl Holder {
+    /// Starts a holder (`probe`: it only tries its namespaces and tmpfs),
+    /// mapped over `ids` when unprivileged.
+    fn start(ids: Option<&SubIds>, probe: bool, size: u64, inodes: u64) -> Result<Holder, String> {
+        let mode = match (ids.is_some(), probe) {
+            (true, true) => "probe-user",
+            (true, false) => "user",
+            (false, true) => "probe-root",
+            (false, false) => "root",
+        };
+        let mut cmd =
+            crate::helper::command(crate::helper::IMAGE_TREE).map_err(|e| e.to_string())?;
+        cmd.arg(mode)
+            .arg(size.to_string())
+            .arg(inodes.to_string())
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        crate::helper::child_hygiene(&mut cmd, 3);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start the tree's holder: {e}"))?;
+        let control = child.stdin.take();
+        let out = BufReader::new(child.stdout.take().ok_or("no stdout pipe")?);
+        let mut h = Holder {
+            child,
+            control,
+            out,
+        };
+        if let Some(ids) = ids {
+            h.expect("U")?;
+            map(h.child.id(), ids)?;
+            h.control
+                .as_mut()
+                .ok_or("no stdin pipe")?
+                .write_all(b"M")
+                .map_err(|e| format!("cannot reach the tree's holder: {e}"))?;
+        }
+        Ok(h)
+    }
+
+    /// The holder's next status line (`E …` is its error).
+    fn line(&mut self) -> Result<String, String> {
+        let mut l = String::new();
+        match self.out.read_line(&mut l) {
+            Ok(0) | Err(_) => Err("the tree's holder ended without a word".into()),
+            Ok(_) => Ok(l.trim_end().to_string()),
+        }
+    }
+
+    fn expect(&mut self, want: &str) -> Result<(), String> {
+        let l = self.line()?;
+        if l == want {
+            Ok(())
+        } else if let Some(e) = l.strip_prefix("E ") {
+            Err(e.to_string())
+        } else {
+            Err(format!("the tree's holder said {l:?}, not {want:?}"))
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // The holder is the last process in its mount namespace (sandbox
+        // helpers that joined it are gone once their exec returned): its
+        // end frees the tmpfs.
+        drop(self.control.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Maps the holder's user namespace: 0 → the caller, 1…N → its range.
+fn map(pid: u32, ids: &SubIds) -> Result<(), String> {
+    for (prog, own, (start, count)) in [
+        ("newuidmap", ids.uid, ids.uids),
+        ("newgidmap", ids.gid, ids.gids),
+    ] {
+        let path = map_program(prog).ok_or(format!("{prog} is not installed"))?;
+        let mut cmd = Command::new(path);
+        cmd.args([
+            pid.to_string(),
+            "0".into(),
+            own.to_string(),
+            "1".into(),
+            "1".into(),
+            start.to_string(),
+            count.to_string(),
+        ]);
+        let out = crate::helper::run_bounded(
+            &mut cmd,
+            crate::helper::Bounds {
+                timeout: Duration::from_secs(10),
+                keep: 4096,
+            },
+        )
+        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+        if out.status != Some(0) {
+            return Err(format!("{prog} refused: {}", out.stderr.trim()));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------
+// The stream: nodecheck → holder
+// ---------------------------------------------------------------------
+//
+// Records, each a tag byte, a name (u32 length, bytes) and for all but
+// `u`, `h` and `e` the attributes:
+//   d NAME ATTRS           a directory (the first, nameless, is the root); entered
+//   u                      the directory entered last is done: its attributes are applied
+//   f NAME ATTRS SIZE DATA a regular file
+//   l NAME ATTRS LINK      a symlink
+//   n NAME ATTRS           a device node or FIFO
+//   h NAME COUNT PATH…     a further name of a file written before
+//   e                      the end
+
+fn put(w: &mut impl Write, b: &[u8]) -> io::Result<()> {
+    let n = u32::try_from(b.len()).map_err(|_| io::Error::other("name too long"))?;
+    w.write_all(&n.to_le_bytes())?;
+    w.write_all(b)
+}
+
+fn put_attrs(w: &mut impl Write, a: &Attrs) -> io::Result<()> {
+    let t: u8 = match a.file_type {
+        FileType::File => 0,
+        FileType::Directory => 1,
+        FileType::Symlink => 2,
+        FileType::Char => 3,
+        FileType::Block => 4,
+        FileType::Fifo => 5,
+        FileType::Socket => 6,
+    };
+    w.write_all(&[t])?;
+    w.write_all(&a.mode.to_le_bytes())?;
+    w.write_all(&a.uid.to_le_bytes())?;
+    w.write_all(&a.gid.to_le_bytes())?;
+    w.write_all(&a.mtime.to_le_bytes())?;
+    w.write_all(&a.rdev.to_le_bytes())?;
+    w.write_all(&(a.xattrs.len() as u32).to_le_bytes())?;
+    for (k, v) in &a.xattrs {
+        put(w, k)?;
+        put(w, v)?;
+    }
+    Ok(())
+}
+
+fn send(image: &ImageTarget, w: &mut impl Write) -> io::Result<()> {
+    w.write_all(b"d")?;
+    put(w, b"")?;
+    put_attrs(w, &image.index.nodes[0].attrs)?;
+    let mut first: Vec<Option<Vec<Vec<u8>>>> = vec![None; image.index.nodes.len()];
+    send_dir(image, 0, &mut Vec::new(), &mut first, w)?;
+    w.write_all(b"ue")
+}
+
+fn send_dir(
     image: &ImageTarget,
     n: usize,
-    at: &Path,
-    written: &mut Vec<Option<PathBuf>>,
+    path: &mut Vec<Vec<u8>>,
+    first: &mut [Option<Vec<Vec<u8>>>],
+    w: &mut impl Write,
 ) -> io::Result<()> {
+    let mut buf = Vec::new();
     for (name, &child) in &image.index.nodes[n].children {
-        let path = at.join(OsStr::from_bytes(name));
         let node = &image.index.nodes[child];
-        // A second name of a hard-link set.
-        if let Some(first) = &written[child] {
-            fs::hard_link(first, &path)?;
+        let a = &node.attrs;
+        if let Some(to) = &first[child] {
+            w.write_all(b"h")?;
+            put(w, name)?;
+            w.write_all(&(to.len() as u32).to_le_bytes())?;
+            for c in to {
+                put(w, c)?;
+            }
             continue;
         }
-        match node.attrs.file_type {
+        match a.file_type {
             FileType::Directory => {
-                fs::DirBuilder::new().mode(0o700).create(&path)?;
-                write_dir(image, child, &path, written)?;
+                w.write_all(b"d")?;
+                put(w, name)?;
+                put_attrs(w, a)?;
+                path.push(name.clone());
+                send_dir(image, child, path, first, w)?;
+                path.pop();
+                w.write_all(b"u")?;
+                continue;
             }
             FileType::File => {
-                let mut out = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode_0600()
-                    .open(&path)?;
+                w.write_all(b"f")?;
+                put(w, name)?;
+                put_attrs(w, a)?;
+                w.write_all(&a.size.to_le_bytes())?;
                 let file = image.file_of(child);
-                let mut buf = vec![0; 1 << 20];
+                buf.resize(1 << 20, 0);
                 let mut off = 0;
-                loop {
-                    let got = crate::target::FileAt::read_at(&file, &mut buf, off)?;
+                while off < a.size {
+                    let want = (a.size - off).min(buf.len() as u64) as usize;
+                    let got = crate::target::FileAt::read_at(&file, &mut buf[..want], off)?;
                     if got == 0 {
-                        break;
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!(
+                                "/{}: content ends early",
+                                String::from_utf8_lossy(
+                                    &[path.join(&b'/'), name.clone()].join(&b'/')[..]
+                                )
+                            ),
+                        ));
                     }
-                    out.write_all(&buf[..got])?;
+                    w.write_all(&buf[..got])?;
                     off += got as u64;
                 }
             }
             FileType::Symlink => {
-                std::os::unix::fs::symlink(OsStr::from_bytes(&node.attrs.link), &path)?;
+                w.write_all(b"l")?;
+                put(w, name)?;
+                put_attrs(w, a)?;
+                put(w, &a.link)?;
             }
             FileType::Char | FileType::Block | FileType::Fifo => {
-                let kind = match node.attrs.file_type {
-                    FileType::Char => nix::sys::stat::SFlag::S_IFCHR,
-                    FileType::Block => nix::sys::stat::SFlag::S_IFBLK,
-                    _ => nix::sys::stat::SFlag::S_IFIFO,
-                };
-                nix::sys::stat::mknod(
-                    &path,
-                    kind,
-                    nix::sys::stat::Mode::from_bits_truncate(0o600),
-                    node.attrs.rdev,
-                )?;
+                w.write_all(b"n")?;
+                put(w, name)?;
+                put_attrs(w, a)?;
             }
             // A socket is bound by a running program, never unpacked.
             FileType::Socket => continue,
         }
-        written[child] = Some(path.clone());
-        apply(&path, node, node.attrs.file_type != FileType::Symlink)?;
-    }
-    Ok(())
-}
-
-/// Owner, mode, xattrs and mtime as the archive records them (symlinks:
-/// owner and mtime only, never followed).
-fn apply(path: &Path, node: &Node, chmod: bool) -> io::Result<()> {
-    use nix::fcntl::AT_FDCWD;
-    use nix::unistd::{FchownatFlags, Gid, Uid, fchownat};
-    let a = &node.attrs;
-    fchownat(
-        AT_FDCWD,
-        path,
-        Some(Uid::from_raw(a.uid)),
-        Some(Gid::from_raw(a.gid)),
-        FchownatFlags::AT_SYMLINK_NOFOLLOW,
-    )?;
-    let c = CString::new(path.as_os_str().as_bytes())?;
-    for (name, value) in &a.xattrs {
-        let Ok(name) = CString::new(name.clone()) else {
-            continue;
-        };
-        // SAFETY: both strings are NUL-terminated and live across the call;
-        // the value pointer and length describe one slice.
-        let r = unsafe {
-            libc::lsetxattr(
-                c.as_ptr(),
-                name.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        };
-        if r != 0 {
-            let e = io::Error::last_os_error();
-            // A filesystem without xattrs (or without this namespace) loses
-            // them, as `tar --xattrs` would.
-            if !matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EPERM)) {
-                return Err(e);
-            }
+        if node.nlink > 1 {
+            let mut p = path.clone();
+            p.push(name.clone());
+            first[child] = Some(p);
         }
     }
-    // After chown (which clears setuid bits).
-    if chmod {
-        fs::set_permissions(path, fs::Permissions::from_mode(a.mode & 0o7777))?;
-    }
-    let t = nix::sys::time::TimeSpec::new(a.mtime, 0);
-    nix::sys::stat::utimensat(
-        AT_FDCWD,
-        path,
-        &t,
-        &t,
-        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-    )?;
     Ok(())
 }
 
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
+// ---------------------------------------------------------------------
+// The holder's side
+// ---------------------------------------------------------------------
+
+/// The holder's entry (`__nodecheck-helper image-tree MODE SIZE INODES`),
+/// called by [`crate::helper::dispatch`]; it was started with a
+/// parent-death signal, so it never outlives nodecheck.
+pub(crate) fn tree_helper_main(args: &[String]) -> i32 {
+    match holder(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            say(&format!("E {e}"));
+            1
+        }
+    }
 }
 
-impl Mode0600 for fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
+fn say(msg: &str) {
+    let mut o = io::stdout().lock();
+    let _ = writeln!(o, "{}", msg.replace('\n', " "));
+    let _ = o.flush();
+}
+
+fn holder(args: &[String]) -> Result<(), String> {
+    use nix::mount::{MsFlags, mount};
+    use nix::sched::{CloneFlags, unshare};
+    let [mode, size, inodes] = args else {
+        return Err("usage: image-tree MODE SIZE INODES".into());
+    };
+    let (user, probe) = match mode.as_str() {
+        "user" => (true, false),
+        "probe-user" => (true, true),
+        "root" => (false, false),
+        "probe-root" => (false, true),
+        other => return Err(format!("unknown mode {other:?}")),
+    };
+    let mut input = BufReader::with_capacity(1 << 20, io::stdin().lock());
+    if user {
+        unshare(CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| format!("cannot create a user namespace: {}", e.desc()))?;
+        say("U");
+        let mut b = [0u8; 1];
+        input
+            .read_exact(&mut b)
+            .map_err(|e| format!("no word from nodecheck: {e}"))?;
+        if b[0] != b'M' {
+            return Err("the user namespace was not mapped".into());
+        }
+    }
+    unshare(CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("cannot create a mount namespace: {}", e.desc()))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot make the mounts private: {}", e.desc()))?;
+    mount(
+        Some("tmpfs"),
+        MOUNT_AT,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(format!("mode=0700,size={size},nr_inodes={inodes}").as_str()),
+    )
+    .map_err(|e| format!("cannot mount a tmpfs for the tree: {}", e.desc()))?;
+    if probe {
+        say("P");
+        return Ok(());
+    }
+    say("R");
+    let left_out = Writer::new(user).run(&mut input)?;
+    say(&format!("D {left_out}"));
+    // Held until nodecheck closes our stdin (or dies: parent-death
+    // signal); then the namespace and its tmpfs go.
+    let mut sink = [0u8; 256];
+    while matches!(input.read(&mut sink), Ok(n) if n > 0) {}
+    Ok(())
+}
+
+/// The attributes as received.
+struct Meta {
+    file_type: u8,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+    rdev: u64,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Writes the records into the tmpfs, each entry created by its name in
+/// the directory created before it.
+struct Writer {
+    user: bool,
+    /// Open directories from the root down, with their names and
+    /// attributes (applied when they are done).
+    stack: Vec<(OwnedFd, Vec<u8>, Meta)>,
+    root: Option<OwnedFd>,
+    left_out: u64,
+}
+
+/// Names are what nodecheck's index holds: a single component, never
+/// `.` or `..`, no `/` or NUL (refused when it was built); checked again.
+fn name_ok(name: &[u8]) -> bool {
+    !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
+}
+
+fn cstr(b: &[u8]) -> Result<CString, String> {
+    CString::new(b).map_err(|_| "a name holds a NUL byte".to_string())
+}
+
+fn last_err() -> io::Error {
+    io::Error::last_os_error()
+}
+
+impl Writer {
+    fn new(user: bool) -> Writer {
+        Writer {
+            user,
+            stack: Vec::new(),
+            root: None,
+            left_out: 0,
+        }
+    }
+
+    fn path(&self, name: &[u8]) -> String {
+        let mut p = Vec::new();
+        for (_, n, _) in self.stack.iter().skip(1) {
+            p.push(b'/');
+            p.extend_from_slice(n);
+        }
+        p.push(b'/');
+        p.extend_from_slice(name);
+        String::from_utf8_lossy(&p).into_owned()
+    }
+
+    fn run(mut self, r: &mut impl Read) -> Result<u64, String> {
+        let err = |e: io::Error| format!("the tree's stream broke off: {e}");
+        loop {
+            let mut tag = [0u8; 1];
+            r.read_exact(&mut tag).map_err(err)?;
+            match tag[0] {
+                b'e' => break,
+                b'u' => {
+                    let (fd, name, meta) = self.stack.pop().ok_or("unbalanced stream")?;
+                    let path = self.path(&name);
+                    self.apply_fd(fd.as_raw_fd(), &meta, &path)?;
+                }
+                b'd' => {
+                    let name = get(r).map_err(err)?;
+                    let meta = get_meta(r).map_err(err)?;
+                    let fd = self.mkdir(&name)?;
+                    self.stack.push((fd, name, meta));
+                }
+                b'f' => {
+                    let name = get(r).map_err(err)?;
+                    let meta = get_meta(r).map_err(err)?;
+                    let size = get_u64(r).map_err(err)?;
+                    self.file(&name, &meta, size, r)?;
+                }
+                b'l' => {
+                    let name = get(r).map_err(err)?;
+                    let meta = get_meta(r).map_err(err)?;
+                    let link = get(r).map_err(err)?;
+                    self.symlink(&name, &meta, &link)?;
+                }
+                b'n' => {
+                    let name = get(r).map_err(err)?;
+                    let meta = get_meta(r).map_err(err)?;
+                    self.node(&name, &meta)?;
+                }
+                b'h' => {
+                    let name = get(r).map_err(err)?;
+                    let count = get_u32(r).map_err(err)?;
+                    let mut to = Vec::new();
+                    for _ in 0..count.min(4096) {
+                        to.push(get(r).map_err(err)?);
+                    }
+                    self.hard_link(&name, &to)?;
+                }
+                other => return Err(format!("unknown record {other:#x} in the tree's stream")),
+            }
+        }
+        if !self.stack.is_empty() {
+            return Err("the tree's stream ended inside a directory".into());
+        }
+        Ok(self.left_out)
+    }
+
+    /// The directory entries are created in, and a checked name.
+    fn at(&self, name: &[u8]) -> Result<(RawFd, CString), String> {
+        let (fd, _, _) = self.stack.last().ok_or("an entry outside the root")?;
+        if !name_ok(name) {
+            return Err(format!(
+                "refused entry name {:?}",
+                String::from_utf8_lossy(name)
+            ));
+        }
+        Ok((fd.as_raw_fd(), cstr(name)?))
+    }
+
+    fn mkdir(&mut self, name: &[u8]) -> Result<OwnedFd, String> {
+        let open_dir = |dirfd: RawFd, c: &CString| -> io::Result<OwnedFd> {
+            // SAFETY: a NUL-terminated name and a directory fd we own.
+            let fd = unsafe {
+                libc::openat(
+                    dirfd,
+                    c.as_ptr(),
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(last_err());
+            }
+            // SAFETY: a new descriptor this process owns.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        if self.stack.is_empty() {
+            if self.root.is_some() {
+                return Err("a second root in the tree's stream".into());
+            }
+            let c = cstr(ROOT.as_bytes())?;
+            // SAFETY: a NUL-terminated path.
+            if unsafe { libc::mkdir(c.as_ptr(), 0o700) } != 0 {
+                return Err(format!("cannot create {ROOT}: {}", last_err()));
+            }
+            let fd =
+                open_dir(libc::AT_FDCWD, &c).map_err(|e| format!("cannot open {ROOT}: {e}"))?;
+            self.root = Some(
+                fd.try_clone()
+                    .map_err(|e| format!("cannot keep {ROOT} open: {e}"))?,
+            );
+            return Ok(fd);
+        }
+        let path = self.path(name);
+        let (dirfd, c) = self.at(name)?;
+        // SAFETY: a NUL-terminated name in a directory fd we own.
+        if unsafe { libc::mkdirat(dirfd, c.as_ptr(), 0o700) } != 0 {
+            return Err(format!("cannot create {path}: {}", last_err()));
+        }
+        open_dir(dirfd, &c).map_err(|e| format!("cannot open {path}: {e}"))
+    }
+
+    fn file(
+        &mut self,
+        name: &[u8],
+        meta: &Meta,
+        size: u64,
+        r: &mut impl Read,
+    ) -> Result<(), String> {
+        let path = self.path(name);
+        let (dirfd, c) = self.at(name)?;
+        // SAFETY: a NUL-terminated name in a directory fd we own.
+        let fd = unsafe {
+            libc::openat(
+                dirfd,
+                c.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o600 as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(format!("cannot create {path}: {}", last_err()));
+        }
+        // SAFETY: a new descriptor this process owns.
+        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let copied =
+            io::copy(&mut r.take(size), &mut f).map_err(|e| format!("cannot write {path}: {e}"))?;
+        if copied != size {
+            return Err(format!("the tree's stream broke off in {path}"));
+        }
+        self.apply_fd(f.as_raw_fd(), meta, &path)
+    }
+
+    fn symlink(&mut self, name: &[u8], meta: &Meta, link: &[u8]) -> Result<(), String> {
+        let path = self.path(name);
+        let (dirfd, c) = self.at(name)?;
+        let l = cstr(link)?;
+        // SAFETY: NUL-terminated strings and a directory fd we own.
+        if unsafe { libc::symlinkat(l.as_ptr(), dirfd, c.as_ptr()) } != 0 {
+            return Err(format!("cannot create {path}: {}", last_err()));
+        }
+        self.apply_at(dirfd, &c, meta, &path, false)
+    }
+
+    fn node(&mut self, name: &[u8], meta: &Meta) -> Result<(), String> {
+        let path = self.path(name);
+        let (dirfd, c) = self.at(name)?;
+        let kind = match meta.file_type {
+            3 => libc::S_IFCHR,
+            4 => libc::S_IFBLK,
+            5 => libc::S_IFIFO,
+            _ => return Err(format!("{path}: not a device node or FIFO")),
+        };
+        // SAFETY: a NUL-terminated name in a directory fd we own.
+        if unsafe { libc::mknodat(dirfd, c.as_ptr(), kind | 0o600, meta.rdev as libc::dev_t) } != 0
+        {
+            let e = last_err();
+            if self.user && e.raw_os_error() == Some(libc::EPERM) && kind != libc::S_IFIFO {
+                // No device nodes in a user namespace; the sandbox brings
+                // its own /dev.
+                self.left_out += 1;
+                return Ok(());
+            }
+            return Err(format!("cannot create {path}: {e}"));
+        }
+        self.apply_at(dirfd, &c, meta, &path, true)
+    }
+
+    fn hard_link(&mut self, name: &[u8], to: &[Vec<u8>]) -> Result<(), String> {
+        let path = self.path(name);
+        let (dirfd, c) = self.at(name)?;
+        let (last, dirs) = to.split_last().ok_or("an empty hard-link target")?;
+        let root = self.root.as_ref().ok_or("a hard link before the root")?;
+        let mut held: Option<OwnedFd> = None;
+        for d in dirs {
+            if !name_ok(d) {
+                return Err(format!("{path}: refused hard-link target"));
+            }
+            let at = held.as_ref().map_or(root.as_raw_fd(), AsRawFd::as_raw_fd);
+            let cd = cstr(d)?;
+            // SAFETY: a NUL-terminated name in a directory fd we own; never
+            // following a symlink.
+            let fd = unsafe {
+                libc::openat(
+                    at,
+                    cd.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(format!(
+                    "{path}: cannot reach its hard-link target: {}",
+                    last_err()
+                ));
+            }
+            // SAFETY: a new descriptor this process owns.
+            held = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        if !name_ok(last) {
+            return Err(format!("{path}: refused hard-link target"));
+        }
+        let at = held.as_ref().map_or(root.as_raw_fd(), AsRawFd::as_raw_fd);
+        let cl = cstr(last)?;
+        // SAFETY: NUL-terminated names in directory fds we own; flags 0:
+        // a symlink is linked itself, never followed.
+        if unsafe { libc::linkat(at, cl.as_ptr(), dirfd, c.as_ptr(), 0) } != 0 {
+            return Err(format!("cannot link {path}: {}", last_err()));
+        }
+        Ok(())
+    }
+
+    fn owner_error(&self, path: &str, meta: &Meta, e: io::Error) -> String {
+        if self.user && e.raw_os_error() == Some(libc::EINVAL) {
+            format!(
+                "cannot give {path} its owner {}:{}: beyond the subordinate ids mapped for this user",
+                meta.uid, meta.gid
+            )
+        } else {
+            format!(
+                "cannot give {path} its owner {}:{}: {e}",
+                meta.uid, meta.gid
+            )
+        }
+    }
+
+    /// Owner, xattrs, mode (after chown, which clears setuid bits) and
+    /// mtime of a file or directory we hold open.
+    fn apply_fd(&self, fd: RawFd, meta: &Meta, path: &str) -> Result<(), String> {
+        // SAFETY: plain system calls on a descriptor we own.
+        if unsafe { libc::fchown(fd, meta.uid, meta.gid) } != 0 {
+            return Err(self.owner_error(path, meta, last_err()));
+        }
+        for (k, v) in &meta.xattrs {
+            let Ok(k) = CString::new(k.clone()) else {
+                continue;
+            };
+            // SAFETY: a NUL-terminated name and one slice.
+            let r = unsafe { libc::fsetxattr(fd, k.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
+            xattr_result(r, path)?;
+        }
+        // SAFETY: as above.
+        if unsafe { libc::fchmod(fd, meta.mode & 0o7777) } != 0 {
+            return Err(format!("cannot chmod {path}: {}", last_err()));
+        }
+        let t = [timespec(meta.mtime), timespec(meta.mtime)];
+        // SAFETY: two timespecs.
+        if unsafe { libc::futimens(fd, t.as_ptr()) } != 0 {
+            return Err(format!("cannot set the mtime of {path}: {}", last_err()));
+        }
+        Ok(())
+    }
+
+    /// The same by name, never following it (symlinks: no mode).
+    fn apply_at(
+        &self,
+        dirfd: RawFd,
+        c: &CString,
+        meta: &Meta,
+        path: &str,
+        chmod: bool,
+    ) -> Result<(), String> {
+        // SAFETY: a NUL-terminated name in a directory fd we own.
+        if unsafe {
+            libc::fchownat(
+                dirfd,
+                c.as_ptr(),
+                meta.uid,
+                meta.gid,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        } != 0
+        {
+            return Err(self.owner_error(path, meta, last_err()));
+        }
+        if !meta.xattrs.is_empty() {
+            let p = cstr(
+                [format!("/proc/self/fd/{dirfd}/").as_bytes(), c.as_bytes()]
+                    .concat()
+                    .as_slice(),
+            )?;
+            for (k, v) in &meta.xattrs {
+                let Ok(k) = CString::new(k.clone()) else {
+                    continue;
+                };
+                // SAFETY: NUL-terminated strings and one slice.
+                let r = unsafe {
+                    libc::lsetxattr(p.as_ptr(), k.as_ptr(), v.as_ptr().cast(), v.len(), 0)
+                };
+                xattr_result(r, path)?;
+            }
+        }
+        // A node we just made by this name (fchmodat cannot refuse to
+        // follow a link before Linux 6.6; this one is not a link).
+        // SAFETY: as above.
+        if chmod && unsafe { libc::fchmodat(dirfd, c.as_ptr(), meta.mode & 0o7777, 0) } != 0 {
+            return Err(format!("cannot chmod {path}: {}", last_err()));
+        }
+        let t = [timespec(meta.mtime), timespec(meta.mtime)];
+        // SAFETY: two timespecs and a NUL-terminated name.
+        if unsafe { libc::utimensat(dirfd, c.as_ptr(), t.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } != 0
+        {
+            return Err(format!("cannot set the mtime of {path}: {}", last_err()));
+        }
+        Ok(())
+    }
+}
+
+/// A filesystem without xattrs (or without this namespace, or `trusted.*`
+/// in a user namespace) loses them, as `tar --xattrs` would.
+fn xattr_result(r: libc::c_int, path: &str) -> Result<(), String> {
+    if r == 0 {
+        return Ok(());
+    }
+    let e = last_err();
+    if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EPERM)) {
+        return Ok(());
+    }
+    Err(format!("cannot set an xattr of {path}: {e}"))
+}
+
+fn timespec(secs: i64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: 0,
+    }
+}
+
+fn get_u32(r: &mut impl Read) -> io::Result<u32> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn get_u64(r: &mut impl Read) -> io::Result<u64> {
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn get(r: &mut impl Read) -> io::Result<Vec<u8>> {
+    let n = get_u32(r)? as usize;
+    if n > 1 << 20 {
+        return Err(io::Error::other("a name or value over 1 MiB"));
+    }
+    let mut b = vec![0; n];
+    r.read_exact(&mut b)?;
+    Ok(b)
+}
+
+fn get_meta(r: &mut impl Read) -> io::Result<Meta> {
+    let mut t = [0u8; 1];
+    r.read_exact(&mut t)?;
+    let mode = get_u32(r)?;
+    let uid = get_u32(r)?;
+    let gid = get_u32(r)?;
+    let mtime = get_u64(r)? as i64;
+    let rdev = get_u64(r)?;
+    let n = get_u32(r)?;
+    let mut xattrs = Vec::new();
+    for _ in 0..n.min(4096) {
+        xattrs.push((get(r)?, get(r)?));
+    }
+    Ok(Meta {
+        file_type: t[0],
+        mode,
+        uid,
+        gid,
+        mtime,
+        rdev,
+        xattrs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subordinate_ranges_are_found_by_name_or_uid() {
+        let text = "alice:100000:65536\n1001:200000:65536\nbob:300000:0\n";
+        assert_eq!(subid_range(text, "alice", 1000), Some((100000, 65536)));
+        assert_eq!(subid_range(text, "carol", 1001), Some((200000, 65536)));
+        // An empty range is no range.
+        assert_eq!(subid_range(text, "bob", 1002), None);
+        assert_eq!(subid_range(text, "dave", 1003), None);
+    }
+
+    #[test]
+    fn names_that_could_leave_a_directory_are_refused() {
+        for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
+            assert!(!name_ok(bad), "{bad:?}");
+        }
+        assert!(name_ok(b"passwd"));
     }
 }

@@ -26,12 +26,16 @@
 //! name an earlier entry of the same archive, and a later entry replaces an
 //! earlier one of the same name, as the kernel unpacks an initramfs.
 //!
-//! Programs (checks that need [`Need::Exec`]) run, as root, in the tree
-//! written out once per run into a private directory ([`materialise`]),
-//! under the rootfs sandbox; unprivileged, they are skipped.
+//! Programs (checks that need [`Need::Exec`]) run in the tree written out
+//! once per run into a tmpfs of a private mount namespace ([`materialise`]:
+//! as root, or unprivileged in a user namespace mapped over the caller's
+//! subordinate ids), under the rootfs sandbox; where neither is possible
+//! they are skipped, saying why.
 
 mod cpio;
 mod materialise;
+
+pub(crate) use materialise::tree_helper_main;
 mod oci;
 mod stream;
 mod tar;
@@ -118,8 +122,12 @@ pub struct ImageInfo {
     pub layers: Option<u64>,
     /// OCI: the image config (Env, Entrypoint, Cmd, User, …).
     pub config: Option<OciConfig>,
-    /// OCI: the manifest's digest.
+    /// OCI layout and oci-archive: the digest of the manifest picked, as
+    /// index.json names it (checked against the manifest's content).
     pub digest: Option<String>,
+    /// OCI forms, docker-archive included: `sha256:` of the image config,
+    /// the image ID (the same whichever form the image was saved in).
+    pub config_digest: Option<String>,
 }
 
 /// Where a node's content lies.
@@ -499,6 +507,7 @@ impl ImageTarget {
             layers: None,
             config: None,
             digest: None,
+            config_digest: None,
         };
         Ok(ImageTarget {
             info,
@@ -553,6 +562,7 @@ impl ImageTarget {
             layers: Some(read.layers),
             config: Some(read.config),
             digest: read.digest,
+            config_digest: Some(read.config_digest),
         };
         Ok(ImageTarget {
             info,
@@ -567,6 +577,36 @@ impl ImageTarget {
     /// What the image is.
     pub fn info(&self) -> &ImageInfo {
         &self.info
+    }
+
+    /// The tree written out for programs, written on the first call.
+    fn tree(&self) -> io::Result<&materialise::Materialised> {
+        if let Some(why) = materialise::unavailable() {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, why));
+        }
+        let m = self.materialised.get_or_init(|| {
+            materialise::materialise(self).map_err(|e| {
+                format!(
+                    "cannot write {} out to run programs: {e}",
+                    self.info.path.display()
+                )
+            })
+        });
+        m.as_ref().map_err(|e| io::Error::other(e.clone()))
+    }
+
+    /// Writes the tree out for programs (once) and says where the host's
+    /// root can see it (`/proc/HOLDER/root/…`) and the holder's pid: for
+    /// tests, which look at what was written and at its removal.
+    #[doc(hidden)]
+    pub fn written_tree(&self) -> io::Result<(PathBuf, i32)> {
+        let m = self.tree()?;
+        let pid = m.enter.pid;
+        Ok((
+            PathBuf::from(format!("/proc/{pid}/root"))
+                .join(m.root().strip_prefix("/").unwrap_or(&m.root())),
+            pid,
+        ))
     }
 
     /// Resolves `path` inside the image: every symlink on the way is
@@ -812,36 +852,45 @@ impl Target for ImageTarget {
     }
 
     fn has(&self, need: Need) -> bool {
+        self.missing(need).is_none()
+    }
+
+    fn missing(&self, need: Need) -> Option<String> {
         match need {
-            Need::Image => true,
-            Need::Live => false,
-            // Programs run in the tree written out with its owners, which
-            // takes root (docs/targets.md), then in the rootfs sandbox.
-            Need::Exec | Need::Root => nix::unistd::geteuid().is_root(),
+            Need::Image => None,
+            Need::Live => Some(need.skip_reason().to_string()),
+            // Programs run in the tree written out with its owners (as
+            // root, or mapped over the caller's subordinate ids), where
+            // the image's root is root over all of it: docs/targets.md.
+            Need::Exec | Need::Root => materialise::unavailable(),
         }
     }
 
-    /// Writes the tree out once (root only), then runs the program in
-    /// the rootfs sandbox over it.
+    /// Writes the tree out once (into a holder's private tmpfs), then runs
+    /// the program in the rootfs sandbox over it, in the holder's
+    /// namespaces.
     fn exec(&self, req: &super::ExecRequest) -> io::Result<super::ExecOutput> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "programs in a packed image need root (the tree is written out with its owners)",
-            ));
-        }
-        let m = self.materialised.get_or_init(|| {
-            materialise::materialise(self).map_err(|e| {
-                format!(
-                    "cannot write {} out to run programs: {e}",
-                    self.info.path.display()
-                )
-            })
-        });
-        match m {
-            Ok(m) => m.rootfs.exec(req),
-            Err(e) => Err(io::Error::other(e.clone())),
-        }
+        let m = self.tree()?;
+        let env = super::merge_env(super::base_env(self.accounts(), 0), &req.env);
+        let mut out = super::sandbox::run_entered(
+            super::sandbox::Mode::Rootfs { root: m.root() },
+            req,
+            env,
+            Some(m.enter.clone()),
+        )?;
+        out.isolation = if m.enter.user {
+            format!(
+                "{}; packed image written out in a user namespace over subordinate ids{}",
+                out.isolation,
+                match m.devices_left_out {
+                    0 => String::new(),
+                    n => format!(" ({n} device nodes of the image left out)"),
+                }
+            )
+        } else {
+            format!("{}; packed image written out", out.isolation)
+        };
+        Ok(out)
     }
 
     fn metadata(&self, path: &str, follow: bool) -> io::Result<Metadata> {

@@ -161,6 +161,8 @@ pub(crate) struct Read {
     pub layers: u64,
     pub config: OciConfig,
     pub digest: Option<String>,
+    /// `sha256:` of the config blob.
+    pub config_digest: String,
     pub uncompressed: u64,
 }
 
@@ -178,6 +180,21 @@ fn blob_path(digest: &str) -> Result<String, String> {
         return Err(format!("digest {digest:?} is malformed"));
     }
     Ok(format!("blobs/{alg}/{hex}"))
+}
+
+/// `ALG:HEX` of `bytes` with the algorithm `digest` names (sha256 or
+/// sha512, the two the OCI spec registers).
+fn digest_of(digest: &str, bytes: &[u8]) -> Result<String, String> {
+    use sha2::Digest;
+    let (alg, _) = digest.split_once(':').unwrap_or((digest, ""));
+    let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    match alg {
+        "sha256" => Ok(format!("sha256:{}", hex(&sha2::Sha256::digest(bytes)))),
+        "sha512" => Ok(format!("sha512:{}", hex(&sha2::Sha512::digest(bytes)))),
+        _ => Err(format!(
+            "digest {digest:?}: unsupported algorithm {alg:?} (sha256 and sha512 are read)"
+        )),
+    }
 }
 
 /// Reads the image at `path` (`form`), picking `reference` when given.
@@ -205,6 +222,18 @@ pub(crate) fn read(
     let json = |name: &str| -> Result<serde_json::Value, String> {
         let bytes = blobs.read(name, JSON_LIMIT)?;
         serde_json::from_slice(&bytes).map_err(|e| format!("{name}: {e}"))
+    };
+    // A blob named by its digest, checked against it: the digest is what
+    // reports name the image by, so it must be the content's.
+    let verified = |name: &str, digest: &str| -> Result<Vec<u8>, String> {
+        let bytes = blobs.read(name, JSON_LIMIT)?;
+        let got = digest_of(digest, &bytes)?;
+        if got != digest {
+            return Err(format!(
+                "{name}: its content's digest is {got}, not {digest}"
+            ));
+        }
+        Ok(bytes)
     };
     let (config_name, layer_names, digest) = if form == Form::DockerArchive {
         let all: Vec<DockerManifest> = serde_json::from_value(json("manifest.json")?)
@@ -254,17 +283,24 @@ pub(crate) fn read(
                 pick.digest
             ));
         }
-        let m: OciManifest = serde_json::from_value(json(&blob_path(&pick.digest)?)?)
-            .map_err(|e| format!("manifest {}: {e}", pick.digest))?;
+        let raw = verified(&blob_path(&pick.digest)?, &pick.digest)?;
+        let m: OciManifest =
+            serde_json::from_slice(&raw).map_err(|e| format!("manifest {}: {e}", pick.digest))?;
         let layers = m
             .layers
             .iter()
             .map(|l| blob_path(&l.digest))
             .collect::<Result<Vec<_>, _>>()?;
-        (blob_path(&m.config.digest)?, layers, Some(pick.digest))
+        let config = blob_path(&m.config.digest)?;
+        verified(&config, &m.config.digest)?;
+        (config, layers, Some(pick.digest))
     };
+    let config_raw = blobs.read(&config_name, JSON_LIMIT)?;
+    // The image ID (`podman images`' IMAGE ID): the same for every form
+    // the image is saved in, compressed or not.
+    let config_digest = digest_of("sha256:", &config_raw)?;
     let config: ConfigFile =
-        serde_json::from_value(json(&config_name)?).map_err(|e| format!("{config_name}: {e}"))?;
+        serde_json::from_slice(&config_raw).map_err(|e| format!("{config_name}: {e}"))?;
     let mut uncompressed = 0;
     for name in &layer_names {
         let (window, own) = blobs.window(name)?;
@@ -317,6 +353,7 @@ pub(crate) fn read(
         layers: layer_names.len() as u64,
         config: config.config.unwrap_or_default(),
         digest,
+        config_digest,
         uncompressed,
     })
 }

@@ -1,5 +1,4 @@
 use std::io::{self, Write};
-use std::path::PathBuf;
 
 use super::*;
 use crate::target::{Target, WalkOptions};
@@ -437,78 +436,6 @@ fn hostile_tar_is_an_error_naming_the_entry() {
     }
 }
 
-#[test]
-fn materialised_tree_keeps_owners_modes_links_and_xattrs() {
-    use std::os::unix::fs::MetadataExt;
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: writing owners out needs root");
-        return;
-    }
-    let mut b = ::tar::Builder::new(Vec::new());
-    let mut h = hdr(::tar::Header::new_ustar());
-    h.set_entry_type(::tar::EntryType::Regular);
-    h.set_size(4);
-    h.set_mode(0o4750);
-    h.set_uid(0);
-    h.set_gid(42);
-    b.append_pax_extensions([("SCHILY.xattr.user.note", &b"kept"[..])])
-        .unwrap();
-    b.append_data(&mut h, "usr/bin/su", &b"su!!"[..]).unwrap();
-    let mut h = hdr(::tar::Header::new_ustar());
-    h.set_entry_type(::tar::EntryType::Link);
-    h.set_size(0);
-    b.append_link(&mut h, "usr/bin/su2", "usr/bin/su").unwrap();
-    let mut h = hdr(::tar::Header::new_ustar());
-    h.set_entry_type(::tar::EntryType::Symlink);
-    h.set_size(0);
-    b.append_link(&mut h, "etc/evil", "/etc/shadow").unwrap();
-    let t = open_bytes(&b.into_inner().unwrap()).unwrap();
-    let m = materialise::materialise(&t).unwrap();
-    let root = {
-        let d = m.rootfs.describe();
-        PathBuf::from(d.split_once(':').unwrap().1.to_string())
-    };
-    let outer = root.parent().unwrap().to_path_buf();
-    assert_eq!(
-        std::fs::metadata(&outer).unwrap().mode() & 0o777,
-        0o700,
-        "the outer directory is private"
-    );
-    let su = std::fs::metadata(root.join("usr/bin/su")).unwrap();
-    assert_eq!((su.mode() & 0o7777, su.uid(), su.gid()), (0o4750, 0, 42));
-    assert_eq!(
-        su.ino(),
-        std::fs::metadata(root.join("usr/bin/su2")).unwrap().ino()
-    );
-    assert_eq!(std::fs::read(root.join("usr/bin/su")).unwrap(), b"su!!");
-    // The symlink is written as a symlink, never followed.
-    assert_eq!(
-        std::fs::read_link(root.join("etc/evil")).unwrap(),
-        PathBuf::from("/etc/shadow")
-    );
-    let mut v = [0u8; 16];
-    let c = std::ffi::CString::new(
-        root.join("usr/bin/su")
-            .into_os_string()
-            .into_encoded_bytes(),
-    )
-    .unwrap();
-    // SAFETY: NUL-terminated strings and a buffer of the given length.
-    let n = unsafe {
-        libc::getxattr(
-            c.as_ptr(),
-            c"user.note".as_ptr(),
-            v.as_mut_ptr().cast(),
-            v.len(),
-        )
-    };
-    if n >= 0 {
-        assert_eq!(&v[..n as usize], b"kept");
-    }
-    drop(m);
-    assert!(!outer.exists(), "the tree is removed with the target");
-}
-
 fn layer(entries: &[(&str, &[u8])], gzip: bool) -> Vec<u8> {
     let mut b = ::tar::Builder::new(Vec::new());
     for (name, data) in entries {
@@ -696,4 +623,97 @@ fn hostile_oci_is_an_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("is malformed"), "{e}");
+}
+
+/// The manifest and config are named by their digests, and reports name
+/// the image by them: a blob whose content does not hash to its name is an
+/// error naming it, and the image ID is the config's sha256 in every form.
+#[test]
+fn oci_digests_are_checked_and_reported() {
+    use sha2::Digest;
+    let hex = |b: &[u8]| {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let (l1, _) = two_layers();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"config":{{"digest":"sha256:{}"}},"layers":[{{"digest":"sha256:{}"}}]}}"#,
+        hex(CONFIG.as_bytes()),
+        hex(&l1)
+    );
+    let layout = |manifest_name: &str, config_name: &str, config: &[u8]| {
+        let index = format!(r#"{{"manifests":[{{"digest":"sha256:{manifest_name}"}}]}}"#);
+        let files: Vec<(String, Vec<u8>)> = vec![
+            ("index.json".into(), index.into_bytes()),
+            (
+                format!("blobs/sha256/{manifest_name}"),
+                manifest.clone().into_bytes(),
+            ),
+            (format!("blobs/sha256/{config_name}"), config.to_vec()),
+            (format!("blobs/sha256/{}", hex(&l1)), l1.clone()),
+        ];
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        archive(&refs)
+    };
+    let good = layout(
+        &hex(manifest.as_bytes()),
+        &hex(CONFIG.as_bytes()),
+        CONFIG.as_bytes(),
+    );
+    let t = open_form(&good, Format::OciArchive, None).unwrap();
+    assert_eq!(
+        t.info().digest.as_deref(),
+        Some(format!("sha256:{}", hex(manifest.as_bytes())).as_str())
+    );
+    assert_eq!(
+        t.info().config_digest.as_deref(),
+        Some(format!("sha256:{}", hex(CONFIG.as_bytes())).as_str())
+    );
+
+    // A manifest stored under another content's digest.
+    let wrong = "0".repeat(64);
+    let e = open_form(
+        &layout(&wrong, &hex(CONFIG.as_bytes()), CONFIG.as_bytes()),
+        Format::OciArchive,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(&format!("blobs/sha256/{wrong}: its content's digest is")),
+        "{e}"
+    );
+    // A config changed after the manifest named it.
+    let changed = CONFIG.replace("1000", "0");
+    let e = open_form(
+        &layout(
+            &hex(manifest.as_bytes()),
+            &hex(CONFIG.as_bytes()),
+            changed.as_bytes(),
+        ),
+        Format::OciArchive,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("its content's digest is"), "{e}");
+
+    // docker-archive: no manifest digest, the image ID all the same.
+    let manifest = r#"[{"Config":"cfg.json","Layers":["l1/layer.tar"]}]"#;
+    let a = archive(&[
+        ("manifest.json", manifest.as_bytes()),
+        ("cfg.json", CONFIG.as_bytes()),
+        ("l1/layer.tar", &l1),
+    ]);
+    let t = open_form(&a, Format::DockerArchive, None).unwrap();
+    assert_eq!(t.info().digest, None);
+    assert_eq!(
+        t.info().config_digest.as_deref(),
+        Some(format!("sha256:{}", hex(CONFIG.as_bytes())).as_str())
+    );
 }

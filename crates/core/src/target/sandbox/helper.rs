@@ -166,12 +166,22 @@ fn rootfs(
     shift: bool,
     no_userns: &mut Option<String>,
 ) -> Res<Report> {
-    let procfd = Procfd::open()?;
     let rootless = !nix::unistd::geteuid().is_root();
     let (uid, gid) = (
         nix::unistd::getuid().as_raw(),
         nix::unistd::getgid().as_raw(),
     );
+    // A packed image's tree lives in its holder's mount namespace (and,
+    // rootless, user namespace): joined first, in place of a user
+    // namespace of our own.
+    let joined_user = match &job.enter {
+        Some(e) => {
+            sys::enter_holder(e)?;
+            e.user
+        }
+        None => false,
+    };
+    let procfd = Procfd::open()?;
     // Made before the new pid namespace, whose first child (the init)
     // must be the first process forked after it.
     let shifted = shift.then(|| sys::shifted_userns(&procfd));
@@ -180,7 +190,7 @@ fn rootfs(
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS;
-    if rootless {
+    if rootless && !joined_user {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
     nix::sched::unshare(flags).map_err(|e| {
@@ -194,7 +204,7 @@ fn rootfs(
             }
         )
     })?;
-    if rootless {
+    if rootless && !joined_user {
         sys::map_ids(uid, gid)?;
     }
     make_private()?;

@@ -73,10 +73,26 @@ pub(crate) enum Mode {
     Probe { root: PathBuf },
 }
 
+/// A process whose namespaces the helper joins before it builds a
+/// rootfs sandbox (the holder of a packed image's written-out tree,
+/// `image::materialise`): its mount namespace, where the tree is, and,
+/// with `user`, first its user namespace (rootless: the one mapped over
+/// the caller's subordinate ids), in place of the helper's own.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Enter {
+    pub pid: i32,
+    /// The holder's start time ([`start_time`]): a recycled pid is refused.
+    pub start_time: u64,
+    pub user: bool,
+}
+
 /// What the caller sends the helper on its stdin.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Job {
     mode: Mode,
+    /// Rootfs only: namespaces to join first ([`run_entered`]).
+    #[serde(default)]
+    enter: Option<Enter>,
     argv: Vec<String>,
     env: Vec<(String, String)>,
     files: Vec<(String, Vec<u8>, u32)>,
@@ -114,10 +130,22 @@ pub(crate) fn run(
     req: &ExecRequest,
     env: Vec<(String, String)>,
 ) -> io::Result<ExecOutput> {
+    run_entered(mode, req, env, None)
+}
+
+/// [`run`], the helper first joining `enter`'s namespaces (a rootfs whose
+/// path lies in that mount namespace).
+pub(crate) fn run_entered(
+    mode: Mode,
+    req: &ExecRequest,
+    env: Vec<(String, String)>,
+    enter: Option<Enter>,
+) -> io::Result<ExecOutput> {
     req.validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let job = Job {
         mode,
+        enter,
         argv: req.argv.clone(),
         env,
         files: req
@@ -163,6 +191,7 @@ pub(crate) fn available(root: &std::path::Path) -> Result<(), String> {
                 mode: Mode::Probe {
                     root: root.to_path_buf(),
                 },
+                enter: None,
                 argv: Vec::new(),
                 env: Vec::new(),
                 files: Vec::new(),

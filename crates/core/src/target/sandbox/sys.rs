@@ -761,3 +761,34 @@ pub(super) fn enter_userns(userns: BorrowedFd<'_>) -> Res<()> {
     nix::unistd::setresgid(root_g, root_g, root_g).map_err(ctx("cannot set the group ids"))?;
     nix::unistd::setresuid(root_u, root_u, root_u).map_err(ctx("cannot set the user ids"))
 }
+
+/// Joins the namespaces of a packed image's tree holder (see
+/// [`super::Enter`]): its user namespace first when asked (whose root the
+/// caller then is, with every capability in it), then its mount
+/// namespace, which that user namespace owns. The holder is a child of
+/// nodecheck, not reaped while its tree is in use; its start time guards
+/// against a recycled pid all the same.
+pub(super) fn enter_holder(e: &super::Enter) -> Res<()> {
+    if start_time(e.pid) != Some(e.start_time) {
+        return Err(format!(
+            "the holder of the image's tree (pid {}) is gone",
+            e.pid
+        ));
+    }
+    let open = |ns: &str| {
+        nix::fcntl::open(
+            format!("/proc/{}/ns/{ns}", e.pid).as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(ctx(format!("cannot open the image tree's {ns} namespace")))
+    };
+    let mnt = open("mnt")?;
+    if e.user {
+        let user = open("user")?;
+        nix::sched::setns(user, nix::sched::CloneFlags::CLONE_NEWUSER)
+            .map_err(ctx("cannot enter the image tree's user namespace"))?;
+    }
+    nix::sched::setns(mnt, nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(ctx("cannot enter the image tree's mount namespace"))
+}
