@@ -76,8 +76,13 @@ trap 'rm -rf "$work"' EXIT
 echo "fuzz: building into $FUZZ_TARGET_DIR"
 bins=()
 [[ $# -eq 0 ]] && bins=(--bins) || for t in "$@"; do bins+=(--bin "$t"); done
-cargo build --release --locked --target "$host" --target-dir "$FUZZ_TARGET_DIR" \
-  --message-format=json-render-diagnostics "${bins[@]}" >"$work/build.json"
+if ! cargo build --release --locked --target "$host" --target-dir "$FUZZ_TARGET_DIR" \
+  --message-format=json-render-diagnostics "${bins[@]}" >"$work/build.json"; then
+  echo "fuzz: the build failed. If cargo says fuzz/Cargo.lock needs updating, a crate the" \
+    "targets use changed its dependencies: run \`cargo update --workspace\` in fuzz/ and" \
+    "commit fuzz/Cargo.lock with that change." >&2
+  exit 1
+fi
 echo "$sources" >"$stamp"
 # The built executables, from cargo's own account (every [[bin]], new ones
 # included, fresh or rebuilt).
