@@ -10,6 +10,7 @@
 use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
+use nodecheck_fuzz as _; // the allocation cap
 use nodecheck_core::target::{FileType, ImageFormat, ImageTarget, Target, WalkOptions};
 
 fuzz_target!(|data: &[u8]| {
