@@ -90,8 +90,8 @@ lz4 -q -9 <"$work/newc.cpio" | stream newc.cpio.lz4-frame
 bzip2 -9 <"$work/newc.cpio" | stream newc.cpio.bz2
 
 # image_squashfs: the tiny tree by the real mksquashfs, small blocks so
-# that files span several; gzip, xz, zstd and lz4.
-for comp in gzip xz zstd lz4; do
+# that files span several; gzip, xz, zstd, lz4 and lzo.
+for comp in gzip xz zstd lz4 lzo; do
   mksquashfs "$tree" "$work/tiny.$comp.sqfs" -comp "$comp" -b 4096 -noappend -quiet -no-progress >/dev/null
   seed image_squashfs "tiny.$comp.sqfs" <"$work/tiny.$comp.sqfs"
 done

@@ -142,7 +142,12 @@ fn decompress(comp: Compressor, src: &[u8], max: usize) -> Result<Vec<u8>, Strin
             Ok(out)
         }
         Compressor::Lzo => {
-            Err("lzo compression is not supported (repack with -comp gzip, xz, zstd or lz4)".into())
+            // squashfs-tools' lzo_wrapper: one raw LZO1X block (lzo1x_1 or
+            // lzo1x_999), no header; the output is bounded by the block size.
+            let mut out = vec![0; max];
+            let n = lzo::decompress_into(src, &mut out).map_err(|e| bad(&e))?;
+            out.truncate(n);
+            Ok(out)
         }
     }
 }
