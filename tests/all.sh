@@ -17,6 +17,9 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 
+# Every fuzz target, built once, a few seconds each from its seeds.
+tests/fuzz.sh
+
 # The release build (glibc 2.17 floor), the .deb and the .rpm, installed and
 # run as a site would.
 tests/packages.sh

@@ -40,8 +40,9 @@ packages=(
   # taplo (npm's @taplo/cli) lints the bundled profiles with the JSON Schema.
   npm
   # Packed-image targets (tests/e2e/images.rs pack the reference rootfs
-  # with the real tools): cpio, mksquashfs.
-  cpio squashfs-tools
+  # with the real tools): cpio, mksquashfs, lz4 (the legacy format the
+  # kernel takes), bzip2.
+  cpio squashfs-tools lz4 bzip2
   # Programs in a packed image as an unprivileged user: newuidmap and
   # newgidmap map a user namespace over the user's subordinate ids.
   uidmap

@@ -8,6 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use nodecheck_checks::elf::closure::{self, Setup};
 use nodecheck_checks::elf::search::{Linker, Probe};
 use nodecheck_core::target::MemoryTarget;
+use nodecheck_fuzz as _; // the allocation cap
 
 fuzz_target!(|data: &[u8]| {
     let t = MemoryTarget::new()

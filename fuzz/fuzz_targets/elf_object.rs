@@ -6,6 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use nodecheck_checks::elf::object;
 use nodecheck_core::target::{MemoryTarget, Target};
+use nodecheck_fuzz as _; // the allocation cap
 
 fuzz_target!(|data: &[u8]| {
     let t = MemoryTarget::new().file("/f", 0o755, 0, 0, data);

@@ -9,6 +9,7 @@ use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
 use nodecheck_core::target::{FileType, ImageFormat, ImageTarget, Target, WalkOptions};
+use nodecheck_fuzz as _; // the allocation cap
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else {
@@ -24,14 +25,21 @@ fuzz_target!(|data: &[u8]| {
     let Ok(t) = ImageTarget::open_as(f.path(), format) else {
         return;
     };
-    let _ = t.walk("/", &WalkOptions { links: true, ..Default::default() }, &mut |e| {
-        if let Ok(e) = e
-            && e.metadata.file_type == FileType::File
-        {
-            let _ = t.read(&e.path, 1 << 20);
-        }
-        true
-    });
+    let _ = t.walk(
+        "/",
+        &WalkOptions {
+            links: true,
+            ..Default::default()
+        },
+        &mut |e| {
+            if let Ok(e) = e
+                && e.metadata.file_type == FileType::File
+            {
+                let _ = t.read(&e.path, 1 << 20);
+            }
+            true
+        },
+    );
     let _ = t.canonicalize("/../../etc/passwd");
     let _ = t.accounts();
 });

@@ -10,6 +10,7 @@
 use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
+use nodecheck_fuzz as _; // the allocation cap
 use nodecheck_core::target::{FileType, ImageFormat, ImageTarget, Target, WalkOptions};
 
 fuzz_target!(|data: &[u8]| {
@@ -26,21 +27,35 @@ fuzz_target!(|data: &[u8]| {
     let Ok(t) = ImageTarget::open_as(f.path(), Some(ImageFormat::Squashfs)) else {
         return;
     };
-    let _ = t.walk("/", &WalkOptions { links: true, ..Default::default() }, &mut |e| {
-        if let Ok(e) = e {
-            let _ = t.xattrs(&e.path);
-            if e.metadata.file_type == FileType::File {
-                let _ = t.read(&e.path, 1 << 22);
-                if let Ok(file) = t.open(&e.path) {
-                    let mut buf = [0; 64];
-                    for off in [0, 4095, 4096, 131_071, 131_072, e.metadata.size.saturating_sub(1)] {
-                        let _ = file.read_at(&mut buf, off);
+    let _ = t.walk(
+        "/",
+        &WalkOptions {
+            links: true,
+            ..Default::default()
+        },
+        &mut |e| {
+            if let Ok(e) = e {
+                let _ = t.xattrs(&e.path);
+                if e.metadata.file_type == FileType::File {
+                    let _ = t.read(&e.path, 1 << 22);
+                    if let Ok(file) = t.open(&e.path) {
+                        let mut buf = [0; 64];
+                        for off in [
+                            0,
+                            4095,
+                            4096,
+                            131_071,
+                            131_072,
+                            e.metadata.size.saturating_sub(1),
+                        ] {
+                            let _ = file.read_at(&mut buf, off);
+                        }
                     }
                 }
             }
-        }
-        true
-    });
+            true
+        },
+    );
     let _ = t.canonicalize("/../../etc/passwd");
     let _ = t.accounts();
 });

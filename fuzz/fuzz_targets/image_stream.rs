@@ -8,6 +8,7 @@
 use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
+use nodecheck_fuzz as _; // the allocation cap
 use nodecheck_core::target::{FileType, ImageTarget, Target, WalkOptions};
 
 fuzz_target!(|data: &[u8]| {

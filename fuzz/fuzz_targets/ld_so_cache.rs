@@ -5,6 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use nodecheck_checks::elf::ldcache::LdCache;
 use nodecheck_checks::elf::object::Ident;
+use nodecheck_fuzz as _; // the allocation cap
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(cache) = LdCache::parse(data) {

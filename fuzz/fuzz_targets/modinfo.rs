@@ -9,6 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use nodecheck_checks::elf::object::InMemory;
 use nodecheck_checks::elf::section::Sections;
 use nodecheck_checks::modfile;
+use nodecheck_fuzz as _; // the allocation cap
 
 fuzz_target!(|data: &[u8]| {
     let _ = modfile::modinfo_of_bytes(data);

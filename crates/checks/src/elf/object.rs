@@ -397,7 +397,7 @@ fn read_dynamic(
                 "{what}: string offset {index:#x} is outside DT_STRTAB"
             )));
         }
-        r.cstr(off + index)
+        r.cstr(off.saturating_add(index))
     };
     for d in dyns {
         match d.d_tag {

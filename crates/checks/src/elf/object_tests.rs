@@ -95,6 +95,24 @@ fn bogus_fields_are_errors() {
 }
 
 #[test]
+fn a_segment_at_the_top_of_the_file_offsets_is_an_error() {
+    // Found by the elf_object fuzz target: a PT_LOAD whose p_offset is
+    // near u64::MAX puts DT_STRTAB there, and a string's offset inside it
+    // overflowed (a panic with overflow checks, a wrapped read of the
+    // wrong bytes without them).
+    let mut b = fixture::exe(&["libfoo.so.1"]).build();
+    let phoff = u64::from_le_bytes(b[32..40].try_into().unwrap()) as usize;
+    let phnum = u16::from_le_bytes([b[56], b[57]]) as usize;
+    let load = (0..phnum)
+        .map(|i| phoff + i * 56)
+        .find(|&p| b[p..p + 4] == 1u32.to_le_bytes())
+        .unwrap();
+    b[load + 8..load + 16].copy_from_slice(&(u64::MAX - 4).to_le_bytes());
+    let err = parse(&b).unwrap_err();
+    assert!(err.0.contains("past the end of the file"), "{err:?}");
+}
+
+#[test]
 fn every_byte_flip_is_survived() {
     // Flip each byte of a small executable to a few values: whatever the
     // result, the reader returns.

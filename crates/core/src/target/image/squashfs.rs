@@ -142,7 +142,12 @@ fn decompress(comp: Compressor, src: &[u8], max: usize) -> Result<Vec<u8>, Strin
             Ok(out)
         }
         Compressor::Lzo => {
-            Err("lzo compression is not supported (repack with -comp gzip, xz, zstd or lz4)".into())
+            // squashfs-tools' lzo_wrapper: one raw LZO1X block (lzo1x_1 or
+            // lzo1x_999), no header; the output is bounded by the block size.
+            let mut out = vec![0; max];
+            let n = lzo::decompress_into(src, &mut out).map_err(|e| bad(&e))?;
+            out.truncate(n);
+            Ok(out)
         }
     }
 }
@@ -444,10 +449,13 @@ struct Reader<'a> {
     nfrags: usize,
 }
 
+/// Extended attributes as name → value pairs.
+type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
+
 struct Xattrs {
     kv_start: u64,
     ids: Vec<u8>,
-    cache: HashMap<u32, Vec<(Vec<u8>, Vec<u8>)>>,
+    cache: HashMap<u32, XattrList>,
 }
 
 impl Reader<'_> {
@@ -593,7 +601,7 @@ impl Reader<'_> {
     }
 
     /// The xattrs of xattr id `i`.
-    fn xattrs(&mut self, i: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    fn xattrs(&mut self, i: u32) -> Result<XattrList, String> {
         let Some(x) = &self.xattr else {
             return Err(format!("xattr id {i} but the image has no xattr table"));
         };

@@ -1,0 +1,69 @@
+//! What every fuzz target shares: a cap on a single allocation.
+//!
+//! libFuzzer's `-malloc_limit_mb` needs a sanitizer's malloc hooks, which a
+//! stable-toolchain build has not, and `-rss_limit_mb` only sees memory
+//! that is touched: a reader that reserves what a bogus size field asks
+//! for (`Vec::with_capacity(len)`) and never fills it would pass. This
+//! allocator refuses any single allocation over `FUZZ_MALLOC_LIMIT_MB`
+//! (1024 by default; 0: no cap), so Rust aborts with "memory allocation of N bytes
+//! failed" and libFuzzer records the input as a crash. A target links it
+//! with `use nodecheck_fuzz as _;`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Capped;
+
+const DEFAULT_MB: usize = 1024;
+
+/// The cap in bytes; 0 until first read. Reading the environment
+/// allocates, so the default is in place before it does.
+static LIMIT: AtomicUsize = AtomicUsize::new(0);
+
+fn limit() -> usize {
+    match LIMIT.load(Ordering::Relaxed) {
+        0 => {
+            LIMIT.store(DEFAULT_MB << 20, Ordering::Relaxed);
+            let bytes = match std::env::var("FUZZ_MALLOC_LIMIT_MB").map(|v| v.parse::<usize>()) {
+                Ok(Ok(0)) => usize::MAX,
+                Ok(Ok(mb)) => mb.saturating_mul(1 << 20),
+                _ => DEFAULT_MB << 20,
+            };
+            LIMIT.store(bytes, Ordering::Relaxed);
+            bytes
+        }
+        bytes => bytes,
+    }
+}
+
+// SAFETY: every call is passed on unchanged to the system allocator, or
+// refused with null, which GlobalAlloc allows.
+unsafe impl GlobalAlloc for Capped {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > limit() {
+            return std::ptr::null_mut();
+        }
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > limit() {
+            return std::ptr::null_mut();
+        }
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > limit() {
+            return std::ptr::null_mut();
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static CAPPED: Capped = Capped;
