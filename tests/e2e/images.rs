@@ -367,23 +367,144 @@ fn unprivileged_users_get_the_directory_s_outcomes_or_the_reason() {
     } else {
         assert_same("tar as nc-subids", &got, want, None);
     }
-    // Without: the static checks on each compressed form, programs skipped
-    // with the reason.
+    // Without: the static checks on each other packed form, read in
+    // place from the cache (0644 files under 0755 directories: nothing is
+    // copied), programs skipped with the reason.
+    let reason = format!("{NO_SUBIDS} nc-nosubids (/etc/subuid)");
+    let both = ["profiles/base.toml", "profiles/compute.toml"];
     for (form, file) in [
         ("cpio.zst as nc-nosubids", "rootfs.cpio.zst"),
         ("early+cpio.gz as nc-nosubids", "rootfs.early.cpio.gz"),
+        ("cpio.lz4 as nc-nosubids", "rootfs.cpio.lz4"),
+        ("cpio.bz2 as nc-nosubids", "rootfs.cpio.bz2"),
+        ("squashfs as nc-nosubids", "rootfs.sqfs"),
     ] {
-        let got = outcomes_as(
-            Some("nc-nosubids"),
-            &["profiles/base.toml", "profiles/compute.toml"],
-            dir.join(file).to_str().unwrap(),
-            &tmp.path().join(format!("{file}.json")),
+        let file = dir.join(file);
+        assert!(readable_by("nc-nosubids", &file), "{form}: unreadable");
+        let json = tmp.path().join(format!("{form}.json").replace(' ', "-"));
+        let got = outcomes_as(Some("nc-nosubids"), &both, file.to_str().unwrap(), &json);
+        assert_same(form, &got, want, Some(&reason));
+    }
+    // podman's OCI layout, oci-archive and docker-archive (built as root
+    // by the test above or here, cached): the directory's outcomes but
+    // for the file the second layer deletes.
+    let Some(p) = podman() else {
+        eprintln!("note: podman's forms skipped: podman is not installed (tests/deps.sh)");
+        return;
+    };
+    for (form, target, files) in p.forms() {
+        for f in &files {
+            assert!(readable_by("nc-nosubids", f), "{form}: {f:?} unreadable");
+        }
+        let json = tmp.path().join(format!("{form}.json"));
+        let got = outcomes_as(Some("nc-nosubids"), &both, &target, &json);
+        let form = format!("{form} as nc-nosubids");
+        assert_podman_same(&form, &got, want, &p.gone, Some(&reason));
+    }
+}
+
+/// Runs `nodecheck run profiles/base.toml --target TARGET` as `user`.
+fn run_as(user: &str, target: &str) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            &format!("--reuid={user}"),
+            &format!("--regid={user}"),
+            "--clear-groups",
+        ])
+        .arg(env!("CARGO_BIN_EXE_nodecheck"))
+        .args(["run", "profiles/base.toml", "--target", target])
+        .env("NO_COLOR", "1")
+        .current_dir(repo())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_image_the_user_cannot_read_is_a_clear_error() {
+    if !is_root() {
+        eprintln!("skipped: making files another user cannot read needs root");
+        return;
+    }
+    test_users().unwrap();
+    let exe = Path::new(env!("CARGO_BIN_EXE_nodecheck"));
+    if !readable_by("nc-nosubids", exe)
+        || !readable_by("nc-nosubids", &repo().join("profiles/base.toml"))
+    {
+        eprintln!("note: skipped, nc-nosubids cannot reach the binary or the profiles");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    // A file root alone may read: a cpio by its magic, and a squashfs.
+    let cpio = tmp.path().join("secret.cpio");
+    fs::write(&cpio, b"070701").unwrap();
+    let sqfs = tmp.path().join("secret.sqfs");
+    fs::write(&sqfs, b"hsqs").unwrap();
+    // An OCI layout directory it cannot enter, and one whose blobs it
+    // cannot enter.
+    let layout = tmp.path().join("layout");
+    let open = tmp.path().join("open");
+    for d in [&layout, &open] {
+        fs::create_dir_all(d.join("blobs/sha256")).unwrap();
+        fs::write(d.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        fs::write(
+            d.join("index.json"),
+            format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"digest":"sha256:{}"}}]}}"#,
+                "0".repeat(64)
+            ),
+        )
+        .unwrap();
+    }
+    for f in [&cpio, &sqfs] {
+        fs::set_permissions(f, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    fs::set_permissions(&layout, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(open.join("blobs"), fs::Permissions::from_mode(0o700)).unwrap();
+    for (target, names) in [
+        (cpio.display().to_string(), cpio.display().to_string()),
+        (
+            format!("cpio:{}", cpio.display()),
+            cpio.display().to_string(),
+        ),
+        (sqfs.display().to_string(), sqfs.display().to_string()),
+        (
+            format!("squashfs:{}", sqfs.display()),
+            sqfs.display().to_string(),
+        ),
+        (
+            format!("tar:{}", cpio.display()),
+            cpio.display().to_string(),
+        ),
+        (
+            format!("oci-archive:{}", cpio.display()),
+            cpio.display().to_string(),
+        ),
+        (
+            format!("docker-archive:{}", cpio.display()),
+            cpio.display().to_string(),
+        ),
+        (layout.display().to_string(), layout.display().to_string()),
+        (
+            format!("oci:{}", layout.display()),
+            layout.display().to_string(),
+        ),
+        (
+            format!("oci:{}", open.display()),
+            open.display().to_string(),
+        ),
+    ] {
+        let o = run_as("nc-nosubids", &target);
+        let err = stderr(&o);
+        assert_eq!(code(&o), 3, "{target}: {err}");
+        assert!(!err.contains("panicked"), "{target}: {err}");
+        assert!(
+            err.contains(&names),
+            "{target}: the error names no file: {err}"
         );
-        assert_same(
-            form,
-            &got,
-            want,
-            Some(&format!("{NO_SUBIDS} nc-nosubids (/etc/subuid)")),
+        assert!(
+            err.contains("Permission denied") || err.contains("permission denied"),
+            "{target}: the error does not say why: {err}"
         );
     }
 }
@@ -708,51 +829,65 @@ fn the_full_compute_profile_gives_the_directory_s_outcomes_on_podman_s_images() 
             leftover.is_empty(),
             "{form}: written-out trees left behind: {leftover:?}"
         );
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>(),
-            "{form}"
-        );
-        let (mut exec, mut verified) = (0, false);
-        for (key, (status, msg)) in &got {
-            let runs_programs = EXEC_KINDS.iter().any(|k| key.contains(&format!(" {k} ")));
-            exec += usize::from(runs_programs);
-            if runs_programs && !is_root() {
-                assert_eq!(status, "skip", "{form}: {key}: {msg}");
-                continue;
-            }
-            let (want_status, want_msg) = &want[key];
-            // The one difference: the second layer deleted a file of
-            // base-files. The package database still lists it, so package
-            // verification names exactly that file, and only that file…
-            if key.contains(" package * ") && key.starts_with("package-integrity ") {
-                assert_eq!(want_status, "pass", "directory: {key}: {want_msg}");
-                assert_eq!(status, "fail", "{form}: {key}: {msg}");
-                assert!(
-                    msg.starts_with("verify: 1 of ")
-                        && msg.ends_with(&format!("base-files: {}: missing", p.gone)),
-                    "{form}: {key}: {msg}"
-                );
-                verified = true;
-                continue;
-            }
-            // …and the budgets over the whole tree count one entry fewer,
-            // with the same verdict.
-            if key.contains(" tree / ") {
-                assert_eq!(status, want_status, "{form}: {key}: {msg}");
-                continue;
-            }
-            // Everything else, programs included (as root they run in the
-            // tree written out once per run), is the directory's answer.
-            assert_eq!(
-                (status, msg),
-                (want_status, want_msg),
-                "{form}: {key} differs from the directory"
-            );
-        }
-        assert!(verified, "{form}: no package-integrity check ran");
-        assert!(exec >= 8, "{form}: only {exec} exec checks");
+        // Unprivileged, programs skip (the reason is the unprivileged
+        // test's to check).
+        let exec = (!is_root()).then_some("");
+        assert_podman_same(form, &got, want, &p.gone, exec);
     }
+}
+
+/// Compares outcomes on one of podman's images with the directory's: the
+/// same but for the file the second layer deleted. `exec` as in
+/// `assert_same`.
+fn assert_podman_same(form: &str, got: &Outcomes, want: &Outcomes, gone: &str, exec: Option<&str>) {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{form}"
+    );
+    let (mut programs, mut verified) = (0, false);
+    for (key, (status, msg)) in got {
+        let (want_status, want_msg) = &want[key];
+        if runs_programs(key) {
+            programs += 1;
+            // A check the directory run skipped too (its `only_if`) is
+            // compared as any other.
+            if let Some(reason) = exec.filter(|_| want_status != "skip") {
+                assert_eq!(status, "skip", "{form}: {key}: {msg}");
+                assert!(msg.starts_with(reason), "{form}: {key}: {msg}");
+                continue;
+            }
+        }
+        // The one difference: the second layer deleted a file of
+        // base-files. The package database still lists it, so package
+        // verification names exactly that file, and only that file…
+        if key.contains(" package * ") && key.starts_with("package-integrity ") {
+            assert_eq!(want_status, "pass", "directory: {key}: {want_msg}");
+            assert_eq!(status, "fail", "{form}: {key}: {msg}");
+            assert!(
+                msg.starts_with("verify: 1 of ")
+                    && msg.ends_with(&format!("base-files: {gone}: missing")),
+                "{form}: {key}: {msg}"
+            );
+            verified = true;
+            continue;
+        }
+        // …and the budgets over the whole tree count one entry fewer,
+        // with the same verdict.
+        if key.contains(" tree / ") {
+            assert_eq!(status, want_status, "{form}: {key}: {msg}");
+            continue;
+        }
+        // Everything else, programs included (as root they run in the
+        // tree written out once per run), is the directory's answer.
+        assert_eq!(
+            (status, msg),
+            (want_status, want_msg),
+            "{form}: {key} differs from the directory"
+        );
+    }
+    assert!(verified, "{form}: no package-integrity check ran");
+    assert!(programs >= 8, "{form}: only {programs} checks run programs");
 }
 
 /// The report's `target` for `target` under `profile`, and the whole report.

@@ -260,8 +260,11 @@ fn open_target(spec: &str) -> Result<Box<dyn Target>, String> {
         {
             return image(spec, ImageTarget::open_as(path, Some(format)));
         }
-        // A packed image, or an image archive, by its content.
-        path if std::path::Path::new(path).is_file() && ImageTarget::sniff(path) => {
+        // A packed image, or an image archive, by its content; a file this
+        // user cannot read says so (not "not a directory").
+        path if std::path::Path::new(path).is_file()
+            && (ImageTarget::sniff(path) || std::fs::File::open(path).is_err()) =>
+        {
             return image(spec, ImageTarget::open(path));
         }
         // An OCI image layout directory (it holds `oci-layout`).

@@ -116,6 +116,15 @@ impl RootFs {
         // image, so following host symlinks here is intended.
         let root = nix::fcntl::open(path, path_flags(true) | OFlag::O_DIRECTORY, Mode::empty())
             .map_err(|e| io_err(e.into()))?;
+        // `O_PATH` opens a directory its user cannot enter: every check
+        // would then fail on its own. Say so once, naming the target.
+        nix::unistd::faccessat(
+            &root,
+            ".",
+            nix::unistd::AccessFlags::X_OK,
+            nix::fcntl::AtFlags::AT_EACCESS,
+        )
+        .map_err(|e| io_err(e.into()))?;
         let host = if kind == TargetKind::Container {
             path.to_path_buf()
         } else {
