@@ -43,6 +43,8 @@ mod tar;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_lazy;
+#[cfg(test)]
 mod tests_squashfs;
 #[cfg(test)]
 mod tests_streams;
@@ -214,8 +216,9 @@ pub(crate) struct Lazy {
     image: File,
     image_len: u64,
     cap: u64,
-    /// The decompressed length the index pass saw.
+    /// The decompressed length and CRC-32 the index pass saw.
     len: u64,
+    crc: u32,
     name: PathBuf,
     spill: OnceLock<Result<Arc<Store>, String>>,
 }
@@ -225,18 +228,21 @@ impl Lazy {
         let s = self.spill.get_or_init(|| {
             let name = self.name.display();
             let image = self.image.try_clone().map_err(|e| format!("{name}: {e}"))?;
-            let flat = stream::flatten(image, self.image_len, self.cap)
+            let spill = tempfile::tempfile().map_err(|e| format!("{name}: spill: {e}"))?;
+            let mut w = io::BufWriter::with_capacity(256 << 10, spill);
+            let (len, crc, _) = stream::flatten_into(&image, self.image_len, self.cap, &mut w)
                 .map_err(|e| format!("{name}: {e}"))?;
-            if flat.len != self.len {
+            if (len, crc) != (self.len, self.crc) {
                 return Err(format!(
-                    "{name}: decompresses to {} bytes, and to {} when indexed (the image changed?)",
-                    flat.len, self.len
+                    "{name}: decompresses to {len} bytes (CRC-32 {crc:08x}) now and to {} \
+                     (CRC-32 {:08x}) when indexed: the image changed while being read",
+                    self.len, self.crc
                 ));
             }
-            Ok(Arc::new(Store {
-                file: flat.file,
-                len: flat.len,
-            }))
+            let file = w
+                .into_inner()
+                .map_err(|e| format!("{name}: spill: {}", e.error()))?;
+            Ok(Arc::new(Store { file, len }))
         });
         s.as_ref().map_err(|e| io::Error::other(e.clone()))
     }
@@ -624,7 +630,8 @@ impl ImageTarget {
         let plain = stream::is_plain(&file, meta.len()).map_err(named)?;
         if !plain
             && matches!(format, None | Some(Format::Cpio))
-            && let Some(t) = ImageTarget::open_streamed(path, &file, meta.len(), format)?
+            && let Some(t) =
+                ImageTarget::open_streamed(path, &file, meta.len(), format, spill_cap(meta.len()))?
         {
             return Ok(t);
         }
@@ -706,10 +713,10 @@ impl ImageTarget {
         file: &File,
         len: u64,
         format: Option<Format>,
+        cap: u64,
     ) -> io::Result<Option<ImageTarget>> {
         use std::io::BufRead;
         let name = path.display();
-        let cap = spill_cap(len);
         let (reader, thread) = stream::streamed(file, len, cap)?;
         let mut r = io::BufReader::with_capacity(256 << 10, reader);
         let head = r.fill_buf()?;
@@ -728,7 +735,7 @@ impl ImageTarget {
         let joined = thread
             .join()
             .map_err(|_| io::Error::other(format!("{name}: the decompressing thread panicked")))?;
-        let (archives, written, kinds) = match (parsed, joined) {
+        let (archives, written, crc, kinds) = match (parsed, joined) {
             // The decompressor's own error says it best (a bomb, a
             // corrupt stream), unless it only saw the reader stop.
             (_, Err(e)) if e.kind() != io::ErrorKind::BrokenPipe => {
@@ -740,14 +747,14 @@ impl ImageTarget {
                     format!("{name}: {e}"),
                 ));
             }
-            (Ok((archives, end)), Ok((written, kinds))) => {
+            (Ok((archives, end)), Ok((written, crc, kinds))) => {
                 if end != written {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!("{name}: the archive ends at {end} of {written} bytes"),
                     ));
                 }
-                (archives, written, kinds)
+                (archives, written, crc, kinds)
             }
             (Ok(_), Err(e)) => return Err(io::Error::new(e.kind(), format!("{name}: {e}"))),
         };
@@ -756,6 +763,7 @@ impl ImageTarget {
             image_len: len,
             cap,
             len: written,
+            crc,
             name: path.to_path_buf(),
             spill: OnceLock::new(),
         };

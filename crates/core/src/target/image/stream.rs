@@ -102,6 +102,8 @@ struct Capped<'a> {
     file: &'a mut dyn Write,
     written: u64,
     cap: u64,
+    /// The CRC-32 of what was written.
+    crc: crc32fast::Hasher,
 }
 
 impl Write for Capped<'_> {
@@ -116,6 +118,7 @@ impl Write for Capped<'_> {
             ));
         }
         let n = self.file.write(buf)?;
+        self.crc.update(&buf[..n]);
         self.written += n as u64;
         Ok(n)
     }
@@ -262,7 +265,7 @@ pub(crate) fn flatten(file: File, len: u64, cap: u64) -> io::Result<Flat> {
     }
     let spill = tempfile::tempfile()?;
     let mut writer = io::BufWriter::with_capacity(256 << 10, spill);
-    let (written, kinds) = flatten_into(&file, len, cap, &mut writer)?;
+    let (written, _, kinds) = flatten_into(&file, len, cap, &mut writer)?;
     let spill = writer.into_inner().map_err(|e| e.into_error())?;
     Ok(Flat {
         file: spill,
@@ -298,18 +301,19 @@ pub(crate) fn is_plain(file: &File, len: u64) -> io::Result<bool> {
 
 /// Writes every part of the image `file` (of `len` bytes) decompressed, in
 /// order, into `out` (at most `cap` bytes); returns how many bytes that
-/// was and the compressions met.
+/// was, their CRC-32 and the compressions met.
 pub(crate) fn flatten_into(
     file: &File,
     len: u64,
     cap: u64,
     out: &mut dyn Write,
-) -> io::Result<(u64, Vec<Compression>)> {
+) -> io::Result<(u64, u32, Vec<Compression>)> {
     let file = file.try_clone()?;
     let mut out = Capped {
         file: out,
         written: 0,
         cap,
+        crc: crc32fast::Hasher::new(),
     };
     let mut kinds: Vec<Compression> = Vec::new();
     let mut pos = 0;
@@ -353,7 +357,7 @@ pub(crate) fn flatten_into(
         }
     }
     out.flush()?;
-    Ok((out.written, kinds))
+    Ok((out.written, out.crc.clone().finalize(), kinds))
 }
 
 /// What [`streamed`] hands over: the bytes, in chunks of this size.
@@ -416,8 +420,9 @@ impl Read for Streamed {
 }
 
 /// The thread that decompresses for a [`Streamed`]: joined, it says how
-/// many bytes there were and the compressions met, or what went wrong.
-pub(crate) type Decompressing = std::thread::JoinHandle<io::Result<(u64, Vec<Compression>)>>;
+/// many bytes there were, their CRC-32 and the compressions met, or what
+/// went wrong.
+pub(crate) type Decompressing = std::thread::JoinHandle<io::Result<(u64, u32, Vec<Compression>)>>;
 
 /// The image `file` (of `len` bytes, at most `cap` once decompressed)
 /// decompressed by a thread of its own into a bounded channel
@@ -462,6 +467,7 @@ pub(crate) fn flatten_window(window: &super::tar::Window, cap: u64) -> io::Resul
         file: &mut writer,
         written: 0,
         cap,
+        crc: crc32fast::Hasher::new(),
     };
     let mut kinds = Vec::new();
     let mut pos = window.start();
