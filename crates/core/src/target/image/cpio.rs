@@ -326,6 +326,18 @@ fn add(
             store: KEPT,
             offset: at,
         };
+    } else if ft == FileType::File
+        && h.size > 0
+        && let Some((at, len)) = keep.head_room(h.data, h.size)
+    {
+        let buf = keep.take(at, len);
+        if src.read_at(buf, h.data).map_err(|e| e.to_string())? < buf.len() {
+            return Err(format!(
+                "entry {}: its {} bytes of content run past the end of the archive",
+                display_bytes(&h.name),
+                h.size
+            ));
+        }
     }
     match ft {
         FileType::Symlink => {

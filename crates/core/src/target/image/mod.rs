@@ -159,12 +159,20 @@ const KEEP_ETC: u64 = 64 << 10;
 /// that `/etc` finds room wherever the archive puts it).
 const KEEP_SMALL: u64 = 4 << 10;
 
+/// The first bytes of every other file kept (an ELF header: the
+/// platform's probe of `/bin/sh`, magic numbers), within the budget.
+const KEEP_HEAD: u64 = 64;
+
 /// Small files' content, kept in memory while a compressed stream is
-/// indexed (at most its budget, never grown past it).
+/// indexed (at most its budget, never grown past it), and the heads of
+/// the other files.
 #[derive(Debug)]
 pub(crate) struct Kept {
     bytes: Vec<u8>,
     budget: u64,
+    /// A file not kept whole: its offset in the stream → where its first
+    /// `KEEP_HEAD` bytes (or fewer: its size) are in `bytes`.
+    heads: std::collections::HashMap<u64, u64>,
 }
 
 impl Kept {
@@ -173,6 +181,7 @@ impl Kept {
         Kept {
             bytes: Vec::new(),
             budget: 0,
+            heads: Default::default(),
         }
     }
 
@@ -180,6 +189,7 @@ impl Kept {
         Kept {
             bytes: Vec::with_capacity(budget as usize),
             budget,
+            heads: Default::default(),
         }
     }
 
@@ -194,6 +204,22 @@ impl Kept {
         };
         let at = self.bytes.len() as u64;
         (size <= largest && at + size <= budget).then_some(at)
+    }
+
+    /// Where the head of a file not kept whole goes (its content at
+    /// `offset` in the stream, `size` bytes), and how long it is.
+    pub(crate) fn head_room(&mut self, offset: u64, size: u64) -> Option<(u64, u64)> {
+        let at = self.bytes.len() as u64;
+        let len = size.min(KEEP_HEAD);
+        (at + len <= self.budget).then(|| {
+            self.heads.insert(offset, at);
+            (at, len)
+        })
+    }
+
+    /// The head kept of the content at `offset`: where it is in `bytes`.
+    fn head(&self, offset: u64) -> Option<u64> {
+        self.heads.get(&offset).copied()
     }
 
     /// The room for `size` bytes at `at` (from [`Kept::room`]).
@@ -1070,7 +1096,11 @@ impl ImageTarget {
             }
             (Some(d), _) if d.store == KEPT => Source::Kept(self.kept.clone(), d.offset),
             (Some(d), _) if d.store == LAZY => match &self.lazy {
-                Some(l) => Source::Lazy(l.clone(), d.offset),
+                Some(l) => Source::Lazy(
+                    l.clone(),
+                    d.offset,
+                    self.kept.head(d.offset).map(|at| (self.kept.clone(), at)),
+                ),
                 None => Source::Empty,
             },
             (Some(d), _) => Source::Store(self.stores[d.store as usize].clone(), d.offset),
@@ -1172,8 +1202,8 @@ enum Source {
     /// Kept in memory, at this offset.
     Kept(Arc<Kept>, u64),
     /// A compressed cpio's stream (spilled on the first read), at this
-    /// offset.
-    Lazy(Arc<Lazy>, u64),
+    /// offset; its head kept in memory (at this offset), when it was.
+    Lazy(Arc<Lazy>, u64, Option<(Arc<Kept>, u64)>),
 }
 
 /// A regular file of an image.
@@ -1211,7 +1241,12 @@ impl FileAt for ImageFile {
                 buf[..n].copy_from_slice(got);
                 return Ok(n);
             }
-            Source::Lazy(lazy, start) => (lazy.store()?, *start),
+            Source::Lazy(_, _, Some((kept, at))) if offset + n as u64 <= size.min(KEEP_HEAD) => {
+                let from = (at + offset) as usize;
+                buf[..n].copy_from_slice(&kept.bytes[from..from + n]);
+                return Ok(n);
+            }
+            Source::Lazy(lazy, start, _) => (lazy.store()?, *start),
             Source::Store(store, start) => (store, *start),
         };
         let got = read_full_at(&store.file, &mut buf[..n], start + offset)?;

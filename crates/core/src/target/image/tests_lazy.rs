@@ -45,9 +45,16 @@ fn content_read_after_the_index_pass_is_what_the_archive_holds() {
     let t = ImageTarget::open(img.path()).unwrap();
     assert_eq!(t.info().compression, [Compression::Zstd]);
     assert_eq!(t.info().uncompressed_size, raw.len() as u64);
-    // passwd, big.conf (under /etc), os-release and small (≤ 4 KiB).
-    let kept = 26 + (60 << 10) + 10 + (4 << 10);
+    // passwd, big.conf (under /etc), os-release and small (≤ 4 KiB),
+    // and the first 64 bytes of the two others.
+    let kept = 26 + (60 << 10) + 10 + (4 << 10) + 2 * 64;
     assert_eq!(t.kept_bytes(), kept);
+    // A read within a head (the platform's ELF probe) spills nothing; one
+    // past it does.
+    let f = t.open("/usr/bin/large").unwrap();
+    assert_eq!(f.read_exact_at(0, 20).unwrap(), files[5].1[..20]);
+    assert_eq!(f.read_exact_at(44, 20).unwrap(), files[5].1[44..64]);
+    assert!(!t.spilled(), "a head read from a spill");
     // Reading what was kept decompresses nothing again.
     for (name, data) in &files[..4] {
         assert_eq!(
