@@ -6,18 +6,26 @@
 //! of nodes in memory (type, mode, owner, size, mtime, link text, device
 //! numbers, xattrs, and *where the content lies*), about 200 bytes plus the
 //! name per entry — some 15 MB for the 1.2 GB reference rootfs (≈ 60,000
-//! entries). Content is never held in memory: a node points at an offset in
-//! a *store*, a read-only file read with `pread`.
+//! entries). A node points at an offset in a *store*, a read-only file read
+//! with `pread`, or at content kept in memory ([`Kept`], at most
+//! [`KEEP_BUDGET`]).
 //!
 //! - An uncompressed archive is its own store: content is read at its
 //!   offset in the image file. Nothing is written anywhere.
-//! - A compressed stream (gzip, zstd, xz) is decompressed once, while
+//! - A compressed cpio is indexed as its decompressed stream passes
+//!   ([`stream::streamed`]), nothing written: small files (`/etc` first)
+//!   and the first 64 bytes of the others are kept in memory; the first
+//!   read of other content decompresses the image again, once, into a
+//!   private spill file ([`Lazy`]), checked against the first pass by
+//!   length and CRC-32.
+//! - A compressed tar (or an OCI layer) is decompressed once, while
 //!   indexing, into a private spill file (`O_TMPFILE` in `$TMPDIR`, mode
 //!   0600, never linked into the filesystem, gone when nodecheck exits),
 //!   and that spill is the store. Memory stays bounded (a 64 KiB copy
-//!   buffer); disk use is the uncompressed size of the archive. The spill
-//!   is capped ([`spill_cap`]) so that a decompression bomb ends in an
-//!   error naming the image, not a full disk.
+//!   buffer); disk use is the uncompressed size of the archive.
+//!
+//! Every decompression is capped ([`spill_cap`]) so that a bomb ends in an
+//! error naming the image, not a full disk.
 //!
 //! Paths are resolved in the index, never on the host: `..` stops at the
 //! image's `/`, absolute symlinks restart there, and no name of the archive
