@@ -444,10 +444,13 @@ struct Reader<'a> {
     nfrags: usize,
 }
 
+/// One inode's extended attributes: (name, value) pairs.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 struct Xattrs {
     kv_start: u64,
     ids: Vec<u8>,
-    cache: HashMap<u32, Vec<(Vec<u8>, Vec<u8>)>>,
+    cache: HashMap<u32, Pairs>,
 }
 
 impl Reader<'_> {
@@ -593,7 +596,7 @@ impl Reader<'_> {
     }
 
     /// The xattrs of xattr id `i`.
-    fn xattrs(&mut self, i: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    fn xattrs(&mut self, i: u32) -> Result<Pairs, String> {
         let Some(x) = &self.xattr else {
             return Err(format!("xattr id {i} but the image has no xattr table"));
         };
