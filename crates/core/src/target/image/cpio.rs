@@ -11,8 +11,9 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{self, BufRead, Read};
 
-use super::{Attrs, Data, Index, Store, read_full_at};
+use super::{Attrs, Data, Index, KEPT, Kept, read_full_at};
 use crate::target::{FileType, display_bytes};
 
 /// The longest name accepted (the kernel's `PATH_MAX`).
@@ -57,11 +58,75 @@ fn align4(n: u64) -> u64 {
     n.div_ceil(4) * 4
 }
 
+/// Where headers, names and content are read from: a file read at any
+/// offset, or a stream read once, forward only.
+pub(crate) trait Src {
+    /// Reads up to `buf.len()` bytes at `pos` (fewer only at the end).
+    fn read_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+    /// The byte at `pos` without reading past it; `None` at the end.
+    fn peek(&mut self, pos: u64) -> io::Result<Option<u8>>;
+}
+
+impl Src for &File {
+    fn read_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        read_full_at(self, buf, pos)
+    }
+
+    fn peek(&mut self, pos: u64) -> io::Result<Option<u8>> {
+        let mut b = [0u8; 1];
+        Ok((read_full_at(self, &mut b, pos)? == 1).then_some(b[0]))
+    }
+}
+
+/// A stream read forward: a read at a later offset skips what lies
+/// between; an earlier one is a bug of the reader, an error.
+pub(crate) struct Forward<R> {
+    pub r: R,
+    pub pos: u64,
+}
+
+impl<R: BufRead> Src for Forward<R> {
+    fn peek(&mut self, pos: u64) -> io::Result<Option<u8>> {
+        if self.read_at(&mut [], pos)? == 0 && self.pos < pos {
+            return Ok(None);
+        }
+        Ok(self.r.fill_buf()?.first().copied())
+    }
+
+    fn read_at(&mut self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        if pos < self.pos {
+            return Err(io::Error::other(format!(
+                "offset {pos} read after offset {} in a stream",
+                self.pos
+            )));
+        }
+        if pos > self.pos {
+            let skip = pos - self.pos;
+            let n = io::copy(&mut (&mut self.r).take(skip), &mut io::sink())?;
+            self.pos += n;
+            if n < skip {
+                return Ok(0);
+            }
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            match self.r.read(&mut buf[done..]) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.pos += done as u64;
+        Ok(done)
+    }
+}
+
 /// The header at `pos`, or an error naming the offset.
-fn header(file: &File, pos: u64, len: u64) -> Result<Header, String> {
+fn header(file: &mut impl Src, pos: u64, len: u64) -> Result<Header, String> {
     let io = |e: std::io::Error| format!("cpio header at offset {pos}: {e}");
     let mut buf = [0u8; 110];
-    let n = read_full_at(file, &mut buf, pos).map_err(io)?;
+    let n = file.read_at(&mut buf, pos).map_err(io)?;
     let odc = buf.starts_with(b"070707");
     let hlen = if odc { 76 } else { 110 };
     if n < 6 || !is_magic(&buf) {
@@ -108,7 +173,7 @@ fn header(file: &File, pos: u64, len: u64) -> Result<Header, String> {
     }
     let name_at = pos + hlen as u64;
     let mut name = vec![0; namesize as usize];
-    let got = read_full_at(file, &mut name, name_at).map_err(io)?;
+    let got = file.read_at(&mut name, name_at).map_err(io)?;
     if got < name.len() {
         return Err(format!("cpio header at offset {pos}: truncated name"));
     }
@@ -146,11 +211,11 @@ fn header(file: &File, pos: u64, len: u64) -> Result<Header, String> {
 
 /// Visits the headers of the archive at `pos` up to its trailer; returns
 /// the offset after the trailer.
-fn headers(
-    file: &File,
+fn headers<S: Src>(
+    file: &mut S,
     mut pos: u64,
     len: u64,
-    mut f: impl FnMut(Header) -> Result<(), String>,
+    mut f: impl FnMut(&mut S, Header) -> Result<(), String>,
 ) -> Result<u64, String> {
     loop {
         let h = header(file, pos, len)?;
@@ -158,47 +223,58 @@ fn headers(
             return Ok(h.next);
         }
         pos = h.next;
-        f(h)?;
+        f(file, h)?;
     }
 }
 
 /// The end of the cpio archive at `pos` (after its trailer).
 pub(crate) fn archive_end(file: &File, pos: u64, len: u64) -> std::io::Result<u64> {
-    headers(file, pos, len, |_| Ok(()))
+    headers(&mut { file }, pos, len, |_, _| Ok(()))
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
-/// Indexes every archive of `store` (several, one after the other, with
-/// zero padding between); returns how many there were.
-pub(crate) fn read(store: &Store, store_id: u32, index: &mut Index) -> Result<u64, String> {
-    let len = store.len;
+/// Indexes every archive of `src` (`len` bytes; several archives, one
+/// after the other, with zero padding between); content is left where it
+/// lies (`store_id` at its offset) except what `keep` takes. Returns how
+/// many archives there were and where the last ended.
+pub(crate) fn read(
+    src: &mut impl Src,
+    len: u64,
+    store_id: u32,
+    index: &mut Index,
+    keep: &mut Kept,
+) -> Result<(u64, u64), String> {
     let mut pos = 0;
     let mut archives = 0;
     while pos < len {
-        // Padding between archives.
-        let mut b = [0u8; 1];
-        if read_full_at(&store.file, &mut b, pos).map_err(|e| e.to_string())? == 1 && b[0] == 0 {
-            pos += 1;
-            continue;
+        // Padding between archives; the end of a stream.
+        match src.peek(pos).map_err(|e| e.to_string())? {
+            None => break,
+            Some(0) => {
+                pos += 1;
+                continue;
+            }
+            Some(_) => {}
         }
         // The kernel forgets hard-link sets at each trailer.
         let mut links: HashMap<(u64, u64, u64, u32), usize> = HashMap::new();
-        pos = headers(&store.file, pos, len, |h| {
-            add(store, store_id, index, &mut links, h)
+        pos = headers(src, pos, len, |src, h| {
+            add(src, store_id, index, &mut links, keep, h)
         })?;
         archives += 1;
     }
     if archives == 0 {
         return Err("no cpio archive in the image".into());
     }
-    Ok(archives)
+    Ok((archives, pos))
 }
 
 fn add(
-    store: &Store,
+    src: &mut impl Src,
     store_id: u32,
     index: &mut Index,
     links: &mut HashMap<(u64, u64, u64, u32), usize>,
+    keep: &mut Kept,
     h: Header,
 ) -> Result<(), String> {
     let ft = match h.mode & libc::S_IFMT {
@@ -227,10 +303,42 @@ fn add(
         link: Vec::new(),
         xattrs: Vec::new(),
     };
-    let data = Data {
+    let mut data = Data {
         store: store_id,
         offset: h.data,
     };
+    // Small content (configuration files first) kept in memory while the
+    // stream passes, so that reading it later decompresses nothing.
+    if ft == FileType::File
+        && h.size > 0
+        && let Some(at) = keep.room(&h.name, h.size)
+    {
+        let buf = keep.take(at, h.size);
+        let got = src.read_at(buf, h.data).map_err(|e| e.to_string())?;
+        if got < buf.len() {
+            return Err(format!(
+                "entry {}: its {} bytes of content run past the end of the archive",
+                display_bytes(&h.name),
+                h.size
+            ));
+        }
+        data = Data {
+            store: KEPT,
+            offset: at,
+        };
+    } else if ft == FileType::File
+        && h.size > 0
+        && let Some((at, len)) = keep.head_room(h.data, h.size)
+    {
+        let buf = keep.take(at, len);
+        if src.read_at(buf, h.data).map_err(|e| e.to_string())? < buf.len() {
+            return Err(format!(
+                "entry {}: its {} bytes of content run past the end of the archive",
+                display_bytes(&h.name),
+                h.size
+            ));
+        }
+    }
     match ft {
         FileType::Symlink => {
             if h.size > MAX_LINK {
@@ -241,7 +349,12 @@ fn add(
                 ));
             }
             let mut text = vec![0; h.size as usize];
-            read_full_at(&store.file, &mut text, h.data).map_err(|e| e.to_string())?;
+            if src.read_at(&mut text, h.data).map_err(|e| e.to_string())? < text.len() {
+                return Err(format!(
+                    "entry {}: its symlink text runs past the end of the archive",
+                    display_bytes(&h.name)
+                ));
+            }
             attrs.link = text;
             index.insert(&h.name, attrs, None)?;
         }

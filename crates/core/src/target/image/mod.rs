@@ -6,18 +6,26 @@
 //! of nodes in memory (type, mode, owner, size, mtime, link text, device
 //! numbers, xattrs, and *where the content lies*), about 200 bytes plus the
 //! name per entry — some 15 MB for the 1.2 GB reference rootfs (≈ 60,000
-//! entries). Content is never held in memory: a node points at an offset in
-//! a *store*, a read-only file read with `pread`.
+//! entries). A node points at an offset in a *store*, a read-only file read
+//! with `pread`, or at content kept in memory ([`Kept`], at most
+//! [`KEEP_BUDGET`]).
 //!
 //! - An uncompressed archive is its own store: content is read at its
 //!   offset in the image file. Nothing is written anywhere.
-//! - A compressed stream (gzip, zstd, xz) is decompressed once, while
+//! - A compressed cpio is indexed as its decompressed stream passes
+//!   ([`stream::streamed`]), nothing written: small files (`/etc` first)
+//!   and the first 64 bytes of the others are kept in memory; the first
+//!   read of other content decompresses the image again, once, into a
+//!   private spill file ([`Lazy`]), checked against the first pass by
+//!   length and CRC-32.
+//! - A compressed tar (or an OCI layer) is decompressed once, while
 //!   indexing, into a private spill file (`O_TMPFILE` in `$TMPDIR`, mode
 //!   0600, never linked into the filesystem, gone when nodecheck exits),
 //!   and that spill is the store. Memory stays bounded (a 64 KiB copy
-//!   buffer); disk use is the uncompressed size of the archive. The spill
-//!   is capped ([`spill_cap`]) so that a decompression bomb ends in an
-//!   error naming the image, not a full disk.
+//!   buffer); disk use is the uncompressed size of the archive.
+//!
+//! Every decompression is capped ([`spill_cap`]) so that a bomb ends in an
+//! error naming the image, not a full disk.
 //!
 //! Paths are resolved in the index, never on the host: `..` stops at the
 //! image's `/`, absolute symlinks restart there, and no name of the archive
@@ -42,6 +50,8 @@ mod stream;
 mod tar;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lazy;
 #[cfg(test)]
 mod tests_squashfs;
 #[cfg(test)]
@@ -142,6 +152,135 @@ pub struct ImageInfo {
 /// The store number of a squashfs file's content: its `offset` is then
 /// the file's number in the squashfs reader.
 pub(crate) const SQUASH: u32 = u32::MAX;
+/// The store number of content kept in memory while indexing: its
+/// `offset` is then in [`Kept`]'s bytes.
+pub(crate) const KEPT: u32 = u32::MAX - 1;
+/// The store number of content in a compressed cpio not kept: its `offset`
+/// is then in the decompressed stream, spilled on the first read ([`Lazy`]).
+pub(crate) const LAZY: u32 = u32::MAX - 2;
+
+/// Memory for content kept while a compressed image is indexed.
+pub const KEEP_BUDGET: u64 = 32 << 20;
+/// The largest file kept, under `/etc`.
+const KEEP_ETC: u64 = 64 << 10;
+/// The largest file kept elsewhere (and only within ¾ of the budget, so
+/// that `/etc` finds room wherever the archive puts it).
+const KEEP_SMALL: u64 = 4 << 10;
+
+/// The first bytes of every other file kept (an ELF header: the
+/// platform's probe of `/bin/sh`, magic numbers), within the budget.
+const KEEP_HEAD: u64 = 64;
+
+/// Small files' content, kept in memory while a compressed stream is
+/// indexed (at most its budget, never grown past it), and the heads of
+/// the other files.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    bytes: Vec<u8>,
+    budget: u64,
+    /// A file not kept whole: its offset in the stream → where its first
+    /// `KEEP_HEAD` bytes (or fewer: its size) are in `bytes`.
+    heads: std::collections::HashMap<u64, u64>,
+}
+
+impl Kept {
+    /// Keeps nothing (an image read in place).
+    pub(crate) fn none() -> Kept {
+        Kept {
+            bytes: Vec::new(),
+            budget: 0,
+            heads: Default::default(),
+        }
+    }
+
+    pub(crate) fn with_budget(budget: u64) -> Kept {
+        Kept {
+            bytes: Vec::with_capacity(budget as usize),
+            budget,
+            heads: Default::default(),
+        }
+    }
+
+    /// Where the content of the entry `name` (`size` bytes) goes, when it
+    /// is kept.
+    pub(crate) fn room(&self, name: &[u8], size: u64) -> Option<u64> {
+        let etc = Index::components(name).is_ok_and(|c| c.len() > 1 && c[0] == b"etc");
+        let (largest, budget) = if etc {
+            (KEEP_ETC, self.budget)
+        } else {
+            (KEEP_SMALL, self.budget / 4 * 3)
+        };
+        let at = self.bytes.len() as u64;
+        (size <= largest && at + size <= budget).then_some(at)
+    }
+
+    /// Where the head of a file not kept whole goes (its content at
+    /// `offset` in the stream, `size` bytes), and how long it is.
+    pub(crate) fn head_room(&mut self, offset: u64, size: u64) -> Option<(u64, u64)> {
+        let at = self.bytes.len() as u64;
+        let len = size.min(KEEP_HEAD);
+        (at + len <= self.budget).then(|| {
+            self.heads.insert(offset, at);
+            (at, len)
+        })
+    }
+
+    /// The head kept of the content at `offset`: where it is in `bytes`.
+    fn head(&self, offset: u64) -> Option<u64> {
+        self.heads.get(&offset).copied()
+    }
+
+    /// The room for `size` bytes at `at` (from [`Kept::room`]).
+    pub(crate) fn take(&mut self, at: u64, size: u64) -> &mut [u8] {
+        self.bytes.resize((at + size) as usize, 0);
+        &mut self.bytes[at as usize..]
+    }
+
+    /// Bytes kept.
+    pub(crate) fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+}
+
+/// A compressed cpio's decompressed stream, spilled on the first read of
+/// content not kept: decompressed a second time, once, into a private
+/// spill file, and checked to be the stream the index was built from.
+#[derive(Debug)]
+pub(crate) struct Lazy {
+    image: File,
+    image_len: u64,
+    cap: u64,
+    /// The decompressed length and CRC-32 the index pass saw.
+    len: u64,
+    crc: u32,
+    name: PathBuf,
+    spill: OnceLock<Result<Arc<Store>, String>>,
+}
+
+impl Lazy {
+    fn store(&self) -> io::Result<&Arc<Store>> {
+        let s = self.spill.get_or_init(|| {
+            let name = self.name.display();
+            let image = self.image.try_clone().map_err(|e| format!("{name}: {e}"))?;
+            let spill = tempfile::tempfile().map_err(|e| format!("{name}: spill: {e}"))?;
+            let mut w = io::BufWriter::with_capacity(256 << 10, spill);
+            let (len, crc, _) = stream::flatten_into(&image, self.image_len, self.cap, &mut w)
+                .map_err(|e| format!("{name}: {e}"))?;
+            if (len, crc) != (self.len, self.crc) {
+                return Err(format!(
+                    "{name}: decompresses to {len} bytes (CRC-32 {crc:08x}) now and to {} \
+                     (CRC-32 {:08x}) when indexed: the image changed while being read",
+                    self.len, self.crc
+                ));
+            }
+            let file = w
+                .into_inner()
+                .map_err(|e| format!("{name}: spill: {}", e.error()))?;
+            Ok(Arc::new(Store { file, len }))
+        });
+        s.as_ref().map_err(|e| io::Error::other(e.clone()))
+    }
+}
 
 /// Where a node's content lies.
 #[derive(Clone, Copy, Debug)]
@@ -445,6 +584,10 @@ pub struct ImageTarget {
     info: ImageInfo,
     index: Index,
     stores: Vec<Arc<Store>>,
+    /// Content kept in memory while indexing (a compressed cpio).
+    kept: Arc<Kept>,
+    /// A compressed cpio's stream, spilled on the first read that needs it.
+    lazy: Option<Arc<Lazy>>,
     /// The content reader of a squashfs.
     squash: Option<Arc<squashfs::Squash>>,
     accounts: OnceLock<Accounts>,
@@ -516,8 +659,17 @@ impl ImageTarget {
         {
             return ImageTarget::open_squashfs(path, file, meta.len());
         }
-        let flat = stream::flatten(file, meta.len(), spill_cap(meta.len()))
-            .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{name}: {e}"));
+        // A compressed cpio is indexed as it streams past, nothing spilled.
+        let plain = stream::is_plain(&file, meta.len()).map_err(named)?;
+        if !plain
+            && matches!(format, None | Some(Format::Cpio))
+            && let Some(t) =
+                ImageTarget::open_streamed(path, &file, meta.len(), format, spill_cap(meta.len()))?
+        {
+            return Ok(t);
+        }
+        let flat = stream::flatten(file, meta.len(), spill_cap(meta.len())).map_err(named)?;
         let store = Arc::new(Store {
             len: flat.len,
             file: flat.file,
@@ -538,7 +690,14 @@ impl ImageTarget {
         };
         let mut index = Index::new();
         let archives = match format {
-            Format::Cpio => cpio::read(&store, 0, &mut index),
+            Format::Cpio => cpio::read(
+                &mut &store.file,
+                store.len,
+                0,
+                &mut index,
+                &mut Kept::none(),
+            )
+            .map(|(n, _)| n),
             _ => tar::read(&store, 0, &mut index),
         }
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{name}: {e}")))?;
@@ -568,11 +727,116 @@ impl ImageTarget {
             info,
             index,
             stores: vec![store],
+            kept: Arc::new(Kept::none()),
+            lazy: None,
             squash: None,
             accounts: OnceLock::new(),
             memo: Memo::default(),
             materialised: OnceLock::new(),
         })
+    }
+
+    /// Indexes the compressed cpio `file` (`path`, `len` bytes) as its
+    /// decompressed stream passes, once, keeping small files' content in
+    /// memory ([`KEEP_BUDGET`]) and spilling nothing; the rest is
+    /// decompressed again into a spill on the first read that needs it.
+    /// `None` when the stream is not a cpio (the caller spills it and
+    /// reads it as before).
+    fn open_streamed(
+        path: &Path,
+        file: &File,
+        len: u64,
+        format: Option<Format>,
+        cap: u64,
+    ) -> io::Result<Option<ImageTarget>> {
+        use std::io::BufRead;
+        let name = path.display();
+        let (reader, thread) = stream::streamed(file, len, cap)?;
+        let mut r = io::BufReader::with_capacity(256 << 10, reader);
+        let head = r.fill_buf()?;
+        if head.len() < 6 || (format.is_none() && !cpio::is_magic(head)) {
+            drop(r);
+            // The thread stops at its next write; what it says is moot.
+            let _ = thread.join();
+            return Ok(None);
+        }
+        let mut src = cpio::Forward { r, pos: 0 };
+        let mut index = Index::new();
+        let mut kept = Kept::with_budget(KEEP_BUDGET);
+        let parsed = cpio::read(&mut src, u64::MAX, LAZY, &mut index, &mut kept);
+        // Whatever the reader read, the thread stops (its writes fail).
+        drop(src);
+        let joined = thread
+            .join()
+            .map_err(|_| io::Error::other(format!("{name}: the decompressing thread panicked")))?;
+        let (archives, written, crc, kinds) = match (parsed, joined) {
+            // The decompressor's own error says it best (a bomb, a
+            // corrupt stream), unless it only saw the reader stop.
+            (_, Err(e)) if e.kind() != io::ErrorKind::BrokenPipe => {
+                return Err(io::Error::new(e.kind(), format!("{name}: {e}")));
+            }
+            (Err(e), _) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{name}: {e}"),
+                ));
+            }
+            (Ok((archives, end)), Ok((written, crc, kinds))) => {
+                if end != written {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{name}: the archive ends at {end} of {written} bytes"),
+                    ));
+                }
+                (archives, written, crc, kinds)
+            }
+            (Ok(_), Err(e)) => return Err(io::Error::new(e.kind(), format!("{name}: {e}"))),
+        };
+        let lazy = Lazy {
+            image: file.try_clone()?,
+            image_len: len,
+            cap,
+            len: written,
+            crc,
+            name: path.to_path_buf(),
+            spill: OnceLock::new(),
+        };
+        let info = ImageInfo {
+            path: path.to_path_buf(),
+            format: Format::Cpio,
+            compression: kinds,
+            compressed_size: len,
+            uncompressed_size: written,
+            entries: index.count(),
+            archives,
+            layers: None,
+            config: None,
+            digest: None,
+            config_digest: None,
+        };
+        Ok(Some(ImageTarget {
+            info,
+            index,
+            stores: Vec::new(),
+            kept: Arc::new(kept),
+            lazy: Some(Arc::new(lazy)),
+            squash: None,
+            accounts: OnceLock::new(),
+            memo: Memo::default(),
+            materialised: OnceLock::new(),
+        }))
+    }
+
+    /// Content kept in memory while indexing, in bytes (for tests).
+    #[doc(hidden)]
+    pub fn kept_bytes(&self) -> u64 {
+        self.kept.len()
+    }
+
+    /// Whether the decompressed stream was spilled (for tests).
+    #[doc(hidden)]
+    pub fn spilled(&self) -> bool {
+        self.lazy.as_ref().is_some_and(|l| l.spill.get().is_some())
     }
 
     /// Whether `dir` is an OCI image layout (it holds an `oci-layout`
@@ -633,6 +897,8 @@ impl ImageTarget {
             info,
             index,
             stores: Vec::new(),
+            kept: Arc::new(Kept::none()),
+            lazy: None,
             squash: Some(read.squash),
             accounts: OnceLock::new(),
             memo: Memo::default(),
@@ -689,6 +955,8 @@ impl ImageTarget {
             info,
             index,
             stores: read.stores,
+            kept: Arc::new(Kept::none()),
+            lazy: None,
             squash: None,
             accounts: OnceLock::new(),
             memo: Memo::default(),
@@ -834,6 +1102,15 @@ impl ImageTarget {
             (Some(d), Some(sq)) if d.store == SQUASH => {
                 Source::Squash(sq.clone(), d.offset as usize)
             }
+            (Some(d), _) if d.store == KEPT => Source::Kept(self.kept.clone(), d.offset),
+            (Some(d), _) if d.store == LAZY => match &self.lazy {
+                Some(l) => Source::Lazy(
+                    l.clone(),
+                    d.offset,
+                    self.kept.head(d.offset).map(|at| (self.kept.clone(), at)),
+                ),
+                None => Source::Empty,
+            },
             (Some(d), _) => Source::Store(self.stores[d.store as usize].clone(), d.offset),
             (None, _) => Source::Empty,
         };
@@ -930,6 +1207,11 @@ enum Source {
     Store(Arc<Store>, u64),
     /// File number N of a squashfs, block by block.
     Squash(Arc<squashfs::Squash>, usize),
+    /// Kept in memory, at this offset.
+    Kept(Arc<Kept>, u64),
+    /// A compressed cpio's stream (spilled on the first read), at this
+    /// offset; its head kept in memory (at this offset), when it was.
+    Lazy(Arc<Lazy>, u64, Option<(Arc<Kept>, u64)>),
 }
 
 /// A regular file of an image.
@@ -945,17 +1227,36 @@ impl FileAt for ImageFile {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let size = self.metadata.size;
-        let (store, start) = match &self.source {
-            Source::Empty => return Ok(0),
-            Source::Squash(sq, file) => return sq.read_at(*file, buf, offset),
-            Source::Store(store, start) => (store, *start),
-        };
+        if let Source::Squash(sq, file) = &self.source {
+            return sq.read_at(*file, buf, offset);
+        }
         if offset >= size {
             return Ok(0);
         }
         let n = buf
             .len()
             .min((size - offset).min(usize::MAX as u64) as usize);
+        let (store, start) = match &self.source {
+            Source::Empty | Source::Squash(..) => return Ok(0),
+            Source::Kept(kept, start) => {
+                let from = (start + offset) as usize;
+                let got = kept.bytes.get(from..from + n).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the kept content ends inside this entry",
+                    )
+                })?;
+                buf[..n].copy_from_slice(got);
+                return Ok(n);
+            }
+            Source::Lazy(_, _, Some((kept, at))) if offset + n as u64 <= size.min(KEEP_HEAD) => {
+                let from = (at + offset) as usize;
+                buf[..n].copy_from_slice(&kept.bytes[from..from + n]);
+                return Ok(n);
+            }
+            Source::Lazy(lazy, start, _) => (lazy.store()?, *start),
+            Source::Store(store, start) => (store, *start),
+        };
         let got = read_full_at(&store.file, &mut buf[..n], start + offset)?;
         if got < n {
             return Err(io::Error::new(

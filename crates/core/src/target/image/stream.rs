@@ -99,9 +99,11 @@ impl<R: Read> Read for Counting<R> {
 /// A writer that refuses to grow past `cap` bytes (a decompression bomb
 /// ends here, not on a full disk).
 struct Capped<'a> {
-    file: &'a mut io::BufWriter<File>,
+    file: &'a mut dyn Write,
     written: u64,
     cap: u64,
+    /// The CRC-32 of what was written.
+    crc: crc32fast::Hasher,
 }
 
 impl Write for Capped<'_> {
@@ -116,6 +118,7 @@ impl Write for Capped<'_> {
             ));
         }
         let n = self.file.write(buf)?;
+        self.crc.update(&buf[..n]);
         self.written += n as u64;
         Ok(n)
     }
@@ -252,42 +255,65 @@ fn decode(file: &File, pos: u64, kind: Compression, out: &mut Capped<'_>) -> io:
 /// itself when it is a single plain archive, else a spill file holding
 /// every part decompressed, in order (at most `cap` bytes).
 pub(crate) fn flatten(file: File, len: u64, cap: u64) -> io::Result<Flat> {
-    let mut head = [0; 512];
-    let n = read_full_at(&file, &mut head, 0)?;
-    let head = &head[..n];
-    if compression(head).is_none() {
-        let format = archive_format(head).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                "neither a cpio nor a tar archive, nor a compressed one (by its first bytes)",
-            )
-        })?;
-        // A tar, or a cpio followed by nothing (but padding): no spill.
-        let plain = match format {
-            Format::Tar
-            | Format::Squashfs
-            | Format::Oci
-            | Format::OciArchive
-            | Format::DockerArchive => true,
-            Format::Cpio => {
-                let end = cpio::archive_end(&file, 0, len)?;
-                skip_zeros(&file, end, len)? == len
-            }
-        };
-        if plain {
-            return Ok(Flat {
-                file,
-                len,
-                compression: Vec::new(),
-            });
-        }
+    // A tar, or a cpio followed by nothing (but padding): no spill.
+    if is_plain(&file, len)? {
+        return Ok(Flat {
+            file,
+            len,
+            compression: Vec::new(),
+        });
     }
     let spill = tempfile::tempfile()?;
     let mut writer = io::BufWriter::with_capacity(256 << 10, spill);
+    let (written, _, kinds) = flatten_into(&file, len, cap, &mut writer)?;
+    let spill = writer.into_inner().map_err(|e| e.into_error())?;
+    Ok(Flat {
+        file: spill,
+        len: written,
+        compression: kinds,
+    })
+}
+
+/// Whether the image `file` (of `len` bytes) is a single plain archive
+/// (read in place, nothing decompressed); an error when it is neither
+/// compressed nor an archive.
+pub(crate) fn is_plain(file: &File, len: u64) -> io::Result<bool> {
+    let mut head = [0; 512];
+    let n = read_full_at(file, &mut head, 0)?;
+    let head = &head[..n];
+    if compression(head).is_some() {
+        return Ok(false);
+    }
+    let format = archive_format(head).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "neither a cpio nor a tar archive, nor a compressed one (by its first bytes)",
+        )
+    })?;
+    Ok(match format {
+        Format::Cpio => {
+            let end = cpio::archive_end(file, 0, len)?;
+            skip_zeros(file, end, len)? == len
+        }
+        _ => true,
+    })
+}
+
+/// Writes every part of the image `file` (of `len` bytes) decompressed, in
+/// order, into `out` (at most `cap` bytes); returns how many bytes that
+/// was, their CRC-32 and the compressions met.
+pub(crate) fn flatten_into(
+    file: &File,
+    len: u64,
+    cap: u64,
+    out: &mut dyn Write,
+) -> io::Result<(u64, u32, Vec<Compression>)> {
+    let file = file.try_clone()?;
     let mut out = Capped {
-        file: &mut writer,
+        file: out,
         written: 0,
         cap,
+        crc: crc32fast::Hasher::new(),
     };
     let mut kinds: Vec<Compression> = Vec::new();
     let mut pos = 0;
@@ -331,13 +357,98 @@ pub(crate) fn flatten(file: File, len: u64, cap: u64) -> io::Result<Flat> {
         }
     }
     out.flush()?;
-    let written = out.written;
-    let spill = writer.into_inner().map_err(|e| e.into_error())?;
-    Ok(Flat {
-        file: spill,
-        len: written,
-        compression: kinds,
-    })
+    Ok((out.written, out.crc.clone().finalize(), kinds))
+}
+
+/// What [`streamed`] hands over: the bytes, in chunks of this size.
+const CHUNK: usize = 256 << 10;
+/// Chunks in flight between the decompressing thread and the reader.
+const IN_FLIGHT: usize = 4;
+
+/// The writing end of [`streamed`]'s channel.
+struct ChanWriter {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChanWriter {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = b.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&b[..n]);
+        if self.buf.len() == CHUNK {
+            self.flush()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .send(full)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader stopped"))
+    }
+}
+
+/// The reading end of [`streamed`]'s channel: the image's parts
+/// decompressed, in order, once.
+pub(crate) struct Streamed {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Streamed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.cur.len() {
+            // A closed channel is the end: the thread says why.
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.cur = chunk;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.at);
+        buf[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The thread that decompresses for a [`Streamed`]: joined, it says how
+/// many bytes there were, their CRC-32 and the compressions met, or what
+/// went wrong.
+pub(crate) type Decompressing = std::thread::JoinHandle<io::Result<(u64, u32, Vec<Compression>)>>;
+
+/// The image `file` (of `len` bytes, at most `cap` once decompressed)
+/// decompressed by a thread of its own into a bounded channel
+/// (`IN_FLIGHT` chunks of 256 KiB): the bytes [`flatten`] would spill, read
+/// once, in order, and nothing written anywhere. Dropping the reader stops
+/// the thread (its next write fails).
+pub(crate) fn streamed(file: &File, len: u64, cap: u64) -> io::Result<(Streamed, Decompressing)> {
+    let file = file.try_clone()?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
+    let handle = std::thread::Builder::new()
+        .name("nodecheck-unpack".into())
+        .spawn(move || {
+            let mut w = ChanWriter {
+                tx,
+                buf: Vec::with_capacity(CHUNK),
+            };
+            flatten_into(&file, len, cap, &mut w)
+        })?;
+    Ok((
+        Streamed {
+            rx,
+            cur: Vec::new(),
+            at: 0,
+        },
+        handle,
+    ))
 }
 
 /// Whether `head` starts a compressed stream.
@@ -356,6 +467,7 @@ pub(crate) fn flatten_window(window: &super::tar::Window, cap: u64) -> io::Resul
         file: &mut writer,
         written: 0,
         cap,
+        crc: crc32fast::Hasher::new(),
     };
     let mut kinds = Vec::new();
     let mut pos = window.start();

@@ -5,20 +5,20 @@ use crate::target::{Target, WalkOptions};
 
 /// A newc cpio writer for fixtures (the format is simple enough).
 #[derive(Default)]
-struct Cpio {
+pub(super) struct Cpio {
     out: Vec<u8>,
     ino: u64,
 }
 
 impl Cpio {
-    fn entry(&mut self, name: &str, mode: u32, uid: u32, data: &[u8]) -> &mut Self {
+    pub(super) fn entry(&mut self, name: &str, mode: u32, uid: u32, data: &[u8]) -> &mut Self {
         self.ino += 1;
         let ino = self.ino;
         self.raw(name, ino, mode, uid, 1, data, (0, 0))
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn raw(
+    pub(super) fn raw(
         &mut self,
         name: &str,
         ino: u64,
@@ -67,13 +67,13 @@ impl Cpio {
         self
     }
 
-    fn finish(&mut self) -> Vec<u8> {
+    pub(super) fn finish(&mut self) -> Vec<u8> {
         self.entry("TRAILER!!!", 0, 0, b"");
         std::mem::take(&mut self.out)
     }
 }
 
-const REG: u32 = 0o100000;
+pub(super) const REG: u32 = 0o100000;
 const DIR: u32 = 0o040000;
 const LNK: u32 = 0o120000;
 
