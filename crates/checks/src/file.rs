@@ -9,6 +9,7 @@ use nodecheck_core::outcome::{Evaluation, PropertyResult};
 use nodecheck_core::profile::{Check, Diagnostic, Prop, Value};
 use nodecheck_core::run::Context;
 use nodecheck_core::target::{FileType, Metadata, READ_LIMIT, Target};
+use nodecheck_core::text::hex;
 use sha2::{Digest, Sha256};
 
 use crate::eval::{self, IdSpace};
@@ -475,14 +476,6 @@ impl Subject<'_> {
             ),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

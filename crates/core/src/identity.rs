@@ -106,7 +106,7 @@ impl ImageIdentity {
             }
             h.update(&buf[..n]);
         }
-        self.sha256 = Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect());
+        self.sha256 = Some(crate::text::hex(&h.finalize()));
         Ok(())
     }
 

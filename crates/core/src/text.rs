@@ -25,6 +25,22 @@ pub fn clip(text: &str, max: usize) -> Cow<'_, str> {
     }
 }
 
+/// `bytes` as lower-case hexadecimal, two digits a byte: how digests
+/// (sha256, md5, an OCI manifest's) and binary xattr values are written.
+///
+/// ```
+/// assert_eq!(nodecheck_core::text::hex(&[0x00, 0xab, 0x7f]), "00ab7f");
+/// ```
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,10 +161,9 @@ pub fn snapshot(t: &dyn Target) -> Result<Snapshot, String> {
             Ok(bytes) => {
                 use sha2::Digest;
                 let sum = sha2::Sha256::digest(&bytes);
-                meaning.account_files.insert(
-                    path.to_string(),
-                    sum.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-                );
+                meaning
+                    .account_files
+                    .insert(path.to_string(), nodecheck_core::text::hex(&sum));
             }
             Err(e) if crate::eval::is_absent(&e) => {}
             Err(e) => errors.push(format!("{path}: {}", io_text(&e))),
@@ -217,10 +216,7 @@ fn hash(f: &dyn FileAt, entry: &mut Entry) -> std::io::Result<bool> {
             } else {
                 match std::str::from_utf8(&value) {
                     Ok(text) if !text.contains('\0') => text.to_string(),
-                    _ => format!(
-                        "hex:{}",
-                        value.iter().map(|b| format!("{b:02x}")).collect::<String>()
-                    ),
+                    _ => format!("hex:{}", nodecheck_core::text::hex(&value)),
                 }
             };
             entry.xattrs.insert(name, shown);

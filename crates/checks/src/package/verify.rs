@@ -16,6 +16,7 @@ use std::io;
 
 use globset::GlobSet;
 use nodecheck_core::target::{Accounts, FileType, Metadata, Target};
+use nodecheck_core::text::hex;
 use rayon::prelude::*;
 use sha2::Digest;
 
@@ -94,14 +95,6 @@ impl Hasher {
         };
         hex(&bytes)
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// The digest of a file of the target (symlinks followed inside it) and

@@ -1,4 +1,4 @@
-use super::{Algo, digest, hex};
+use super::{Algo, digest};
 use crate::package::Package;
 use crate::package::rpm::tests::rpmdb;
 use crate::testing::*;
@@ -7,6 +7,7 @@ use nodecheck_core::outcome::Evaluation;
 use nodecheck_core::outcome::Status::{Error, Fail, Pass};
 use nodecheck_core::profile::Value;
 use nodecheck_core::target::MemoryTarget;
+use nodecheck_core::text::hex;
 use sha2::Digest;
 
 fn md5_of(b: &str) -> String {

@@ -187,7 +187,7 @@ fn blob_path(digest: &str) -> Result<String, String> {
 fn digest_of(digest: &str, bytes: &[u8]) -> Result<String, String> {
     use sha2::Digest;
     let (alg, _) = digest.split_once(':').unwrap_or((digest, ""));
-    let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    use crate::text::hex;
     match alg {
         "sha256" => Ok(format!("sha256:{}", hex(&sha2::Sha256::digest(bytes)))),
         "sha512" => Ok(format!("sha512:{}", hex(&sha2::Sha512::digest(bytes)))),
