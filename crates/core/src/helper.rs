@@ -4,9 +4,10 @@
 //! async-signal-safe functions, so the child is a fresh `exec` of the
 //! current executable with a hidden first argument.
 //!
-//! Every child nodecheck starts of itself goes through here: the sandbox
-//! that runs a program in a target (built in, named [`SANDBOX`]) and the
-//! helpers the kinds register (dlopen, the GPU probe, nhc's budgeted
+//! Every child nodecheck starts of itself goes through here: the sandbox's
+//! zygote, which forks each program's sandbox (built in, named
+//! [`SANDBOX`]), the holder of a packed image's written-out tree (built in,
+//! [`IMAGE_TREE`]) and the helpers the kinds register (dlopen, the GPU probe, nhc's budgeted
 //! child). A binary embedding nodecheck calls [`dispatch`] first thing in
 //! `main`, before any thread starts, with the handlers of the kinds it
 //! registers (the `nodecheck` binary passes `nodecheck_checks::HELPERS`
@@ -29,8 +30,9 @@ use std::time::{Duration, Instant};
 /// The hidden first argument of a helper process.
 pub const ARG: &str = "__nodecheck-helper";
 
-/// The built-in helper that sets up a sandbox and runs a program in it
-/// (`crate::target`'s exec); a handler of that name is never called.
+/// The built-in helper that becomes a sandbox zygote: placed in the run's
+/// cgroup once, it forks the sandbox of each program `crate::target`'s
+/// exec runs; a handler of that name is never called.
 pub const SANDBOX: &str = "sandbox";
 
 /// The built-in helper that holds a packed image's tree, written out for
@@ -72,7 +74,7 @@ pub fn dispatch(handlers: &[(&str, Handler)]) -> Option<i32> {
     }
     let name = args.get(2).map_or("", String::as_str);
     if name == SANDBOX {
-        // Keeps its report pipe (fd 3) and closes the rest itself.
+        // Keeps its control socket (fd 3) and closes the rest itself.
         return Some(crate::target::sandbox_helper());
     }
     if name == IMAGE_TREE {
