@@ -23,7 +23,7 @@ use crate::report::{
     CheckResult, ControlResult, Event, JSON_SCHEMA, ProfileInfo, Report, Reporter, Summary,
     TargetInfo,
 };
-use crate::target::Target;
+use crate::target::{Need, Target};
 
 pub use crate::kind::Context;
 
@@ -222,6 +222,9 @@ fn run_on(
             profile: profile_info.clone(),
             target: target_info.clone(),
         });
+        if controls.iter().any(|c| c.checks.iter().any(needs_exec)) {
+            target.will_need(Need::Exec);
+        }
         let controls: Vec<ControlResult> = evaluate(&controls, shared, options, deadline, &tx)
             .into_iter()
             .map(Arc::unwrap_or_clone)
@@ -622,6 +625,18 @@ fn skipped(check: &Check, reason: &str) -> CheckResult {
     }
 }
 
+/// Whether `check` runs a program in the target: its kind does, or one
+/// of the keys it uses.
+fn needs_exec(check: &Check) -> bool {
+    let kind = check.kind;
+    kind.needs() == Some(Need::Exec)
+        || check.props.iter().any(|p| {
+            kind.keys()
+                .iter()
+                .any(|k| k.name == p.key && k.needs == Some(Need::Exec))
+        })
+}
+
 /// Evaluates one check: capability needs first, then the kind, with panics
 /// turned into an error outcome.
 pub fn eval_check(check: &Check, target: &dyn Target) -> CheckResult {
@@ -866,6 +881,8 @@ mod tests {
     struct Empty {
         live: bool,
         accounts: Accounts,
+        /// What the runner said it will need.
+        told: std::sync::Mutex<Vec<Need>>,
     }
 
     impl Target for Empty {
@@ -908,6 +925,9 @@ mod tests {
         fn accounts(&self) -> &Accounts {
             &self.accounts
         }
+        fn will_need(&self, need: Need) {
+            self.told.lock().unwrap().push(need);
+        }
     }
 
     /// Passes when its subject is "pass", fails on "fail", panics on
@@ -919,6 +939,7 @@ mod tests {
     const KEYS: &[Key] = &[
         Key::new("ok", Ty::Bool, "asserted"),
         Key::new("loaded", Ty::Bool, "live only").needs(Need::Live),
+        Key::new("runs", Ty::Bool, "runs a program").needs(Need::Exec),
     ];
 
     impl Kind for Probe {
@@ -1020,12 +1041,35 @@ mod tests {
         }
     }
 
-    fn run_on(p: &Profile, live: bool) -> Arc<Report> {
-        let t = Empty {
+    fn empty(live: bool) -> Empty {
+        Empty {
             live,
             accounts: Accounts::default(),
+            told: Default::default(),
+        }
+    }
+
+    fn run_on(p: &Profile, live: bool) -> Arc<Report> {
+        run(p, &empty(live), &Options::default(), Vec::new()).report
+    }
+
+    #[test]
+    fn the_target_is_told_before_the_checks_that_programs_will_run() {
+        let p = profile(vec![
+            control("static", &[], vec![check("pass", &["ok"])]),
+            control("exec", &[], vec![check("pass", &["ok", "runs"])]),
+        ]);
+        let t = empty(false);
+        run(&p, &t, &Options::default(), Vec::new());
+        assert_eq!(*t.told.lock().unwrap(), [Need::Exec]);
+        // Not when the checks that would run programs are not selected.
+        let t = empty(false);
+        let only_static = Options {
+            controls: vec!["static".into()],
+            ..Options::default()
         };
-        run(p, &t, &Options::default(), Vec::new()).report
+        run(&p, &t, &only_static, Vec::new());
+        assert!(t.told.lock().unwrap().is_empty());
     }
 
     #[test]
@@ -1121,10 +1165,7 @@ mod tests {
             control("b", &[], vec![check("hang", &["ok"])]),
             control("c", &["b"], vec![check("pass", &["ok"])]),
         ]);
-        let t: Arc<dyn Target> = Arc::new(Empty {
-            live: true,
-            accounts: Accounts::default(),
-        });
+        let t: Arc<dyn Target> = Arc::new(empty(true));
         let o = Options {
             budget: Some(Duration::from_millis(200)),
             ..Default::default()
@@ -1158,10 +1199,7 @@ mod tests {
             control("a", &[], vec![check("pass", &["ok"])]),
             control("b", &[], vec![check("slow", &["ok"])]),
         ]);
-        let t = Empty {
-            live: false,
-            accounts: Accounts::default(),
-        };
+        let t = empty(false);
         let o = Options {
             budget: Some(Duration::from_millis(100)),
             ..Default::default()
@@ -1191,10 +1229,7 @@ mod tests {
             control("b", &["a"], vec![check("pass", &["ok"])]),
             control("c", &[], vec![check("pass", &["ok"])]),
         ]);
-        let t = Empty {
-            live: false,
-            accounts: Accounts::default(),
-        };
+        let t = empty(false);
         let o = Options {
             controls: vec!["b".into()],
             ..Default::default()
@@ -1233,10 +1268,7 @@ mod tests {
         for shared in [false, true] {
             let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
             let reporters: Vec<Box<dyn Reporter>> = vec![Box::new(Events(seen.clone()))];
-            let t = Empty {
-                live: false,
-                accounts: Accounts::default(),
-            };
+            let t = empty(false);
             static NEVER: AtomicBool = AtomicBool::new(false);
             let o = Options {
                 interrupt: Some(&NEVER),
@@ -1279,10 +1311,7 @@ mod tests {
             control("b", &[], vec![check("stuck", &["ok"])]),
             control("c", &["b"], vec![check("pass", &["ok"])]),
         ]);
-        let t: Arc<dyn Target> = Arc::new(Empty {
-            live: true,
-            accounts: Accounts::default(),
-        });
+        let t: Arc<dyn Target> = Arc::new(empty(true));
         let o = Options {
             interrupt: Some(&STOP),
             ..Default::default()
@@ -1306,10 +1335,7 @@ mod tests {
             assert_eq!(c.checks[0].properties[0].message, "interrupted", "{}", c.id);
         }
         // An interrupt before the run starts nothing.
-        let t = Empty {
-            live: true,
-            accounts: Accounts::default(),
-        };
+        let t = empty(true);
         let r = run(&p, &t, &o, Vec::new()).report;
         assert!(r.controls.iter().all(|c| c.status == Status::Error));
         assert_eq!(r.evaluated(), 3);

@@ -384,6 +384,15 @@ pub trait Target: Send + Sync {
         None
     }
 
+    /// Told before the checks start that some of them will need `need`,
+    /// so the target can get ready for it once rather than at the first
+    /// check that asks (a packed image writes its tree out for programs
+    /// then, and serves content from it instead of spilling its stream).
+    /// The default does nothing.
+    fn will_need(&self, need: Need) {
+        let _ = need;
+    }
+
     /// Opens a regular file (symlinks followed inside the target) for
     /// reads at any offset, for formats read by their headers (an ELF
     /// section, a kernel module's `.modinfo`) without reading the whole

@@ -31,11 +31,12 @@
 //! is refused up front with the figures.
 
 use std::ffi::CString;
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::{Attrs, ImageTarget};
@@ -61,6 +62,34 @@ pub(crate) struct Materialised {
     pub enter: Enter,
     /// Device nodes left out (unprivileged).
     pub devices_left_out: u64,
+    /// The files written from a compressed cpio's stream, for reads.
+    pub files: Arc<TreeFiles>,
+}
+
+/// The regular files of a compressed cpio written out from a fresh pass
+/// over its stream, read back from the tree rather than from a spill:
+/// node → its path below the tree's root, and the root, opened on the
+/// first read through the holder's `/proc/PID/root`.
+#[derive(Debug, Default)]
+pub(crate) struct TreeFiles {
+    paths: std::collections::HashMap<usize, Box<[u8]>>,
+    root: Option<OwnedFd>,
+}
+
+impl TreeFiles {
+    /// The written file of node `n` (`size` bytes), opened for reading
+    /// beneath the tree's root, never through a symlink; `None` when it
+    /// cannot be (unprivileged, a mode that refuses the caller: the spill
+    /// serves then).
+    pub fn open(&self, n: usize, size: u64) -> Option<File> {
+        let file = open_beneath(
+            self.root.as_ref()?,
+            self.paths.get(&n)?,
+            nix::fcntl::OFlag::O_RDONLY,
+        )
+        .ok()?;
+        (file.metadata().ok()?.len() == size).then_some(file)
+    }
 }
 
 impl Materialised {
@@ -137,20 +166,24 @@ pub(crate) fn materialise(image: &ImageTarget) -> Result<Materialised, String> {
     };
     let mut h = Holder::start(ids.as_ref(), false, size, inodes)?;
     h.expect("R")?;
-    let sent = {
-        let mut w = io::BufWriter::with_capacity(1 << 20, h.control.as_mut().expect("stdin"));
-        send(image, &mut w).and_then(|()| w.flush())
-    };
-    // Whatever went wrong, the holder's own word says it best.
-    let done = h.line();
-    let devices_left_out = match (&done, sent) {
-        (Ok(l), Ok(())) if l.starts_with("D ") => l[2..].trim().parse().unwrap_or(0),
-        (Ok(l), _) if l.starts_with("E ") => return Err(l[2..].to_string()),
-        (Ok(l), Ok(())) => return Err(format!("the tree's holder said {l:?}")),
-        (Err(e), _) => return Err(e.clone()),
-        (_, Err(e)) => return Err(format!("cannot send the tree to its holder: {e}")),
-    };
     let pid = i32::try_from(h.child.id()).unwrap_or(0);
+    let mut later = Later::default();
+    let root = match fill(&mut h, image, &mut later, pid) {
+        Ok(root) => root,
+        // The holder stopped reading: its own word says why.
+        Err(Fill::Send(e)) => {
+            return Err(match h.line() {
+                Ok(l) if l.starts_with("E ") => l[2..].to_string(),
+                _ => format!("cannot send the tree to its holder: {e}"),
+            });
+        }
+        Err(Fill::Failed(e)) => return Err(e),
+    };
+    let devices_left_out = match h.line()? {
+        l if l.starts_with("D ") => l[2..].trim().parse().unwrap_or(0),
+        l if l.starts_with("E ") => return Err(l[2..].to_string()),
+        l => return Err(format!("the tree's holder said {l:?}")),
+    };
     let start = start_time(pid).ok_or("the tree's holder is gone")?;
     Ok(Materialised {
         holder: h,
@@ -160,7 +193,91 @@ pub(crate) fn materialise(image: &ImageTarget) -> Result<Materialised, String> {
             user: ids.is_some(),
         },
         devices_left_out,
+        files: Arc::new(TreeFiles {
+            paths: later.paths,
+            root,
+        }),
     })
+}
+
+/// Why the tree could not be filled.
+enum Fill {
+    /// Writing to the holder failed (it ended: it says why).
+    Send(io::Error),
+    /// Anything else, said.
+    Failed(String),
+}
+
+/// Sends the tree to the holder: its skeleton (every entry, and the
+/// content that can be read at any offset), then, for a compressed cpio,
+/// the content of its other files, written into the files the holder made
+/// from a second pass over the stream in its order, and checked to be the
+/// stream the index was built from; the holder then applies those files'
+/// attributes. The tree's root, opened beneath the holder's root, is
+/// returned when content was written (reads use it afterwards).
+fn fill(
+    h: &mut Holder,
+    image: &ImageTarget,
+    later: &mut Later,
+    pid: i32,
+) -> Result<Option<OwnedFd>, Fill> {
+    {
+        let mut w = io::BufWriter::with_capacity(1 << 20, h.control.as_mut().expect("stdin"));
+        send(image, &mut w, later).map_err(Fill::Send)?;
+        let last: &[u8] = if later.content.is_empty() { b"e" } else { b"p" };
+        w.write_all(last)
+            .and_then(|()| w.flush())
+            .map_err(Fill::Send)?;
+    }
+    let Some(lazy) = image.lazy.as_ref().filter(|_| !later.content.is_empty()) else {
+        return Ok(None);
+    };
+    h.expect("S").map_err(Fill::Failed)?;
+    let root = open_root(pid).map_err(|e| Fill::Failed(format!("cannot open the tree: {e}")))?;
+    write_content(lazy, later, &root).map_err(|e| Fill::Failed(e.to_string()))?;
+    let w = h.control.as_mut().expect("stdin");
+    w.write_all(b"ae")
+        .and_then(|()| w.flush())
+        .map_err(Fill::Send)?;
+    Ok(Some(root))
+}
+
+/// The tree's root in the holder's mount namespace, seen through its
+/// `/proc/PID/root` (the holder is our child, not yet reaped: its pid
+/// cannot be another process's).
+fn open_root(pid: i32) -> io::Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    nix::fcntl::open(
+        format!("/proc/{pid}/root{ROOT}").as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(io::Error::from)
+}
+
+/// Opens `rel` beneath the tree's `root`, never through a symlink, a
+/// magic link or another mount.
+fn open_beneath(root: &OwnedFd, rel: &[u8], flags: nix::fcntl::OFlag) -> io::Result<File> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::RESOLVE_NO_XDEV,
+        );
+    let fd = openat2(root, rel, how).map_err(io::Error::from)?;
+    let file = File::from(fd);
+    let want_dir = flags.contains(OFlag::O_DIRECTORY);
+    if file.metadata()?.is_file() == want_dir {
+        return Err(io::Error::other(if want_dir {
+            "not a directory"
+        } else {
+            "not a regular file"
+        }));
+    }
+    Ok(file)
 }
 
 /// The tmpfs's size (file data in pages plus headroom) and inode count.
@@ -408,13 +525,85 @@ fn put_attrs(w: &mut impl Write, a: &Attrs) -> io::Result<()> {
     Ok(())
 }
 
-fn send(image: &ImageTarget, w: &mut impl Write) -> io::Result<()> {
+/// The files of a compressed cpio whose content comes after the tree's
+/// skeleton, in the stream's order.
+#[derive(Default)]
+struct Later {
+    /// (offset in the stream, size, node).
+    content: Vec<(u64, u64, usize)>,
+    /// Node → its path below the tree's root.
+    paths: std::collections::HashMap<usize, Box<[u8]>>,
+}
+
+/// Sends the tree: its skeleton in the index's order (directories, links,
+/// nodes, and files with their content where it can be read at any
+/// offset), then the content of a compressed cpio's files in the order
+/// of its stream, decompressed once more from the start and checked to be
+/// the stream the index was built from (no spill: the tree is where the
+/// run reads that content from afterwards).
+fn send(image: &ImageTarget, w: &mut impl Write, later: &mut Later) -> io::Result<()> {
     w.write_all(b"d")?;
     put(w, b"")?;
     put_attrs(w, &image.index.nodes[0].attrs)?;
     let mut first: Vec<Option<Vec<Vec<u8>>>> = vec![None; image.index.nodes.len()];
-    send_dir(image, 0, &mut Vec::new(), &mut first, w)?;
-    w.write_all(b"ue")
+    send_dir(image, 0, &mut Vec::new(), &mut first, later, w)?;
+    w.write_all(b"u")
+}
+
+/// Writes the content of the files in `later` (made empty by the holder)
+/// from a fresh pass over `lazy`'s stream, in its order.
+fn write_content(lazy: &super::Lazy, later: &mut Later, root: &OwnedFd) -> io::Result<()> {
+    later.content.sort_unstable();
+    let (reader, thread) = super::stream::streamed(&lazy.image, lazy.image_len, lazy.cap)?;
+    let mut r = BufReader::with_capacity(1 << 20, reader);
+    let mut pos = 0u64;
+    let mut result = Ok(());
+    for &(offset, size, node) in &later.content {
+        let rel = &later.paths[&node];
+        let name = || format!("/{}", String::from_utf8_lossy(rel));
+        if offset < pos {
+            result = Err(io::Error::other(format!(
+                "{}: its content overlaps another file's",
+                name()
+            )));
+            break;
+        }
+        let skipped = io::copy(&mut (&mut r).take(offset - pos), &mut io::sink())?;
+        let mut f = open_beneath(root, rel, nix::fcntl::OFlag::O_WRONLY)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", name())))?;
+        let copied = io::copy(&mut (&mut r).take(size), &mut f)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot write {}: {e}", name())))?;
+        if skipped != offset - pos || copied != size {
+            result = Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{}: the stream ends inside its content", name()),
+            ));
+            break;
+        }
+        pos = offset + size;
+    }
+    if result.is_ok() {
+        // To its end, so that the whole stream is checked.
+        io::copy(&mut r, &mut io::sink())?;
+    }
+    drop(r);
+    let joined = thread
+        .join()
+        .map_err(|_| io::Error::other("the decompressing thread panicked"))?;
+    match joined {
+        // The reader stopped early: its own error says why.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => result,
+        Err(e) => Err(e),
+        Ok((len, crc, _)) if (len, crc) != (lazy.len, lazy.crc) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "decompresses to {len} bytes (CRC-32 {crc:08x}) now and to {} (CRC-32 {:08x}) \
+                 when indexed: the image changed while being read",
+                lazy.len, lazy.crc
+            ),
+        )),
+        Ok(_) => result,
+    }
 }
 
 fn send_dir(
@@ -422,6 +611,7 @@ fn send_dir(
     n: usize,
     path: &mut Vec<Vec<u8>>,
     first: &mut [Option<Vec<Vec<u8>>>],
+    later: &mut Later,
     w: &mut impl Write,
 ) -> io::Result<()> {
     let mut buf = Vec::new();
@@ -443,10 +633,24 @@ fn send_dir(
                 put(w, name)?;
                 put_attrs(w, a)?;
                 path.push(name.clone());
-                send_dir(image, child, path, first, w)?;
+                send_dir(image, child, path, first, later, w)?;
                 path.pop();
                 w.write_all(b"u")?;
                 continue;
+            }
+            FileType::File if node.data.is_some_and(|d| d.store == super::LAZY) => {
+                let d = node.data.expect("checked");
+                w.write_all(b"F")?;
+                put(w, name)?;
+                put_attrs(w, a)?;
+                w.write_all(&a.size.to_le_bytes())?;
+                later.content.push((d.offset, a.size, child));
+                let mut rel = path.join(&b'/');
+                if !rel.is_empty() {
+                    rel.push(b'/');
+                }
+                rel.extend_from_slice(name);
+                later.paths.insert(child, rel.into_boxed_slice());
             }
             FileType::File => {
                 w.write_all(b"f")?;
@@ -598,6 +802,13 @@ struct Writer {
     stack: Vec<(OwnedFd, Vec<u8>, Meta)>,
     root: Option<OwnedFd>,
     left_out: u64,
+    /// Files created empty, their content to come (`c` records) by
+    /// number: path below the root, attributes (applied once written),
+    /// size, and whether it came.
+    later: Vec<(CString, Meta, u64, bool)>,
+    /// Directories left (path below the root, attributes), applied at the
+    /// end.
+    dirs: Vec<(CString, Meta)>,
 }
 
 /// Names are what nodecheck's index holds: a single component, never
@@ -621,6 +832,8 @@ impl Writer {
             stack: Vec::new(),
             root: None,
             left_out: 0,
+            later: Vec::new(),
+            dirs: Vec::new(),
         }
     }
 
@@ -642,10 +855,14 @@ impl Writer {
             r.read_exact(&mut tag).map_err(err)?;
             match tag[0] {
                 b'e' => break,
+                // A directory's attributes wait for the end: its mode
+                // could bar nodecheck from the files below it (their
+                // content is written afterwards), and entries made in it
+                // would move its times.
                 b'u' => {
-                    let (fd, name, meta) = self.stack.pop().ok_or("unbalanced stream")?;
+                    let (_, name, meta) = self.stack.pop().ok_or("unbalanced stream")?;
                     let path = self.path(&name);
-                    self.apply_fd(fd.as_raw_fd(), &meta, &path)?;
+                    self.dirs.push((cstr(&path.as_bytes()[1..])?, meta));
                 }
                 b'd' => {
                     let name = get(r).map_err(err)?;
@@ -659,6 +876,16 @@ impl Writer {
                     let size = get_u64(r).map_err(err)?;
                     self.file(&name, &meta, size, r)?;
                 }
+                b'F' => {
+                    let name = get(r).map_err(err)?;
+                    let meta = get_meta(r).map_err(err)?;
+                    let size = get_u64(r).map_err(err)?;
+                    self.empty_file(&name, meta, size)?;
+                }
+                // Every entry is made: nodecheck writes the content of the
+                // files made empty, then asks for their attributes.
+                b'p' => say("S"),
+                b'a' => self.apply_later()?,
                 b'l' => {
                     let name = get(r).map_err(err)?;
                     let meta = get_meta(r).map_err(err)?;
@@ -685,7 +912,67 @@ impl Writer {
         if !self.stack.is_empty() {
             return Err("the tree's stream ended inside a directory".into());
         }
+        if let Some((path, ..)) = self.later.iter().find(|l| !l.3) {
+            return Err(format!(
+                "/{}: its content never came",
+                String::from_utf8_lossy(path.as_bytes())
+            ));
+        }
+        // Children before their parents, as they were left.
+        let root = self.root.as_ref().ok_or("an empty tree")?;
+        for (rel, meta) in &self.dirs {
+            let path = format!("/{}", String::from_utf8_lossy(rel.as_bytes()));
+            let at: &[u8] = if rel.is_empty() { b"." } else { rel.as_bytes() };
+            let d = open_beneath(root, at, nix::fcntl::OFlag::O_DIRECTORY)
+                .map_err(|e| format!("cannot open {path} again: {e}"))?;
+            self.apply_fd(d.as_raw_fd(), meta, &path)?;
+        }
         Ok(self.left_out)
+    }
+
+    /// Creates a regular file whose content comes later (`c`).
+    fn empty_file(&mut self, name: &[u8], meta: Meta, size: u64) -> Result<(), String> {
+        let path = self.path(name);
+        let (dirfd, c) = self.at(name)?;
+        // SAFETY: a NUL-terminated name in a directory fd we own.
+        let fd = unsafe {
+            libc::openat(
+                dirfd,
+                c.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o600 as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(format!("cannot create {path}: {}", last_err()));
+        }
+        // SAFETY: a new descriptor this process owns; closed at once.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        self.later
+            .push((cstr(&path.as_bytes()[1..])?, meta, size, false));
+        Ok(())
+    }
+
+    /// Applies the attributes of the files made empty, once nodecheck has
+    /// written their content (a write would clear a setuid bit or a file
+    /// capability set before it), checking each one's size.
+    fn apply_later(&mut self) -> Result<(), String> {
+        let root = self.root.as_ref().ok_or("content before the root")?;
+        for (rel, meta, size, done) in &self.later {
+            let path = format!("/{}", String::from_utf8_lossy(rel.as_bytes()));
+            let f = open_beneath(root, rel.as_bytes(), nix::fcntl::OFlag::O_RDONLY)
+                .map_err(|e| format!("cannot open {path} again: {e}"))?;
+            let len = f.metadata().map_err(|e| format!("{path}: {e}"))?.len();
+            if len != *size {
+                return Err(format!("{path}: {len} bytes written of {size}"));
+            }
+            self.apply_fd(f.as_raw_fd(), meta, &path)?;
+            let _ = done;
+        }
+        for l in &mut self.later {
+            l.3 = true;
+        }
+        Ok(())
     }
 
     /// The directory entries are created in, and a checked name.

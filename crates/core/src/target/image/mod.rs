@@ -1108,6 +1108,11 @@ impl ImageTarget {
                     l.clone(),
                     d.offset,
                     self.kept.head(d.offset).map(|at| (self.kept.clone(), at)),
+                    // Written out for programs already: read from there.
+                    match self.materialised.get() {
+                        Some(Ok(m)) => Some((m.files.clone(), n, OnceLock::new())),
+                        _ => None,
+                    },
                 ),
                 None => Source::Empty,
             },
@@ -1210,9 +1215,15 @@ enum Source {
     /// Kept in memory, at this offset.
     Kept(Arc<Kept>, u64),
     /// A compressed cpio's stream (spilled on the first read), at this
-    /// offset; its head kept in memory (at this offset), when it was.
-    Lazy(Arc<Lazy>, u64, Option<(Arc<Kept>, u64)>),
+    /// offset; its head kept in memory (at this offset), when it was; and
+    /// the file written out for programs (node number, opened on the first
+    /// read past the head), read instead of a spill when it can be.
+    Lazy(Arc<Lazy>, u64, Option<(Arc<Kept>, u64)>, Option<TreeFile>),
 }
+
+/// A file of the tree written out for programs: node, opened when first
+/// needed (`None` inside: it could not be, and the spill serves).
+type TreeFile = (Arc<materialise::TreeFiles>, usize, OnceLock<Option<File>>);
 
 /// A regular file of an image.
 struct ImageFile {
@@ -1249,12 +1260,27 @@ impl FileAt for ImageFile {
                 buf[..n].copy_from_slice(got);
                 return Ok(n);
             }
-            Source::Lazy(_, _, Some((kept, at))) if offset + n as u64 <= size.min(KEEP_HEAD) => {
+            Source::Lazy(_, _, Some((kept, at)), _) if offset + n as u64 <= size.min(KEEP_HEAD) => {
                 let from = (at + offset) as usize;
                 buf[..n].copy_from_slice(&kept.bytes[from..from + n]);
                 return Ok(n);
             }
-            Source::Lazy(lazy, start, _) => (lazy.store()?, *start),
+            Source::Lazy(lazy, start, _, tree) => {
+                let written = tree.as_ref().and_then(|(files, node, opened)| {
+                    opened.get_or_init(|| files.open(*node, size)).as_ref()
+                });
+                if let Some(f) = written {
+                    let got = read_full_at(f, &mut buf[..n], offset)?;
+                    if got < n {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the written-out file ends early",
+                        ));
+                    }
+                    return Ok(got);
+                }
+                (lazy.store()?, *start)
+            }
             Source::Store(store, start) => (store, *start),
         };
         let got = read_full_at(&store.file, &mut buf[..n], start + offset)?;
@@ -1466,5 +1492,16 @@ impl Target for ImageTarget {
 
     fn image(&self) -> Option<&ImageInfo> {
         Some(&self.info)
+    }
+
+    /// Programs will run: a compressed cpio's tree is written out now,
+    /// from a second pass over its stream, and its content read from there
+    /// rather than decompressed a third time into a spill. (Other forms
+    /// read content in place and write their tree at the first program.)
+    /// What goes wrong is said by the first check that runs a program.
+    fn will_need(&self, need: Need) {
+        if need == Need::Exec && self.lazy.is_some() && materialise::unavailable().is_none() {
+            let _ = self.tree();
+        }
     }
 }
