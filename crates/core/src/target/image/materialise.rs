@@ -930,8 +930,9 @@ impl Writer {
         Ok(self.left_out)
     }
 
-    /// Creates a regular file whose content comes later (`c`).
-    fn empty_file(&mut self, name: &[u8], meta: Meta, size: u64) -> Result<(), String> {
+    /// Creates the regular file `name` (mode 0600 until its attributes
+    /// are applied) in the current directory, never through a link.
+    fn create(&self, name: &[u8]) -> Result<(File, String), String> {
         let path = self.path(name);
         let (dirfd, c) = self.at(name)?;
         // SAFETY: a NUL-terminated name in a directory fd we own.
@@ -946,8 +947,13 @@ impl Writer {
         if fd < 0 {
             return Err(format!("cannot create {path}: {}", last_err()));
         }
-        // SAFETY: a new descriptor this process owns; closed at once.
-        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        // SAFETY: a new descriptor this process owns.
+        Ok((File::from(unsafe { OwnedFd::from_raw_fd(fd) }), path))
+    }
+
+    /// Creates a regular file whose content nodecheck writes later.
+    fn empty_file(&mut self, name: &[u8], meta: Meta, size: u64) -> Result<(), String> {
+        let (_, path) = self.create(name)?;
         self.later
             .push((cstr(&path.as_bytes()[1..])?, meta, size, false));
         Ok(())
@@ -1036,22 +1042,7 @@ impl Writer {
         size: u64,
         r: &mut impl Read,
     ) -> Result<(), String> {
-        let path = self.path(name);
-        let (dirfd, c) = self.at(name)?;
-        // SAFETY: a NUL-terminated name in a directory fd we own.
-        let fd = unsafe {
-            libc::openat(
-                dirfd,
-                c.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600 as libc::c_uint,
-            )
-        };
-        if fd < 0 {
-            return Err(format!("cannot create {path}: {}", last_err()));
-        }
-        // SAFETY: a new descriptor this process owns.
-        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let (mut f, path) = self.create(name)?;
         let copied =
             io::copy(&mut r.take(size), &mut f).map_err(|e| format!("cannot write {path}: {e}"))?;
         if copied != size {
