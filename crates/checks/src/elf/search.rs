@@ -160,8 +160,15 @@ impl Linker {
     /// Opens and parses `path`.
     pub fn load(&self, t: &dyn Target, path: &str) -> Result<Probe, std::io::Error> {
         let file = t.open(path)?;
-        let md = file.metadata().clone();
-        Ok(match self.parse(file.as_ref()) {
+        Ok(self.opened(path, file.as_ref()))
+    }
+
+    /// Parses a file already opened (through the content door) by its
+    /// in-target `path`: a tree scan hands over the descriptor its sniff
+    /// opened, so no file is opened twice.
+    pub fn opened(&self, path: &str, file: &dyn FileAt) -> Probe {
+        let md = file.metadata();
+        match self.parse(file) {
             Ok(None) => Probe::NotElf,
             Err(e) => Probe::Malformed(e.0),
             Ok(Some(obj)) => Probe::Elf(Arc::new(Loaded {
@@ -170,7 +177,7 @@ impl Linker {
                 mode: md.mode,
                 obj,
             })),
-        })
+        }
     }
 
     /// What is at `path`, once per path for the run.
