@@ -97,7 +97,7 @@ pub struct Found {
 /// a `stat`; any other file costs one `fstatat` on the held directory and
 /// is opened only when it is executable and large enough to be ELF. An
 /// ELF program or library is parsed on the descriptor the sniff opened
-/// (once per file for the run, [`Linker::parse`]) and closed: it is never
+/// (once per file for the run, [`Linker::opened`]) and closed: it is never
 /// opened again to be checked. Symlinks are never followed (the files
 /// they point to are checked where they are).
 pub fn files(
@@ -175,22 +175,23 @@ pub fn files(
             }
         };
         count(&examined);
-        // A stack buffer, and the path made text only for what is kept:
-        // most of the files are not ELF and cost no allocation.
-        let mut head = [0u8; object::SNIFF];
-        let n = if file.metadata().size == 0 {
+        // One read serves the sniff and the parse: a stack buffer, and
+        // the path made text only for what is kept.
+        let mut head = [0u8; object::HEAD];
+        let size = file.metadata().size;
+        let n = if size == 0 {
             Ok(0)
         } else {
-            file.read_at(&mut head, 0)
+            file.read_at(&mut head[..object::head_len(size)], 0)
         };
         match n {
-            Ok(n) if object::is_program(&head[..n]) => {
+            Ok(n) if object::is_program(&head[..n.min(object::SNIFF)]) => {
                 let shown = v.display();
                 // Loading follows paths, which are text: a program whose
                 // name is not UTF-8 cannot be loaded by its name, and a
                 // look-alike must not be loaded in its place.
                 if std::str::from_utf8(v.path).is_ok() {
-                    let probe = linker.opened(&shown, file.as_ref());
+                    let probe = linker.opened(&shown, file.as_ref(), Some(&head[..n]));
                     push(v.path, Ok((shown, probe)));
                 } else {
                     push(
