@@ -162,8 +162,19 @@ a directory the message names the first files and says how many there are;
 every chain goes into the check's output (JUnit system-out). Each file is
 checked as its own program, as `ldd FILE` does, and files that are not ELF
 executables or shared objects (scripts, data, kernel modules) are skipped:
-each file is recognised by its first bytes, and kernel modules (`*.ko`,
-`*.ko.xz`, …), which ld.so never loads, are not even opened.
+each file is recognised by its first bytes.
+
+Which files of a directory are examined (`candidates`): by default
+(`loadable`) what exec(2) can run and what ld.so and dlopen load by the
+names programs use: regular files with an execute bit (and at least the
+52 bytes of the smallest ELF header), and files named like a shared object
+(`libfoo.so`, `libfoo.so.1.2`, `foo.cpython-311-x86_64-linux-gnu.so`).
+Anything else costs one `stat` and is never opened; a 0644 ELF library
+named `plugin.bin` that a program dlopens by that name is found only with
+`candidates = "all"`, which sniffs every regular file. Kernel modules
+(`*.ko`, `*.ko.xz`, …), which ld.so never loads, are never opened. The
+output says how many files were examined and how many were skipped, and
+why. A file named as `path` is always examined.
 In a directory, a library that misses something when loaded alone but
 loads whole where a program of the same tree loads it (a private library
 found through its program's RUNPATH, like systemd's libsystemd-core) does
