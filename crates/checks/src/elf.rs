@@ -287,6 +287,7 @@ impl Kind for Elf {
         let setup = Setup {
             library_path: check.list("library_path").unwrap_or_default(),
             symbols: check.bool("symbols").is_some(),
+            unlisted: false,
         };
         // The goss rule for a path every property needs (eval::PATH).
         let md = match t.metadata(path, true) {

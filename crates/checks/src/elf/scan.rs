@@ -119,12 +119,7 @@ pub fn files(
             .unwrap_or_else(|p| p.into_inner())
             .push((path.to_vec(), item));
     };
-    let examined = AtomicUsize::new(0);
-    let skipped = AtomicUsize::new(0);
-    let modules = AtomicUsize::new(0);
-    let count = |c: &AtomicUsize| {
-        c.fetch_add(1, Ordering::Relaxed);
-    };
+    let tally = Tally::new();
     // The rule for a file whose name does not say "shared object".
     let runnable = |md: &Metadata| md.mode & 0o111 != 0 && md.size >= MIN_ELF;
     t.walk_parallel(start, &options, &|v| {
@@ -151,7 +146,7 @@ pub fn files(
             return true;
         }
         if is_kernel_module(v.path) {
-            count(&modules);
+            tally.add(|c| &c.modules);
             return true;
         }
         let name = v.path.rsplit(|&b| b == b'/').next().unwrap_or(v.path);
@@ -163,7 +158,7 @@ pub fn files(
         let file = match opened {
             Ok(Some(f)) => f,
             Ok(None) => {
-                count(&skipped);
+                tally.add(|c| &c.skipped);
                 return true;
             }
             Err(e) => {
@@ -174,7 +169,7 @@ pub fn files(
                 return true;
             }
         };
-        count(&examined);
+        tally.add(|c| &c.examined);
         // One read serves the sniff and the parse: a stack buffer, and
         // the path made text only for what is kept.
         let mut head = [0u8; object::HEAD];
@@ -215,9 +210,9 @@ pub fn files(
     let key = |c: &u8| if *c == b'/' { 0 } else { *c };
     found.sort_unstable_by(|a, b| a.0.iter().map(key).cmp(b.0.iter().map(key)));
     let mut out = Found {
-        examined: examined.into_inner(),
-        skipped: skipped.into_inner(),
-        modules: modules.into_inner(),
+        examined: tally.sum(|c| &c.examined),
+        skipped: tally.sum(|c| &c.skipped),
+        modules: tally.sum(|c| &c.modules),
         ..Found::default()
     };
     for (_, item) in found {
@@ -230,6 +225,43 @@ pub fn files(
         }
     }
     Ok(out)
+}
+
+/// The counts of a walk, one set per thread: a counter every thread
+/// bumps for each of 20,000 files would bounce its cache line between
+/// the cores on every file.
+struct Tally(Vec<Counts>);
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Counts {
+    examined: AtomicUsize,
+    skipped: AtomicUsize,
+    modules: AtomicUsize,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally(
+            (0..=rayon::current_num_threads())
+                .map(|_| Counts::default())
+                .collect(),
+        )
+    }
+
+    /// Adds one to a counter of this thread's set (the last set for a
+    /// thread outside the pool).
+    fn add(&self, counter: impl Fn(&Counts) -> &AtomicUsize) {
+        let i = rayon::current_thread_index().map_or(self.0.len() - 1, |i| i % self.0.len());
+        counter(&self.0[i]).fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sum(&self, counter: impl Fn(&Counts) -> &AtomicUsize) -> usize {
+        self.0
+            .iter()
+            .map(|c| counter(c).load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 /// One file the scan found: its path (bytes, for the order), and the
@@ -254,12 +286,16 @@ pub fn check_found(
     found: &Found,
     setup: Setup<'_>,
 ) -> Vec<Outcome> {
+    let unlisted = Setup {
+        unlisted: true,
+        ..setup
+    };
     found
         .files
         .par_iter()
         .zip(&found.probes)
         .with_min_len(8)
-        .map(|(f, probe)| outcome(linker, t, f, f, Ok(probe.clone()), setup))
+        .map(|(f, probe)| outcome(linker, t, f, f, Ok(probe.clone()), unlisted))
         .collect()
 }
 
