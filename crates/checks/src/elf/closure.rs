@@ -5,10 +5,10 @@
 //! library_path and RUNPATH; then every DT_VERNEED checked against the
 //! DT_VERDEF of the object that satisfied it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use nodecheck_core::target::Target;
 
 use super::search::{Expand, Linker, Loaded, Resolution, SearchPath, Via};
@@ -209,7 +209,6 @@ pub fn load(
         }
     }
     let interp = interp_node;
-    let origin_of = |l: &Loaded| parent(&l.path).to_string();
     let mut i = 0;
     while i < st.nodes.len() {
         let obj = st.nodes[i].loaded.obj.clone();
@@ -224,10 +223,9 @@ pub fn load(
             while let Some(k) = at {
                 let o = &st.nodes[k].loaded.obj;
                 if let (None, Some(rpath)) = (&o.runpath, &o.rpath) {
-                    let origin = origin_of(&st.nodes[k].loaded);
                     let e = Expand {
                         layout: &layout,
-                        origin: Some(&origin),
+                        origin: Some(parent(&st.nodes[k].loaded.path)),
                         secure,
                     };
                     e.dirs(rpath, Via::Rpath, &mut dirs);
@@ -235,12 +233,14 @@ pub fn load(
                 at = st.nodes[k].loader;
             }
         }
-        let origin = origin_of(&st.nodes[i].loaded);
+        // `$ORIGIN` borrowed from the object itself (held here, as the
+        // state grows below), not copied per object.
+        let me = Arc::clone(&st.nodes[i].loaded);
+        let origin = parent(&me.path);
         if !secure {
-            let main_origin = origin_of(&main);
             let e = Expand {
                 layout: &layout,
-                origin: Some(&main_origin),
+                origin: Some(parent(&main.path)),
                 secure,
             };
             for p in setup.library_path {
@@ -249,7 +249,7 @@ pub fn load(
         }
         let e = Expand {
             layout: &layout,
-            origin: Some(&origin),
+            origin: Some(origin),
             secure,
         };
         if let Some(runpath) = &obj.runpath {

@@ -5,10 +5,10 @@
 //! each file is parsed once, each path probed once, each (name, search
 //! path) resolved once.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use foldhash::HashMap;
 use goblin::elf::header::{ELFDATA2LSB, ELFOSABI_GNU, ELFOSABI_SYSV, ET_DYN};
 use nodecheck_core::target::{FileAt, Target, join};
 
@@ -195,7 +195,7 @@ impl Linker {
         let c = {
             let mut m = self.searches.lock().unwrap_or_else(PoisonError::into_inner);
             if !m.contains_key(sp) {
-                m.insert(sp.clone(), HashMap::new());
+                m.insert(sp.clone(), HashMap::default());
             }
             let Some(by_name) = m.get_mut(sp) else {
                 return self.search(t, name, sp);
