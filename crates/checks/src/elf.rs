@@ -409,3 +409,4 @@ fn globs(check: &Check, key: &str) -> Result<GlobSet, String> {
     }
     b.build().map_err(|e| e.to_string())
 }
+
