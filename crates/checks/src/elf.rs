@@ -409,4 +409,3 @@ fn globs(check: &Check, key: &str) -> Result<GlobSet, String> {
     }
     b.build().map_err(|e| e.to_string())
 }
-
