@@ -709,6 +709,17 @@ impl<'a> Reader<'a> {
             let start = end - len;
             return Ok(Cow::Borrowed(&self.head[start..end]));
         }
+        // The string window often holds the version tables too (they
+        // follow DT_STRTAB in the file).
+        let (at, window) = &self.window;
+        let hit = off
+            .checked_sub(*at)
+            .and_then(|s| usize::try_from(s).ok())
+            .and_then(|start| Some((start, start.checked_add(len)?)))
+            .filter(|&(_, end)| end <= window.len());
+        if let Some((start, end)) = hit {
+            return Ok(Cow::Borrowed(&self.window.1[start..end]));
+        }
         self.spend(len)?;
         let mut buf = vec![0; len];
         let n = self
