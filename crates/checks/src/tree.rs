@@ -1077,6 +1077,88 @@ mod tests {
         assert!(e.output.contains("  /l/11 -> /nowhere\n"));
     }
 
+    /// The walk runs on many threads in no order; the report is in walk
+    /// order all the same (depth first, names by their bytes), and a
+    /// hard-linked file counts once, under its first path in walk order.
+    #[test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "builds a tree on disk for the parallel walker"
+    )]
+    fn a_parallel_walk_reports_in_walk_order() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let mut want = Vec::new();
+        // 600 entries in one directory (looked at in parallel chunks),
+        // and nested directories (each a task of its own).
+        for d in ["a", "a/b", "a.b", "z"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        for (d, n) in [("a", 600), ("a/b", 40), ("a.b", 40), ("z", 40)] {
+            for i in 0..n {
+                let p = r.join(format!("{d}/f{i:03}"));
+                std::fs::write(&p, vec![0u8; i % 7]).unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+                want.push(format!("/{d}/f{i:03} (0666)"));
+            }
+        }
+        // Walk order: `/` before any byte of a name, so `/a/b/f000` comes
+        // before `/a/f000`, and both before `/a.b/f000`.
+        want.sort_by_key(|p| {
+            p.split(' ')
+                .next()
+                .unwrap()
+                .bytes()
+                .map(|c| if c == b'/' { 0 } else { c })
+                .collect::<Vec<u8>>()
+        });
+        // Two names of one 9-byte file, the later one in walk order first
+        // created; and the largest files tie at 6 bytes.
+        std::fs::write(r.join("z/big"), b"123456789").unwrap();
+        std::fs::hard_link(r.join("z/big"), r.join("a/link")).unwrap();
+        let t = nodecheck_core::target::RootFs::open(r).unwrap();
+        let e = run(
+            &check(
+                &Tree,
+                "/",
+                vec![
+                    ("world_writable", b(false)),
+                    ("total_size", le("5B")),
+                    ("max_file_size", le("5B")),
+                ],
+            ),
+            &t,
+        );
+        let section: Vec<&str> = e
+            .output
+            .lines()
+            .skip_while(|l| !l.starts_with("world_writable:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .map(str::trim)
+            .collect();
+        assert_eq!(section, want, "{}", e.output);
+        // The hard-linked file once, under its first path in walk order
+        // (/a/link before /z/big). The largest files: ties in walk order;
+        // the files over the bound: ties by path.
+        let (_, msg) = result(&e, "total_size");
+        assert!(
+            msg.ends_with(
+                "largest: /a/link (9B), /a/b/f006 (6B), /a/b/f013 (6B), /a/b/f020 (6B), \
+                 /a/b/f027 (6B), /a/b/f034 (6B), /a/f006 (6B), /a/f013 (6B), /a/f020 (6B), \
+                 /a/f027 (6B)"
+            ),
+            "{msg}"
+        );
+        let (_, msg) = result(&e, "max_file_size");
+        assert!(
+            msg.contains(": /a/link (9B), /a.b/f006 (6B), /a.b/f013 (6B),"),
+            "{msg}"
+        );
+        assert!(!msg.contains("/z/big"), "{msg}");
+    }
+
     #[test]
     fn world_writable_files_and_unsticky_dirs() {
         let e = eval("/", vec![("world_writable", b(false))]);
