@@ -1,10 +1,18 @@
 /* The floor of an ELF tree scan that finds its files itself: walk a tree
- * with getdents64, and for every regular file do what nodecheck's content
- * door does to sniff it (openat O_NOFOLLOW|O_NONBLOCK, fstat, pread of 18
- * bytes, close), on one thread, with nothing else: no paths kept, no
- * checks. benches/walk.sh builds and times it beside nodecheck.
+ * with getdents64, and for every file it examines do what nodecheck's
+ * content door does to sniff it (openat O_NOFOLLOW|O_NONBLOCK, fstat,
+ * pread of 18 bytes, close), on one thread, with nothing else: no paths
+ * kept, no checks. benches/walk.sh builds and times it beside nodecheck.
  *
- *   cc -O2 -o sniff_floor benches/sniff_floor.c && ./sniff_floor DIR
+ *   cc -O2 -o sniff_floor benches/sniff_floor.c
+ *   ./sniff_floor DIR            every regular file (`candidates = "all"`)
+ *   ./sniff_floor -c DIR         candidates only (`candidates = "loadable"`,
+ *                                the default): a name with a shared
+ *                                object's shape (`*.so`, `*.so.*`) is
+ *                                opened at once; any other file costs an
+ *                                fstatat and is opened only when it has an
+ *                                execute bit and at least 52 bytes. Kernel
+ *                                modules (`*.ko*`) are never opened.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -15,7 +23,35 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static long files, elves;
+static long files, examined, elves;
+static int candidates;
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static int shared_object_name(const char *name) {
+    return ends_with(name, ".so") || strstr(name, ".so.") != NULL;
+}
+
+static int kernel_module(const char *name) {
+    return ends_with(name, ".ko") || ends_with(name, ".ko.xz") || ends_with(name, ".ko.zst") ||
+           ends_with(name, ".ko.gz");
+}
+
+static void sniff(int dir, const char *name) {
+    int f = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME);
+    if (f < 0)
+        return;
+    struct stat st;
+    char head[18];
+    if (fstat(f, &st) == 0 && S_ISREG(st.st_mode) && pread(f, head, sizeof head, 0) >= 4 &&
+        !memcmp(head, "\177ELF", 4))
+        elves++;
+    examined++;
+    close(f);
+}
 
 static void walk(int dir) {
     char buf[32768];
@@ -35,25 +71,33 @@ static void walk(int dir) {
                     close(sub);
                 }
             } else if (d->d_type == DT_REG) {
-                int f = openat(dir, d->d_name,
-                               O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME);
-                if (f < 0)
-                    continue;
-                struct stat st;
-                char head[18];
-                if (fstat(f, &st) == 0 && S_ISREG(st.st_mode) &&
-                    pread(f, head, sizeof head, 0) >= 4 && !memcmp(head, "\177ELF", 4))
-                    elves++;
                 files++;
-                close(f);
+                if (!candidates) {
+                    sniff(dir, d->d_name);
+                    continue;
+                }
+                if (kernel_module(d->d_name))
+                    continue;
+                if (!shared_object_name(d->d_name)) {
+                    struct stat st;
+                    if (fstatat(dir, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                        !S_ISREG(st.st_mode) || !(st.st_mode & 0111) || st.st_size < 52)
+                        continue;
+                }
+                sniff(dir, d->d_name);
             }
         }
     }
 }
 
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "-c")) {
+        candidates = 1;
+        argv++;
+        argc--;
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: %s DIR\n", argv[0]);
+        fprintf(stderr, "usage: %s [-c] DIR\n", argv[0]);
         return 2;
     }
     int dir = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -62,6 +106,6 @@ int main(int argc, char **argv) {
         return 1;
     }
     walk(dir);
-    printf("%ld regular files, %ld with the ELF magic\n", files, elves);
+    printf("%ld regular files, %ld examined, %ld with the ELF magic\n", files, examined, elves);
     return 0;
 }

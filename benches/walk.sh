@@ -13,7 +13,11 @@
 #          finding them with standard tools, and benches/sniff_floor.c
 #          (built here when a C compiler is found) the floor of any tool
 #          that finds them itself: only the getdents, open, fstat, pread
-#          and close nodecheck's door makes per file, on one thread.
+#          and close nodecheck's door makes per file, on one thread. Two
+#          rows: every regular file sniffed (`candidates = "all"`), and
+#          the candidate rule nodecheck applies by default (one fstatat
+#          per file not named like a shared object; opened only when
+#          executable: `candidates = "loadable"`).
 #
 #   benches/walk.sh [ROOTFS]      (default: $NODECHECK_TEST_ROOTFS)
 #   NODECHECK_BIN=/path/to/nodecheck benches/walk.sh   (measure a build)
@@ -86,18 +90,25 @@ EOF
 chmod +x "$work"/*.sh "$copy"/tmp/nodecheck-*.sh
 floor=()
 if command -v cc >/dev/null && cc -O2 -o "$work/sniff_floor" benches/sniff_floor.c; then
-  floor=(-n "syscall floor (C, 1 thread, no checks)" "$work/sniff_floor $root/usr")
+  floor=(-n "syscall floor, every file (C, 1 thread)" "$work/sniff_floor $root/usr"
+         -n "syscall floor, candidates (C, 1 thread)" "$work/sniff_floor -c $root/usr")
 fi
 
 # Both must do their full work before their time means anything.
 "$bin" run "$work/tree.toml" --target "$root" --no-color > "$work/tree.out" || true
 grep -q 'tree /usr' "$work/tree.out" || { cat "$work/tree.out"; echo "tree did not run" >&2; exit 1; }
-"$bin" run "$work/elf.toml" --target "$root" --no-color > "$work/elf.out" ||
+"$bin" run "$work/elf.toml" --target "$root" --no-color --json "$work/elf.json" > "$work/elf.out" ||
   { cat "$work/elf.out"; echo "nodecheck elf failed on /usr" >&2; exit 1; }
 
 entries=$(find "$root/usr" -xdev | wc -l)
 elves=$(wc -l < "$copy/tmp/nodecheck-files.txt")
-printf 'walk of %s/usr: %s entries, %s ELF files; %s, %s CPUs\n' "$root" "$entries" "$elves" "$(uname -r)" "$(nproc)"
+printf 'walk of %s/usr: %s entries, %s ELF files; %s, %s CPUs, load %s\n' "$root" "$entries" "$elves" "$(uname -r)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+# What the scan examined and skipped (the check's output says it).
+/usr/bin/python3 - "$work/elf.json" <<'PY'
+import json, sys
+out = json.load(open(sys.argv[1]))["controls"][0]["checks"][0].get("output", "")
+print(out[out.find("files under"):].rstrip() if "files under" in out else "(no file counts in the output)")
+PY
 printf 'nodecheck: %s\n\n' "$bin"
 hyperfine -N -i --warmup 3 --runs "${RUNS:-20}" --style none \
   -n "nodecheck tree /usr" "$bin run $work/tree.toml --target $root --no-color" \
@@ -130,6 +141,8 @@ cmds = {
     "new elf /usr": "$bin run $work/elf.toml --target $root --no-color",
     "libtree (chroot)": "chroot $copy /tmp/nodecheck-libtree.sh",
 }
+if "${floor[*]}":
+    cmds["floor, candidates (C, 1 thread)"] = "$work/sniff_floor -c $root/usr"
 res = {k: ([], []) for k in cmds}
 for _ in range(int(sys.argv[1])):
     for k, c in cmds.items():

@@ -362,8 +362,18 @@ fn elf_scan_names_a_program_whose_name_is_not_utf8() {
     elf.resize(16, 0);
     elf.extend_from_slice(&3u16.to_le_bytes());
     elf.resize(64, 0);
+    // Both executable: candidates of the scan (a 0644 file with neither
+    // an execute bit nor a .so name is not opened at all).
+    use std::os::unix::fs::PermissionsExt;
+    let exe = std::fs::Permissions::from_mode(0o755);
     std::fs::write(dir.join(OsStr::from_bytes(b"prog\xff")), &elf).unwrap();
-    std::fs::write(dir.join("prog\u{fffd}"), "not an ELF file\n").unwrap();
+    std::fs::set_permissions(dir.join(OsStr::from_bytes(b"prog\xff")), exe.clone()).unwrap();
+    std::fs::write(
+        dir.join("prog\u{fffd}"),
+        "#!/bin/sh\n# not an ELF file, and longer than an ELF header\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(dir.join("prog\u{fffd}"), exe).unwrap();
     img.file(
         "p.toml",
         0o644,

@@ -34,6 +34,7 @@ use crate::eval;
 use crate::eval::section;
 use closure::Setup;
 use report::{errors, missing, single, tree};
+use scan::{Candidates, Found};
 use search::Linker;
 
 pub struct Elf;
@@ -63,6 +64,16 @@ const KEYS: &[Key] = &[
         Ty::Bool,
         "For a directory: check every file below it (`true`) or only its direct entries (the \
          default).",
+    )
+    .modifier(),
+    Key::new(
+        "candidates",
+        Ty::Enum(scan::Candidates::WORDS),
+        "For a directory, which files are examined: `loadable` (the default) opens only regular \
+         files with an execute bit and at least 52 bytes, and files named like a shared object \
+         (`*.so`, `*.so.*`): what exec(2) runs and ld.so and dlopen load by the names programs \
+         use; `all` sniffs every regular file (a 0644 ELF library named `plugin.bin`). A file \
+         named as `path` is always examined.",
     )
     .modifier(),
     Key::new(
@@ -151,8 +162,19 @@ a directory the message names the first files and says how many there are;
 every chain goes into the check's output (JUnit system-out). Each file is
 checked as its own program, as `ldd FILE` does, and files that are not ELF
 executables or shared objects (scripts, data, kernel modules) are skipped:
-each file is recognised by its first bytes, and kernel modules (`*.ko`,
-`*.ko.xz`, …), which ld.so never loads, are not even opened.
+each file is recognised by its first bytes.
+
+Which files of a directory are examined (`candidates`): by default
+(`loadable`) what exec(2) can run and what ld.so and dlopen load by the
+names programs use: regular files with an execute bit (and at least the
+52 bytes of the smallest ELF header), and files named like a shared object
+(`libfoo.so`, `libfoo.so.1.2`, `foo.cpython-311-x86_64-linux-gnu.so`).
+Anything else costs one `stat` and is never opened; a 0644 ELF library
+named `plugin.bin` that a program dlopens by that name is found only with
+`candidates = "all"`, which sniffs every regular file. Kernel modules
+(`*.ko`, `*.ko.xz`, …), which ld.so never loads, are never opened. The
+output says how many files were examined and how many were skipped, and
+why. A file named as `path` is always examined.
 In a directory, a library that misses something when loaded alone but
 loads whole where a program of the same tree loads it (a private library
 found through its program's RUNPATH, like systemd's libsystemd-core) does
@@ -265,6 +287,7 @@ impl Kind for Elf {
         let setup = Setup {
             library_path: check.list("library_path").unwrap_or_default(),
             symbols: check.bool("symbols").is_some(),
+            unlisted: false,
         };
         // The goss rule for a path every property needs (eval::PATH).
         let md = match t.metadata(path, true) {
@@ -291,8 +314,9 @@ impl Kind for Elf {
         let scope = match md.file_type {
             FileType::Directory => {
                 let recursive = check.bool("recursive").unwrap_or(false);
-                match scan::files(t, &real, recursive, &exclude) {
-                    Ok((files, errors)) => Scope::Tree { files, errors },
+                let candidates = Candidates::from_word(check.str("candidates"));
+                match scan::files(&linker, t, &real, recursive, &exclude, candidates) {
+                    Ok(found) => Scope::Tree(found, candidates),
                     Err(e) => {
                         return errors(
                             check,
@@ -329,9 +353,12 @@ impl Kind for Elf {
                 let outcome = scan::check(&linker, t, &file, path, setup);
                 single(check, path, &file, outcome, &ignore, &mut out);
             }
-            Scope::Tree { files, errors } => {
-                let outcomes = scan::check_all(&linker, t, &files, setup);
+            Scope::Tree(found, candidates) => {
+                let outcomes = scan::check_found(&linker, t, &found, setup);
+                let counts = counts(&found, candidates);
+                let Found { files, errors, .. } = found;
                 tree(check, path, &files, outcomes, errors, &ignore, &mut out);
+                section(&mut out.output, &format!("files under {path}"), &counts);
             }
         }
         if !notes.is_empty() {
@@ -343,10 +370,33 @@ impl Kind for Elf {
 
 enum Scope {
     File(String),
-    Tree {
-        files: Vec<String>,
-        errors: Vec<String>,
-    },
+    Tree(Found, Candidates),
+}
+
+/// What a directory scan opened and what it left alone, and why: a gate
+/// says what it did not look at.
+fn counts(found: &Found, candidates: Candidates) -> Vec<String> {
+    let mut out = vec![format!(
+        "{} files examined (candidates = \"{}\"), {} of them ELF executables or shared objects",
+        found.examined,
+        candidates.word(),
+        found.files.len()
+    )];
+    if candidates == Candidates::Loadable {
+        out.push(format!(
+            "{} files skipped: no execute bit (or under {} bytes) and not named *.so or *.so.* \
+             (candidates = \"all\" examines them)",
+            found.skipped,
+            scan::MIN_ELF
+        ));
+    }
+    if found.modules > 0 {
+        out.push(format!(
+            "{} kernel modules skipped (ld.so never loads them)",
+            found.modules
+        ));
+    }
+    out
 }
 
 fn globs(check: &Check, key: &str) -> Result<GlobSet, String> {

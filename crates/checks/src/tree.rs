@@ -2,7 +2,9 @@
 //! world-writable files, unexpected setuid/setgid programs and files of
 //! unknown owners, and holds it to a size budget.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use nodecheck_core::kind::{Compare, Key, Kind, Ty};
@@ -10,7 +12,9 @@ use nodecheck_core::matcher::{Actual, Matcher, Pred, format_mode};
 use nodecheck_core::outcome::{Evaluation, PropertyResult};
 use nodecheck_core::profile::{Check, Diagnostic, Value};
 use nodecheck_core::run::Context;
-use nodecheck_core::target::{FileType, Target, WalkEntry, WalkOptions, display_bytes};
+use nodecheck_core::target::{
+    FileType, Metadata, Target, Visit, WalkError, WalkOptions, display_bytes,
+};
 
 use crate::eval;
 
@@ -317,20 +321,23 @@ impl Kind for Tree {
                 return out;
             }
         }
-        let mut found = Found::default();
-        let walked = cx.target.walk(path, &options, &mut |entry| match entry {
+        // In parallel, each directory held open as it is listed; what is
+        // found is put in walk order afterwards.
+        let collect = Collect::new();
+        let walked = cx.target.walk_parallel(path, &options, &|v| match v {
             Err(e) => {
-                found.errors.push(e.to_string());
+                collect.push(&e.path, List::Errors, e.to_string());
                 true
             }
-            Ok(entry) => {
-                if entry.depth > 0 && exclude.is_match(&entry.path) {
+            Ok(v) => {
+                if v.depth > 0 && !exclude.is_empty() && exclude.is_match(v.display()) {
                     return false;
                 }
-                found.look_at(cx.target, &entry, &want, &allow);
+                collect.look_at(cx.target, v, &want, &allow);
                 true
             }
         });
+        let found = collect.finish(&want);
         if let Err(e) = walked {
             // The goss rule for a path every property needs (eval::PATH).
             let p = if eval::is_absent(&e) {
@@ -455,8 +462,6 @@ struct Found {
     /// Sum of regular file sizes, hard links once.
     bytes: u64,
     files: usize,
-    /// (dev, ino) of the hard-linked files already counted.
-    linked: HashSet<(u64, u64)>,
     /// The largest files, largest first, at most [`LARGEST`].
     largest: Vec<(u64, String)>,
     /// Files whose size fails `max_file_size`.
@@ -505,12 +510,107 @@ fn into_runtime_fs(path: &str, to: &str) -> bool {
         .is_some_and(|top| RUNTIME_FS.iter().any(|r| r[1..] == **top))
 }
 
-impl Found {
-    fn look_at(&mut self, t: &dyn Target, entry: &WalkEntry, want: &Wanted, allow: &GlobSet) {
-        self.entries += 1;
-        let md = &entry.metadata;
-        let path = &entry.path;
-        if want.unowned {
+/// Which list of [`Found`] an item goes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum List {
+    Broken,
+    Writable,
+    Setuid,
+    Unowned,
+    Capabilities,
+    Errors,
+}
+
+/// What the parallel walk collects, in no order; [`Collect::finish`]
+/// puts it in walk order (depth first, names by their bytes), so the
+/// report is the same however the threads ran.
+struct Collect {
+    /// Entries counted, one padded counter per thread (every entry
+    /// counts; one shared counter would bounce between the cores).
+    entries: Vec<Counter>,
+    shared: Mutex<Shared>,
+}
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Counter(AtomicUsize);
+
+#[derive(Default)]
+struct Shared {
+    /// (walk key, list, text).
+    items: Vec<(Vec<u8>, List, String)>,
+    allowed: usize,
+    bytes: u64,
+    files: usize,
+    /// Hard-linked files, counted once: per (dev, ino), the first path in
+    /// walk order (its key, the path) and the size.
+    linked: HashMap<(u64, u64), (Vec<u8>, String, u64)>,
+    /// The largest files so far: (size, walk key, path), ties in walk
+    /// order.
+    largest: Vec<(u64, Vec<u8>, String)>,
+    /// Files over `max_file_size`: (size, path).
+    oversized: Vec<(u64, String)>,
+}
+
+/// The sort key of an in-target path for walk order: `/` sorts before
+/// every byte a name can hold.
+fn walk_key(path: &[u8]) -> Vec<u8> {
+    path.iter()
+        .map(|&c| if c == b'/' { 0 } else { c })
+        .collect()
+}
+
+impl Collect {
+    fn new() -> Collect {
+        Collect {
+            entries: (0..=rayon::current_num_threads())
+                .map(|_| Counter::default())
+                .collect(),
+            shared: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, path: &[u8], list: List, text: String) {
+        self.lock().items.push((walk_key(path), list, text));
+    }
+
+    fn count(&self) {
+        let n = self.entries.len();
+        let i = rayon::current_thread_index().map_or(n - 1, |i| i % n);
+        self.entries[i].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Looks at one entry. Its metadata is asked for (an `fstatat` on the
+    /// walked directory) only when a property needs it, and for a symlink
+    /// only by `unowned`.
+    fn look_at(&self, t: &dyn Target, v: &Visit<'_>, want: &Wanted, allow: &GlobSet) {
+        let needs_md = want.unowned
+            || (v.file_type != FileType::Symlink
+                && (want.writable || want.setuid || want.sizes || want.capabilities.is_some()));
+        let md = if needs_md {
+            match v.metadata() {
+                Ok(md) => Some(md),
+                Err(error) => {
+                    let e = WalkError {
+                        path: v.path.to_vec(),
+                        error,
+                    };
+                    self.push(v.path, List::Errors, e.to_string());
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        self.count();
+        let path = || v.display();
+        if want.unowned
+            && let Some(md) = &md
+        {
             let a = t.accounts();
             let user = a.user_by_uid(md.uid).is_some();
             let group = a.group_by_gid(md.gid).is_some();
@@ -520,85 +620,172 @@ impl Found {
                     (false, true) => format!("uid {} unknown", md.uid),
                     _ => format!("gid {} unknown", md.gid),
                 };
-                self.unowned.push(format!("{path} ({what})"));
+                self.push(v.path, List::Unowned, format!("{} ({what})", path()));
             }
         }
         if want.sizes
+            && let Some(md) = &md
             && md.file_type == FileType::File
-            && (md.nlink <= 1 || self.linked.insert((md.dev, md.ino)))
         {
-            self.bytes = self.bytes.saturating_add(md.size);
-            self.files += 1;
-            if self.largest.len() < LARGEST || md.size > self.largest[LARGEST - 1].0 {
-                let at = self.largest.partition_point(|(s, _)| *s >= md.size);
-                self.largest.insert(at, (md.size, path.clone()));
-                self.largest.truncate(LARGEST);
-            }
-            if let Some(m) = &want.max_file_size
-                && !m.test(amount(md.size))
-            {
-                self.oversized.push((md.size, path.clone()));
-            }
+            self.size(v.path, path(), md, want);
         }
-        match md.file_type {
-            FileType::Symlink if want.broken => {
+        match (v.file_type, &md) {
+            (FileType::Symlink, _) if want.broken => {
                 // From the walker: the link's end, found from its bytes,
                 // so a name that is not UTF-8 is neither falsely broken
                 // nor confused with a look-alike (`a\xff` vs `a�`).
-                let link = match &entry.link {
-                    Some(link) => link,
-                    None => {
-                        self.errors
-                            .push(format!("{path}: the walk did not resolve this link"));
-                        return;
-                    }
+                let Some(link) = &v.link else {
+                    self.push(
+                        v.path,
+                        List::Errors,
+                        format!("{}: the walk did not resolve this link", path()),
+                    );
+                    return;
                 };
                 match &link.target {
                     Ok(_) => {}
                     Err(e) if eval::is_absent(e) => {
                         let to = display_bytes(&link.text);
-                        if !into_runtime_fs(path, &to) {
-                            self.broken.push(format!("{path} -> {to}"));
+                        let path = path();
+                        if !into_runtime_fs(&path, &to) {
+                            self.push(v.path, List::Broken, format!("{path} -> {to}"));
                         }
                     }
-                    Err(e) => self.errors.push(format!("{path}: {e}")),
+                    Err(e) => self.push(v.path, List::Errors, format!("{}: {e}", path())),
                 }
             }
-            FileType::File => {
+            (_, Some(md)) if md.file_type == FileType::File => {
                 if want.writable && md.mode & 0o002 != 0 {
-                    self.writable
-                        .push(format!("{path} ({})", format_mode(md.mode)));
+                    let text = format!("{} ({})", path(), format_mode(md.mode));
+                    self.push(v.path, List::Writable, text);
                 }
                 if want.setuid && md.mode & 0o6000 != 0 {
-                    if allow.is_match(path) {
-                        self.allowed += 1;
+                    let path = path();
+                    if allow.is_match(&path) {
+                        self.lock().allowed += 1;
                     } else {
-                        self.setuid
-                            .push(format!("{path} ({})", format_mode(md.mode)));
+                        let text = format!("{path} ({})", format_mode(md.mode));
+                        self.push(v.path, List::Setuid, text);
                     }
                 }
                 if let Some(caps_allow) = &want.capabilities {
-                    match file_capability(t, path) {
-                        Ok(Some(caps)) if !caps_allow.is_match(path) => {
-                            self.capabilities.push(format!("{path} ({caps})"));
+                    let path = path();
+                    match file_capability(t, &path) {
+                        Ok(Some(caps)) if !caps_allow.is_match(&path) => {
+                            self.push(v.path, List::Capabilities, format!("{path} ({caps})"));
                         }
                         Ok(_) => {}
-                        Err(e) => self.errors.push(format!("{path}: {}", eval::io_text(&e))),
+                        Err(e) => {
+                            let text = format!("{path}: {}", eval::io_text(&e));
+                            self.push(v.path, List::Errors, text);
+                        }
                     }
                 }
             }
-            FileType::Directory
-                if want.writable && md.mode & 0o002 != 0 && md.mode & 0o1000 == 0 =>
+            (_, Some(md))
+                if md.file_type == FileType::Directory
+                    && want.writable
+                    && md.mode & 0o002 != 0
+                    && md.mode & 0o1000 == 0 =>
             {
-                self.writable.push(format!(
-                    "{path} (directory {}, no sticky bit)",
+                let text = format!(
+                    "{} (directory {}, no sticky bit)",
+                    path(),
                     format_mode(md.mode)
-                ));
+                );
+                self.push(v.path, List::Writable, text);
             }
             _ => {}
         }
     }
 
+    /// A regular file's size, for the budgets: a hard-linked file once,
+    /// under its first path in walk order (settled in `finish`).
+    fn size(&self, raw: &[u8], path: String, md: &Metadata, want: &Wanted) {
+        let key = walk_key(raw);
+        let mut s = self.lock();
+        if md.nlink > 1 {
+            match s.linked.entry((md.dev, md.ino)) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    if key < e.get().0 {
+                        e.insert((key, path, md.size));
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert((key, path, md.size));
+                }
+            }
+            return;
+        }
+        s.add_file(md.size, key, path, want);
+    }
+
+    /// Everything in walk order, as [`Found`].
+    fn finish(self, want: &Wanted) -> Found {
+        let entries = self
+            .entries
+            .iter()
+            .map(|c| c.0.load(Ordering::Relaxed))
+            .sum();
+        let mut s = self.shared.into_inner().unwrap_or_else(|p| p.into_inner());
+        let linked: Vec<_> = s.linked.drain().map(|(_, v)| v).collect();
+        for (key, path, size) in linked {
+            s.add_file(size, key, path, want);
+        }
+        s.trim_largest();
+        s.items.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut found = Found {
+            entries,
+            allowed: s.allowed,
+            bytes: s.bytes,
+            files: s.files,
+            largest: s
+                .largest
+                .into_iter()
+                .map(|(size, _, p)| (size, p))
+                .collect(),
+            oversized: s.oversized,
+            ..Found::default()
+        };
+        for (_, list, text) in s.items {
+            match list {
+                List::Broken => found.broken.push(text),
+                List::Writable => found.writable.push(text),
+                List::Setuid => found.setuid.push(text),
+                List::Unowned => found.unowned.push(text),
+                List::Capabilities => found.capabilities.push(text),
+                List::Errors => found.errors.push(text),
+            }
+        }
+        found
+    }
+}
+
+impl Shared {
+    fn add_file(&mut self, size: u64, key: Vec<u8>, path: String, want: &Wanted) {
+        self.bytes = self.bytes.saturating_add(size);
+        self.files += 1;
+        if let Some(m) = &want.max_file_size
+            && !m.test(amount(size))
+        {
+            self.oversized.push((size, path.clone()));
+        }
+        self.largest.push((size, key, path));
+        if self.largest.len() >= 8 * LARGEST {
+            self.trim_largest();
+        }
+    }
+
+    /// The largest files, largest first, ties in walk order; at most
+    /// [`LARGEST`].
+    fn trim_largest(&mut self) {
+        self.largest
+            .sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        self.largest.truncate(LARGEST);
+    }
+}
+
+impl Found {
     /// The largest files, `path (size)`.
     fn largest(&self) -> Vec<String> {
         self.largest
@@ -888,6 +1075,88 @@ mod tests {
         assert!(msg.ends_with("/l/09 -> /nowhere and 2 more"), "{msg}");
         assert_eq!(e.output.lines().count(), 13);
         assert!(e.output.contains("  /l/11 -> /nowhere\n"));
+    }
+
+    /// The walk runs on many threads in no order; the report is in walk
+    /// order all the same (depth first, names by their bytes), and a
+    /// hard-linked file counts once, under its first path in walk order.
+    #[test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "builds a tree on disk for the parallel walker"
+    )]
+    fn a_parallel_walk_reports_in_walk_order() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let mut want = Vec::new();
+        // 600 entries in one directory (looked at in parallel chunks),
+        // and nested directories (each a task of its own).
+        for d in ["a", "a/b", "a.b", "z"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        for (d, n) in [("a", 600), ("a/b", 40), ("a.b", 40), ("z", 40)] {
+            for i in 0..n {
+                let p = r.join(format!("{d}/f{i:03}"));
+                std::fs::write(&p, vec![0u8; i % 7]).unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+                want.push(format!("/{d}/f{i:03} (0666)"));
+            }
+        }
+        // Walk order: `/` before any byte of a name, so `/a/b/f000` comes
+        // before `/a/f000`, and both before `/a.b/f000`.
+        want.sort_by_key(|p| {
+            p.split(' ')
+                .next()
+                .unwrap()
+                .bytes()
+                .map(|c| if c == b'/' { 0 } else { c })
+                .collect::<Vec<u8>>()
+        });
+        // Two names of one 9-byte file, the later one in walk order first
+        // created; and the largest files tie at 6 bytes.
+        std::fs::write(r.join("z/big"), b"123456789").unwrap();
+        std::fs::hard_link(r.join("z/big"), r.join("a/link")).unwrap();
+        let t = nodecheck_core::target::RootFs::open(r).unwrap();
+        let e = run(
+            &check(
+                &Tree,
+                "/",
+                vec![
+                    ("world_writable", b(false)),
+                    ("total_size", le("5B")),
+                    ("max_file_size", le("5B")),
+                ],
+            ),
+            &t,
+        );
+        let section: Vec<&str> = e
+            .output
+            .lines()
+            .skip_while(|l| !l.starts_with("world_writable:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .map(str::trim)
+            .collect();
+        assert_eq!(section, want, "{}", e.output);
+        // The hard-linked file once, under its first path in walk order
+        // (/a/link before /z/big). The largest files: ties in walk order;
+        // the files over the bound: ties by path.
+        let (_, msg) = result(&e, "total_size");
+        assert!(
+            msg.ends_with(
+                "largest: /a/link (9B), /a/b/f006 (6B), /a/b/f013 (6B), /a/b/f020 (6B), \
+                 /a/b/f027 (6B), /a/b/f034 (6B), /a/f006 (6B), /a/f013 (6B), /a/f020 (6B), \
+                 /a/f027 (6B)"
+            ),
+            "{msg}"
+        );
+        let (_, msg) = result(&e, "max_file_size");
+        assert!(
+            msg.contains(": /a/link (9B), /a.b/f006 (6B), /a.b/f013 (6B),"),
+            "{msg}"
+        );
+        assert!(!msg.contains("/z/big"), "{msg}");
     }
 
     #[test]

@@ -328,6 +328,7 @@ fn linkage(
     let setup = Setup {
         library_path: &[],
         symbols: false,
+        unlisted: true,
     };
     let outcomes = scan::check_all(&linker, t, &files, setup);
     let mut out = BTreeMap::new();

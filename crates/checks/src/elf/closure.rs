@@ -5,10 +5,10 @@
 //! library_path and RUNPATH; then every DT_VERNEED checked against the
 //! DT_VERDEF of the object that satisfied it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use nodecheck_core::target::Target;
 
 use super::search::{Expand, Linker, Loaded, Resolution, SearchPath, Via};
@@ -49,7 +49,8 @@ pub struct Load {
     /// Per object, the undefined symbols no object of the load defines
     /// (filled only when [`Setup::symbols`] asks for it).
     pub symbols: Vec<Problem>,
-    /// `name => path (via)` for each object loaded besides the program.
+    /// `name => path (via)` for each object loaded besides the program
+    /// (none where [`Setup::unlisted`]).
     pub loaded: Vec<String>,
     /// Every file loaded (`(st_dev, st_ino)`), the program first.
     pub objects: Vec<(u64, u64)>,
@@ -104,6 +105,10 @@ pub struct Setup<'a> {
     pub library_path: &'a [String],
     /// Look up every undefined symbol too (as `ldd -r`).
     pub symbols: bool,
+    /// Leave [`Load::loaded`] empty: a tree scan reports only problems,
+    /// and 1,500 programs of ten libraries each make 15,000 lines that
+    /// nobody reads.
+    pub unlisted: bool,
 }
 
 struct Node {
@@ -178,7 +183,9 @@ pub fn load(
     if let Some(interp) = &main.obj.interp {
         let problem = match linker.interpreter(t, interp, ident) {
             Resolution::Found(l, _) => {
-                out.loaded.push(format!("{interp} (interpreter)"));
+                if !setup.unlisted {
+                    out.loaded.push(format!("{interp} (interpreter)"));
+                }
                 interp_node = Some(st.nodes.len());
                 st.add(Node {
                     name: interp.clone(),
@@ -202,7 +209,6 @@ pub fn load(
         }
     }
     let interp = interp_node;
-    let origin_of = |l: &Loaded| parent(&l.path).to_string();
     let mut i = 0;
     while i < st.nodes.len() {
         let obj = st.nodes[i].loaded.obj.clone();
@@ -217,10 +223,9 @@ pub fn load(
             while let Some(k) = at {
                 let o = &st.nodes[k].loaded.obj;
                 if let (None, Some(rpath)) = (&o.runpath, &o.rpath) {
-                    let origin = origin_of(&st.nodes[k].loaded);
                     let e = Expand {
                         layout: &layout,
-                        origin: Some(&origin),
+                        origin: Some(parent(&st.nodes[k].loaded.path)),
                         secure,
                     };
                     e.dirs(rpath, Via::Rpath, &mut dirs);
@@ -228,12 +233,14 @@ pub fn load(
                 at = st.nodes[k].loader;
             }
         }
-        let origin = origin_of(&st.nodes[i].loaded);
+        // `$ORIGIN` borrowed from the object itself (held here, as the
+        // state grows below), not copied per object.
+        let me = Arc::clone(&st.nodes[i].loaded);
+        let origin = parent(&me.path);
         if !secure {
-            let main_origin = origin_of(&main);
             let e = Expand {
                 layout: &layout,
-                origin: Some(&main_origin),
+                origin: Some(parent(&main.path)),
                 secure,
             };
             for p in setup.library_path {
@@ -242,7 +249,7 @@ pub fn load(
         }
         let e = Expand {
             layout: &layout,
-            origin: Some(&origin),
+            origin: Some(origin),
             secure,
         };
         if let Some(runpath) = &obj.runpath {
@@ -289,8 +296,10 @@ pub fn load(
                             main.path
                         ));
                     }
-                    out.loaded
-                        .push(format!("{name} => {} ({})", l.path, via.as_str()));
+                    if !setup.unlisted {
+                        out.loaded
+                            .push(format!("{name} => {} ({})", l.path, via.as_str()));
+                    }
                     let k = st.nodes.len();
                     st.add(Node {
                         name: name.clone(),

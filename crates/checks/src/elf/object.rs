@@ -26,15 +26,19 @@ use goblin::elf::symver::{VER_FLG_WEAK, VerdefSection, VerneedSection};
 use nodecheck_core::target::{FileAt, FileType, Metadata};
 use scroll::Pread;
 
-/// Bytes read at the start of a dynamic object in one go: header, program
-/// headers, and for most files the dynamic string table too.
-const HEAD: usize = 16 << 10;
+/// Bytes read at the start of a dynamic object in one go: the header and
+/// program headers, and for small files the dynamic string table and
+/// version tables too (strings elsewhere come through a window, see
+/// [`Reader::cstr`]).
+pub const HEAD: usize = 4 << 10;
 /// The most program headers, dynamic entries and version entries read.
 const MAX_PHDRS: usize = 4096;
 const MAX_DYNAMIC: usize = 64 << 10;
 const MAX_VERSIONS: usize = 1 << 16;
 /// The largest version table read (real ones are a few kilobytes).
 const MAX_VERSION_BYTES: u64 = 1 << 20;
+/// Bytes read at once for a string outside the head (see [`Reader::cstr`]).
+const STRING_WINDOW: usize = 4 << 10;
 /// The longest string (a long Spack RUNPATH is a few kilobytes).
 const MAX_STRING: usize = 64 << 10;
 /// The most bytes read from one file in all.
@@ -202,6 +206,20 @@ pub fn read(file: &dyn FileAt) -> Result<Option<Object>, Malformed> {
     Ok(parse(file, BUDGET)?.map(|d| d.obj))
 }
 
+/// [`read`], given the file's first bytes as read already: the first
+/// [`head_len`] bytes (fewer only where the file is shorter). A tree scan
+/// reads them once, to sniff the file and to parse it.
+pub fn read_from(file: &dyn FileAt, head: &[u8]) -> Result<Option<Object>, Malformed> {
+    Ok(parse_from(file, BUDGET, Some(head))?.map(|d| d.obj))
+}
+
+/// How many bytes the first read of a file of `size` bytes asks for: at
+/// least a header's worth, even if the size said less (a file that
+/// grew); at most [`HEAD`].
+pub fn head_len(size: u64) -> usize {
+    usize::try_from(size).unwrap_or(HEAD).clamp(64, HEAD)
+}
+
 /// A file read as far as its dynamic section, for readers of more
 /// (the symbol tables).
 pub(super) struct Dynamic<'a> {
@@ -231,10 +249,22 @@ impl Dynamic<'_> {
 
 /// [`read`] with a byte budget, keeping the reader.
 pub(super) fn parse(file: &dyn FileAt, budget: usize) -> Result<Option<Dynamic<'_>>, Malformed> {
+    parse_from(file, budget, None)
+}
+
+/// [`parse`], with the head read already where `head` is given.
+fn parse_from<'a>(
+    file: &'a dyn FileAt,
+    budget: usize,
+    head: Option<&[u8]>,
+) -> Result<Option<Dynamic<'a>>, Malformed> {
     let size = file.metadata().size;
     // One read for the header, the program headers and, in most files,
     // the strings and version tables.
-    let r = Reader::new(file, size, budget)?;
+    let r = match head {
+        Some(head) => Reader::with_head(file, size, budget, head.to_vec())?,
+        None => Reader::new(file, size, budget)?,
+    };
     let Some((h, ctx)) = elf_header(&r)? else {
         return Ok(None);
     };
@@ -629,25 +659,38 @@ pub(super) struct Reader<'a> {
     budget: usize,
     /// Strings read outside the head, by offset (version names repeat).
     strings: HashMap<u64, String>,
+    /// The last window of bytes read for strings outside the head: its
+    /// offset and bytes.
+    window: (u64, Vec<u8>),
 }
 
 impl<'a> Reader<'a> {
     pub fn new(file: &'a dyn FileAt, size: u64, budget: usize) -> Result<Reader<'a>, Malformed> {
-        // At least a header's worth, even if the size said less (a file
-        // that grew); at most HEAD.
-        let want = usize::try_from(size).unwrap_or(HEAD).clamp(64, HEAD);
-        let mut head = vec![0; want];
+        let mut head = vec![0; head_len(size)];
         let n = file
             .read_at(&mut head, 0)
             .map_err(|e| bad(format!("cannot read: {e}")))?;
         head.truncate(n);
+        Reader::with_head(file, size, budget, head)
+    }
+
+    /// A reader whose head (the file's first [`head_len`] bytes, or all
+    /// of a shorter file) was read by the caller.
+    fn with_head(
+        file: &'a dyn FileAt,
+        size: u64,
+        budget: usize,
+        head: Vec<u8>,
+    ) -> Result<Reader<'a>, Malformed> {
+        let spent = head.len();
         Ok(Reader {
             file,
             size,
             head,
-            spent: n,
+            spent,
             budget,
             strings: HashMap::new(),
+            window: (0, Vec::new()),
         })
     }
 
@@ -665,6 +708,17 @@ impl<'a> Reader<'a> {
         {
             let start = end - len;
             return Ok(Cow::Borrowed(&self.head[start..end]));
+        }
+        // The string window often holds the version tables too (they
+        // follow DT_STRTAB in the file).
+        let (at, window) = &self.window;
+        let hit = off
+            .checked_sub(*at)
+            .and_then(|s| usize::try_from(s).ok())
+            .and_then(|start| Some((start, start.checked_add(len)?)))
+            .filter(|&(_, end)| end <= window.len());
+        if let Some((start, end)) = hit {
+            return Ok(Cow::Borrowed(&self.window.1[start..end]));
         }
         self.spend(len)?;
         let mut buf = vec![0; len];
@@ -688,12 +742,45 @@ impl<'a> Reader<'a> {
         {
             return Ok(String::from_utf8_lossy(&self.head[start..start + nul]).into_owned());
         }
+        if let Some(s) = self.in_window(off) {
+            return Ok(s);
+        }
         if let Some(s) = self.strings.get(&off) {
             return Ok(s.clone());
+        }
+        // The strings an object names (DT_NEEDED, version names) lie
+        // close together in its DT_STRTAB: one read of a window from the
+        // first of them usually serves the rest.
+        let len = usize::try_from(self.size.saturating_sub(off))
+            .unwrap_or(usize::MAX)
+            .min(STRING_WINDOW);
+        if len > 0 {
+            self.spend(len)?;
+            let mut buf = std::mem::take(&mut self.window.1);
+            buf.clear();
+            buf.resize(len, 0);
+            let n = self
+                .file
+                .read_at(&mut buf, off)
+                .map_err(|e| bad(format!("cannot read a string: {e}")))?;
+            buf.truncate(n);
+            self.window = (off, buf);
+            if let Some(s) = self.in_window(off) {
+                return Ok(s);
+            }
         }
         let s = self.cstr_uncached(off)?;
         self.strings.insert(off, s.clone());
         Ok(s)
+    }
+
+    /// The string at `off` if the last string window holds all of it.
+    fn in_window(&self, off: u64) -> Option<String> {
+        let (at, bytes) = &self.window;
+        let start = usize::try_from(off.checked_sub(*at)?).ok()?;
+        let rest = bytes.get(start..)?;
+        let nul = rest.iter().position(|&b| b == 0)?;
+        Some(String::from_utf8_lossy(&rest[..nul]).into_owned())
     }
 
     fn cstr_uncached(&mut self, off: u64) -> Result<String, Malformed> {

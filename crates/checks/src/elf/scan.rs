@@ -1,9 +1,10 @@
 //! Which files an `elf` check looks at, and each one's load, in parallel.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use globset::GlobSet;
-use nodecheck_core::target::{FileType, Target, WalkOptions, display_bytes};
+use nodecheck_core::target::{FileType, Metadata, Target, WalkOptions, display_bytes};
 use rayon::prelude::*;
 
 use super::closure::{self, Load, Setup};
@@ -23,23 +24,90 @@ pub enum Outcome {
     Loaded(Load),
 }
 
+/// Which files a directory scan examines (the `candidates` key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Candidates {
+    /// What exec(2) can run and what ld.so and dlopen load by the names
+    /// programs use: regular files with an execute bit (and at least an
+    /// ELF header's bytes), and files named like a shared object
+    /// ([`shared_object_name`]). The default.
+    Loadable,
+    /// Every regular file (but kernel modules), sniffed by its first
+    /// bytes.
+    All,
+}
+
+impl Candidates {
+    /// The key's words.
+    pub const WORDS: &[&str] = &["loadable", "all"];
+
+    pub fn from_word(word: Option<&str>) -> Candidates {
+        match word {
+            Some("all") => Candidates::All,
+            _ => Candidates::Loadable,
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Candidates::Loadable => "loadable",
+            Candidates::All => "all",
+        }
+    }
+}
+
+/// The smallest ELF header (ELFCLASS32): a shorter file is no program the
+/// kernel can run.
+pub const MIN_ELF: u64 = 52;
+
+/// Whether a file name has a shared object's shape: `.so` at the end or
+/// `.so.` inside (`libfoo.so`, `libfoo.so.1.2`,
+/// `foo.cpython-311-x86_64-linux-gnu.so`).
+pub fn shared_object_name(name: &[u8]) -> bool {
+    name.ends_with(b".so") || name.windows(4).any(|w| w == b".so.")
+}
+
+/// What a directory scan found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The ELF executables and shared objects, in walk order (shown
+    /// paths), each opened once and parsed once.
+    pub files: Vec<String>,
+    /// Per file of `files`: what the loader reads of it.
+    pub probes: Vec<Probe>,
+    /// Files and directories that could not be read.
+    pub errors: Vec<String>,
+    /// Regular files opened and sniffed.
+    pub examined: usize,
+    /// Regular files the `candidates` rule left unopened.
+    pub skipped: usize,
+    /// Kernel modules, never opened.
+    pub modules: usize,
+}
+
 /// The ELF executables and shared objects under the directory `start`
 /// (canonical), in walk order, minus the `exclude` matches; files and
 /// directories that could not be read as errors.
 ///
 /// The tree is walked with [`Target::walk_parallel`]: each directory is
-/// held open and listed once (entry types come from the listing, no
-/// `stat` per file), and each regular file is sniffed by its first bytes
+/// held open and listed once (entry types come from the listing), and
+/// each candidate file ([`Candidates`]) is sniffed by its first bytes
 /// through the content door relative to that directory, so no path is
-/// resolved again and a tree of 20,000 files costs one small read per
-/// file; only ELF programs and libraries go on to be loaded. Symlinks are
-/// never followed (the files they point to are checked where they are).
+/// resolved again. A name with a shared object's shape is opened without
+/// a `stat`; any other file costs one `fstatat` on the held directory and
+/// is opened only when it is executable and large enough to be ELF. An
+/// ELF program or library is parsed on the descriptor the sniff opened
+/// (once per file for the run, [`Linker::opened`]) and closed: it is never
+/// opened again to be checked. Symlinks are never followed (the files
+/// they point to are checked where they are).
 pub fn files(
+    linker: &Linker,
     t: &dyn Target,
     start: &str,
     recursive: bool,
     exclude: &GlobSet,
-) -> std::io::Result<(Vec<String>, Vec<String>)> {
+    candidates: Candidates,
+) -> std::io::Result<Found> {
     let options = WalkOptions {
         max_depth: (!recursive).then_some(1),
         ..WalkOptions::default()
@@ -51,6 +119,9 @@ pub fn files(
             .unwrap_or_else(|p| p.into_inner())
             .push((path.to_vec(), item));
     };
+    let tally = Tally::new();
+    // The rule for a file whose name does not say "shared object".
+    let runnable = |md: &Metadata| md.mode & 0o111 != 0 && md.size >= MIN_ELF;
     t.walk_parallel(start, &options, &|v| {
         let v = match v {
             Ok(v) => v,
@@ -71,20 +142,52 @@ pub fn files(
         if !exclude.is_empty() && exclude.is_match(v.display()) {
             return false;
         }
-        if v.file_type != FileType::File || is_kernel_module(v.path) {
+        if v.file_type != FileType::File {
             return true;
         }
-        // A stack buffer, and the path made text only for what is kept:
-        // most of the files are not ELF and cost no allocation.
-        let mut head = [0u8; object::SNIFF];
-        match v.head(&mut head) {
-            Ok(n) if object::is_program(&head[..n]) => {
+        if is_kernel_module(v.path) {
+            tally.add(|c| &c.modules);
+            return true;
+        }
+        let name = v.path.rsplit(|&b| b == b'/').next().unwrap_or(v.path);
+        let opened = if candidates == Candidates::All || shared_object_name(name) {
+            v.open().map(Some)
+        } else {
+            v.open_if(&runnable)
+        };
+        let file = match opened {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                tally.add(|c| &c.skipped);
+                return true;
+            }
+            Err(e) => {
+                push(
+                    v.path,
+                    Err(format!("{}: {}", v.display(), crate::eval::io_text(&e))),
+                );
+                return true;
+            }
+        };
+        tally.add(|c| &c.examined);
+        // One read serves the sniff and the parse: a stack buffer, and
+        // the path made text only for what is kept.
+        let mut head = [0u8; object::HEAD];
+        let size = file.metadata().size;
+        let n = if size == 0 {
+            Ok(0)
+        } else {
+            file.read_at(&mut head[..object::head_len(size)], 0)
+        };
+        match n {
+            Ok(n) if object::is_program(&head[..n.min(object::SNIFF)]) => {
                 let shown = v.display();
                 // Loading follows paths, which are text: a program whose
                 // name is not UTF-8 cannot be loaded by its name, and a
                 // look-alike must not be loaded in its place.
                 if std::str::from_utf8(v.path).is_ok() {
-                    push(v.path, Ok(shown));
+                    let probe = linker.opened(&shown, file.as_ref(), Some(&head[..n]));
+                    push(v.path, Ok((shown, probe)));
                 } else {
                     push(
                         v.path,
@@ -106,20 +209,65 @@ pub fn files(
     // Walk order: depth first, names by their bytes (`/` first).
     let key = |c: &u8| if *c == b'/' { 0 } else { *c };
     found.sort_unstable_by(|a, b| a.0.iter().map(key).cmp(b.0.iter().map(key)));
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
+    let mut out = Found {
+        examined: tally.sum(|c| &c.examined),
+        skipped: tally.sum(|c| &c.skipped),
+        modules: tally.sum(|c| &c.modules),
+        ..Found::default()
+    };
     for (_, item) in found {
         match item {
-            Ok(f) => files.push(f),
-            Err(e) => errors.push(e),
+            Ok((f, probe)) => {
+                out.files.push(f);
+                out.probes.push(probe);
+            }
+            Err(e) => out.errors.push(e),
         }
     }
-    Ok((files, errors))
+    Ok(out)
+}
+
+/// The counts of a walk, one set per thread: a counter every thread
+/// bumps for each of 20,000 files would bounce its cache line between
+/// the cores on every file.
+struct Tally(Vec<Counts>);
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Counts {
+    examined: AtomicUsize,
+    skipped: AtomicUsize,
+    modules: AtomicUsize,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally(
+            (0..=rayon::current_num_threads())
+                .map(|_| Counts::default())
+                .collect(),
+        )
+    }
+
+    /// Adds one to a counter of this thread's set (the last set for a
+    /// thread outside the pool).
+    fn add(&self, counter: impl Fn(&Counts) -> &AtomicUsize) {
+        let i = rayon::current_thread_index().map_or(self.0.len() - 1, |i| i % self.0.len());
+        counter(&self.0[i]).fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sum(&self, counter: impl Fn(&Counts) -> &AtomicUsize) -> usize {
+        self.0
+            .iter()
+            .map(|c| counter(c).load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 /// One file the scan found: its path (bytes, for the order), and the
-/// path to load (an ELF file) or why it cannot be.
-type Sniffed = (Vec<u8>, Result<String, String>);
+/// path to load (an ELF file) with what the loader read of it, or why it
+/// cannot be.
+type Sniffed = (Vec<u8>, Result<(String, Probe), String>);
 
 /// Kernel modules (`.ko`, compressed or not) are relocatable objects that
 /// ld.so never loads: an image has thousands of them, and not opening them
@@ -128,6 +276,27 @@ fn is_kernel_module(name: &[u8]) -> bool {
     [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
         .iter()
         .any(|ext| name.ends_with(ext.as_bytes()))
+}
+
+/// Checks every file a scan found, in parallel, from what the scan read
+/// of it; one outcome per file, in order.
+pub fn check_found(
+    linker: &Linker,
+    t: &dyn Target,
+    found: &Found,
+    setup: Setup<'_>,
+) -> Vec<Outcome> {
+    let unlisted = Setup {
+        unlisted: true,
+        ..setup
+    };
+    found
+        .files
+        .par_iter()
+        .zip(&found.probes)
+        .with_min_len(8)
+        .map(|(f, probe)| outcome(linker, t, f, f, Ok(probe.clone()), unlisted))
+        .collect()
 }
 
 /// Checks every file, in parallel; one outcome per file, in order.
@@ -153,7 +322,20 @@ pub fn check(
     program: &str,
     setup: Setup<'_>,
 ) -> Outcome {
-    let main = match linker.load(t, path) {
+    outcome(linker, t, path, program, linker.load(t, path), setup)
+}
+
+/// The outcome of loading `path` as a program, given what opening and
+/// parsing it gave.
+fn outcome(
+    linker: &Linker,
+    t: &dyn Target,
+    path: &str,
+    program: &str,
+    probe: std::io::Result<Probe>,
+    setup: Setup<'_>,
+) -> Outcome {
+    let main = match probe {
         Err(e) => return Outcome::Error(format!("{path}: {}", crate::eval::io_text(&e))),
         Ok(Probe::Absent | Probe::NotElf) => return Outcome::Skipped("not an ELF file"),
         Ok(Probe::Malformed(m)) => return Outcome::Error(format!("{path}: {m}")),

@@ -5,10 +5,10 @@
 //! each file is parsed once, each path probed once, each (name, search
 //! path) resolved once.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use foldhash::HashMap;
 use goblin::elf::header::{ELFDATA2LSB, ELFOSABI_GNU, ELFOSABI_SYSV, ET_DYN};
 use nodecheck_core::target::{FileAt, Target, join};
 
@@ -123,14 +123,6 @@ impl Linker {
         self.system.get_or_init(|| System::read(t))
     }
 
-    /// Parses an opened file, once per file for the run.
-    pub fn parse(&self, file: &dyn FileAt) -> Parsed {
-        let md = file.metadata();
-        cell(&self.objects, (md.dev, md.ino))
-            .get_or_init(|| object::read(file).map(|o| o.map(Arc::new)))
-            .clone()
-    }
-
     /// The symbol tables of a loaded file, read once per file for the run.
     pub fn symbols(&self, t: &dyn Target, l: &Loaded) -> SymbolTables {
         cell(&self.symbols, l.id)
@@ -160,8 +152,26 @@ impl Linker {
     /// Opens and parses `path`.
     pub fn load(&self, t: &dyn Target, path: &str) -> Result<Probe, std::io::Error> {
         let file = t.open(path)?;
-        let md = file.metadata().clone();
-        Ok(match self.parse(file.as_ref()) {
+        Ok(self.opened(path, file.as_ref(), None))
+    }
+
+    /// Parses a file already opened (through the content door) by its
+    /// in-target `path`, once per file for the run, given its first bytes
+    /// where they were read already ([`object::read_from`]): a tree scan
+    /// hands over the descriptor and the head its sniff read, so no file
+    /// is opened or its head read twice.
+    pub fn opened(&self, path: &str, file: &dyn FileAt, head: Option<&[u8]>) -> Probe {
+        let md = file.metadata();
+        let parsed = cell(&self.objects, (md.dev, md.ino))
+            .get_or_init(|| {
+                match head {
+                    Some(h) => object::read_from(file, h),
+                    None => object::read(file),
+                }
+                .map(|o| o.map(Arc::new))
+            })
+            .clone();
+        match parsed {
             Ok(None) => Probe::NotElf,
             Err(e) => Probe::Malformed(e.0),
             Ok(Some(obj)) => Probe::Elf(Arc::new(Loaded {
@@ -170,7 +180,7 @@ impl Linker {
                 mode: md.mode,
                 obj,
             })),
-        })
+        }
     }
 
     /// What is at `path`, once per path for the run.
@@ -185,7 +195,7 @@ impl Linker {
         let c = {
             let mut m = self.searches.lock().unwrap_or_else(PoisonError::into_inner);
             if !m.contains_key(sp) {
-                m.insert(sp.clone(), HashMap::new());
+                m.insert(sp.clone(), HashMap::default());
             }
             let Some(by_name) = m.get_mut(sp) else {
                 return self.search(t, name, sp);

@@ -646,20 +646,140 @@ fn paths_that_are_not_elf_programs() {
             ),
         ]
     );
-    let t = image().file(
-        "/usr/bin/bad",
+    // A 64-bit ELF header (ET_DYN) cut short (60 of its 64 bytes), and a
+    // file too short to be any ELF program (15 bytes).
+    let mut cut = b"\x7fELF\x02\x01\x01garbage".to_vec();
+    cut.resize(60, 0);
+    cut[16] = 3;
+    let t = image().file("/usr/bin/bad", 0o755, 0, 0, cut).file(
+        "/usr/bin/tiny",
         0o755,
         0,
         0,
         b"\x7fELF\x02\x01\x01garbage".as_slice(),
     );
-    let e = elf(&t, "/usr/bin/bad", vec![("resolves", b(true))]);
-    assert_eq!(result(&e, "resolves").0, Error);
-    // In a tree, a broken file is an error only when nothing else fails.
+    for file in ["/usr/bin/bad", "/usr/bin/tiny"] {
+        let e = elf(&t, file, vec![("resolves", b(true))]);
+        let (st, msg) = result(&e, "resolves");
+        assert_eq!(st, Error, "{msg}");
+        assert!(msg.contains("truncated ELF header"), "{msg}");
+    }
+    // In a tree, a broken file is an error only when nothing else fails;
+    // a file shorter than the smallest ELF header runs as no program and
+    // is not a candidate (named as `path` it is examined, above).
     let e = elf(&t, "/usr/bin", vec![("resolves", b(true))]);
     let (st, msg) = result(&e, "resolves");
     assert_eq!(st, Error, "{msg}");
     assert!(msg.contains("/usr/bin/bad: truncated ELF header"), "{msg}");
+    assert!(!msg.contains("tiny"), "{msg}");
+    let e = elf(
+        &t,
+        "/usr/bin",
+        vec![("resolves", b(true)), ("candidates", s("all"))],
+    );
+    let (st, msg) = result(&e, "resolves");
+    assert_eq!(st, Error, "{msg}");
+    assert!(msg.contains("/usr/bin/tiny: truncated ELF header"), "{msg}");
+}
+
+/// The files a directory scan examines: executables and shared-object
+/// names by default, every regular file with `candidates = "all"`; the
+/// output says how many were examined and skipped.
+#[test]
+fn a_directory_scan_examines_candidate_files() {
+    let plugin = lib("plugin.bin", &["libgone.so.1"]);
+    let t = image()
+        .file("/opt/app/lib/plugin.bin", 0o644, 0, 0, plugin.build())
+        .file("/opt/app/lib/libx.so.1", 0o644, 0, 0, {
+            lib("libx.so.1", &["libgone.so.1"]).build()
+        })
+        .file(
+            "/opt/app/lib/python/mod.cpython-311-x86_64-linux-gnu.so",
+            0o644,
+            0,
+            0,
+            lib("mod", &["libgone.so.1"]).build(),
+        )
+        .file("/opt/app/bin/tool", 0o755, 0, 0, {
+            exe(&["libgone.so.1"]).build()
+        })
+        .file("/opt/app/share/data.txt", 0o644, 0, 0, "text\n")
+        .file(
+            "/opt/app/share/run.sh",
+            0o755,
+            0,
+            0,
+            "#!/bin/sh\n# a script: examined, not ELF\nexec /opt/app/bin/tool \"$@\"\n",
+        );
+    let scan = |candidates: Option<&str>| {
+        let mut props = vec![("resolves", b(true)), ("recursive", b(true))];
+        if let Some(c) = candidates {
+            props.push(("candidates", s(c)));
+        }
+        let e = elf(&t, "/opt", props);
+        let (st, msg) = result(&e, "resolves");
+        assert_eq!(st, Fail, "{msg}");
+        (msg, e.output)
+    };
+    for default in [None, Some("loadable")] {
+        let (msg, output) = scan(default);
+        assert!(
+            msg.starts_with("resolves: 3 of 3 ELF files under /opt miss libraries: "),
+            "{msg}"
+        );
+        // A 0755 ELF without a .so name, a 0644 libx.so.1, a 0644
+        // Python extension module: found.
+        for found in [
+            "/opt/app/bin/tool",
+            "/opt/app/lib/libx.so.1",
+            "mod.cpython-311-x86_64-linux-gnu.so",
+        ] {
+            assert!(msg.contains(found), "{found}: {msg}");
+        }
+        // A 0644 ELF named plugin.bin: skipped, and counted.
+        assert!(!msg.contains("plugin.bin"), "{msg}");
+        assert!(
+            output.contains("files under /opt:\n  4 files examined (candidates = \"loadable\"), 3 of them ELF executables or shared objects\n  2 files skipped: no execute bit (or under 52 bytes) and not named *.so or *.so.* (candidates = \"all\" examines them)\n"),
+            "{output}"
+        );
+    }
+    let (msg, output) = scan(Some("all"));
+    assert!(
+        msg.starts_with("resolves: 4 of 4 ELF files under /opt miss libraries: "),
+        "{msg}"
+    );
+    assert!(msg.contains("/opt/app/lib/plugin.bin"), "{msg}");
+    assert!(
+        output.contains("files under /opt:\n  6 files examined (candidates = \"all\"), 4 of them ELF executables or shared objects\n"),
+        "{output}"
+    );
+    assert!(!output.contains("skipped"), "{output}");
+    // A file named as `path` is always examined, whatever its mode.
+    let e = elf(&t, "/opt/app/lib/plugin.bin", vec![("resolves", b(true))]);
+    assert_eq!(result(&e, "resolves").0, Fail);
+}
+
+#[test]
+fn shared_object_names() {
+    for name in [
+        "libfoo.so",
+        "libfoo.so.1",
+        "libfoo.so.1.2.3",
+        "foo.cpython-311-x86_64-linux-gnu.so",
+        "libstdc++.so.6.0.30",
+    ] {
+        assert!(scan::shared_object_name(name.as_bytes()), "{name}");
+    }
+    for name in [
+        "libfoo.a",
+        "foo.sop",
+        "plugin.bin",
+        "so",
+        "x.so1",
+        "README.solaris",
+    ] {
+        assert!(!scan::shared_object_name(name.as_bytes()), "{name}");
+    }
 }
 
 #[test]

@@ -515,6 +515,48 @@ impl<'a> Visit<'a> {
         }
     }
 
+    /// Opens the entry through the content door only when its own
+    /// metadata (symlinks not followed; one `fstatat` relative to the held
+    /// directory, unless the listing needed it already) passes `want`:
+    /// a file `want` turns down costs that `fstatat` and is never opened.
+    /// The door refuses anything that is not a regular file and checks
+    /// that the descriptor it opened is the very inode that was looked at.
+    /// `Ok(None)`: turned down.
+    pub fn open_if(&self, want: &dyn Fn(&Metadata) -> bool) -> io::Result<Option<Box<dyn FileAt>>> {
+        match &self.how {
+            How::Held {
+                dir,
+                name,
+                stat,
+                race_free,
+            } => {
+                let looked;
+                let st = match stat {
+                    Some(st) => *st,
+                    None => {
+                        looked = fstatat(*dir, *name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                        &looked
+                    }
+                };
+                if !want(&metadata_of(st)) {
+                    return Ok(None);
+                }
+                let at = At::Entry {
+                    dir: *dir,
+                    name,
+                    known: Known::Stat(st),
+                };
+                Ok(Some(Box::new(open_regular(at, *race_free)?)))
+            }
+            How::Target { open, entry } => {
+                if !want(&entry.metadata) {
+                    return Ok(None);
+                }
+                open(&entry.raw_path).map(Some)
+            }
+        }
+    }
+
     fn open_held(&self) -> io::Result<Regular> {
         let How::Held {
             dir,
