@@ -966,7 +966,12 @@ impl Found {
 /// `broken symlink` → `broken symlinks`, `…entry` → `…entries`,
 /// `file outside the allow-list` → `files outside the allow-list`.
 fn plural(what: &str) -> String {
-    let (noun, rest) = match what.find(" outside").or_else(|| what.find(" with")) {
+    // The noun ends where its first qualifier starts.
+    let (noun, rest) = match [" outside", " with"]
+        .iter()
+        .filter_map(|q| what.find(q))
+        .min()
+    {
         Some(i) => what.split_at(i),
         None => (what, ""),
     };
@@ -981,6 +986,19 @@ mod tests {
     use super::*;
     use crate::testing::*;
     use nodecheck_core::outcome::Status::{Error, Fail, Pass, Skip};
+
+    #[test]
+    fn plurals_end_the_noun_at_its_first_qualifier() {
+        assert_eq!(
+            plural("file with capabilities outside the allow-list"),
+            "files with capabilities outside the allow-list"
+        );
+        assert_eq!(
+            plural("setuid/setgid file outside the allow-list"),
+            "setuid/setgid files outside the allow-list"
+        );
+        assert_eq!(plural("world-writable entry"), "world-writable entries");
+    }
     use nodecheck_core::target::MemoryTarget;
 
     fn image() -> MemoryTarget {

@@ -1447,9 +1447,11 @@ impl Target for ImageTarget {
         // byte path (a name that is not UTF-8 included).
         let open = |p: &[u8]| -> io::Result<Box<dyn FileAt>> { Ok(Box::new(self.content(p)?)) };
         let mut entries = Vec::new();
+        let mut errors = Vec::new();
         self.walk(path, options, &mut |e| {
-            if let Ok(e) = e {
-                entries.push(e);
+            match e {
+                Ok(e) => entries.push(e),
+                Err(e) => errors.push(e),
             }
             true
         })?;
@@ -1469,6 +1471,13 @@ impl Target for ImageTarget {
                 }
                 pruned = Some(p);
             }
+        }
+        // (The index walk reports none today; never dropped if it does.)
+        for error in errors {
+            visit(Err(crate::target::WalkError {
+                path: Vec::new(),
+                error,
+            }));
         }
         Ok(())
     }
