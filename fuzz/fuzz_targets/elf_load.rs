@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
             Setup {
                 library_path: &dirs,
                 symbols: true,
+                unlisted: false,
             },
         );
     }
