@@ -1443,42 +1443,23 @@ impl Target for ImageTarget {
         options: &WalkOptions,
         visit: &(dyn Fn(Visited<'_, '_>) -> bool + Sync),
     ) -> io::Result<()> {
-        // The index is in memory: one ordered walk, each file opened by its
-        // byte path (a name that is not UTF-8 included).
+        // The index is in memory: one ordered walk, each entry visited as
+        // it comes (nothing collected: a whole-tree check over an image
+        // holds no list of its entries), each file opened by its byte path
+        // (a name that is not UTF-8 included). `visit` prunes a directory
+        // by returning false, as the walk's own callback does.
         let open = |p: &[u8]| -> io::Result<Box<dyn FileAt>> { Ok(Box::new(self.content(p)?)) };
-        let mut entries = Vec::new();
-        let mut errors = Vec::new();
-        self.walk(path, options, &mut |e| {
-            match e {
-                Ok(e) => entries.push(e),
-                Err(e) => errors.push(e),
+        self.walk(path, options, &mut |e| match e {
+            Ok(e) => visit(Ok(&Visit::by_path(&open, &e))),
+            // (The index walk reports none today; never dropped if it does.)
+            Err(error) => {
+                visit(Err(crate::target::WalkError {
+                    path: Vec::new(),
+                    error,
+                }));
+                true
             }
-            true
         })?;
-        let mut pruned: Option<Vec<u8>> = None;
-        for e in &entries {
-            if let Some(p) = &pruned {
-                if e.raw_path.starts_with(p) && e.raw_path[p.len()..].starts_with(b"/") {
-                    continue;
-                }
-                pruned = None;
-            }
-            if !visit(Ok(&Visit::by_path(&open, e))) && e.metadata.file_type == FileType::Directory
-            {
-                let mut p = e.raw_path.clone();
-                if p == b"/" {
-                    p.clear();
-                }
-                pruned = Some(p);
-            }
-        }
-        // (The index walk reports none today; never dropped if it does.)
-        for error in errors {
-            visit(Err(crate::target::WalkError {
-                path: Vec::new(),
-                error,
-            }));
-        }
         Ok(())
     }
 
