@@ -70,7 +70,7 @@ pub(crate) struct Materialised {
 /// over its stream, read back from the tree rather than from a spill:
 /// node → its path below the tree's root, and the root, opened on the
 /// first read through the holder's `/proc/PID/root`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TreeFiles {
     paths: std::collections::HashMap<usize, Box<[u8]>>,
     root: Option<OwnedFd>,
@@ -488,11 +488,15 @@ fn map(pid: u32, ids: &SubIds) -> Result<(), String> {
 // Records, each a tag byte, a name (u32 length, bytes) and for all but
 // `u`, `h` and `e` the attributes:
 //   d NAME ATTRS           a directory (the first, nameless, is the root); entered
-//   u                      the directory entered last is done: its attributes are applied
+//   u                      the directory entered last is done (its attributes
+//                          are applied at the end, children first)
 //   f NAME ATTRS SIZE DATA a regular file
+//   F NAME ATTRS SIZE      a regular file made empty: nodecheck writes its content
 //   l NAME ATTRS LINK      a symlink
 //   n NAME ATTRS           a device node or FIFO
 //   h NAME COUNT PATH…     a further name of a file written before
+//   p                      every entry is made: the holder says `S` and waits
+//   a                      the `F` files are written: apply their attributes
 //   e                      the end
 
 fn put(w: &mut impl Write, b: &[u8]) -> io::Result<()> {
@@ -594,15 +598,7 @@ fn write_content(lazy: &super::Lazy, later: &mut Later, root: &OwnedFd) -> io::R
         // The reader stopped early: its own error says why.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => result,
         Err(e) => Err(e),
-        Ok((len, crc, _)) if (len, crc) != (lazy.len, lazy.crc) => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "decompresses to {len} bytes (CRC-32 {crc:08x}) now and to {} (CRC-32 {:08x}) \
-                 when indexed: the image changed while being read",
-                lazy.len, lazy.crc
-            ),
-        )),
-        Ok(_) => result,
+        Ok((len, crc, _)) => lazy.same_stream(len, crc).and(result),
     }
 }
 
@@ -802,10 +798,10 @@ struct Writer {
     stack: Vec<(OwnedFd, Vec<u8>, Meta)>,
     root: Option<OwnedFd>,
     left_out: u64,
-    /// Files created empty, their content to come (`c` records) by
-    /// number: path below the root, attributes (applied once written),
-    /// size, and whether it came.
-    later: Vec<(CString, Meta, u64, bool)>,
+    /// Files created empty, their content written by nodecheck (`F`):
+    /// path below the root, attributes (applied at `a`, once written),
+    /// size.
+    later: Vec<(CString, Meta, u64)>,
     /// Directories left (path below the root, attributes), applied at the
     /// end.
     dirs: Vec<(CString, Meta)>,
@@ -912,7 +908,7 @@ impl Writer {
         if !self.stack.is_empty() {
             return Err("the tree's stream ended inside a directory".into());
         }
-        if let Some((path, ..)) = self.later.iter().find(|l| !l.3) {
+        if let Some((path, ..)) = self.later.first() {
             return Err(format!(
                 "/{}: its content never came",
                 String::from_utf8_lossy(path.as_bytes())
@@ -954,8 +950,7 @@ impl Writer {
     /// Creates a regular file whose content nodecheck writes later.
     fn empty_file(&mut self, name: &[u8], meta: Meta, size: u64) -> Result<(), String> {
         let (_, path) = self.create(name)?;
-        self.later
-            .push((cstr(&path.as_bytes()[1..])?, meta, size, false));
+        self.later.push((cstr(&path.as_bytes()[1..])?, meta, size));
         Ok(())
     }
 
@@ -964,19 +959,15 @@ impl Writer {
     /// capability set before it), checking each one's size.
     fn apply_later(&mut self) -> Result<(), String> {
         let root = self.root.as_ref().ok_or("content before the root")?;
-        for (rel, meta, size, done) in &self.later {
+        for (rel, meta, size) in std::mem::take(&mut self.later) {
             let path = format!("/{}", String::from_utf8_lossy(rel.as_bytes()));
             let f = open_beneath(root, rel.as_bytes(), nix::fcntl::OFlag::O_RDONLY)
                 .map_err(|e| format!("cannot open {path} again: {e}"))?;
             let len = f.metadata().map_err(|e| format!("{path}: {e}"))?.len();
-            if len != *size {
+            if len != size {
                 return Err(format!("{path}: {len} bytes written of {size}"));
             }
-            self.apply_fd(f.as_raw_fd(), meta, &path)?;
-            let _ = done;
-        }
-        for l in &mut self.later {
-            l.3 = true;
+            self.apply_fd(f.as_raw_fd(), &meta, &path)?;
         }
         Ok(())
     }

@@ -149,6 +149,26 @@ pub struct ImageInfo {
     pub config_digest: Option<String>,
 }
 
+impl ImageInfo {
+    /// A `format` image at `path` whose index is `index`: one archive, no
+    /// compression, sizes zero and no OCI facts until the reader says.
+    fn of(path: &Path, format: Format, index: &Index) -> ImageInfo {
+        ImageInfo {
+            path: path.to_path_buf(),
+            format,
+            compression: Vec::new(),
+            compressed_size: 0,
+            uncompressed_size: 0,
+            entries: index.count(),
+            archives: 1,
+            layers: None,
+            config: None,
+            digest: None,
+            config_digest: None,
+        }
+    }
+}
+
 /// The store number of a squashfs file's content: its `offset` is then
 /// the file's number in the squashfs reader.
 pub(crate) const SQUASH: u32 = u32::MAX;
@@ -258,6 +278,22 @@ pub(crate) struct Lazy {
 }
 
 impl Lazy {
+    /// Whether a later pass over the stream (`len` bytes, `crc`) saw the
+    /// stream the index was built from.
+    pub(crate) fn same_stream(&self, len: u64, crc: u32) -> io::Result<()> {
+        if (len, crc) == (self.len, self.crc) {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "decompresses to {len} bytes (CRC-32 {crc:08x}) now and to {} (CRC-32 {:08x}) \
+                 when indexed: the image changed while being read",
+                self.len, self.crc
+            ),
+        ))
+    }
+
     fn store(&self) -> io::Result<&Arc<Store>> {
         let s = self.spill.get_or_init(|| {
             let name = self.name.display();
@@ -266,13 +302,8 @@ impl Lazy {
             let mut w = io::BufWriter::with_capacity(256 << 10, spill);
             let (len, crc, _) = stream::flatten_into(&image, self.image_len, self.cap, &mut w)
                 .map_err(|e| format!("{name}: {e}"))?;
-            if (len, crc) != (self.len, self.crc) {
-                return Err(format!(
-                    "{name}: decompresses to {len} bytes (CRC-32 {crc:08x}) now and to {} \
-                     (CRC-32 {:08x}) when indexed: the image changed while being read",
-                    self.len, self.crc
-                ));
-            }
+            self.same_stream(len, crc)
+                .map_err(|e| format!("{name}: {e}"))?;
             let file = w
                 .into_inner()
                 .map_err(|e| format!("{name}: spill: {}", e.error()))?;
@@ -711,28 +742,15 @@ impl ImageTarget {
             }
         }
         let info = ImageInfo {
-            path: path.to_path_buf(),
-            format,
             compression: flat.compression,
             compressed_size: meta.len(),
             uncompressed_size: store.len,
-            entries: index.count(),
             archives,
-            layers: None,
-            config: None,
-            digest: None,
-            config_digest: None,
+            ..ImageInfo::of(path, format, &index)
         };
         Ok(ImageTarget {
-            info,
-            index,
             stores: vec![store],
-            kept: Arc::new(Kept::none()),
-            lazy: None,
-            squash: None,
-            accounts: OnceLock::new(),
-            memo: Memo::default(),
-            materialised: OnceLock::new(),
+            ..ImageTarget::over(info, index)
         })
     }
 
@@ -802,28 +820,16 @@ impl ImageTarget {
             spill: OnceLock::new(),
         };
         let info = ImageInfo {
-            path: path.to_path_buf(),
-            format: Format::Cpio,
             compression: kinds,
             compressed_size: len,
             uncompressed_size: written,
-            entries: index.count(),
             archives,
-            layers: None,
-            config: None,
-            digest: None,
-            config_digest: None,
+            ..ImageInfo::of(path, Format::Cpio, &index)
         };
         Ok(Some(ImageTarget {
-            info,
-            index,
-            stores: Vec::new(),
             kept: Arc::new(kept),
             lazy: Some(Arc::new(lazy)),
-            squash: None,
-            accounts: OnceLock::new(),
-            memo: Memo::default(),
-            materialised: OnceLock::new(),
+            ..ImageTarget::over(info, index)
         }))
     }
 
@@ -881,28 +887,14 @@ impl ImageTarget {
             )
         })?;
         let info = ImageInfo {
-            path: path.to_path_buf(),
-            format: Format::Squashfs,
             compression: vec![read.compressor.into()],
             compressed_size: len,
             uncompressed_size: read.content,
-            entries: index.count(),
-            archives: 1,
-            layers: None,
-            config: None,
-            digest: None,
-            config_digest: None,
+            ..ImageInfo::of(path, Format::Squashfs, &index)
         };
         Ok(ImageTarget {
-            info,
-            index,
-            stores: Vec::new(),
-            kept: Arc::new(Kept::none()),
-            lazy: None,
             squash: Some(read.squash),
-            accounts: OnceLock::new(),
-            memo: Memo::default(),
-            materialised: OnceLock::new(),
+            ..ImageTarget::over(info, index)
         })
     }
 
@@ -939,29 +931,36 @@ impl ImageTarget {
             std::fs::metadata(path)?.len()
         };
         let info = ImageInfo {
-            path: path.to_path_buf(),
-            format,
-            compression: Vec::new(),
             compressed_size,
             uncompressed_size: read.uncompressed,
-            entries: index.count(),
             archives: read.layers,
             layers: Some(read.layers),
             config: Some(read.config),
             digest: read.digest,
             config_digest: Some(read.config_digest),
+            ..ImageInfo::of(path, format, &index)
         };
         Ok(ImageTarget {
+            stores: read.stores,
+            ..ImageTarget::over(info, index)
+        })
+    }
+
+    /// A target over `index`, described by `info`, with no content
+    /// source yet: each reader names its own (stores, kept content, the
+    /// lazy stream, a squashfs).
+    fn over(info: ImageInfo, index: Index) -> ImageTarget {
+        ImageTarget {
             info,
             index,
-            stores: read.stores,
+            stores: Vec::new(),
             kept: Arc::new(Kept::none()),
             lazy: None,
             squash: None,
             accounts: OnceLock::new(),
             memo: Memo::default(),
             materialised: OnceLock::new(),
-        })
+        }
     }
 
     /// What the image is.
