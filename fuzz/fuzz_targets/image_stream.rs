@@ -5,11 +5,9 @@
 //! panics, and a bomb stops at the spill cap.
 #![no_main]
 
-use std::io::Write;
-
 use libfuzzer_sys::fuzz_target;
-use nodecheck_fuzz as _; // the allocation cap
-use nodecheck_core::target::{FileType, ImageTarget, Target, WalkOptions};
+use nodecheck_core::target::ImageTarget;
+use nodecheck_fuzz::{exercise_image, image_file};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else {
@@ -21,18 +19,8 @@ fuzz_target!(|data: &[u8]| {
         2 => b"BZh",
         _ => b"",
     };
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(magic).unwrap();
-    f.write_all(rest).unwrap();
-    let Ok(t) = ImageTarget::open(f.path()) else {
-        return;
-    };
-    let _ = t.walk("/", &WalkOptions::default(), &mut |e| {
-        if let Ok(e) = e
-            && e.metadata.file_type == FileType::File
-        {
-            let _ = t.read(&e.path, 1 << 20);
-        }
-        true
-    });
+    let f = image_file(&[magic, rest]);
+    if let Ok(t) = ImageTarget::open(f.path()) {
+        exercise_image(&t, 1 << 20, |_| {});
+    }
 });

@@ -1,4 +1,5 @@
-//! What every fuzz target shares: a cap on a single allocation.
+//! What every fuzz target shares: a cap on a single allocation, and for
+//! the image readers, the file they open and the walk they are put to.
 //!
 //! libFuzzer's `-malloc_limit_mb` needs a sanitizer's malloc hooks, which a
 //! stable-toolchain build has not, and `-rss_limit_mb` only sees memory
@@ -67,3 +68,40 @@ unsafe impl GlobalAlloc for Capped {
 
 #[global_allocator]
 static CAPPED: Capped = Capped;
+
+/// `parts`, one after the other, in a temporary file: image readers open
+/// images by path.
+pub fn image_file(parts: &[&[u8]]) -> tempfile::NamedTempFile {
+    use std::io::Write;
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    for p in parts {
+        f.write_all(p).unwrap();
+    }
+    f
+}
+
+/// Puts an opened image to what checks do: a walk with links resolved,
+/// `each` on every entry and every regular file read (at most `limit`
+/// bytes), then a path that climbs out of the root and the accounts.
+pub fn exercise_image(
+    t: &nodecheck_core::target::ImageTarget,
+    limit: u64,
+    mut each: impl FnMut(&nodecheck_core::target::WalkEntry),
+) {
+    use nodecheck_core::target::{FileType, Target, WalkOptions};
+    let options = WalkOptions {
+        links: true,
+        ..Default::default()
+    };
+    let _ = t.walk("/", &options, &mut |e| {
+        if let Ok(e) = e {
+            each(&e);
+            if e.metadata.file_type == FileType::File {
+                let _ = t.read(&e.path, limit);
+            }
+        }
+        true
+    });
+    let _ = t.canonicalize("/../../etc/passwd");
+    let _ = t.accounts();
+}
