@@ -77,11 +77,16 @@ pub(super) const REG: u32 = 0o100000;
 const DIR: u32 = 0o040000;
 const LNK: u32 = 0o120000;
 
-fn open_bytes(bytes: &[u8]) -> io::Result<ImageTarget> {
+/// `bytes` in a temporary file (images are opened by path).
+pub(super) fn file_of(bytes: &[u8]) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     f.write_all(bytes).unwrap();
     f.flush().unwrap();
-    ImageTarget::open(f.path())
+    f
+}
+
+pub(super) fn open_bytes(bytes: &[u8]) -> io::Result<ImageTarget> {
+    ImageTarget::open(file_of(bytes).path())
 }
 
 fn initramfs() -> Vec<u8> {
@@ -496,10 +501,7 @@ pub(super) fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 fn open_form(bytes: &[u8], format: Format, reference: Option<&str>) -> io::Result<ImageTarget> {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(bytes).unwrap();
-    f.flush().unwrap();
-    ImageTarget::open_oci(f.path(), format, reference)
+    ImageTarget::open_oci(file_of(bytes).path(), format, reference)
 }
 
 pub(super) fn assert_layers_applied(t: &ImageTarget) {

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use super::tests::{Cpio, REG};
+use super::tests::{Cpio, REG, file_of};
 use super::*;
 use crate::target::{Target, WalkOptions};
 
@@ -17,13 +17,6 @@ fn content(seed: u32, len: usize) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (i.wrapping_mul(31).wrapping_add(seed * 7) % 251) as u8)
         .collect()
-}
-
-fn file_of(bytes: &[u8]) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(bytes).unwrap();
-    f.flush().unwrap();
-    f
 }
 
 #[test]

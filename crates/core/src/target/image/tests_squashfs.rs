@@ -3,7 +3,6 @@
 //! offers, then read back and compared with the tree; and hostile copies.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
@@ -210,10 +209,7 @@ fn small_image() -> Vec<u8> {
 }
 
 fn open_squash(bytes: &[u8]) -> io::Result<ImageTarget> {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(bytes).unwrap();
-    f.flush().unwrap();
-    ImageTarget::open_as(f.path(), Some(Format::Squashfs))
+    ImageTarget::open_as(super::tests::file_of(bytes).path(), Some(Format::Squashfs))
 }
 
 fn read_everything(t: &ImageTarget) {
@@ -320,16 +316,12 @@ fn hostile_tables_are_errors_naming_what_is_wrong() {
     assert!(e.contains("id table"), "{e}");
 }
 
-#[test]
-fn a_squashfs_directory_loop_is_an_error() {
-    // Uncompressed tables (-noI -noD) so the directory table can be
-    // edited in place: point `d`'s entry at the root directory's inode.
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    fs::create_dir_all(src.join("d/e")).unwrap();
-    let img = tmp.path().join("img");
+/// A squashfs of `src` with every table uncompressed (`-noI -noD -noF
+/// -noX`, plus `extra`), so a test can edit its tables in place.
+fn plain_squashfs(src: &Path, extra: &[&str]) -> Vec<u8> {
+    let img = src.with_extension("sqfs");
     let o = Command::new("mksquashfs")
-        .arg(&src)
+        .arg(src)
         .arg(&img)
         .args([
             "-noappend",
@@ -340,10 +332,21 @@ fn a_squashfs_directory_loop_is_an_error() {
             "-noF",
             "-noX",
         ])
+        .args(extra)
         .output()
-        .unwrap();
-    assert!(o.status.success());
-    let mut b = fs::read(&img).unwrap();
+        .expect("mksquashfs (squashfs-tools, tests/deps.sh)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    fs::read(&img).unwrap()
+}
+
+#[test]
+fn a_squashfs_directory_loop_is_an_error() {
+    // Uncompressed tables (-noI -noD) so the directory table can be
+    // edited in place: point `d`'s entry at the root directory's inode.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(src.join("d/e")).unwrap();
+    let mut b = plain_squashfs(&src, &[]);
     assert!(open_squash(&b).is_ok());
     // The root inode reference; the directory table holds entries
     // `d` (in /) and `e` (in /d), each an 8-byte entry + name. Make
@@ -374,24 +377,7 @@ fn a_squashfs_file_size_far_past_the_image_is_an_error() {
     let src = tmp.path().join("src");
     fs::create_dir(&src).unwrap();
     fs::write(src.join("f"), b"0123456789").unwrap();
-    let img = tmp.path().join("img");
-    let o = Command::new("mksquashfs")
-        .arg(&src)
-        .arg(&img)
-        .args([
-            "-noappend",
-            "-quiet",
-            "-no-progress",
-            "-noI",
-            "-noD",
-            "-noF",
-            "-noX",
-            "-no-fragments",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let b = fs::read(&img).unwrap();
+    let b = plain_squashfs(&src, &["-no-fragments"]);
     assert_eq!(
         open_squash(&b).unwrap().read("/f", 100).unwrap(),
         b"0123456789"

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use super::tests::{file_of, open_bytes};
 use super::*;
 use crate::target::Target;
 
@@ -50,13 +51,6 @@ fn cpio(files: &[(&str, &[u8])]) -> Vec<u8> {
     let o = o.wait_with_output().unwrap();
     assert!(o.status.success());
     o.stdout
-}
-
-fn open_bytes(bytes: &[u8]) -> io::Result<ImageTarget> {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(bytes).unwrap();
-    f.flush().unwrap();
-    ImageTarget::open(f.path())
 }
 
 fn big() -> Vec<u8> {
@@ -268,8 +262,7 @@ fn oci_and_docker_archives_are_known_by_content_not_name() {
         assert_eq!(t.info().format, Format::Tar, "{files:?}");
     }
     // Said explicitly, a tar is read as a tar.
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(&tar_of(&oci_files())).unwrap();
+    let f = file_of(&tar_of(&oci_files()));
     let t = ImageTarget::open_as(f.path(), Some(Format::Tar)).unwrap();
     assert_eq!(t.info().format, Format::Tar);
     assert!(t.metadata("/index.json", false).is_ok());
