@@ -1210,32 +1210,12 @@ fn base_gives_the_directory_s_outcomes_on_lz4_legacy_and_bzip2_cpio() {
         assert_eq!(got, want, "{name}: outcomes differ from the directory");
     }
     // The compression is the one the file holds, known by magic.
-    let json = tmp.path().join("kind.json");
-    let profile = tmp.path().join("c.toml");
-    fs::write(
-        &profile,
-        r#"
-[profile]
-name = "lz4"
-
-[[control]]
-id = "lz4"
-title = "A legacy-lz4 initramfs"
-
-  [[control.image]]
-  format      = "cpio"
-  compression = "lz4"
-"#,
-    )
-    .unwrap();
-    let o = nodecheck(&[
-        "run",
-        profile.to_str().unwrap(),
-        "--target",
+    let o = image_check(
+        tmp.path(),
+        "lz4",
+        "  format      = \"cpio\"\n  compression = \"lz4\"",
         dir.join("rootfs.cpio.lz4").to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
 

@@ -356,18 +356,7 @@ fn zygotes() -> Vec<i32> {
 /// cgroup is
 /// `trust_sandbox::nothing_survives_nodecheck_killed_during_a_sandboxed_command`.)
 fn zygotes_are_sealed(root: &Path) {
-    let dir = nix::fcntl::open(
-        "/",
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
-        nix::sys::stat::Mode::empty(),
-    )
-    .unwrap();
-    // SAFETY: dup2 onto a free, high descriptor number of this process;
-    // the copy is not close-on-exec.
-    assert_eq!(
-        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&dir), 58) },
-        58
-    );
+    let _root = leak_host_root_as(58);
     let t = open(root);
     // One command more than there are zygotes: a new one starts now,
     // with descriptor 58 open here.
@@ -502,18 +491,7 @@ fn fd_open(args: &[String]) -> i32 {
 /// A descriptor this process holds without close-on-exec (as one a CI
 /// runner leaks) does not reach a helper child (dlopen probe, gpu probe).
 fn helper_children_get_only_stdio() {
-    let dir = nix::fcntl::open(
-        "/",
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
-        nix::sys::stat::Mode::empty(),
-    )
-    .unwrap();
-    // SAFETY: dup2 onto a free, high descriptor number of this process;
-    // the copy is not close-on-exec.
-    assert_eq!(
-        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&dir), 57) },
-        57
-    );
+    let _root = leak_host_root_as(57);
     let out = nodecheck_core::helper::run("fd-open", &["57"], Duration::from_secs(20)).unwrap();
     // SAFETY: closing the copy made above.
     unsafe { libc::close(57) };
@@ -953,6 +931,26 @@ fn compressed_cpio_tree(root: &Path) {
     t.will_need(Need::Exec);
     let e = t.exec(&sh("echo ran")).unwrap_err().to_string();
     assert!(e.contains("the image changed while being read"), "{e}");
+}
+
+/// Opens the host's `/` as descriptor `fd` of this process, not
+/// close-on-exec: what a CI runner may leak into the jobs it starts. The
+/// descriptor first opened (inheritable too) is returned, held by the
+/// caller for as long as the test.
+fn leak_host_root_as(fd: i32) -> std::os::fd::OwnedFd {
+    let dir = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    // SAFETY: dup2 onto a free, high descriptor number of this process;
+    // the copy is not close-on-exec.
+    assert_eq!(
+        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&dir), fd) },
+        fd
+    );
+    dir
 }
 
 fn list_dir(d: &Path) -> Vec<std::ffi::OsString> {
