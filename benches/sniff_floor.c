@@ -9,10 +9,16 @@
  *   ./sniff_floor -c DIR         candidates only (`candidates = "loadable"`,
  *                                the default): a name with a shared
  *                                object's shape (`*.so`, `*.so.*`) is
- *                                opened at once; any other file costs an
- *                                fstatat and is opened only when it has an
- *                                execute bit and at least 52 bytes. Kernel
- *                                modules (`*.ko*`) are never opened.
+ *                                opened at once; a name ending like a
+ *                                data format (`data_name` below, the
+ *                                list of elf/scan.rs) is left alone; any
+ *                                other file costs an fstatat and is
+ *                                opened only when it has an execute bit
+ *                                and at least 52 bytes. Kernel modules
+ *                                (`*.ko*`) are never opened.
+ *
+ * It prints how many files it examined: benches/walk.sh checks that
+ * nodecheck examined as many.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -38,6 +44,25 @@ static int shared_object_name(const char *name) {
 static int kernel_module(const char *name) {
     return ends_with(name, ".ko") || ends_with(name, ".ko.xz") || ends_with(name, ".ko.zst") ||
            ends_with(name, ".ko.gz");
+}
+
+/* crates/checks/src/elf/scan.rs DATA_EXTENSIONS */
+static const char *const data_extensions[] = {
+    "a",   "al",  "am",    "bz2",     "c",      "cc",     "conf", "cpp",  "css", "cxx",  "enc",
+    "gz",  "h",   "hh",    "hpp",     "htm",    "html",   "hwdb", "hxx",  "js",  "json", "lua",
+    "m4",  "md",  "mo",    "msg",     "o",      "pc",     "ph",   "pl",   "pm",  "po",   "pod",
+    "py",  "pyc", "pyi",   "rules",   "service", "socket", "target", "tcc", "tcl", "timer", "txt",
+    "xml", "xz",  "yaml",  "yml",     "zst",
+};
+
+static int data_name(const char *name) {
+    const char *dot = strrchr(name, '.');
+    if (dot == NULL || dot == name)
+        return 0;
+    for (size_t i = 0; i < sizeof data_extensions / sizeof *data_extensions; i++)
+        if (!strcmp(dot + 1, data_extensions[i]))
+            return 1;
+    return 0;
 }
 
 static void sniff(int dir, const char *name) {
@@ -77,6 +102,8 @@ static void walk(int dir) {
                     continue;
                 }
                 if (kernel_module(d->d_name))
+                    continue;
+                if (!shared_object_name(d->d_name) && data_name(d->d_name))
                     continue;
                 if (!shared_object_name(d->d_name)) {
                     struct stat st;

@@ -110,6 +110,13 @@ out = json.load(open(sys.argv[1]))["controls"][0]["checks"][0].get("output", "")
 print(out[out.find("files under"):].rstrip() if "files under" in out else "(no file counts in the output)")
 PY
 printf 'nodecheck: %s\n\n' "$bin"
+# The floor must apply nodecheck's rule, or its row means nothing.
+if [[ ${#floor[@]} -gt 0 ]]; then
+  ours=$(grep -o '[0-9]* files examined' "$work/elf.json" | head -1 | cut -d' ' -f1 || true)
+  theirs=$("$work/sniff_floor" -c "$root/usr" | sed -n 's/.*, \([0-9]*\) examined,.*/\1/p')
+  [[ -z $ours || $ours == "$theirs" ]] ||
+    { echo "sniff_floor -c examined $theirs files, nodecheck $ours: their candidate rules differ" >&2; exit 1; }
+fi
 hyperfine -N -i --warmup 3 --runs "${RUNS:-20}" --style none \
   -n "nodecheck tree /usr" "$bin run $work/tree.toml --target $root --no-color" \
   -n "find /usr -xdev (same tests)" "$work/find.sh" \

@@ -281,6 +281,22 @@ fn every_elf_under_usr_resolves_on_the_clean_rootfs() {
         let n: usize = msg.split_whitespace().find_map(|w| w.parse().ok()).unwrap();
         assert!(n > 1000, "{msg}");
     }
+    // The candidate rule (execute bit, shared-object names, data names
+    // left alone) finds every ELF program and library that sniffing every
+    // file finds.
+    let output = usr["output"].as_str().unwrap();
+    let line = output
+        .lines()
+        .find(|l| l.contains("files examined (candidates = \"loadable\")"))
+        .unwrap_or_else(|| panic!("no counts in the output:\n{output}"));
+    let elves: usize = line
+        .split(", ")
+        .nth(1)
+        .and_then(|w| w.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert_eq!(elves, elf_files(&rootfs, &["/usr"]).len(), "{output}");
+    assert!(output.contains("files skipped by name"), "{output}");
     // The compute profile's linkage part passes as well.
     let o = nodecheck(&[
         "run",

@@ -69,11 +69,12 @@ const KEYS: &[Key] = &[
     Key::new(
         "candidates",
         Ty::Enum(scan::Candidates::WORDS),
-        "For a directory, which files are examined: `loadable` (the default) opens only regular \
-         files with an execute bit and at least 52 bytes, and files named like a shared object \
-         (`*.so`, `*.so.*`): what exec(2) runs and ld.so and dlopen load by the names programs \
-         use; `all` sniffs every regular file (a 0644 ELF library named `plugin.bin`). A file \
-         named as `path` is always examined.",
+        "For a directory, which files are examined: `loadable` (the default) opens only files \
+         named like a shared object (`*.so`, `*.so.*`), and regular files with an execute bit \
+         and at least 52 bytes whose name does not end like a source, text or data format \
+         (`*.h`, `*.gz`, `*.py`, `*.txt`, …: docs/elf.md lists them): what exec(2) runs and \
+         ld.so and dlopen load by the names programs use; `all` sniffs every regular file (a \
+         0644 ELF library named `plugin.bin`). A file named as `path` is always examined.",
     )
     .modifier(),
     Key::new(
@@ -169,8 +170,11 @@ Which files of a directory are examined (`candidates`): by default
 names programs use: regular files with an execute bit (and at least the
 52 bytes of the smallest ELF header), and files named like a shared object
 (`libfoo.so`, `libfoo.so.1.2`, `foo.cpython-311-x86_64-linux-gnu.so`).
-Anything else costs one `stat` and is never opened; a 0644 ELF library
-named `plugin.bin` that a program dlopens by that name is found only with
+A name that ends like a source, text or data format (`*.h`, `*.gz`,
+`*.py`, `*.pm`, `*.mo`, `*.txt`, … — most of an image's /usr) is left
+alone without a `stat`; anything else costs one `stat` and is never
+opened. A 0644 ELF library named `plugin.bin` that a program dlopens by
+that name, or an ELF program named `tool.py`, is found only with
 `candidates = "all"`, which sniffs every regular file. Kernel modules
 (`*.ko`, `*.ko.xz`, …), which ld.so never loads, are never opened. The
 output says how many files were examined and how many were skipped, and
@@ -389,6 +393,13 @@ fn counts(found: &Found, candidates: Candidates) -> Vec<String> {
             found.skipped,
             scan::MIN_ELF
         ));
+        if found.named > 0 {
+            out.push(format!(
+                "{} files skipped by name, a source, text or data format (*.h, *.gz, *.py, \
+                 *.txt, …; candidates = \"all\" examines them)",
+                found.named
+            ));
+        }
     }
     if found.modules > 0 {
         out.push(format!(

@@ -683,8 +683,9 @@ fn paths_that_are_not_elf_programs() {
 }
 
 /// The files a directory scan examines: executables and shared-object
-/// names by default, every regular file with `candidates = "all"`; the
-/// output says how many were examined and skipped.
+/// names by default, but executables named like a data format; every
+/// regular file with `candidates = "all"`; the output says how many were
+/// examined and skipped.
 #[test]
 fn a_directory_scan_examines_candidate_files() {
     let plugin = lib("plugin.bin", &["libgone.so.1"]);
@@ -704,6 +705,12 @@ fn a_directory_scan_examines_candidate_files() {
             exe(&["libgone.so.1"]).build()
         })
         .file("/opt/app/share/data.txt", 0o644, 0, 0, "text\n")
+        .file("/opt/app/include/odd.h", 0o755, 0, 0, {
+            exe(&["libgone.so.1"]).build()
+        })
+        .file("/opt/app/lib/libz.so.1.gz", 0o644, 0, 0, {
+            lib("libz.so.1", &["libgone.so.1"]).build()
+        })
         .file(
             "/opt/app/share/run.sh",
             0o755,
@@ -724,33 +731,38 @@ fn a_directory_scan_examines_candidate_files() {
     for default in [None, Some("loadable")] {
         let (msg, output) = scan(default);
         assert!(
-            msg.starts_with("resolves: 3 of 3 ELF files under /opt miss libraries: "),
+            msg.starts_with("resolves: 4 of 4 ELF files under /opt miss libraries: "),
             "{msg}"
         );
         // A 0755 ELF without a .so name, a 0644 libx.so.1, a 0644
-        // Python extension module: found.
+        // Python extension module, a shared object's name that also ends
+        // like a data format: found.
         for found in [
             "/opt/app/bin/tool",
             "/opt/app/lib/libx.so.1",
             "mod.cpython-311-x86_64-linux-gnu.so",
+            "libz.so.1.gz",
         ] {
             assert!(msg.contains(found), "{found}: {msg}");
         }
-        // A 0644 ELF named plugin.bin: skipped, and counted.
+        // A 0644 ELF named plugin.bin, a 0755 ELF named like a header:
+        // skipped, and counted.
         assert!(!msg.contains("plugin.bin"), "{msg}");
+        assert!(!msg.contains("odd.h"), "{msg}");
         assert!(
-            output.contains("files under /opt:\n  4 files examined (candidates = \"loadable\"), 3 of them ELF executables or shared objects\n  2 files skipped: no execute bit (or under 52 bytes) and not named *.so or *.so.* (candidates = \"all\" examines them)\n"),
+            output.contains("files under /opt:\n  5 files examined (candidates = \"loadable\"), 4 of them ELF executables or shared objects\n  1 files skipped: no execute bit (or under 52 bytes) and not named *.so or *.so.* (candidates = \"all\" examines them)\n  2 files skipped by name, a source, text or data format (*.h, *.gz, *.py, *.txt, …; candidates = \"all\" examines them)\n"),
             "{output}"
         );
     }
     let (msg, output) = scan(Some("all"));
     assert!(
-        msg.starts_with("resolves: 4 of 4 ELF files under /opt miss libraries: "),
+        msg.starts_with("resolves: 6 of 6 ELF files under /opt miss libraries: "),
         "{msg}"
     );
     assert!(msg.contains("/opt/app/lib/plugin.bin"), "{msg}");
+    assert!(msg.contains("/opt/app/include/odd.h"), "{msg}");
     assert!(
-        output.contains("files under /opt:\n  6 files examined (candidates = \"all\"), 4 of them ELF executables or shared objects\n"),
+        output.contains("files under /opt:\n  8 files examined (candidates = \"all\"), 6 of them ELF executables or shared objects\n"),
         "{output}"
     );
     assert!(!output.contains("skipped"), "{output}");
@@ -779,6 +791,41 @@ fn shared_object_names() {
         "README.solaris",
     ] {
         assert!(!scan::shared_object_name(name.as_bytes()), "{name}");
+    }
+}
+
+#[test]
+fn data_names() {
+    let mut sorted = scan::DATA_EXTENSIONS.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted, scan::DATA_EXTENSIONS, "sorted, once each");
+    for name in [
+        "stdio.h",
+        "ls.1.gz",
+        "os.py",
+        "os.cpython-311.pyc",
+        "POSIX.pm",
+        "a.tar.xz",
+        "x.service",
+    ] {
+        assert!(scan::data_name(name.as_bytes()), "{name}");
+    }
+    for name in [
+        "ls",
+        "python3.11",
+        "mkfs.ext4",
+        "ld.bfd",
+        "x.H",
+        ".h",
+        "h",
+        "plugin.bin",
+        "foo.gz.bin",
+        "x.services",
+        "x.",
+        "x.longer-than-8",
+    ] {
+        assert!(!scan::data_name(name.as_bytes()), "{name}");
     }
 }
 
