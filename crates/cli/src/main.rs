@@ -415,7 +415,14 @@ fn cmd_run(args: RunArgs) -> u8 {
         reporters.push(Box::new(PrometheusReporter::new(p.clone(), args.fail_on)));
     }
     catch_interrupts();
+    let kept = Arc::clone(&target);
     let outcome = run::run_shared(&profile, target, &options, reporters);
+    // The process exits next: its caches need no freeing (the target
+    // itself is still dropped, which cleans up an image's tree).
+    if let Some(memo) = kept.memo() {
+        memo.leak_at_exit();
+    }
+    drop(kept);
     for e in &outcome.reporter_errors {
         eprintln!("nodecheck: {e}");
     }

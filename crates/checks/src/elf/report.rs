@@ -2,7 +2,7 @@
 //! a path that is not there, chains in the output, and for a tree the
 //! libraries that only load whole where their programs load them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use globset::GlobSet;
 use nodecheck_core::outcome::{Evaluation, PropertyResult};
@@ -151,10 +151,22 @@ pub(super) fn tree(
     // Which loads hold each file as a library: a private library that
     // misses something alone (systemd's libsystemd-core, found next to its
     // program through the program's RUNPATH) is fine where it is used.
+    // Asked only of files with a problem, so only those are mapped.
+    let troubled: HashSet<(u64, u64)> = loads
+        .iter()
+        .filter(|(_, load)| {
+            properties(check).any(|(key, _)| problems(load, key, ignore).next().is_some())
+        })
+        .filter_map(|(_, load)| load.objects.first().copied())
+        .collect();
     let mut users: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
-    for (i, (_, load)) in loads.iter().enumerate() {
-        for id in load.objects.iter().skip(1) {
-            users.entry(*id).or_default().push(i);
+    if !troubled.is_empty() {
+        for (i, (_, load)) in loads.iter().enumerate() {
+            for id in load.objects.iter().skip(1) {
+                if troubled.contains(id) {
+                    users.entry(*id).or_default().push(i);
+                }
+            }
         }
     }
     for (key, expected) in properties(check) {

@@ -174,11 +174,18 @@ pub fn files(
         ..WalkOptions::default()
     };
     let found: Mutex<Vec<Sniffed>> = Mutex::default();
+    // Kept in walk order: depth first, names by their bytes, `/` first.
+    // The sort key is the path with `/` made the lowest byte (no name
+    // holds a NUL), so the sort compares plain bytes.
     let push = |path: &[u8], item| {
+        let key = path
+            .iter()
+            .map(|&c| if c == b'/' { 0 } else { c })
+            .collect();
         found
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((path.to_vec(), item));
+            .push((key, item));
     };
     let tally = Tally::new();
     // The rule for a file whose name does not say "shared object".
@@ -270,9 +277,7 @@ pub fn files(
         true
     })?;
     let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
-    // Walk order: depth first, names by their bytes (`/` first).
-    let key = |c: &u8| if *c == b'/' { 0 } else { *c };
-    found.sort_unstable_by(|a, b| a.0.iter().map(key).cmp(b.0.iter().map(key)));
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out = Found {
         examined: tally.sum(|c| &c.examined),
         skipped: tally.sum(|c| &c.skipped),
@@ -330,9 +335,9 @@ impl Tally {
     }
 }
 
-/// One file the scan found: its path (bytes, for the order), and the
-/// path to load (an ELF file) with what the loader read of it, or why it
-/// cannot be.
+/// One file the scan found: its sort key (the path's bytes, `/` as NUL),
+/// and the path to load (an ELF file) with what the loader read of it, or
+/// why it cannot be.
 type Sniffed = (Vec<u8>, Result<(String, Probe), String>);
 
 /// Kernel modules (`.ko`, compressed or not) are relocatable objects that

@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// *memo.get::<Seen>().0.lock().unwrap() += 1;
 /// *memo.get::<Seen>().0.lock().unwrap() += 1;
 /// assert_eq!(*memo.get::<Seen>().0.lock().unwrap(), 2);
+/// memo.leak_at_exit();
+/// assert_eq!(*memo.get::<Seen>().0.lock().unwrap(), 0);
 /// ```
 #[derive(Default)]
 pub struct Memo {
@@ -40,6 +42,17 @@ impl Memo {
         value
             .downcast::<T>()
             .unwrap_or_else(|_| Arc::new(T::default()))
+    }
+
+    /// Lets go of every value without freeing it, for a process about to
+    /// exit: the exit returns the memory at once, where dropping a
+    /// whole-/usr scan's caches (every parsed ELF object, every search)
+    /// takes a millisecond on one thread after the checks are done. Later
+    /// [`get`](Memo::get)s start afresh. So a memo holds plain data only:
+    /// nothing whose drop must run (a temporary file, a child process).
+    pub fn leak_at_exit(&self) {
+        let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::forget(std::mem::take(&mut *values));
     }
 }
 
