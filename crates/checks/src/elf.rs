@@ -319,7 +319,7 @@ impl Kind for Elf {
             FileType::Directory => {
                 let recursive = check.bool("recursive").unwrap_or(false);
                 let candidates = Candidates::from_word(check.str("candidates"));
-                match scan::files(&linker, t, &real, recursive, &exclude, candidates) {
+                match scan::files(&linker, t, &real, recursive, &exclude, candidates, setup) {
                     Ok(found) => Scope::Tree(found, candidates),
                     Err(e) => {
                         return errors(
@@ -358,9 +358,13 @@ impl Kind for Elf {
                 single(check, path, &file, outcome, &ignore, &mut out);
             }
             Scope::Tree(found, candidates) => {
-                let outcomes = scan::check_found(&linker, t, &found, setup);
                 let counts = counts(&found, candidates);
-                let Found { files, errors, .. } = found;
+                let Found {
+                    files,
+                    outcomes,
+                    errors,
+                    ..
+                } = found;
                 tree(check, path, &files, outcomes, errors, &ignore, &mut out);
                 section(&mut out.output, &format!("files under {path}"), &counts);
             }

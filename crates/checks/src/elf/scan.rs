@@ -130,8 +130,8 @@ pub struct Found {
     /// The ELF executables and shared objects, in walk order (shown
     /// paths), each opened once and parsed once.
     pub files: Vec<String>,
-    /// Per file of `files`: what the loader reads of it.
-    pub probes: Vec<Probe>,
+    /// Per file of `files`: its load as a program.
+    pub outcomes: Vec<Outcome>,
     /// Files and directories that could not be read.
     pub errors: Vec<String>,
     /// Regular files opened and sniffed.
@@ -159,8 +159,10 @@ pub struct Found {
 /// executable and large enough to be ELF. An
 /// ELF program or library is parsed on the descriptor the sniff opened
 /// (once per file for the run, [`Linker::opened`]) and closed: it is never
-/// opened again to be checked. Symlinks are never followed (the files
-/// they point to are checked where they are).
+/// opened again to be checked. Its load as a program (`setup`, every
+/// file unlisted) is a task of its own, started as soon as it is parsed,
+/// so the loads run beside the rest of the walk. Symlinks are never
+/// followed (the files they point to are checked where they are).
 pub fn files(
     linker: &Linker,
     t: &dyn Target,
@@ -168,7 +170,12 @@ pub fn files(
     recursive: bool,
     exclude: &GlobSet,
     candidates: Candidates,
+    setup: Setup<'_>,
 ) -> std::io::Result<Found> {
+    let setup = Setup {
+        unlisted: true,
+        ..setup
+    };
     let options = WalkOptions {
         max_depth: (!recursive).then_some(1),
         ..WalkOptions::default()
@@ -177,104 +184,113 @@ pub fn files(
     // Kept in walk order: depth first, names by their bytes, `/` first.
     // The sort key is the path with `/` made the lowest byte (no name
     // holds a NUL), so the sort compares plain bytes.
-    let push = |path: &[u8], item| {
-        let key = path
-            .iter()
+    let key = |path: &[u8]| -> Vec<u8> {
+        path.iter()
             .map(|&c| if c == b'/' { 0 } else { c })
-            .collect();
+            .collect()
+    };
+    let keep = |key: Vec<u8>, item| {
         found
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((key, item));
     };
+    let push = |path: &[u8], item| keep(key(path), item);
     let tally = Tally::new();
     // The rule for a file whose name does not say "shared object".
     let runnable = |md: &Metadata| md.mode & 0o111 != 0 && md.size >= MIN_ELF;
-    t.walk_parallel(start, &options, &|v| {
-        let v = match v {
-            Ok(v) => v,
-            Err(e) => {
-                let text = format!(
-                    "{}: {}",
-                    display_bytes(&e.path),
-                    crate::eval::io_text(&e.error)
-                );
-                push(&e.path, Err(text));
+    rayon::scope(|loads| {
+        t.walk_parallel(start, &options, &|v| {
+            let v = match v {
+                Ok(v) => v,
+                Err(e) => {
+                    let text = format!(
+                        "{}: {}",
+                        display_bytes(&e.path),
+                        crate::eval::io_text(&e.error)
+                    );
+                    push(&e.path, Err(text));
+                    return true;
+                }
+            };
+            if v.depth == 0 {
                 return true;
             }
-        };
-        if v.depth == 0 {
-            return true;
-        }
-        // Globs match the shown path; most scans have none to match.
-        if !exclude.is_empty() && exclude.is_match(v.display()) {
-            return false;
-        }
-        if v.file_type != FileType::File {
-            return true;
-        }
-        if is_kernel_module(v.path) {
-            tally.add(|c| &c.modules);
-            return true;
-        }
-        let name = v.path.rsplit(|&b| b == b'/').next().unwrap_or(v.path);
-        let opened = if candidates == Candidates::All || shared_object_name(name) {
-            v.open().map(Some)
-        } else if data_name(name) {
-            tally.add(|c| &c.named);
-            return true;
-        } else {
-            v.open_if(&runnable)
-        };
-        let file = match opened {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                tally.add(|c| &c.skipped);
+            // Globs match the shown path; most scans have none to match.
+            if !exclude.is_empty() && exclude.is_match(v.display()) {
+                return false;
+            }
+            if v.file_type != FileType::File {
                 return true;
             }
-            Err(e) => {
-                push(
-                    v.path,
-                    Err(format!("{}: {}", v.display(), crate::eval::io_text(&e))),
-                );
+            if is_kernel_module(v.path) {
+                tally.add(|c| &c.modules);
                 return true;
             }
-        };
-        tally.add(|c| &c.examined);
-        // One read serves the sniff and the parse: a stack buffer, and
-        // the path made text only for what is kept.
-        let mut head = [0u8; object::HEAD];
-        let size = file.metadata().size;
-        let n = if size == 0 {
-            Ok(0)
-        } else {
-            file.read_at(&mut head[..object::head_len(size)], 0)
-        };
-        match n {
-            Ok(n) if object::is_program(&head[..n.min(object::SNIFF)]) => {
-                let shown = v.display();
-                // Loading follows paths, which are text: a program whose
-                // name is not UTF-8 cannot be loaded by its name, and a
-                // look-alike must not be loaded in its place.
-                if std::str::from_utf8(v.path).is_ok() {
-                    let probe = linker.opened(&shown, file.as_ref(), Some(&head[..n]));
-                    push(v.path, Ok((shown, probe)));
-                } else {
+            let name = v.path.rsplit(|&b| b == b'/').next().unwrap_or(v.path);
+            let opened = if candidates == Candidates::All || shared_object_name(name) {
+                v.open().map(Some)
+            } else if data_name(name) {
+                tally.add(|c| &c.named);
+                return true;
+            } else {
+                v.open_if(&runnable)
+            };
+            let file = match opened {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    tally.add(|c| &c.skipped);
+                    return true;
+                }
+                Err(e) => {
                     push(
                         v.path,
-                        Err(format!(
-                            "{shown}: an ELF file whose name is not UTF-8 cannot be checked"
-                        )),
+                        Err(format!("{}: {}", v.display(), crate::eval::io_text(&e))),
                     );
+                    return true;
                 }
+            };
+            tally.add(|c| &c.examined);
+            // One read serves the sniff and the parse: a stack buffer, and
+            // the path made text only for what is kept.
+            let mut head = [0u8; object::HEAD];
+            let size = file.metadata().size;
+            let n = if size == 0 {
+                Ok(0)
+            } else {
+                file.read_at(&mut head[..object::head_len(size)], 0)
+            };
+            match n {
+                Ok(n) if object::is_program(&head[..n.min(object::SNIFF)]) => {
+                    let shown = v.display();
+                    // Loading follows paths, which are text: a program whose
+                    // name is not UTF-8 cannot be loaded by its name, and a
+                    // look-alike must not be loaded in its place.
+                    if std::str::from_utf8(v.path).is_ok() {
+                        let probe = linker.opened(&shown, file.as_ref(), Some(&head[..n]));
+                        let key = key(v.path);
+                        let keep = &keep;
+                        loads.spawn(move |_| {
+                            let o = outcome(linker, t, &shown, &shown, Ok(probe), setup);
+                            keep(key, Ok((shown, o)));
+                        });
+                    } else {
+                        push(
+                            v.path,
+                            Err(format!(
+                                "{shown}: an ELF file whose name is not UTF-8 cannot be checked"
+                            )),
+                        );
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => push(
+                    v.path,
+                    Err(format!("{}: {}", v.display(), crate::eval::io_text(&e))),
+                ),
             }
-            Ok(_) => {}
-            Err(e) => push(
-                v.path,
-                Err(format!("{}: {}", v.display(), crate::eval::io_text(&e))),
-            ),
-        }
-        true
+            true
+        })
     })?;
     let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
     found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -287,9 +303,9 @@ pub fn files(
     };
     for (_, item) in found {
         match item {
-            Ok((f, probe)) => {
+            Ok((f, o)) => {
                 out.files.push(f);
-                out.probes.push(probe);
+                out.outcomes.push(o);
             }
             Err(e) => out.errors.push(e),
         }
@@ -336,9 +352,8 @@ impl Tally {
 }
 
 /// One file the scan found: its sort key (the path's bytes, `/` as NUL),
-/// and the path to load (an ELF file) with what the loader read of it, or
-/// why it cannot be.
-type Sniffed = (Vec<u8>, Result<(String, Probe), String>);
+/// and the path of an ELF file with its load, or why it cannot be loaded.
+type Sniffed = (Vec<u8>, Result<(String, Outcome), String>);
 
 /// Kernel modules (`.ko`, compressed or not) are relocatable objects that
 /// ld.so never loads: an image has thousands of them, and not opening them
@@ -347,27 +362,6 @@ fn is_kernel_module(name: &[u8]) -> bool {
     [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
         .iter()
         .any(|ext| name.ends_with(ext.as_bytes()))
-}
-
-/// Checks every file a scan found, in parallel, from what the scan read
-/// of it; one outcome per file, in order.
-pub fn check_found(
-    linker: &Linker,
-    t: &dyn Target,
-    found: &Found,
-    setup: Setup<'_>,
-) -> Vec<Outcome> {
-    let unlisted = Setup {
-        unlisted: true,
-        ..setup
-    };
-    found
-        .files
-        .par_iter()
-        .zip(&found.probes)
-        .with_min_len(8)
-        .map(|(f, probe)| outcome(linker, t, f, f, Ok(probe.clone()), unlisted))
-        .collect()
 }
 
 /// Checks every file, in parallel; one outcome per file, in order.
