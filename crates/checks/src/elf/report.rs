@@ -136,8 +136,9 @@ pub(super) fn tree(
     out: &mut Evaluation,
 ) {
     let mut checked = 0usize;
-    let mut loads: Vec<(&str, closure::Load)> = Vec::new();
-    for (file, o) in files.iter().zip(outcomes) {
+    // Each load with the index of its file.
+    let mut loads: Vec<(usize, closure::Load)> = Vec::new();
+    for (file, o) in (0..files.len()).zip(outcomes) {
         match o {
             Outcome::Skipped(_) => {}
             Outcome::Error(e) => unreadable.push(e),
@@ -173,7 +174,8 @@ pub(super) fn tree(
         let mut bad_files = Vec::new();
         let mut lines = Vec::new();
         let mut in_context = Vec::new();
-        for (file, load) in &loads {
+        for (i, load) in &loads {
+            let file = &files[*i];
             let mut names: Vec<&str> = Vec::new();
             for p in problems(load, key, ignore) {
                 if !names.contains(&p.soname()) {
@@ -200,7 +202,7 @@ pub(super) fn tree(
             match user {
                 Some(g) => in_context.extend(
                     problems(load, key, ignore)
-                        .map(|p| format!("{p} [resolves where {} loads it]", loads[g].0)),
+                        .map(|p| format!("{p} [resolves where {} loads it]", files[loads[g].0])),
                 ),
                 None => {
                     lines.extend(problems(load, key, ignore).map(|p| p.to_string()));
@@ -276,4 +278,8 @@ pub(super) fn tree(
             &unreadable,
         );
     }
+    // Freeing 1,500 loads is half a millisecond the run need not wait
+    // for: an idle worker does it.
+    let loads: Vec<closure::Load> = loads.into_iter().map(|(_, l)| l).collect();
+    rayon::spawn(move || drop(loads));
 }
