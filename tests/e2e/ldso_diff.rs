@@ -3,7 +3,8 @@
 //! `$ORIGIN`, inherited RPATH, ld.so.conf directories with the cache
 //! current, stale, absent or broken, a cache entry whose file is gone,
 //! `DF_1_NODEFLIB`, a library of the wrong class, symbols present,
-//! missing, versioned, moved to another version, weak, a DT_NEEDED path)
+//! missing, versioned, moved to another version, weak, a version need
+//! whose hash is damaged, a DT_NEEDED path)
 //! in a private copy of the rootfs; then nodecheck's
 //! verdict for every ELF file (missing libraries, missing versions,
 //! undefined symbols) must equal what `ldd -r` (the image's ld.so in trace
@@ -172,6 +173,16 @@ lib $D/ver_moved/lib/libv.so.1 libv.so.1 fg.c -Wl,--version-script,vmoved.map
 lib $D/ver_unref/lib/libv.so.1 libv.so.1 fg.c
 prog $D/ver_unref/bin/p main_g.c $D/ver_unref/lib/libv.so.1 -Wl,-rpath,$D/ver_unref/lib
 lib $D/ver_unref/lib/libv.so.1 libv.so.1 fg.c -Wl,--version-script,vonly.map
+
+# A need for V2 whose vna_hash is damaged (the names are intact): ld.so
+# compares the hashes first, so neither the version nor g@V2 is found.
+lib $D/ver_hash/lib/libv.so.1 libv.so.1 fg.c -Wl,--version-script,v12.map
+prog $D/ver_hash/bin/p main_fg.c $D/ver_hash/lib/libv.so.1 -Wl,-rpath,$D/ver_hash/lib
+needs=$(readelf -V $D/ver_hash/bin/p | sed -n '/Version needs section/,$p')
+base=$(printf '%s\n' "$needs" | sed -n 's/.*Offset: \(0x[0-9a-f]*\).*/\1/p' | head -1)
+at=$(printf '%s\n' "$needs" | sed -n '/File: libv.so.1/,/File:/s/^ *\(0x[0-9a-f]*\): *Name: V2 .*/\1/p')
+test -n "$base" && test -n "$at"
+printf '\377\377\377\377' | dd of=$D/ver_hash/bin/p bs=1 seek=$((base + at)) conv=notrunc status=none
 
 # A DT_NEEDED entry that is a path (a library without a soname).
 mkdir -p $D/path/lib
@@ -362,13 +373,14 @@ fn nodecheck_equals_ldd_r_on_generated_layouts() {
     assert_eq!(v.missing, want_missing, "{output}");
     assert_eq!(
         v.versions,
-        BTreeSet::from([pair("ver_old/bin/p", "V2")]),
+        BTreeSet::from([pair("ver_old/bin/p", "V2"), pair("ver_hash/bin/p", "V2")]),
         "{output}"
     );
     for s in [
         pair("sym_gone/bin/p", "g"),
         pair("ver_old/bin/p", "g@V2"),
         pair("ver_moved/bin/p", "g@V2"),
+        pair("ver_hash/bin/p", "g@V2"),
     ] {
         assert!(v.symbols.contains(&s), "{s:?} not in {:?}", v.symbols);
     }

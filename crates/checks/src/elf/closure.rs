@@ -343,7 +343,8 @@ pub fn load(
 }
 
 /// ld.so's `_dl_check_map_versions`: a needed version must be defined by
-/// the library that satisfied the name; a library with no version
+/// the library that satisfied the name (the same `vna_hash`/`vd_hash` and
+/// the same name, as its `match_symbol` compares them); a library with no version
 /// definitions at all, a weak need, or a need on a library that was not
 /// found (already reported) pass.
 fn check_versions(nodes: &[Node], names: &HashMap<String, Slot>, out: &mut Load) {
@@ -356,10 +357,16 @@ fn check_versions(nodes: &[Node], names: &HashMap<String, Slot>, out: &mut Load)
             let Some(defs) = &by.obj.verdef else {
                 continue;
             };
+            // ld.so's match_symbol: the hashes first, then the names.
+            let defined = |v: &super::object::Version| {
+                defs.iter()
+                    .zip(&by.obj.verdef_hash)
+                    .any(|(d, &h)| h == v.hash && *d == v.name)
+            };
             let lacking: Vec<&str> = need
                 .versions
                 .iter()
-                .filter(|v| !v.weak && !defs.contains(&v.name))
+                .filter(|v| !v.weak && !defined(v))
                 .map(|v| v.name.as_str())
                 .collect();
             if lacking.is_empty() {

@@ -7,6 +7,7 @@ use goblin::elf::header::{EM_X86_64, ET_DYN, ET_EXEC, ET_REL};
 use std::collections::HashMap;
 
 use super::ldcache;
+use super::symbols::sysv_hash;
 
 #[derive(Clone, Debug)]
 pub struct Spec {
@@ -22,6 +23,9 @@ pub struct Spec {
     /// (file, [(version, weak)])
     pub verneed: Vec<(String, Vec<(String, bool)>)>,
     pub verdef: Option<Vec<String>>,
+    /// Write each needed version's `vna_hash` off by one (a damaged file:
+    /// ld.so then finds no definition).
+    pub wrong_need_hash: bool,
     /// Dynamic symbols; any makes a symbol table (with DT_HASH and, when
     /// the object has versions, DT_VERSYM).
     pub symbols: Vec<SymSpec>,
@@ -53,6 +57,7 @@ impl Default for Spec {
             flags_1: 0,
             verneed: Vec::new(),
             verdef: None,
+            wrong_need_hash: false,
             symbols: Vec::new(),
         }
     }
@@ -160,20 +165,6 @@ fn split_version(n: &str) -> (String, Option<String>) {
     }
 }
 
-/// The System V ELF hash (DT_HASH).
-fn sysv_hash(name: &[u8]) -> u32 {
-    let mut h: u32 = 0;
-    for &c in name {
-        h = (h << 4).wrapping_add(u32::from(c));
-        let g = h & 0xf000_0000;
-        if g != 0 {
-            h ^= g >> 24;
-        }
-        h &= !g;
-    }
-    h
-}
-
 struct W {
     b: Vec<u8>,
     is_64: bool,
@@ -267,7 +258,7 @@ pub fn build(s: &Spec) -> Vec<u8> {
     }
     let verneed_at = w.b.len();
     let mut k = first_need;
-    for (i, (file, vs)) in verneed.iter().enumerate() {
+    for (i, ((file, vs), (_, names))) in verneed.iter().zip(&s.verneed).enumerate() {
         w.u16(1);
         w.u16(vs.len() as u16);
         w.u32(*file);
@@ -277,8 +268,8 @@ pub fn build(s: &Spec) -> Vec<u8> {
         } else {
             16 + 16 * vs.len() as u32
         });
-        for (j, (name, weak)) in vs.iter().enumerate() {
-            w.u32(0);
+        for (j, ((name, weak), (text, _))) in vs.iter().zip(names).enumerate() {
+            w.u32(sysv_hash(text.as_bytes()).wrapping_add(u32::from(s.wrong_need_hash)));
             w.u16(if *weak { 2 } else { 0 });
             w.u16(k as u16);
             k += 1;
@@ -287,13 +278,13 @@ pub fn build(s: &Spec) -> Vec<u8> {
         }
     }
     let verdef_at = w.b.len();
-    if let Some(defs) = &verdef {
-        for (i, name) in defs.iter().enumerate() {
+    if let (Some(defs), Some(texts)) = (&verdef, &s.verdef) {
+        for (i, (name, text)) in defs.iter().zip(texts).enumerate() {
             w.u16(1);
             w.u16(if i == 0 { 1 } else { 0 });
             w.u16(1 + i as u16);
             w.u16(1);
-            w.u32(0);
+            w.u32(sysv_hash(text.as_bytes()));
             w.u32(20);
             w.u32(if i + 1 == defs.len() { 0 } else { 28 });
             w.u32(*name);

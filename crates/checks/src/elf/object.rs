@@ -76,6 +76,10 @@ pub struct Version {
     pub weak: bool,
     /// `vna_other`: the index DT_VERSYM uses for it (bit 15: hidden).
     pub index: u16,
+    /// `vna_hash`: the ELF hash of the name, as the linker wrote it. ld.so
+    /// takes a definition only when its `vd_hash` equals this and the
+    /// names are the same.
+    pub hash: u32,
 }
 
 /// DT_VERNEED: the versions needed from one library (`vn_file`).
@@ -113,6 +117,8 @@ pub struct Object {
     pub verdef: Option<Vec<String>>,
     /// Per version of `verdef` (same order): its `vd_ndx`.
     pub verdef_index: Vec<u16>,
+    /// Per version of `verdef` (same order): its `vd_hash`.
+    pub verdef_hash: Vec<u32>,
 }
 
 impl Object {
@@ -476,6 +482,7 @@ fn read_dynamic(
                     name: string(r, "DT_VERNEED", aux.vna_name as u64)?,
                     weak: aux.vna_flags & VER_FLG_WEAK != 0,
                     index: aux.vna_other,
+                    hash: aux.vna_hash,
                 });
             }
             obj.verneed.push(VersionNeed { file, versions });
@@ -494,6 +501,7 @@ fn read_dynamic(
             if let Some(aux) = def.iter().next() {
                 defs.push(string(r, "DT_VERDEF", aux.vda_name as u64)?);
                 obj.verdef_index.push(def.vd_ndx);
+                obj.verdef_hash.push(def.vd_hash);
             }
         }
         obj.verdef = Some(defs);

@@ -107,6 +107,23 @@ fn versions_of_symbols_are_honoured() {
         prog.clone(),
     );
     assert_eq!(symbols(&t, "/usr/bin/v").0, Pass);
+    // A reference whose version's `vna_hash` is damaged: ld.so's
+    // check_match compares the hashes before the names, and finds none.
+    let mut damaged = prog.clone();
+    damaged.wrong_need_hash = true;
+    let t = put(
+        put(
+            image(),
+            &format!("{ML}/libv.so.1"),
+            fg(&["libv.so.1", "V1", "V2"], &["g@V2"]),
+        ),
+        "/usr/bin/v",
+        damaged,
+    );
+    assert_eq!(
+        symbols(&t, "/usr/bin/v"),
+        (Fail, "symbols: /usr/bin/v (undefined symbol g@V2)".into())
+    );
     // g only at V1 (V2 defined, but not for g): undefined, as ld.so says
     // "symbol g version V2 not defined in file libv.so.1".
     let t = put(

@@ -36,6 +36,9 @@ pub struct NeedVersion {
     pub file: String,
     /// Bit 15 of `vna_other`: only this exact version will do.
     pub hidden: bool,
+    /// `vna_hash`: a definition matches only with the same hash (and
+    /// name).
+    pub hash: u32,
 }
 
 /// An undefined symbol that must be found: `STB_GLOBAL` (a weak undefined
@@ -83,10 +86,11 @@ pub struct Symbols {
     /// DT_VERSYM: one half-word per symbol.
     versym: Option<Vec<u8>>,
     hash: Hash,
-    /// `vd_ndx` → the version it defines.
-    defined: HashMap<u16, String>,
-    /// Indices of DT_VERNEED entries (a version of another object).
-    needed: Vec<u16>,
+    /// `vd_ndx` → the version it defines, and its `vd_hash`.
+    defined: HashMap<u16, (String, u32)>,
+    /// Indices of DT_VERNEED entries (a version of another object), and
+    /// their `vna_hash`.
+    needed: HashMap<u16, u32>,
     /// The undefined symbols that must be found, in table order.
     pub needs: Vec<Need>,
 }
@@ -159,9 +163,10 @@ impl Symbols {
     }
 
     /// Whether a version index names a version (`l_versions[ndx].hash`
-    /// is not 0 in ld.so): one this object defines or needs.
+    /// is not 0 in ld.so): one this object defines or needs, with a hash.
     fn names_version(&self, ndx: u16) -> bool {
-        self.defined.contains_key(&ndx) || self.needed.contains(&ndx)
+        self.defined.get(&ndx).is_some_and(|(_, h)| *h != 0)
+            || self.needed.get(&ndx).is_some_and(|h| *h != 0)
     }
 
     /// Whether this object defines `name` for a reference asking for
@@ -183,7 +188,9 @@ impl Symbols {
             let hidden = vs & 0x8000 != 0;
             match version {
                 Some(v) => {
-                    self.defined.get(&ndx).is_some_and(|d| *d == v.name)
+                    self.defined
+                        .get(&ndx)
+                        .is_some_and(|(d, h)| *h == v.hash && *d == v.name)
                         || (!v.hidden && !self.names_version(ndx) && !hidden)
                 }
                 None if ndx < 3 => true,
@@ -274,7 +281,9 @@ fn gnu_hash(name: &[u8]) -> u32 {
     })
 }
 
-fn sysv_hash(name: &[u8]) -> u32 {
+/// The System V ELF hash: DT_HASH buckets, and the `vna_hash` and
+/// `vd_hash` of version names.
+pub(super) fn sysv_hash(name: &[u8]) -> u32 {
     let mut h: u32 = 0;
     for &c in name {
         h = (h << 4).wrapping_add(u32::from(c));
@@ -307,9 +316,16 @@ pub fn read(file: &dyn FileAt) -> Result<Symbols, Malformed> {
             .verdef_index
             .iter()
             .copied()
-            .zip(d.obj.verdef.iter().flatten().cloned())
+            .zip(
+                d.obj
+                    .verdef
+                    .iter()
+                    .flatten()
+                    .cloned()
+                    .zip(d.obj.verdef_hash.iter().copied()),
+            )
             .collect(),
-        needed: Vec::new(),
+        needed: HashMap::new(),
         needs: Vec::new(),
     };
     let Some(symtab) = d.last(DT_SYMTAB) else {
@@ -347,11 +363,12 @@ pub fn read(file: &dyn FileAt) -> Result<Symbols, Malformed> {
                     name: v.name.clone(),
                     file: need.file.clone(),
                     hidden: v.index & 0x8000 != 0,
+                    hash: v.hash,
                 },
             );
         }
     }
-    s.needed = needed.keys().copied().collect();
+    s.needed = needed.iter().map(|(&i, v)| (i, v.hash)).collect();
     for i in 1..nsyms {
         let Some(sym) = s.sym(i) else { break };
         if u32::from(sym.shndx) != SHN_UNDEF || sym.info >> 4 != STB_GLOBAL {
@@ -503,6 +520,7 @@ mod tests {
             name: "V1".into(),
             file: "libv.so.1".into(),
             hidden: false,
+            hash: sysv_hash(b"V1"),
         };
         assert!(s.defines("f", Some(&v1)));
         assert!(s.defines("f", None));

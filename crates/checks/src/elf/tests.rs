@@ -419,6 +419,19 @@ fn symbol_versions_need_a_definition() {
     let t = put(image(), "/usr/bin/weak", s);
     let e = elf(&t, "/usr/bin/weak", vec![("symbol_versions", b(true))]);
     assert_eq!(result(&e, "symbol_versions").0, Pass, "{}", e.output);
+    // ld.so matches a version by its hash, then its name: a need whose
+    // `vna_hash` is not the name's finds no definition.
+    let mut s = exe(&["libc.so.6"]).needs_versions("libc.so.6", &["GLIBC_2.34"]);
+    let t = put(image(), "/usr/bin/ok", s.clone());
+    let e = elf(&t, "/usr/bin/ok", vec![("symbol_versions", b(true))]);
+    assert_eq!(result(&e, "symbol_versions").0, Pass, "{}", e.output);
+    s.wrong_need_hash = true;
+    let t = put(image(), "/usr/bin/damaged", s);
+    let e = elf(&t, "/usr/bin/damaged", vec![("symbol_versions", b(true))]);
+    assert_eq!(
+        result(&e, "symbol_versions"),
+        (Fail, "symbol_versions: /usr/bin/damaged -> libc.so.6 (version GLIBC_2.34 not defined by /lib/x86_64-linux-gnu/libc.so.6)".into())
+    );
 }
 
 #[test]
