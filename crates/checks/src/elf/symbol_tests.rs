@@ -93,84 +93,48 @@ fn a_library_needs_its_symbols_from_the_load_too() {
 #[test]
 fn versions_of_symbols_are_honoured() {
     let fg = |defs: &[&str], exports: &[&str]| lib("libv.so.1", &[]).defines(defs).exports(exports);
+    // libv.so.1 and the program /usr/bin/v that uses it.
+    let layout = |libv, prog| {
+        put(
+            put(image(), &format!("{ML}/libv.so.1"), libv),
+            "/usr/bin/v",
+            prog,
+        )
+    };
     let prog = exe(&["libv.so.1"])
         .needs_versions("libv.so.1", &["V2"])
         .uses(&["g@V2"]);
     // g at V2: found.
-    let t = put(
-        put(
-            image(),
-            &format!("{ML}/libv.so.1"),
-            fg(&["libv.so.1", "V1", "V2"], &["g@V2"]),
-        ),
-        "/usr/bin/v",
-        prog.clone(),
-    );
+    let t = layout(fg(&["libv.so.1", "V1", "V2"], &["g@V2"]), prog.clone());
     assert_eq!(symbols(&t, "/usr/bin/v").0, Pass);
     // A reference whose version's `vna_hash` is damaged: ld.so's
     // check_match compares the hashes before the names, and finds none.
     let mut damaged = prog.clone();
     damaged.wrong_need_hash = true;
-    let t = put(
-        put(
-            image(),
-            &format!("{ML}/libv.so.1"),
-            fg(&["libv.so.1", "V1", "V2"], &["g@V2"]),
-        ),
-        "/usr/bin/v",
-        damaged,
-    );
+    let t = layout(fg(&["libv.so.1", "V1", "V2"], &["g@V2"]), damaged);
     assert_eq!(
         symbols(&t, "/usr/bin/v"),
         (Fail, "symbols: /usr/bin/v (undefined symbol g@V2)".into())
     );
     // g only at V1 (V2 defined, but not for g): undefined, as ld.so says
     // "symbol g version V2 not defined in file libv.so.1".
-    let t = put(
-        put(
-            image(),
-            &format!("{ML}/libv.so.1"),
-            fg(&["libv.so.1", "V1", "V2"], &["g@V1"]),
-        ),
-        "/usr/bin/v",
-        prog.clone(),
-    );
+    let t = layout(fg(&["libv.so.1", "V1", "V2"], &["g@V1"]), prog.clone());
     assert_eq!(
         symbols(&t, "/usr/bin/v"),
         (Fail, "symbols: /usr/bin/v (undefined symbol g@V2)".into())
     );
     // An unversioned g in a library with versions does not do for a
     // versioned reference (its index is the base version)...
-    let t = put(
-        put(
-            image(),
-            &format!("{ML}/libv.so.1"),
-            fg(&["libv.so.1", "V2"], &["g"]),
-        ),
-        "/usr/bin/v",
-        prog,
-    );
+    let t = layout(fg(&["libv.so.1", "V2"], &["g"]), prog);
     assert_eq!(symbols(&t, "/usr/bin/v").0, Fail);
     // ...and an unversioned reference takes a library's only versioned
     // definition, but not a hidden one.
     let plain = exe(&["libv.so.1"]).uses(&["g"]);
-    let t = put(
-        put(
-            image(),
-            &format!("{ML}/libv.so.1"),
-            fg(&["libv.so.1", "V1", "V2"], &["g@V2"]),
-        ),
-        "/usr/bin/v",
-        plain.clone(),
-    );
+    let t = layout(fg(&["libv.so.1", "V1", "V2"], &["g@V2"]), plain.clone());
     assert_eq!(symbols(&t, "/usr/bin/v").0, Pass);
     let mut hidden = fg(&["libv.so.1", "V1", "V2"], &["g@V2"]);
     hidden.symbols[0].hidden = true;
-    let t = put(
-        put(image(), &format!("{ML}/libv.so.1"), hidden),
-        "/usr/bin/v",
-        plain,
-    );
+    let t = layout(hidden, plain);
     assert_eq!(symbols(&t, "/usr/bin/v").0, Fail);
 }
 
