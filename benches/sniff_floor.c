@@ -15,7 +15,10 @@
  *                                other file costs an fstatat and is
  *                                opened only when it has an execute bit
  *                                and at least 52 bytes. Kernel modules
- *                                (`*.ko*`) are never opened.
+ *                                (`*.ko*`) are never opened, and
+ *                                lib/modules below DIR (the kernel's
+ *                                module tree, for DIR = ROOT/usr) is not
+ *                                walked.
  *
  * It prints how many files it examined: benches/walk.sh checks that
  * nodecheck examined as many.
@@ -78,7 +81,8 @@ static void sniff(int dir, const char *name) {
     close(f);
 }
 
-static void walk(int dir) {
+/* depth 1: a directory of DIR; in_lib: its name is "lib". */
+static void walk(int dir, int depth, int in_lib) {
     char buf[32768];
     for (;;) {
         long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
@@ -90,9 +94,11 @@ static void walk(int dir) {
             if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
                 continue;
             if (d->d_type == DT_DIR) {
+                if (candidates && depth == 1 && in_lib && !strcmp(d->d_name, "modules"))
+                    continue;
                 int sub = openat(dir, d->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (sub >= 0) {
-                    walk(sub);
+                    walk(sub, depth + 1, depth == 0 && !strcmp(d->d_name, "lib"));
                     close(sub);
                 }
             } else if (d->d_type == DT_REG) {
@@ -132,7 +138,7 @@ int main(int argc, char **argv) {
         perror(argv[1]);
         return 1;
     }
-    walk(dir);
+    walk(dir, 0, 0);
     printf("%ld regular files, %ld examined, %ld with the ELF magic\n", files, examined, elves);
     return 0;
 }

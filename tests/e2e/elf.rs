@@ -297,6 +297,10 @@ fn every_elf_under_usr_resolves_on_the_clean_rootfs() {
         .unwrap_or_else(|| panic!("{line}"));
     assert_eq!(elves, elf_files(&rootfs, &["/usr"]).len(), "{output}");
     assert!(output.contains("files skipped by name"), "{output}");
+    assert!(
+        output.contains("/usr/lib/modules not walked: the kernel's module tree"),
+        "{output}"
+    );
     // The compute profile's linkage part passes as well.
     let o = nodecheck(&[
         "run",

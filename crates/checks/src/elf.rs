@@ -73,8 +73,10 @@ const KEYS: &[Key] = &[
          named like a shared object (`*.so`, `*.so.*`), and regular files with an execute bit \
          and at least 52 bytes whose name does not end like a source, text or data format \
          (`*.h`, `*.gz`, `*.py`, `*.txt`, …: docs/elf.md lists them): what exec(2) runs and \
-         ld.so and dlopen load by the names programs use; `all` sniffs every regular file (a \
-         0644 ELF library named `plugin.bin`). A file named as `path` is always examined.",
+         ld.so and dlopen load by the names programs use, outside the kernel's module tree \
+         (`/lib/modules`, `/usr/lib/modules`: not walked); `all` sniffs every regular file (a \
+         0644 ELF library named `plugin.bin`) and walks every directory. A file named as `path` \
+         is always examined.",
     )
     .modifier(),
     Key::new(
@@ -176,7 +178,9 @@ alone without a `stat`; anything else costs one `stat` and is never
 opened. A 0644 ELF library named `plugin.bin` that a program dlopens by
 that name, or an ELF program named `tool.py`, is found only with
 `candidates = "all"`, which sniffs every regular file. Kernel modules
-(`*.ko`, `*.ko.xz`, …), which ld.so never loads, are never opened. The
+(`*.ko`, `*.ko.xz`, …), which ld.so never loads, are never opened, and
+the kernel's module tree (`/lib/modules`, `/usr/lib/modules`) is not
+walked unless the scan starts inside it or asks for `all`. The
 output says how many files were examined and how many were skipped, and
 why. A file named as `path` is always examined.
 In a directory, a library that misses something when loaded alone but
@@ -409,6 +413,12 @@ fn counts(found: &Found, candidates: Candidates) -> Vec<String> {
         out.push(format!(
             "{} kernel modules skipped (ld.so never loads them)",
             found.modules
+        ));
+    }
+    for tree in &found.module_trees {
+        out.push(format!(
+            "{tree} not walked: the kernel's module tree, which ld.so never loads from \
+             (kernel_module and kernel check it; candidates = \"all\" walks it)"
         ));
     }
     out

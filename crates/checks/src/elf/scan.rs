@@ -143,7 +143,17 @@ pub struct Found {
     pub named: usize,
     /// Kernel modules, never opened.
     pub modules: usize,
+    /// The kernel's module trees ([`MODULE_TREES`]) met below the start
+    /// and not walked.
+    pub module_trees: Vec<String>,
 }
+
+/// Where modprobe finds kernel modules (`/lib/modules/VERSION`, also
+/// under /usr where /lib is a link to it). ld.so never loads from them,
+/// the `kernel_module` and `kernel` kinds check them, and they are a
+/// fifth of an image's /usr: a `loadable` scan does not walk them (a
+/// scan that starts inside one does).
+pub const MODULE_TREES: &[&str] = &["/lib/modules", "/usr/lib/modules"];
 
 /// The ELF executables and shared objects under the directory `start`
 /// (canonical), in walk order, minus the `exclude` matches; files and
@@ -197,6 +207,7 @@ pub fn files(
     };
     let push = |path: &[u8], item| keep(key(path), item);
     let tally = Tally::new();
+    let module_trees: Mutex<Vec<String>> = Mutex::default();
     // The rule for a file whose name does not say "shared object".
     let runnable = |md: &Metadata| md.mode & 0o111 != 0 && md.size >= MIN_ELF;
     rayon::scope(|loads| {
@@ -218,6 +229,16 @@ pub fn files(
             }
             // Globs match the shown path; most scans have none to match.
             if !exclude.is_empty() && exclude.is_match(v.display()) {
+                return false;
+            }
+            if v.file_type == FileType::Directory
+                && candidates == Candidates::Loadable
+                && MODULE_TREES.iter().any(|m| m.as_bytes() == v.path)
+            {
+                module_trees
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(v.display());
                 return false;
             }
             if v.file_type != FileType::File {
@@ -299,6 +320,11 @@ pub fn files(
         skipped: tally.sum(|c| &c.skipped),
         named: tally.sum(|c| &c.named),
         modules: tally.sum(|c| &c.modules),
+        module_trees: {
+            let mut m = module_trees.into_inner().unwrap_or_else(|p| p.into_inner());
+            m.sort();
+            m
+        },
         ..Found::default()
     };
     for (_, item) in found {

@@ -784,6 +784,53 @@ fn a_directory_scan_examines_candidate_files() {
     assert_eq!(result(&e, "resolves").0, Fail);
 }
 
+/// The kernel's module tree is not walked by a `loadable` scan that meets
+/// it, and said so; `all` walks it, and so does a scan that starts there.
+#[test]
+fn a_scan_does_not_walk_the_kernel_s_module_tree() {
+    let t = image()
+        .file(
+            "/usr/lib/modules/6.1.0-50-amd64/kernel/drivers/net/x.ko",
+            0o644,
+            0,
+            0,
+            "not even ELF",
+        )
+        .file("/usr/lib/modules/6.1.0-50-amd64/helper", 0o755, 0, 0, {
+            exe(&["libgone.so.1"]).build()
+        });
+    let scan = |path: &str, candidates: &str| {
+        let e = elf(
+            &t,
+            path,
+            vec![
+                ("resolves", b(true)),
+                ("recursive", b(true)),
+                ("candidates", s(candidates)),
+            ],
+        );
+        let (st, msg) = result(&e, "resolves");
+        (st, msg, e.output)
+    };
+    let (st, msg, output) = scan("/usr", "loadable");
+    assert_eq!(st, Pass, "{msg}");
+    assert!(
+        output.contains("  /usr/lib/modules not walked: the kernel's module tree, which ld.so never loads from (kernel_module and kernel check it; candidates = \"all\" walks it)\n"),
+        "{output}"
+    );
+    assert!(!output.contains("kernel modules skipped"), "{output}");
+    for (path, candidates) in [("/usr", "all"), ("/usr/lib/modules", "loadable")] {
+        let (st, msg, output) = scan(path, candidates);
+        assert_eq!(st, Fail, "{path} {candidates}: {msg}");
+        assert!(
+            msg.contains("/usr/lib/modules/6.1.0-50-amd64/helper"),
+            "{msg}"
+        );
+        assert!(output.contains("1 kernel modules skipped"), "{output}");
+        assert!(!output.contains("not walked"), "{output}");
+    }
+}
+
 #[test]
 fn shared_object_names() {
     for name in [
