@@ -359,9 +359,7 @@ fn check_versions(nodes: &[Node], names: &HashMap<String, Slot>, out: &mut Load)
             };
             // ld.so's match_symbol: the hashes first, then the names.
             let defined = |v: &super::object::Version| {
-                defs.iter()
-                    .zip(&by.obj.verdef_hash)
-                    .any(|(d, &h)| h == v.hash && *d == v.name)
+                defs.iter().any(|d| d.hash == v.hash && d.name == v.name)
             };
             let lacking: Vec<&str> = need
                 .versions

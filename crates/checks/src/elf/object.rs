@@ -82,6 +82,17 @@ pub struct Version {
     pub hash: u32,
 }
 
+/// A version an object defines (DT_VERDEF, its first name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionDef {
+    pub name: String,
+    /// `vd_ndx`: the index DT_VERSYM uses for it.
+    pub index: u16,
+    /// `vd_hash`: a need matches it only with the same `vna_hash` (and
+    /// name).
+    pub hash: u32,
+}
+
 /// DT_VERNEED: the versions needed from one library (`vn_file`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VersionNeed {
@@ -114,11 +125,7 @@ pub struct Object {
     pub verneed: Vec<VersionNeed>,
     /// DT_VERDEF: the versions defined; `None` when the object has no
     /// version definitions (ld.so then accepts any needed version).
-    pub verdef: Option<Vec<String>>,
-    /// Per version of `verdef` (same order): its `vd_ndx`.
-    pub verdef_index: Vec<u16>,
-    /// Per version of `verdef` (same order): its `vd_hash`.
-    pub verdef_hash: Vec<u32>,
+    pub verdef: Option<Vec<VersionDef>>,
 }
 
 impl Object {
@@ -499,9 +506,11 @@ fn read_dynamic(
             spend()?;
             // ld.so compares a needed version with the first name only.
             if let Some(aux) = def.iter().next() {
-                defs.push(string(r, "DT_VERDEF", aux.vda_name as u64)?);
-                obj.verdef_index.push(def.vd_ndx);
-                obj.verdef_hash.push(def.vd_hash);
+                defs.push(VersionDef {
+                    name: string(r, "DT_VERDEF", aux.vda_name as u64)?,
+                    index: def.vd_ndx,
+                    hash: def.vd_hash,
+                });
             }
         }
         obj.verdef = Some(defs);

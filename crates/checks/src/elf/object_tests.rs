@@ -1,5 +1,6 @@
 use super::*;
 use crate::elf::fixture::{self, Spec};
+use crate::elf::symbols::sysv_hash;
 use nodecheck_core::target::{FileAt, MemoryTarget, Metadata, Target};
 
 fn parse(bytes: &[u8]) -> Result<Option<Object>, Malformed> {
@@ -37,9 +38,19 @@ fn reads_what_the_loader_reads() {
         .build();
     let o = parse(&lib).unwrap().unwrap();
     assert_eq!(o.soname.as_deref(), Some("libc.so.6"));
+    let defs: Vec<(&str, u16, u32)> = o
+        .verdef
+        .iter()
+        .flatten()
+        .map(|d| (d.name.as_str(), d.index, d.hash))
+        .collect();
     assert_eq!(
-        o.verdef.as_deref().unwrap(),
-        ["libc.so.6", "GLIBC_2.2.5", "GLIBC_2.34"]
+        defs,
+        [
+            ("libc.so.6", 1, sysv_hash(b"libc.so.6")),
+            ("GLIBC_2.2.5", 2, sysv_hash(b"GLIBC_2.2.5")),
+            ("GLIBC_2.34", 3, sysv_hash(b"GLIBC_2.34")),
+        ]
     );
     assert!(!o.ident.unwrap().is_64());
 }

@@ -313,17 +313,10 @@ pub fn read(file: &dyn FileAt) -> Result<Symbols, Malformed> {
         hash: Hash::None,
         defined: d
             .obj
-            .verdef_index
+            .verdef
             .iter()
-            .copied()
-            .zip(
-                d.obj
-                    .verdef
-                    .iter()
-                    .flatten()
-                    .cloned()
-                    .zip(d.obj.verdef_hash.iter().copied()),
-            )
+            .flatten()
+            .map(|v| (v.index, (v.name.clone(), v.hash)))
             .collect(),
         needed: HashMap::new(),
         needs: Vec::new(),
