@@ -13,7 +13,7 @@ use nodecheck_core::outcome::{Evaluation, PropertyResult};
 use nodecheck_core::profile::{Check, Diagnostic, Value};
 use nodecheck_core::run::Context;
 use nodecheck_core::target::{
-    FileType, Metadata, Target, Visit, WalkError, WalkOptions, display_bytes,
+    FileType, Metadata, PerThread, Target, Visit, WalkError, WalkOptions, display_bytes, walk_key,
 };
 
 use crate::eval;
@@ -525,15 +525,10 @@ enum List {
 /// puts it in walk order (depth first, names by their bytes), so the
 /// report is the same however the threads ran.
 struct Collect {
-    /// Entries counted, one padded counter per thread (every entry
-    /// counts; one shared counter would bounce between the cores).
-    entries: Vec<Counter>,
+    /// Entries counted (every entry counts).
+    entries: PerThread<AtomicUsize>,
     shared: Mutex<Shared>,
 }
-
-#[derive(Default)]
-#[repr(align(128))]
-struct Counter(AtomicUsize);
 
 #[derive(Default)]
 struct Shared {
@@ -552,20 +547,10 @@ struct Shared {
     oversized: Vec<(u64, String)>,
 }
 
-/// The sort key of an in-target path for walk order: `/` sorts before
-/// every byte a name can hold.
-fn walk_key(path: &[u8]) -> Vec<u8> {
-    path.iter()
-        .map(|&c| if c == b'/' { 0 } else { c })
-        .collect()
-}
-
 impl Collect {
     fn new() -> Collect {
         Collect {
-            entries: (0..=rayon::current_num_threads())
-                .map(|_| Counter::default())
-                .collect(),
+            entries: PerThread::default(),
             shared: Mutex::default(),
         }
     }
@@ -579,9 +564,7 @@ impl Collect {
     }
 
     fn count(&self) {
-        let n = self.entries.len();
-        let i = rayon::current_thread_index().map_or(n - 1, |i| i % n);
-        self.entries[i].0.fetch_add(1, Ordering::Relaxed);
+        self.entries.mine().fetch_add(1, Ordering::Relaxed);
     }
 
     /// Looks at one entry. Its metadata is asked for (an `fstatat` on the
@@ -722,11 +705,7 @@ impl Collect {
 
     /// Everything in walk order, as [`Found`].
     fn finish(self, want: &Wanted) -> Found {
-        let entries = self
-            .entries
-            .iter()
-            .map(|c| c.0.load(Ordering::Relaxed))
-            .sum();
+        let entries = self.entries.all().map(|c| c.load(Ordering::Relaxed)).sum();
         let mut s = self.shared.into_inner().unwrap_or_else(|p| p.into_inner());
         let linked: Vec<_> = s.linked.drain().map(|(_, v)| v).collect();
         for (key, path, size) in linked {
@@ -1123,14 +1102,7 @@ mod tests {
         }
         // Walk order: `/` before any byte of a name, so `/a/b/f000` comes
         // before `/a/f000`, and both before `/a.b/f000`.
-        want.sort_by_key(|p| {
-            p.split(' ')
-                .next()
-                .unwrap()
-                .bytes()
-                .map(|c| if c == b'/' { 0 } else { c })
-                .collect::<Vec<u8>>()
-        });
+        want.sort_by_key(|p| walk_key(p.split(' ').next().unwrap().as_bytes()));
         // Two names of one 9-byte file, the later one in walk order first
         // created; and the largest files tie at 6 bytes.
         std::fs::write(r.join("z/big"), b"123456789").unwrap();

@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use globset::GlobSet;
-use nodecheck_core::target::{FileType, Metadata, Target, WalkOptions, display_bytes};
+use nodecheck_core::target::{
+    FileType, Metadata, PerThread, Target, WalkOptions, display_bytes, walk_key,
+};
 use rayon::prelude::*;
 
 use super::closure::{self, Load, Setup};
@@ -191,22 +193,18 @@ pub fn files(
         ..WalkOptions::default()
     };
     let found: Mutex<Vec<Sniffed>> = Mutex::default();
-    // Kept in walk order: depth first, names by their bytes, `/` first.
-    // The sort key is the path with `/` made the lowest byte (no name
-    // holds a NUL), so the sort compares plain bytes.
-    let key = |path: &[u8]| -> Vec<u8> {
-        path.iter()
-            .map(|&c| if c == b'/' { 0 } else { c })
-            .collect()
-    };
+    // Kept with its walk key, and put in walk order at the end.
     let keep = |key: Vec<u8>, item| {
         found
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((key, item));
     };
-    let push = |path: &[u8], item| keep(key(path), item);
-    let tally = Tally::new();
+    let push = |path: &[u8], item| keep(walk_key(path), item);
+    let tally: PerThread<Counts> = PerThread::default();
+    let add = |counter: fn(&Counts) -> &AtomicUsize| {
+        counter(tally.mine()).fetch_add(1, Ordering::Relaxed);
+    };
     let module_trees: Mutex<Vec<String>> = Mutex::default();
     // The rule for a file whose name does not say "shared object".
     let runnable = |md: &Metadata| md.mode & 0o111 != 0 && md.size >= MIN_ELF;
@@ -245,14 +243,14 @@ pub fn files(
                 return true;
             }
             if is_kernel_module(v.path) {
-                tally.add(|c| &c.modules);
+                add(|c| &c.modules);
                 return true;
             }
             let name = v.path.rsplit(|&b| b == b'/').next().unwrap_or(v.path);
             let opened = if candidates == Candidates::All || shared_object_name(name) {
                 v.open().map(Some)
             } else if data_name(name) {
-                tally.add(|c| &c.named);
+                add(|c| &c.named);
                 return true;
             } else {
                 v.open_if(&runnable)
@@ -260,7 +258,7 @@ pub fn files(
             let file = match opened {
                 Ok(Some(f)) => f,
                 Ok(None) => {
-                    tally.add(|c| &c.skipped);
+                    add(|c| &c.skipped);
                     return true;
                 }
                 Err(e) => {
@@ -271,7 +269,7 @@ pub fn files(
                     return true;
                 }
             };
-            tally.add(|c| &c.examined);
+            add(|c| &c.examined);
             // One read serves the sniff and the parse: a stack buffer, and
             // the path made text only for what is kept.
             let mut head = [0u8; object::HEAD];
@@ -289,7 +287,7 @@ pub fn files(
                     // look-alike must not be loaded in its place.
                     if std::str::from_utf8(v.path).is_ok() {
                         let probe = linker.opened(&shown, file.as_ref(), Some(&head[..n]));
-                        let key = key(v.path);
+                        let key = walk_key(v.path);
                         let keep = &keep;
                         loads.spawn(move |_| {
                             let o = outcome(linker, t, &shown, &shown, Ok(probe), setup);
@@ -315,11 +313,17 @@ pub fn files(
     })?;
     let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
     found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let sum = |counter: fn(&Counts) -> &AtomicUsize| -> usize {
+        tally
+            .all()
+            .map(|c| counter(c).load(Ordering::Relaxed))
+            .sum()
+    };
     let mut out = Found {
-        examined: tally.sum(|c| &c.examined),
-        skipped: tally.sum(|c| &c.skipped),
-        named: tally.sum(|c| &c.named),
-        modules: tally.sum(|c| &c.modules),
+        examined: sum(|c| &c.examined),
+        skipped: sum(|c| &c.skipped),
+        named: sum(|c| &c.named),
+        modules: sum(|c| &c.modules),
         module_trees: {
             let mut m = module_trees.into_inner().unwrap_or_else(|p| p.into_inner());
             m.sort();
@@ -339,42 +343,13 @@ pub fn files(
     Ok(out)
 }
 
-/// The counts of a walk, one set per thread: a counter every thread
-/// bumps for each of 20,000 files would bounce its cache line between
-/// the cores on every file.
-struct Tally(Vec<Counts>);
-
+/// What a scan counts, per thread ([`PerThread`]).
 #[derive(Default)]
-#[repr(align(128))]
 struct Counts {
     examined: AtomicUsize,
     skipped: AtomicUsize,
     named: AtomicUsize,
     modules: AtomicUsize,
-}
-
-impl Tally {
-    fn new() -> Tally {
-        Tally(
-            (0..=rayon::current_num_threads())
-                .map(|_| Counts::default())
-                .collect(),
-        )
-    }
-
-    /// Adds one to a counter of this thread's set (the last set for a
-    /// thread outside the pool).
-    fn add(&self, counter: impl Fn(&Counts) -> &AtomicUsize) {
-        let i = rayon::current_thread_index().map_or(self.0.len() - 1, |i| i % self.0.len());
-        counter(&self.0[i]).fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn sum(&self, counter: impl Fn(&Counts) -> &AtomicUsize) -> usize {
-        self.0
-            .iter()
-            .map(|c| counter(c).load(Ordering::Relaxed))
-            .sum()
-    }
 }
 
 /// One file the scan found: its sort key (the path's bytes, `/` as NUL),

@@ -37,7 +37,7 @@ pub use memory::MemoryTarget;
 pub use resolve::Resolver;
 pub use rootfs::{OpenError, RootFs};
 pub(crate) use sandbox::helper_main as sandbox_helper;
-pub use walk::{MAX_DEPTH, Opener, Visit, Visited, WalkError, display_bytes};
+pub use walk::{MAX_DEPTH, Opener, PerThread, Visit, Visited, WalkError, display_bytes, walk_key};
 
 /// The kinds of target a control can be limited to with `targets = [...]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -941,11 +941,50 @@ fn read_names(dir: BorrowedFd<'_>) -> io::Result<Names> {
 /// The sort key of an in-target path for walk order: depth first, the
 /// entries of a directory by the bytes of their names. `/` becomes 0,
 /// which sorts before every byte a name can hold, so plain slice order
-/// (a memcmp) is walk order.
-fn walk_key(path: &[u8]) -> Vec<u8> {
+/// (a memcmp) is walk order. What a [`Target::walk_parallel`] visitor
+/// collects is put in [`Target::walk`]'s order by this key.
+///
+/// [`Target::walk_parallel`]: super::Target::walk_parallel
+/// [`Target::walk`]: super::Target::walk
+pub fn walk_key(path: &[u8]) -> Vec<u8> {
     path.iter()
         .map(|&c| if c == b'/' { 0 } else { c })
         .collect()
+}
+
+/// One value per thread of a [`Target::walk_parallel`] visitor (each rayon
+/// thread, and one for a thread outside the pool), each on a cache line of
+/// its own: a counter every thread bumped for each of 20,000 entries would
+/// bounce between the cores on every entry.
+///
+/// [`Target::walk_parallel`]: super::Target::walk_parallel
+pub struct PerThread<T>(Vec<Padded<T>>);
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T: Default> Default for PerThread<T> {
+    fn default() -> Self {
+        PerThread(
+            (0..=rayon::current_num_threads())
+                .map(|_| Padded::default())
+                .collect(),
+        )
+    }
+}
+
+impl<T> PerThread<T> {
+    /// The calling thread's value.
+    pub fn mine(&self) -> &T {
+        let n = self.0.len();
+        &self.0[rayon::current_thread_index().map_or(n - 1, |i| i % n)].0
+    }
+
+    /// Every thread's value, to add them up.
+    pub fn all(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().map(|p| &p.0)
+    }
 }
 
 /// One result of an ordered walk: its walk key, and whether it is an
